@@ -1,0 +1,138 @@
+"""The `bot` command: check, route and evaluate intents (and, as the project grows, serve them)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from bot.config import Settings, get_settings
+from bot.errors import BotError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Customer-service intent router.")
+out = Console(soft_wrap=True)  # results only: scripts parse stdout
+err = Console(stderr=True, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> typer.Exit:
+    sys.stderr.write(f"error: {message}\n")
+    return typer.Exit(2)
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """`app.command` whose user errors become one line on stderr and exit code 2, never a traceback."""
+
+    def decorate(function: F) -> F:
+        @wraps(function)
+        def run(*call_args: Any, **call_kwargs: Any) -> Any:
+            try:
+                return function(*call_args, **call_kwargs)
+            except BotError as exc:
+                raise _fail(str(exc)) from None
+            except ValidationError as exc:  # a BOT_* setting or option out of range
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise _fail(f"setting '{where}': {first['msg']} (got {first.get('input')!r})") from None
+
+        app.command(*args, **kwargs)(run)
+        return function
+
+    return decorate
+
+
+IntentsOption = Annotated[
+    Path | None, typer.Option("--intents", help="Intents folder (default: BOT_INTENTS_DIR or ./intents).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on a single line.")]
+
+
+def _settings(intents: Path | None, **overrides: object) -> Settings:
+    return get_settings().with_overrides(intents_dir=intents, **overrides)
+
+
+def _engine(settings: Settings, *, progress: bool = False):  # type: ignore[no-untyped-def]
+    from bot.engine import Engine  # heavy: torch and FAISS load only for commands that route
+
+    engine = Engine(settings, progress=progress)
+    engine.load()
+    return engine
+
+
+@command()
+def check(intents: IntentsOption = None) -> None:
+    """Validate the intent files and knowledge base; exit 0 when valid, 2 otherwise."""
+    from bot.intents import load_intents
+    from bot.knowledge import load_knowledge
+
+    settings = _settings(intents)
+    intent_set = load_intents(settings.intents_dir)
+    passages = load_knowledge(settings.intents_dir / "knowledge")
+    handoff = sum(1 for i in intent_set.intents if i.spec.handoff)
+    files = len({i.path for i in intent_set.intents})
+    out.print(
+        f"ok: {len(intent_set.intents)} intents in {files} files ({handoff} always hand off), "
+        f"{len(passages)} knowledge passages; version {intent_set.version}"
+    )
+
+
+@command()
+def route(
+    text: Annotated[str, typer.Argument(help="The customer's message.")],
+    intents: IntentsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Route one message and print the decision."""
+    engine = _engine(_settings(intents))
+    decision = engine.route(text)
+    if as_json:
+        out.print_json(json.dumps(asdict(decision)), indent=None)
+        return
+    out.print(f"[bold]{decision.route}[/bold]  intent={decision.intent}  confidence={decision.confidence:.2f}")
+    out.print(f"answer: {decision.answer}", markup=False)
+    out.print(f"reason: {decision.reason}", markup=False)
+    table = Table("intent", "score", "confidence", title="candidates")
+    for candidate in decision.candidates:
+        table.add_row(candidate.intent, f"{candidate.score:.3f}", f"{candidate.confidence:.3f}")
+    out.print(table)
+
+
+@command(name="eval")
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="CSV with columns text and category (or label).")],
+    intents: IntentsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Route every row of a labelled data set and print accuracy, F1 and coverage."""
+    from bot.evaluate import compute_metrics, read_dataset
+
+    examples = read_dataset(data)
+    settings = _settings(intents, torch_threads=os.cpu_count() or 1)  # batch work: use every core
+    engine = _engine(settings, progress=True)
+    decisions = engine.route_many([e.text for e in examples], progress=True)
+    metrics = compute_metrics(examples, decisions).as_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(metrics) + "\n")
+        return
+    table = Table("metric", "value", title=f"{data} ({len(examples)} rows)")
+    for key, value in metrics.items():
+        table.add_row(key, "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point of the `bot` console script."""
+    logging.basicConfig(level=os.environ.get("BOT_LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    app()

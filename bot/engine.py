@@ -1,0 +1,316 @@
+"""The routing engine: builds indexes from intents and knowledge, routes messages, swaps sets atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.config import Settings
+from bot.encoder import CachedEncoder, EmbeddingCache, Encoder, SentenceTransformerEncoder
+from bot.index import VectorIndex
+from bot.intents import IntentSet, load_intents
+from bot.knowledge import Passage, load_knowledge
+from bot.router import Candidate, Decision, IntentRule, Policy, decide
+
+log = logging.getLogger(__name__)
+
+_SEARCH_K = 512  # nearest intent vectors looked at per message; far more than any intent needs
+_FOLLOW_UP_MAX_WORDS = 8  # a follow-up this short may lean on the previous user turn
+
+
+@dataclass(frozen=True)
+class RouteContext:
+    """What the conversation knows that may help route a message."""
+
+    previous_user_text: str | None = None
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How raw cosines become per-intent scores and calibrated confidences."""
+
+    slope: float
+    center: float
+    aggregation_weight: float
+    aggregation_depth: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Scoring:
+        """The scoring that `settings` describe."""
+        return cls(
+            slope=settings.calibration_slope,
+            center=settings.calibration_center,
+            aggregation_weight=settings.aggregation_weight,
+            aggregation_depth=settings.aggregation_depth,
+        )
+
+    def confidence(self, scores: np.ndarray) -> np.ndarray:
+        """Logistic map of raw intent scores to 0..1, fitted so it tracks the chance of being right."""
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-self.slope * (scores - self.center)))
+
+
+def intent_texts(intents: IntentSet) -> tuple[list[str], list[int]]:
+    """The texts embedded for each intent (name, title, description, examples) and their owners."""
+    texts: list[str] = []
+    owners: list[int] = []
+    for position, intent in enumerate(intents.intents):
+        spec = intent.spec
+        own = [spec.name.replace("_", " "), spec.description, *spec.examples]
+        if spec.title:
+            own.insert(1, spec.title)
+        for text in dict.fromkeys(own):
+            texts.append(text)
+            owners.append(position)
+    return texts, owners
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    """Everything one version of the intent set routes with; replaced whole on reload."""
+
+    intents: IntentSet
+    passages: tuple[Passage, ...]
+    intent_index: VectorIndex
+    knowledge_index: VectorIndex
+    owners: np.ndarray  # vector id -> intent position
+    gather: np.ndarray  # intent position -> its vector ids, padded with -1
+    rules: Mapping[str, IntentRule]
+    loaded_at: datetime
+    embedded_texts: int  # texts that had to be embedded (not found in the cache) to build this state
+
+    @property
+    def version(self) -> str:
+        """The intent set's content hash."""
+        return self.intents.version
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload did."""
+
+    version: str
+    intents: int
+    passages: int
+    embedded_texts: int
+    seconds: float
+
+
+class Engine:
+    """Routes messages against the live intent set; `reload` swaps in a new set only if it loads cleanly."""
+
+    def __init__(self, settings: Settings, encoder: Encoder | None = None, *, progress: bool = False) -> None:
+        self.settings = settings
+        self.progress = progress
+        raw = encoder or SentenceTransformerEncoder(settings.model, threads=settings.torch_threads)
+        cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
+        self.query_encoder: Encoder = raw
+        self.encoder = CachedEncoder(raw, cache)
+        self.policy = Policy(
+            threshold=settings.threshold,
+            margin=settings.margin,
+            retrieval_threshold=settings.retrieval_threshold,
+            max_clarify_options=settings.max_clarify_options,
+        )
+        self.scoring = Scoring.from_settings(settings)
+        self.intents_dir = Path(settings.intents_dir)
+        self.extra_examples: dict[str, list[str]] = {}
+        self._reload_lock = threading.Lock()
+        self._state: RoutingState | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The encoder's model id."""
+        return self.encoder.model_id
+
+    @property
+    def state(self) -> RoutingState:
+        """The live routing state (load first)."""
+        if self._state is None:
+            raise RuntimeError("Engine.load() has not been called")
+        return self._state
+
+    @property
+    def intents(self) -> IntentSet:
+        """The live intent set."""
+        return self.state.intents
+
+    def load(self, intents_dir: Path | None = None, extra_examples: Mapping[str, Sequence[str]] | None = None) -> ReloadResult:
+        """Build a routing state from the folder and swap it in; on any error the old state stays live."""
+        started = time.perf_counter()
+        with self._reload_lock:
+            folder = Path(intents_dir) if intents_dir is not None else self.intents_dir
+            extra = {k: list(v) for k, v in (extra_examples if extra_examples is not None else self.extra_examples).items()}
+            intents = load_intents(folder).with_extra_examples(extra)
+            passages = load_knowledge(folder / "knowledge")
+            state = self._build(intents, passages)
+            self._state = state
+            self.intents_dir = folder
+            self.extra_examples = extra
+        seconds = time.perf_counter() - started
+        log.info("loaded %d intents, %d passages (version %s) in %.2fs", len(intents.intents), len(passages), intents.version, seconds)
+        return ReloadResult(intents.version, len(intents.intents), len(passages), state.embedded_texts, seconds)
+
+    def with_intents(self, intents: IntentSet) -> RoutingState:
+        """Build (not swap in) a state for another intent set sharing this engine's knowledge (evaluation)."""
+        return self._build(intents, self.state.passages)
+
+    def use(self, state: RoutingState) -> None:
+        """Swap in a state built by `with_intents`."""
+        self._state = state
+
+    def _build(self, intents: IntentSet, passages: tuple[Passage, ...]) -> RoutingState:
+        texts, owners_list = intent_texts(intents)
+        vectors = self.encoder.encode(texts, progress=self.progress)
+        embedded = self.encoder.last_misses
+        knowledge_vectors = self.encoder.encode([p.embed_text for p in passages], progress=self.progress)
+        embedded += self.encoder.last_misses
+        owners = np.asarray(owners_list, dtype=np.int64)
+        counts = np.bincount(owners, minlength=len(intents.intents))
+        gather = np.full((len(intents.intents), int(counts.max())), -1, dtype=np.int64)
+        fill = np.zeros(len(intents.intents), dtype=np.int64)
+        for vector_id, owner in enumerate(owners_list):
+            gather[owner, fill[owner]] = vector_id
+            fill[owner] += 1
+        rules = {
+            i.name: IntentRule(threshold=i.spec.threshold, handoff=i.spec.handoff, has_answer=i.template is not None)
+            for i in intents.intents
+        }
+        knowledge_hash = str(hash(tuple(p.embed_text for p in passages)))
+        return RoutingState(
+            intents=intents,
+            passages=passages,
+            intent_index=VectorIndex(vectors, model_id=self.model_id, content_hash=intents.version),
+            knowledge_index=VectorIndex(
+                knowledge_vectors.reshape(len(passages), self.encoder.dim), model_id=self.model_id, content_hash=knowledge_hash
+            ),
+            owners=owners,
+            gather=gather,
+            rules=rules,
+            loaded_at=datetime.now(UTC),
+            embedded_texts=embedded,
+        )
+
+    # -- scoring ---------------------------------------------------------------------------------
+
+    def intent_scores(self, queries: np.ndarray, state: RoutingState | None = None) -> np.ndarray:
+        """Aggregated score of every intent for each query row (`-inf` where no vector was near)."""
+        state = state or self.state
+        hits = state.intent_index.search(queries, _SEARCH_K)
+        sims = np.full((len(queries), state.intent_index.size + 1), -np.inf, dtype=np.float32)
+        rows = np.arange(len(queries))[:, None]
+        sims[rows, np.where(hits.ids >= 0, hits.ids, state.intent_index.size)] = hits.scores
+        sims[:, -1] = -np.inf  # padding column for `gather == -1`
+        per_intent = sims[:, state.gather]  # (queries, intents, vectors of that intent)
+        best = per_intent.max(axis=2)
+        weight, depth = self.scoring.aggregation_weight, self.scoring.aggregation_depth
+        if weight == 0.0 or depth == 1:
+            return best
+        top = -np.sort(-per_intent, axis=2)[:, :, :depth]
+        finite = np.isfinite(top)
+        mean_top = np.where(finite, top, 0.0).sum(axis=2) / np.maximum(finite.sum(axis=2), 1)
+        return np.where(np.isfinite(best), (1 - weight) * best + weight * mean_top, -np.inf)
+
+    def _candidates(self, scores: np.ndarray, state: RoutingState) -> tuple[Candidate, ...]:
+        confidences = self.scoring.confidence(scores)
+        k = min(self.settings.top_k, len(scores))
+        order = np.argsort(-scores)[:k]
+        names = state.intents.names
+        return tuple(
+            Candidate(intent=names[i], score=round(float(scores[i]), 4), confidence=round(float(confidences[i]), 4))
+            for i in order
+            if math.isfinite(float(scores[i]))
+        )
+
+    def _decide_vectors(self, queries: np.ndarray, state: RoutingState) -> list[Decision]:
+        scores = self.intent_scores(queries, state)
+        knowledge = state.knowledge_index.search(queries, 1)
+        decisions = []
+        for row in range(len(queries)):
+            retrieval_score: float | None = None
+            source: str | None = None
+            if state.knowledge_index.size:
+                retrieval_score = round(float(knowledge.scores[row, 0]), 4)
+                source = state.passages[int(knowledge.ids[row, 0])].source
+            decision = decide(self._candidates(scores[row], state), state.rules, self.policy, retrieval_score)
+            decisions.append(
+                dataclasses.replace(
+                    decision,
+                    source=source if decision.route == "retrieve" else None,
+                    model_id=self.model_id,
+                    intents_version=state.version,
+                )
+            )
+        return decisions
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def route(self, text: str, context: RouteContext | None = None) -> Decision:
+        """Decide what to do with one message and render its answer."""
+        state = self.state  # one read: a concurrent reload cannot mix two versions in one decision
+        context = context or RouteContext()
+        decision = self._decide_vectors(self.query_encoder.encode([text]), state)[0]
+        previous = context.previous_user_text
+        if decision.route != "answer" and previous and len(text.split()) <= _FOLLOW_UP_MAX_WORDS:
+            combined = self._decide_vectors(self.query_encoder.encode([f"{previous} {text}"]), state)[0]
+            if combined.route == "answer":
+                decision = dataclasses.replace(
+                    combined, context_used=True, reason=f"{combined.reason} (read together with the previous message)"
+                )
+        return self.render(decision, text, context.metadata, state)
+
+    def route_many(self, texts: Sequence[str], *, progress: bool = False) -> list[Decision]:
+        """Decisions for many independent messages at once (batch classification, evaluation)."""
+        state = self.state
+        vectors = self.query_encoder.encode(texts, progress=progress)
+        return [self.render(d, t, {}, state) for d, t in zip(self._decide_vectors(vectors, state), texts, strict=True)]
+
+    def render(self, decision: Decision, text: str, metadata: Mapping[str, Any], state: RoutingState | None = None) -> Decision:
+        """Fill `answer`: the intent's template, the knowledge passage, a clarify question or a handoff notice."""
+        state = state or self.state
+        intent = state.intents.get(decision.intent) if decision.intent else None
+        if decision.route in ("answer", "handoff") and intent is not None and intent.template is not None:
+            answer = intent.template.render(message=text, intent=intent.name, metadata=metadata)
+        elif decision.route == "handoff":
+            answer = self.settings.handoff_message
+        elif decision.route == "retrieve":
+            passage = next(p for p in state.passages if p.source == decision.source)
+            answer = passage.text
+        else:
+            labels = [state.intents.get(o).spec.label for o in decision.options if state.intents.get(o)]  # type: ignore[union-attr]
+            answer = "Did you mean: " + ", or ".join(labels) + "?"
+        return dataclasses.replace(decision, answer=answer)
+
+    def answer_choice(self, intent_name: str, text: str, metadata: Mapping[str, Any] | None = None) -> Decision:
+        """The decision when a customer picks `intent_name` from clarify options."""
+        state = self.state
+        intent = state.intents.get(intent_name)
+        if intent is None:
+            from bot.errors import NotFoundError
+
+            raise NotFoundError(f"unknown intent '{intent_name}'; choose one of the offered options")
+        rule = state.rules[intent_name]
+        route = "handoff" if rule.handoff or not rule.has_answer else "answer"
+        decision = Decision(
+            route=route,
+            intent=intent_name,
+            confidence=1.0,
+            candidates=(Candidate(intent=intent_name, score=1.0, confidence=1.0),),
+            reason=f"The customer chose '{intent_name}' from the clarify options.",
+            threshold=rule.threshold if rule.threshold is not None else self.policy.threshold,
+            margin=self.policy.margin,
+            model_id=self.model_id,
+            intents_version=state.version,
+        )
+        return self.render(decision, text, metadata or {}, state)

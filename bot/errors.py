@@ -1,0 +1,62 @@
+"""Errors raised by the router's core; each says what went wrong, where, and what is allowed.
+
+    BotError                      base of everything the core raises on purpose
+    ├── ConfigError               a setting that cannot work (bad value, missing model path)
+    ├── IntentFileError           intents/*.yaml: `path:line: message`
+    │   └── KnowledgeFileError    intents/knowledge/*: `path:line: message`
+    ├── TemplateError             an answer template that does not compile or is unsafe
+    ├── ModelError                the encoder model cannot be loaded
+    ├── IndexFileError            a saved index that is missing, corrupt or built for another model
+    └── NotFoundError             a named thing (intent, conversation, ticket) does not exist
+
+The API turns these into HTTP responses in exactly one handler; the CLI prints `str(error)` and
+exits 2. Neither ever shows a traceback for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BotError(Exception):
+    """Base class for errors a user can act on."""
+
+
+class ConfigError(BotError):
+    """A setting has a value that cannot work."""
+
+
+class IntentFileError(BotError):
+    """A problem in an intent file, located as `path:line`."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        where = f"{self.path}:{line}" if line is not None else f"{self.path}"
+        super().__init__(f"{where}: {message}")
+
+
+class KnowledgeFileError(IntentFileError):
+    """A problem in a knowledge-base file, located as `path:line`."""
+
+
+class TemplateError(BotError):
+    """An answer template that fails to compile or tries to escape the sandbox."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        self.message = message
+        self.line = line
+        super().__init__(message)
+
+
+class ModelError(BotError):
+    """The sentence-encoder model cannot be loaded."""
+
+
+class IndexFileError(BotError):
+    """A saved index is missing, unreadable, or was built for another model or intent set."""
+
+
+class NotFoundError(BotError):
+    """A named object does not exist."""

@@ -1,0 +1,80 @@
+"""A FAISS inner-product index over unit vectors, with the model id and content hash it was built for."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from bot.errors import IndexFileError
+
+# The indexes are small (hundreds to thousands of vectors): one FAISS thread avoids fighting torch
+# and BLAS for the machine's cores, which costs far more than the search itself.
+faiss.omp_set_num_threads(1)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Top hits per query: `scores[q, j]` is the cosine of hit `ids[q, j]` (-1 where there is none)."""
+
+    scores: np.ndarray
+    ids: np.ndarray
+
+
+class VectorIndex:
+    """Exact cosine search over unit vectors (FAISS `IndexFlatIP`)."""
+
+    def __init__(self, vectors: np.ndarray, *, model_id: str, content_hash: str) -> None:
+        if vectors.ndim != 2:
+            raise ValueError("vectors must be a 2-D array")
+        self.model_id = model_id
+        self.content_hash = content_hash
+        self._index = faiss.IndexFlatIP(int(vectors.shape[1]))
+        if len(vectors):
+            self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    @property
+    def size(self) -> int:
+        """Number of vectors."""
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return int(self._index.d)
+
+    def search(self, queries: np.ndarray, k: int) -> SearchResult:
+        """The `k` nearest vectors of each query row (fewer if the index is smaller)."""
+        k = max(1, min(k, self.size))
+        if self.size == 0:
+            empty = np.full((len(queries), 1), -1)
+            return SearchResult(scores=np.full((len(queries), 1), -np.inf, dtype=np.float32), ids=empty)
+        scores, ids = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return SearchResult(scores=scores, ids=ids)
+
+    def save(self, path: Path) -> None:
+        """Write the index and a JSON sidecar naming its model and content hash."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self._index, str(path))
+        meta = {"model_id": self.model_id, "content_hash": self.content_hash, "size": self.size}
+        path.with_suffix(".json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, path: Path, *, model_id: str, content_hash: str) -> VectorIndex:
+        """Read an index saved by `save`; refuse one built for another model or content."""
+        meta_path = path.with_suffix(".json")
+        try:
+            meta = json.loads(meta_path.read_text())
+            raw = faiss.read_index(str(path))
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise IndexFileError(f"cannot read index {path}: {exc}") from None
+        if meta.get("model_id") != model_id:
+            raise IndexFileError(f"index {path} was built with model {meta.get('model_id')}, not {model_id}")
+        if meta.get("content_hash") != content_hash:
+            raise IndexFileError(f"index {path} was built for other content ({meta.get('content_hash')})")
+        index = cls(np.zeros((0, raw.d), dtype=np.float32), model_id=model_id, content_hash=content_hash)
+        index._index = raw
+        return index
