@@ -6,11 +6,11 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict
-from pathlib import Path
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import wraps
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -19,6 +19,9 @@ from rich.table import Table
 
 from bot.config import Settings, get_settings
 from bot.errors import BotError
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Customer-service intent router.")
 out = Console(soft_wrap=True)  # results only: scripts parse stdout
@@ -63,7 +66,7 @@ def _settings(intents: Path | None, **overrides: object) -> Settings:
     return get_settings().with_overrides(intents_dir=intents, **overrides)
 
 
-def _engine(settings: Settings, *, progress: bool = False):  # type: ignore[no-untyped-def]
+def _engine(settings: Settings, *, progress: bool = False) -> Engine:
     from bot.engine import Engine  # heavy: torch and FAISS load only for commands that route
 
     engine = Engine(settings, progress=progress)
@@ -100,7 +103,9 @@ def route(
     if as_json:
         out.print_json(json.dumps(asdict(decision)), indent=None)
         return
-    out.print(f"[bold]{decision.route}[/bold]  intent={decision.intent}  confidence={decision.confidence:.2f}")
+    out.print(
+        f"[bold]{decision.route}[/bold]  intent={decision.intent}  confidence={decision.confidence:.2f}"
+    )
     out.print(f"answer: {decision.answer}", markup=False)
     out.print(f"reason: {decision.reason}", markup=False)
     table = Table("intent", "score", "confidence", title="candidates")
@@ -128,7 +133,9 @@ def evaluate(
         return
     table = Table("metric", "value", title=f"{data} ({len(examples)} rows)")
     for key, value in metrics.items():
-        table.add_row(key, "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(
+            key, "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+        )
     out.print(table)
 
 

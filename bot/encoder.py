@@ -57,9 +57,13 @@ def resolve_model_path(model: str) -> Path:
     """The folder a `BOT_MODEL` value names; raises `ModelError` if it is not a model folder."""
     path = bundled_model_path() if model == BUNDLED else Path(model).expanduser()
     if not path.is_dir():
-        raise ModelError(f"model folder '{path}' does not exist; BOT_MODEL must be 'bundled' or a model folder")
+        raise ModelError(
+            f"model folder '{path}' does not exist; BOT_MODEL must be 'bundled' or a model folder"
+        )
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-        raise ModelError(f"'{path}' is not a sentence-transformers model folder (no modules.json or config.json)")
+        raise ModelError(
+            f"'{path}' is not a sentence-transformers model folder (no modules.json or config.json)"
+        )
     return path
 
 
@@ -105,7 +109,10 @@ class SentenceTransformerEncoder:
             raise ModelError(f"cannot load model from '{path}': {exc}") from None
         self.path = path
         self._model_id = model_fingerprint(path)
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
         dim = dimension()
         self._dim = int(dim) if dim else int(self.encode(["x"]).shape[1])
 
@@ -130,7 +137,9 @@ class SentenceTransformerEncoder:
             return np.zeros((0, self._dim), dtype=np.float32)
         chunk = _BATCH_SIZE * 4
         parts = []
-        with tqdm(total=len(texts), desc="embedding", unit="text", file=sys.stderr, disable=not progress) as bar:
+        with tqdm(
+            total=len(texts), desc="embedding", unit="text", file=sys.stderr, disable=not progress
+        ) as bar:
             for start in range(0, len(texts), chunk):
                 batch = list(texts[start : start + chunk])
                 parts.append(
@@ -182,7 +191,10 @@ class EmbeddingCache:
 
     def put_many(self, model_id: str, texts: Sequence[str], vectors: np.ndarray) -> None:
         """Store vectors for texts (one transaction)."""
-        rows = [(model_id, self._key(t), v.astype(np.float32).tobytes()) for t, v in zip(texts, vectors, strict=True)]
+        rows = [
+            (model_id, self._key(t), v.astype(np.float32).tobytes())
+            for t, v in zip(texts, vectors, strict=True)
+        ]
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)

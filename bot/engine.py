@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import threading
@@ -15,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from bot.calibration import Calibration, load_calibration
 from bot.config import Settings
 from bot.encoder import CachedEncoder, EmbeddingCache, Encoder, SentenceTransformerEncoder
 from bot.index import VectorIndex
 from bot.intents import IntentSet, load_intents
 from bot.knowledge import Passage, load_knowledge
-from bot.router import Candidate, Decision, IntentRule, Policy, decide
+from bot.router import Candidate, Decision, IntentRule, Policy, Route, decide
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,9 @@ class RoutingState:
     owners: np.ndarray  # vector id -> intent position
     gather: np.ndarray  # intent position -> its vector ids, padded with -1
     rules: Mapping[str, IntentRule]
+    scoring: Scoring
+    policy: Policy
+    calibration: Calibration | None
     loaded_at: datetime
     embedded_texts: int  # texts that had to be embedded (not found in the cache) to build this state
 
@@ -123,7 +128,6 @@ class Engine:
             retrieval_threshold=settings.retrieval_threshold,
             max_clarify_options=settings.max_clarify_options,
         )
-        self.scoring = Scoring.from_settings(settings)
         self.intents_dir = Path(settings.intents_dir)
         self.extra_examples: dict[str, list[str]] = {}
         self._reload_lock = threading.Lock()
@@ -146,31 +150,47 @@ class Engine:
         """The live intent set."""
         return self.state.intents
 
-    def load(self, intents_dir: Path | None = None, extra_examples: Mapping[str, Sequence[str]] | None = None) -> ReloadResult:
+    def load(
+        self, intents_dir: Path | None = None, extra_examples: Mapping[str, Sequence[str]] | None = None
+    ) -> ReloadResult:
         """Build a routing state from the folder and swap it in; on any error the old state stays live."""
         started = time.perf_counter()
         with self._reload_lock:
             folder = Path(intents_dir) if intents_dir is not None else self.intents_dir
-            extra = {k: list(v) for k, v in (extra_examples if extra_examples is not None else self.extra_examples).items()}
+            extra = {
+                k: list(v)
+                for k, v in (extra_examples if extra_examples is not None else self.extra_examples).items()
+            }
             intents = load_intents(folder).with_extra_examples(extra)
             passages = load_knowledge(folder / "knowledge")
-            state = self._build(intents, passages)
+            calibration = load_calibration(folder, self.model_id)
+            state = self._build(intents, passages, calibration)
             self._state = state
             self.intents_dir = folder
             self.extra_examples = extra
         seconds = time.perf_counter() - started
-        log.info("loaded %d intents, %d passages (version %s) in %.2fs", len(intents.intents), len(passages), intents.version, seconds)
-        return ReloadResult(intents.version, len(intents.intents), len(passages), state.embedded_texts, seconds)
+        log.info(
+            "loaded %d intents, %d passages (version %s) in %.2fs",
+            len(intents.intents),
+            len(passages),
+            intents.version,
+            seconds,
+        )
+        return ReloadResult(
+            intents.version, len(intents.intents), len(passages), state.embedded_texts, seconds
+        )
 
     def with_intents(self, intents: IntentSet) -> RoutingState:
         """Build (not swap in) a state for another intent set sharing this engine's knowledge (evaluation)."""
-        return self._build(intents, self.state.passages)
+        return self._build(intents, self.state.passages, self.state.calibration)
 
     def use(self, state: RoutingState) -> None:
         """Swap in a state built by `with_intents`."""
         self._state = state
 
-    def _build(self, intents: IntentSet, passages: tuple[Passage, ...]) -> RoutingState:
+    def _build(
+        self, intents: IntentSet, passages: tuple[Passage, ...], calibration: Calibration | None
+    ) -> RoutingState:
         texts, owners_list = intent_texts(intents)
         vectors = self.encoder.encode(texts, progress=self.progress)
         embedded = self.encoder.last_misses
@@ -183,30 +203,58 @@ class Engine:
         for vector_id, owner in enumerate(owners_list):
             gather[owner, fill[owner]] = vector_id
             fill[owner] += 1
-        rules = {
-            i.name: IntentRule(threshold=i.spec.threshold, handoff=i.spec.handoff, has_answer=i.template is not None)
+        scoring, policy = self._scoring_and_policy(calibration)
+        fitted = calibration.intent_thresholds if calibration is not None else {}
+        rules = {  # a threshold the bot builder wrote in YAML beats a fitted one
+            i.name: IntentRule(
+                threshold=i.spec.threshold if i.spec.threshold is not None else fitted.get(i.name),
+                handoff=i.spec.handoff,
+                has_answer=i.template is not None,
+            )
             for i in intents.intents
         }
-        knowledge_hash = str(hash(tuple(p.embed_text for p in passages)))
+        knowledge_hash = hashlib.sha256("\n".join(p.embed_text for p in passages).encode()).hexdigest()[:12]
         return RoutingState(
             intents=intents,
             passages=passages,
             intent_index=VectorIndex(vectors, model_id=self.model_id, content_hash=intents.version),
             knowledge_index=VectorIndex(
-                knowledge_vectors.reshape(len(passages), self.encoder.dim), model_id=self.model_id, content_hash=knowledge_hash
+                knowledge_vectors.reshape(len(passages), self.encoder.dim),
+                model_id=self.model_id,
+                content_hash=knowledge_hash,
             ),
             owners=owners,
             gather=gather,
             rules=rules,
+            scoring=scoring,
+            policy=policy,
+            calibration=calibration,
             loaded_at=datetime.now(UTC),
             embedded_texts=embedded,
         )
 
+    def _scoring_and_policy(self, calibration: Calibration | None) -> tuple[Scoring, Policy]:
+        """A folder's fitted calibration if it has one for this model, else the settings' defaults."""
+        if calibration is None:
+            return Scoring.from_settings(self.settings), self.policy
+        scoring = Scoring(
+            slope=calibration.slope,
+            center=calibration.center,
+            aggregation_weight=calibration.aggregation_weight,
+            aggregation_depth=calibration.aggregation_depth,
+        )
+        return scoring, dataclasses.replace(
+            self.policy, threshold=calibration.threshold, margin=calibration.margin
+        )
+
     # -- scoring ---------------------------------------------------------------------------------
 
-    def intent_scores(self, queries: np.ndarray, state: RoutingState | None = None) -> np.ndarray:
+    def intent_scores(
+        self, queries: np.ndarray, state: RoutingState | None = None, scoring: Scoring | None = None
+    ) -> np.ndarray:
         """Aggregated score of every intent for each query row (`-inf` where no vector was near)."""
         state = state or self.state
+        scoring = scoring or state.scoring
         hits = state.intent_index.search(queries, _SEARCH_K)
         sims = np.full((len(queries), state.intent_index.size + 1), -np.inf, dtype=np.float32)
         rows = np.arange(len(queries))[:, None]
@@ -214,7 +262,7 @@ class Engine:
         sims[:, -1] = -np.inf  # padding column for `gather == -1`
         per_intent = sims[:, state.gather]  # (queries, intents, vectors of that intent)
         best = per_intent.max(axis=2)
-        weight, depth = self.scoring.aggregation_weight, self.scoring.aggregation_depth
+        weight, depth = scoring.aggregation_weight, scoring.aggregation_depth
         if weight == 0.0 or depth == 1:
             return best
         top = -np.sort(-per_intent, axis=2)[:, :, :depth]
@@ -223,12 +271,14 @@ class Engine:
         return np.where(np.isfinite(best), (1 - weight) * best + weight * mean_top, -np.inf)
 
     def _candidates(self, scores: np.ndarray, state: RoutingState) -> tuple[Candidate, ...]:
-        confidences = self.scoring.confidence(scores)
+        confidences = state.scoring.confidence(scores)
         k = min(self.settings.top_k, len(scores))
         order = np.argsort(-scores)[:k]
         names = state.intents.names
         return tuple(
-            Candidate(intent=names[i], score=round(float(scores[i]), 4), confidence=round(float(confidences[i]), 4))
+            Candidate(
+                intent=names[i], score=round(float(scores[i]), 4), confidence=round(float(confidences[i]), 4)
+            )
             for i in order
             if math.isfinite(float(scores[i]))
         )
@@ -243,7 +293,9 @@ class Engine:
             if state.knowledge_index.size:
                 retrieval_score = round(float(knowledge.scores[row, 0]), 4)
                 source = state.passages[int(knowledge.ids[row, 0])].source
-            decision = decide(self._candidates(scores[row], state), state.rules, self.policy, retrieval_score)
+            decision = decide(
+                self._candidates(scores[row], state), state.rules, state.policy, retrieval_score
+            )
             decisions.append(
                 dataclasses.replace(
                     decision,
@@ -266,7 +318,9 @@ class Engine:
             combined = self._decide_vectors(self.query_encoder.encode([f"{previous} {text}"]), state)[0]
             if combined.route == "answer":
                 decision = dataclasses.replace(
-                    combined, context_used=True, reason=f"{combined.reason} (read together with the previous message)"
+                    combined,
+                    context_used=True,
+                    reason=f"{combined.reason} (read together with the previous message)",
                 )
         return self.render(decision, text, context.metadata, state)
 
@@ -274,9 +328,14 @@ class Engine:
         """Decisions for many independent messages at once (batch classification, evaluation)."""
         state = self.state
         vectors = self.query_encoder.encode(texts, progress=progress)
-        return [self.render(d, t, {}, state) for d, t in zip(self._decide_vectors(vectors, state), texts, strict=True)]
+        return [
+            self.render(d, t, {}, state)
+            for d, t in zip(self._decide_vectors(vectors, state), texts, strict=True)
+        ]
 
-    def render(self, decision: Decision, text: str, metadata: Mapping[str, Any], state: RoutingState | None = None) -> Decision:
+    def render(
+        self, decision: Decision, text: str, metadata: Mapping[str, Any], state: RoutingState | None = None
+    ) -> Decision:
         """Fill `answer`: the intent's template, the knowledge passage, a clarify question or a handoff notice."""
         state = state or self.state
         intent = state.intents.get(decision.intent) if decision.intent else None
@@ -288,11 +347,14 @@ class Engine:
             passage = next(p for p in state.passages if p.source == decision.source)
             answer = passage.text
         else:
-            labels = [state.intents.get(o).spec.label for o in decision.options if state.intents.get(o)]  # type: ignore[union-attr]
+            offered = (state.intents.get(name) for name in decision.options)
+            labels = [intent.spec.label for intent in offered if intent is not None]
             answer = "Did you mean: " + ", or ".join(labels) + "?"
         return dataclasses.replace(decision, answer=answer)
 
-    def answer_choice(self, intent_name: str, text: str, metadata: Mapping[str, Any] | None = None) -> Decision:
+    def answer_choice(
+        self, intent_name: str, text: str, metadata: Mapping[str, Any] | None = None
+    ) -> Decision:
         """The decision when a customer picks `intent_name` from clarify options."""
         state = self.state
         intent = state.intents.get(intent_name)
@@ -301,15 +363,15 @@ class Engine:
 
             raise NotFoundError(f"unknown intent '{intent_name}'; choose one of the offered options")
         rule = state.rules[intent_name]
-        route = "handoff" if rule.handoff or not rule.has_answer else "answer"
+        route: Route = "handoff" if rule.handoff or not rule.has_answer else "answer"
         decision = Decision(
             route=route,
             intent=intent_name,
             confidence=1.0,
             candidates=(Candidate(intent=intent_name, score=1.0, confidence=1.0),),
             reason=f"The customer chose '{intent_name}' from the clarify options.",
-            threshold=rule.threshold if rule.threshold is not None else self.policy.threshold,
-            margin=self.policy.margin,
+            threshold=rule.threshold if rule.threshold is not None else state.policy.threshold,
+            margin=state.policy.margin,
             model_id=self.model_id,
             intents_version=state.version,
         )

@@ -45,7 +45,9 @@ def read_csv(path: Path) -> list[Example]:
             fields = reader.fieldnames or []
             label_field = "category" if "category" in fields else "label" if "label" in fields else None
             if "text" not in fields or label_field is None:
-                raise DataFileError(f"{path}: needs columns 'text' and 'category' (or 'label'); found {', '.join(fields)}")
+                raise DataFileError(
+                    f"{path}: needs columns 'text' and 'category' (or 'label'); found {', '.join(fields)}"
+                )
             rows = [Example(r["text"], normalise_label(r[label_field])) for r in reader if r["text"].strip()]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataFileError(f"{path}: cannot read CSV: {exc}") from None
@@ -95,7 +97,9 @@ def compute_metrics(examples: Sequence[Example], decisions: Sequence[Decision]) 
     return Metrics(
         n=len(examples),
         top1_accuracy=_share(sum(p == t for p, t in zip(top1, truth, strict=True)), len(truth)),
-        macro_f1=float(f1_score(truth, top1, labels=sorted(set(truth)), average="macro", zero_division=0)) if truth else 0.0,
+        macro_f1=float(f1_score(truth, top1, labels=sorted(set(truth)), average="macro", zero_division=0))
+        if truth
+        else 0.0,
         in_scope_accuracy=_share(sum(accepted_intent(d) == e.label for e, d in in_scope), len(in_scope)),
         coverage=_share(n_accepted, len(examples)),
         answer_precision=right_accepted / n_accepted if n_accepted else None,

@@ -32,7 +32,7 @@ class VectorIndex:
             raise ValueError("vectors must be a 2-D array")
         self.model_id = model_id
         self.content_hash = content_hash
-        self._index = faiss.IndexFlatIP(int(vectors.shape[1]))
+        self._index: faiss.Index = faiss.IndexFlatIP(int(vectors.shape[1]))
         if len(vectors):
             self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 

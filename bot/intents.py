@@ -55,14 +55,6 @@ class IntentSpec(BaseModel):
 ALLOWED_KEYS = tuple(IntentSpec.model_fields)
 
 
-class IntentFile(BaseModel):
-    """The top level of an intent file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    intents: list[Any]
-
-
 @dataclass(frozen=True)
 class Intent:
     """A validated intent with its compiled answer and where it was defined."""
@@ -132,6 +124,12 @@ def _line_of(node: Any, loc: tuple[int | str, ...], fallback: int) -> int:
     return line
 
 
+def first_error(exc: ValidationError) -> dict[str, Any]:
+    """The error to report: a misspelt key first, since it usually explains the rest."""
+    errors: list[dict[str, Any]] = list(exc.errors())  # type: ignore[arg-type]
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+
+
 def _describe(error: dict[str, Any]) -> str:
     """One readable sentence for one pydantic error."""
     loc = [str(p) for p in error["loc"]]
@@ -180,15 +178,12 @@ def _load_file(path: Path) -> list[Intent]:
         return []
     if not isinstance(data, CommentedMap):
         raise IntentFileError(path, 1, "the file must be a mapping with the key 'intents'")
-    try:
-        IntentFile.model_validate(dict(data))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "extra_forbidden":
-            raise IntentFileError(
-                path, _line_of(data, first["loc"], 1), f"unknown top-level key '{first['loc'][0]}'; allowed: intents"
-            ) from None
-        raise IntentFileError(path, 1, "the file needs a list under 'intents'") from None
+    unknown = [key for key in data if key != "intents"]
+    if unknown:
+        line = data.lc.key(unknown[0])[0] + 1
+        raise IntentFileError(path, line, f"unknown top-level key '{unknown[0]}'; allowed: intents")
+    if not isinstance(data.get("intents"), CommentedSeq):
+        raise IntentFileError(path, data.lc.line + 1, "the file needs a list under 'intents'")
     raw_intents = data["intents"]
     intents: list[Intent] = []
     for position, raw in enumerate(raw_intents):
@@ -196,7 +191,7 @@ def _load_file(path: Path) -> list[Intent]:
         try:
             spec = IntentSpec.model_validate(dict(raw) if isinstance(raw, CommentedMap) else raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
+            first = first_error(exc)
             raise IntentFileError(path, _line_of(raw, first["loc"], line), _describe(first)) from None
         template = None
         if spec.answer:
@@ -219,7 +214,9 @@ def load_intents(folder: Path | str) -> IntentSet:
     """Load and validate every intent file of `folder`; raise `IntentFileError` on the first problem."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise IntentFileError(folder, None, "intents folder does not exist (set BOT_INTENTS_DIR or --intents)")
+        raise IntentFileError(
+            folder, None, "intents folder does not exist (set BOT_INTENTS_DIR or --intents)"
+        )
     files = intent_files(folder)
     if not files:
         raise IntentFileError(folder, None, "no *.yaml intent files in this folder")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from bot.errors import KnowledgeFileError
-from bot.intents import read_yaml
+from bot.intents import first_error, read_yaml
 
 Text = Annotated[StrictStr, Field(min_length=1)]
 
@@ -56,7 +56,9 @@ def load_faq(path: Path) -> list[Passage]:
         raise KnowledgeFileError(path, 1, "a knowledge file needs a list under 'entries'")
     unknown = [k for k in data if k != "entries"]
     if unknown:
-        raise KnowledgeFileError(path, data.lc.key(unknown[0])[0] + 1, f"unknown key '{unknown[0]}'; allowed: entries")
+        raise KnowledgeFileError(
+            path, data.lc.key(unknown[0])[0] + 1, f"unknown key '{unknown[0]}'; allowed: entries"
+        )
     passages = []
     entries: CommentedSeq = data["entries"]
     for position, raw in enumerate(entries):
@@ -64,7 +66,7 @@ def load_faq(path: Path) -> list[Passage]:
         try:
             entry = FaqEntry.model_validate(dict(raw) if isinstance(raw, CommentedMap) else raw)
         except ValidationError as exc:
-            first: dict[str, Any] = exc.errors()[0]
+            first = first_error(exc)
             key = ".".join(str(p) for p in first["loc"]) or "entry"
             message = (
                 f"unknown key '{key}'; allowed: question, answer, source"
@@ -104,7 +106,9 @@ def split_markdown(path: Path) -> list[Passage]:
             continue
         full_title = title if level == 1 or title == page_title else f"{page_title}: {title}"
         passages.append(
-            Passage(title=full_title, text=body, source=f"{path.name}#{_slug(title)}", path=path, line=start + 1)
+            Passage(
+                title=full_title, text=body, source=f"{path.name}#{_slug(title)}", path=path, line=start + 1
+            )
         )
     return passages
 

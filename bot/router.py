@@ -76,42 +76,59 @@ def decide(
     top = ranked[0] if ranked else None
     rule = rules.get(top.intent, IntentRule()) if top else IntentRule()
     threshold = rule.threshold if rule.threshold is not None else policy.threshold
-    common = {"candidates": ranked, "threshold": threshold, "margin": policy.margin, "retrieval_score": retrieval_score}
+    confidence = top.confidence if top else 0.0
+
+    def make(route: Route, intent: str | None, reason: str, options: tuple[str, ...] = ()) -> Decision:
+        return Decision(
+            route=route,
+            intent=intent,
+            confidence=confidence,
+            candidates=ranked,
+            reason=reason,
+            threshold=threshold,
+            margin=policy.margin,
+            options=options,
+            retrieval_score=retrieval_score,
+        )
 
     if top is not None and top.confidence >= threshold:
         close = [c for c in ranked[1:] if top.confidence - c.confidence < policy.margin]
         if close:
-            options = (top, *close)[: policy.max_clarify_options]
-            names = " and ".join(_fmt(c) for c in options)
-            return Decision(
-                route="clarify",
-                intent=None,
-                confidence=top.confidence,
-                options=tuple(c.intent for c in options),
-                reason=f"{names} are within the {policy.margin:.2f} margin, so the bot asks which one is meant.",
-                **common,
-            )
+            offered = (top, *close)[: policy.max_clarify_options]
+            names = " and ".join(_fmt(c) for c in offered)
+            reason = f"{names} are within the {policy.margin:.2f} margin, so the bot asks which one is meant."
+            return make("clarify", None, reason, tuple(c.intent for c in offered))
         if rule.handoff:
-            reason = f"{_fmt(top)} passed its {threshold:.2f} threshold and always hands off to a person."
-            return Decision(route="handoff", intent=top.intent, confidence=top.confidence, reason=reason, **common)
+            return make(
+                "handoff",
+                top.intent,
+                f"{_fmt(top)} passed its {threshold:.2f} threshold and always hands off to a person.",
+            )
         if not rule.has_answer:
-            reason = f"{_fmt(top)} passed its {threshold:.2f} threshold but has no answer, so a person takes it."
-            return Decision(route="handoff", intent=top.intent, confidence=top.confidence, reason=reason, **common)
-        lead = f", {top.confidence - ranked[1].confidence:.2f} ahead of {_fmt(ranked[1])}" if len(ranked) > 1 else ""
-        reason = f"{_fmt(top)} passed its {threshold:.2f} threshold{lead}."
-        return Decision(route="answer", intent=top.intent, confidence=top.confidence, reason=reason, **common)
-
-    best = f"the best intent {_fmt(top)} is below its {threshold:.2f} threshold" if top else "there are no intents"
-    confidence = top.confidence if top else 0.0
-    if retrieval_score is not None and retrieval_score >= policy.retrieval_threshold:
-        reason = (
-            f"{best.capitalize()}; a knowledge passage matches with {retrieval_score:.2f} "
-            f"(needs {policy.retrieval_threshold:.2f})."
+            return make(
+                "handoff",
+                top.intent,
+                f"{_fmt(top)} passed its {threshold:.2f} threshold but has no answer, so a person takes it.",
+            )
+        lead = (
+            f", {top.confidence - ranked[1].confidence:.2f} ahead of {_fmt(ranked[1])}"
+            if len(ranked) > 1
+            else ""
         )
-        return Decision(route="retrieve", intent=None, confidence=confidence, reason=reason, **common)
-    knowledge = (
-        f"no knowledge passage reaches {policy.retrieval_threshold:.2f}"
-        + (f" (best {retrieval_score:.2f})" if retrieval_score is not None else "")
+        return make("answer", top.intent, f"{_fmt(top)} passed its {threshold:.2f} threshold{lead}.")
+
+    best = (
+        f"the best intent {_fmt(top)} is below its {threshold:.2f} threshold"
+        if top
+        else "there are no intents"
     )
-    reason = f"{best.capitalize()} and {knowledge}, so a person takes it."
-    return Decision(route="handoff", intent=None, confidence=confidence, reason=reason, **common)
+    if retrieval_score is not None and retrieval_score >= policy.retrieval_threshold:
+        return make(
+            "retrieve",
+            None,
+            f"{best.capitalize()}; a knowledge passage matches with {retrieval_score:.2f} (needs {policy.retrieval_threshold:.2f}).",
+        )
+    knowledge = f"no knowledge passage reaches {policy.retrieval_threshold:.2f}" + (
+        f" (best {retrieval_score:.2f})" if retrieval_score is not None else ""
+    )
+    return make("handoff", None, f"{best.capitalize()} and {knowledge}, so a person takes it.")

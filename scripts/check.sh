@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Every check the project has, in one command: lint, format, types, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ruff check bot tests scripts
+ruff format --check bot tests scripts
+mypy bot
+python -m pytest "$@"

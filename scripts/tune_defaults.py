@@ -1,0 +1,105 @@
+"""Choose the default scoring and decision settings on BANKING77 train.csv (never test.csv).
+
+    python scripts/tune_defaults.py [--data ../shared/data/banking77/train.csv] [--intents intents]
+                                    [--target-precision 0.9] [--max-clarify 0.1]
+
+Prints, with the figures behind each choice:
+  aggregation   weight/depth of `score = (1-w)*best + w*mean(top d)` with the best train top-1 accuracy;
+  calibration   slope/center of `confidence = sigmoid(slope*(score-center))`, a logistic fit of
+                "top intent is right" on its score;
+  threshold     and margin: the largest coverage whose answers reach the target precision, with at
+                most `--max-clarify` of messages sent to clarify;
+  retrieval     the 95th percentile of the best knowledge cosine over these (in-domain, intent-covered)
+                messages: a passage must match better than a typical intent question does.
+Paste the printed values into bot/config.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from bot.config import Settings
+from bot.engine import Engine, Scoring
+from bot.evaluate import read_dataset
+
+
+def main() -> None:
+    """Run the search and print the chosen settings."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/banking77/train.csv"))
+    parser.add_argument("--intents", type=Path, default=Path("intents"))
+    parser.add_argument("--target-precision", type=float, default=0.9)
+    parser.add_argument("--max-clarify", type=float, default=0.1)
+    args = parser.parse_args()
+    if "test" in args.data.name:
+        sys.exit("refusing to tune on a test set: pass a training file")
+
+    engine = Engine(Settings(intents_dir=args.intents, torch_threads=2), progress=True)
+    engine.load()
+    examples = read_dataset(args.data)
+    labels = np.array([e.label for e in examples])
+    names = np.array(engine.intents.names)
+    queries = engine.encoder.encode([e.text for e in examples], progress=True)  # cached: reruns are quick
+
+    best_acc, best_agg = -1.0, (0.0, 1)
+    print("aggregation grid (weight, depth) -> train top-1 accuracy")
+    for weight, depth in itertools.product([0.0, 0.1, 0.2, 0.3, 0.4, 0.5], [2, 3, 5]):
+        scores = engine.intent_scores(queries, scoring=Scoring(1.0, 0.0, weight, depth))
+        acc = float(np.mean(names[scores.argmax(1)] == labels))
+        print(f"  w={weight:.1f} d={depth}: {acc:.4f}")
+        if acc > best_acc + 1e-9:
+            best_acc, best_agg = acc, (weight, depth)
+    weight, depth = best_agg
+    scores = engine.intent_scores(queries, scoring=Scoring(1.0, 0.0, weight, depth))
+    order = np.argsort(-scores, axis=1)
+    top, second = scores[np.arange(len(scores)), order[:, 0]], scores[np.arange(len(scores)), order[:, 1]]
+    right = names[order[:, 0]] == labels
+    print(f"chosen aggregation: weight={weight} depth={depth} (train top-1 {best_acc:.4f})")
+
+    fit = LogisticRegression(C=100.0).fit(top.reshape(-1, 1), right)
+    slope = float(fit.coef_[0, 0])
+    center = float(-fit.intercept_[0] / slope)
+    print(f"calibration: slope={slope:.2f} center={center:.4f}")
+    conf1 = 1 / (1 + np.exp(-slope * (top - center)))
+    conf2 = 1 / (1 + np.exp(-slope * (second - center)))
+
+    best = None
+    for threshold in np.arange(0.2, 0.96, 0.025):
+        for margin in np.arange(0.0, 0.31, 0.025):
+            passed = conf1 >= threshold
+            accept = passed & (conf1 - conf2 >= margin)
+            clarify = passed & ~accept
+            if accept.sum() == 0:
+                continue
+            precision = right[accept].mean()
+            coverage = accept.mean()
+            if (
+                precision >= args.target_precision
+                and clarify.mean() <= args.max_clarify
+                and (best is None or coverage > best[0])
+            ):
+                best = (coverage, precision, clarify.mean(), threshold, margin)
+    if best is None:
+        sys.exit("no threshold reaches the target precision; lower --target-precision")
+    coverage, precision, clarify_rate, threshold, margin = best
+    print(
+        f"threshold={threshold:.3f} margin={margin:.3f}: coverage {coverage:.3f}, "
+        f"answer precision {precision:.3f}, clarify {clarify_rate:.3f}"
+    )
+    if engine.state.knowledge_index.size:
+        knowledge = engine.state.knowledge_index.search(queries, 1).scores[:, 0]
+        print(
+            f"retrieval_threshold={np.percentile(knowledge, 95):.3f} (95th percentile of best passage cosine)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Answer templates render with message/intent/metadata and cannot reach Python internals."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.answers import compile_template
+from bot.errors import TemplateError
+
+
+def test_renders_metadata_with_graceful_defaults() -> None:
+    template = compile_template("{% if metadata.first_name %}Hi {{ metadata.first_name }}! {% endif %}Done.")
+    assert template.render(message="m", intent="i") == "Done."
+    assert template.render(message="m", intent="i", metadata={"first_name": "Ann"}) == "Hi Ann! Done."
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ message.__class__ }}",
+        "{{ metadata['__class__'] }}",
+        "{{ message|attr('__class__') }}",
+        "{{ cycler.__init__.__globals__ }}",
+    ],
+)
+def test_escapes_are_rejected_at_load_time(source: str) -> None:
+    with pytest.raises(TemplateError, match="private attribute"):
+        compile_template(source)
+
+
+def test_sandbox_blocks_what_static_checks_cannot_see() -> None:
+    # The attribute name is only known at render time; the sandbox hands back nothing there.
+    template = compile_template("[{{ message|attr(metadata.name) }}]")
+    assert template.render(message="m", intent="i", metadata={"name": "__class__"}) == "[]"
+    calls = compile_template("{{ metadata.pop('x') }}")
+    with pytest.raises(TemplateError, match="sandbox"):
+        calls.render(message="m", intent="i", metadata={"x": 1})
+
+
+def test_syntax_error_names_the_template_line() -> None:
+    with pytest.raises(TemplateError) as caught:
+        compile_template("line one\n{% if %}")
+    assert caught.value.line == 2 and "syntax error" in caught.value.message

@@ -1,0 +1,153 @@
+"""The engine with the real bundled encoder and real FAISS: routing, reload, cache, saved indexes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.config import Settings
+from bot.engine import Engine, RouteContext
+from bot.errors import IndexFileError, IntentFileError
+from bot.index import VectorIndex
+from tests.conftest import FakeEncoder, write
+
+SMALL = """\
+intents:
+  - name: card_arrival
+    description: The customer ordered a card and wants to know when it arrives or where it is.
+    examples: ["Where is my new card?"]
+    answer: "Cards arrive in 3-5 working days{% if metadata.first_name %}, {{ metadata.first_name }}{% endif %}."
+  - name: lost_or_stolen_card
+    description: The customer lost their card or it was stolen.
+    answer: "We have frozen your card; a colleague will call you."
+    handoff: true
+  - name: exchange_rate
+    description: The customer asks which exchange rate we use for foreign currency.
+    answer: "We use the interbank rate."
+"""
+FAQ = """\
+entries:
+  - question: Do you pay interest on savings?
+    answer: Savings Pots earn 2% a year, paid monthly.
+    source: https://larkspur.example/help/savings
+"""
+
+
+@pytest.fixture()
+def small_engine(tmp_path: Path, bundled_encoder) -> Engine:
+    write(tmp_path / "intents" / "bank.yaml", SMALL)
+    write(tmp_path / "intents" / "knowledge" / "faq.yaml", FAQ)
+    engine = Engine(
+        Settings(intents_dir=tmp_path / "intents", cache_dir=tmp_path / "cache", threshold=0.5, margin=0.1),
+        encoder=bundled_encoder,
+    )
+    engine.load()
+    return engine
+
+
+def test_routes_to_each_route_with_rendered_answers(small_engine: Engine) -> None:
+    answer = small_engine.route("my new card still hasn't come", RouteContext(metadata={"first_name": "Ann"}))
+    assert (answer.route, answer.intent) == ("answer", "card_arrival")
+    assert answer.answer == "Cards arrive in 3-5 working days, Ann."
+    assert (
+        answer.model_id.startswith("all-MiniLM-L6-v2@")
+        and answer.intents_version == small_engine.intents.version
+    )
+
+    handoff = small_engine.route("someone stole my card")
+    assert (handoff.route, handoff.intent) == ("handoff", "lost_or_stolen_card")
+    assert handoff.answer.startswith("We have frozen your card")
+
+    retrieve = small_engine.route("what interest rate do I get on my savings?")
+    assert retrieve.route == "retrieve" and retrieve.source == "https://larkspur.example/help/savings"
+    assert retrieve.answer == "Savings Pots earn 2% a year, paid monthly."
+
+    nothing = small_engine.route("how do I bake sourdough bread")
+    assert (nothing.route, nothing.intent) == ("handoff", None)
+    assert nothing.answer == small_engine.settings.handoff_message
+    assert [c.confidence for c in nothing.candidates] == sorted(
+        (c.confidence for c in nothing.candidates), reverse=True
+    )
+
+
+def test_short_follow_up_leans_on_the_previous_turn(small_engine: Engine) -> None:
+    alone = small_engine.route("and when will it get here?")
+    assert alone.route != "answer"
+    followed = small_engine.route(
+        "and when will it get here?", RouteContext(previous_user_text="I ordered a new card")
+    )
+    assert (followed.route, followed.intent, followed.context_used) == ("answer", "card_arrival", True)
+
+
+def test_clarify_offers_the_close_intents(tmp_path: Path, bundled_encoder) -> None:
+    write(
+        tmp_path / "i" / "a.yaml",
+        SMALL
+        + "  - name: card_delivery_estimate\n    description: The customer wants to know how long card delivery takes.\n"
+        "    answer: Delivery takes 3-5 working days.\n",
+    )
+    engine = Engine(
+        Settings(intents_dir=tmp_path / "i", cache_dir=tmp_path / "c", margin=0.3), encoder=bundled_encoder
+    )
+    engine.load()
+    decision = engine.route("when does my card arrive")
+    assert decision.route == "clarify"
+    assert set(decision.options) >= {"card_arrival", "card_delivery_estimate"}
+    assert decision.answer.startswith("Did you mean: ")
+    chosen = engine.answer_choice("card_delivery_estimate", "when does my card arrive")
+    assert (chosen.route, chosen.intent, chosen.answer) == (
+        "answer",
+        "card_delivery_estimate",
+        "Delivery takes 3-5 working days.",
+    )
+
+
+def test_bad_reload_keeps_the_live_set(small_engine: Engine) -> None:
+    before = small_engine.intents.version
+    path = small_engine.intents_dir / "bank.yaml"
+    path.write_text(SMALL.replace("examples:", "exampels:"))
+    with pytest.raises(IntentFileError, match=r"bank\.yaml:4: unknown key 'exampels'"):
+        small_engine.load()
+    assert small_engine.intents.version == before
+    assert small_engine.route("my new card still hasn't come").intent == "card_arrival"
+
+
+def test_reload_embeds_only_changed_texts(small_engine: Engine) -> None:
+    path = small_engine.intents_dir / "bank.yaml"
+    path.write_text(SMALL.replace("which exchange rate we use", "what exchange rate applies"))
+    result = small_engine.load()
+    assert result.embedded_texts == 1  # the one changed description; everything else came from the cache
+    # a fresh engine on the same cache (a restart) embeds nothing
+    restarted = Engine(small_engine.settings, encoder=small_engine.query_encoder)
+    assert restarted.load().embedded_texts == 0
+
+
+def test_extra_examples_route_without_touching_yaml(small_engine: Engine) -> None:
+    text = "the plastic thingy from you guys, any news?"
+    small_engine.load(extra_examples={"card_arrival": [text]})
+    decision = small_engine.route(text)
+    assert (decision.route, decision.intent) == ("answer", "card_arrival")
+    assert decision.candidates[0].score == pytest.approx(1.0, abs=1e-3)
+
+
+def test_saved_index_refuses_another_model(tmp_path: Path) -> None:
+    vectors = FakeEncoder().encode(["a b", "c d"])
+    index = VectorIndex(vectors, model_id="fake@0", content_hash="abc")
+    index.save(tmp_path / "intents.faiss")
+    again = VectorIndex.load(tmp_path / "intents.faiss", model_id="fake@0", content_hash="abc")
+    assert again.size == 2
+    np.testing.assert_array_equal(again.search(vectors[:1], 1).ids, [[0]])
+    with pytest.raises(IndexFileError, match="built with model fake@0, not other@1"):
+        VectorIndex.load(tmp_path / "intents.faiss", model_id="other@1", content_hash="abc")
+    with pytest.raises(IndexFileError, match="other content"):
+        VectorIndex.load(tmp_path / "intents.faiss", model_id="fake@0", content_hash="xyz")
+
+
+def test_demo_bank_routes_the_quick_start_message(demo_engine: Engine) -> None:
+    decision = demo_engine.route("my new card still hasn't come")
+    assert (decision.route, decision.intent) == ("answer", "card_arrival")
+    assert decision.answer == demo_engine.intents.get("card_arrival").template.render(  # type: ignore[union-attr]
+        message="my new card still hasn't come", intent="card_arrival"
+    )

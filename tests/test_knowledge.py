@@ -1,0 +1,49 @@
+"""Knowledge base: FAQ YAML entries and Markdown pages split at headings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import KnowledgeFileError
+from bot.knowledge import load_knowledge, split_markdown
+from tests.conftest import INTENTS, write
+
+
+def test_markdown_is_split_at_headings_not_inside_code(tmp_path: Path) -> None:
+    page = write(
+        tmp_path / "fees.md",
+        "# Fees\nIntro.\n\n## Card fees\nNo card fee.\nReally.\n\n## Transfers\n```\n# not a heading\n```\nFree.\n",
+    )
+    passages = split_markdown(page)
+    assert [(p.title, p.line, p.source) for p in passages] == [
+        ("Fees", 1, "fees.md#fees"),
+        ("Fees: Card fees", 4, "fees.md#card-fees"),
+        ("Fees: Transfers", 8, "fees.md#transfers"),
+    ]
+    assert passages[1].text == "No card fee. Really."
+    assert "# not a heading" in passages[2].text
+
+
+def test_faq_entries_and_their_errors(tmp_path: Path) -> None:
+    write(tmp_path / "faq.yaml", "entries:\n  - question: Q?\n    answer: A.\n")
+    (passage,) = load_knowledge(tmp_path)
+    assert (passage.title, passage.text, passage.source, passage.line) == ("Q?", "A.", "faq.yaml#q", 2)
+    bad = write(tmp_path / "faq.yaml", "entries:\n  - question: Q?\n    answr: A.\n")
+    with pytest.raises(
+        KnowledgeFileError, match=f"^{bad}:2: unknown key 'answr'; allowed: question, answer, source$"
+    ):
+        load_knowledge(tmp_path)
+
+
+def test_absent_folder_is_an_empty_knowledge_base(tmp_path: Path) -> None:
+    assert load_knowledge(tmp_path / "knowledge") == ()
+
+
+def test_shipped_knowledge_base_is_substantial() -> None:
+    passages = load_knowledge(INTENTS / "knowledge")
+    faq = [p for p in passages if p.path.suffix == ".yaml"]
+    pages = {p.path for p in passages if p.path.suffix == ".md"}
+    assert len(faq) >= 30 and len(pages) >= 3
+    assert all(p.text and p.source for p in passages)
