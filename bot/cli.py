@@ -62,11 +62,11 @@ IntentsOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on a single line.")]
 
 
-def _settings(intents: Path | None, **overrides: object) -> Settings:
+def settings_for(intents: Path | None, **overrides: object) -> Settings:
     return get_settings().with_overrides(intents_dir=intents, **overrides)
 
 
-def _engine(settings: Settings, *, progress: bool = False) -> Engine:
+def engine_for(settings: Settings, *, progress: bool = False) -> Engine:
     from bot.engine import Engine  # heavy: torch and FAISS load only for commands that route
 
     engine = Engine(settings, progress=progress)
@@ -80,7 +80,7 @@ def check(intents: IntentsOption = None) -> None:
     from bot.intents import load_intents
     from bot.knowledge import load_knowledge
 
-    settings = _settings(intents)
+    settings = settings_for(intents)
     intent_set = load_intents(settings.intents_dir)
     passages = load_knowledge(settings.intents_dir / "knowledge")
     handoff = sum(1 for i in intent_set.intents if i.spec.handoff)
@@ -98,7 +98,7 @@ def route(
     as_json: JsonOption = False,
 ) -> None:
     """Route one message and print the decision."""
-    engine = _engine(_settings(intents))
+    engine = engine_for(settings_for(intents))
     decision = engine.route(text)
     if as_json:
         out.print_json(json.dumps(asdict(decision)), indent=None)
@@ -114,29 +114,8 @@ def route(
     out.print(table)
 
 
-@command(name="eval")
-def evaluate(
-    data: Annotated[Path, typer.Option("--data", help="CSV with columns text and category (or label).")],
-    intents: IntentsOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Route every row of a labelled data set and print accuracy, F1 and coverage."""
-    from bot.evaluate import compute_metrics, read_dataset
-
-    examples = read_dataset(data)
-    settings = _settings(intents, torch_threads=os.cpu_count() or 1)  # batch work: use every core
-    engine = _engine(settings, progress=True)
-    decisions = engine.route_many([e.text for e in examples], progress=True)
-    metrics = compute_metrics(examples, decisions).as_dict()
-    if as_json:
-        sys.stdout.write(json.dumps(metrics) + "\n")
-        return
-    table = Table("metric", "value", title=f"{data} ({len(examples)} rows)")
-    for key, value in metrics.items():
-        table.add_row(
-            key, "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
-        )
-    out.print(table)
+# Commands defined in sibling modules register themselves on `app` when imported.
+from bot import cli_eval  # noqa: E402, F401
 
 
 def main() -> None:
