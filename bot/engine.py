@@ -8,6 +8,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,14 +39,23 @@ class RouteContext:
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
+# Weight of the intent's prototype (the normalised mean of its vectors) against its nearest vector;
+# chosen by few-shot cross-validation on BANKING77 train.csv (scripts/tune_defaults.py).
+DEFAULT_PROTOTYPE_WEIGHT = 0.3
+
+
 @dataclass(frozen=True)
 class Scoring:
-    """How raw cosines become per-intent scores and calibrated confidences."""
+    """How raw cosines become per-intent scores and calibrated confidences.
+
+    score = (1 - p) * ((1 - w) * best + w * mean of the best d) + p * cosine to the intent's prototype.
+    """
 
     slope: float
     center: float
     aggregation_weight: float
     aggregation_depth: int
+    prototype_weight: float = DEFAULT_PROTOTYPE_WEIGHT
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scoring:
@@ -55,12 +65,31 @@ class Scoring:
             center=settings.calibration_center,
             aggregation_weight=settings.aggregation_weight,
             aggregation_depth=settings.aggregation_depth,
+            # a Settings field may not exist yet: the constant is the tuned default either way
+            prototype_weight=getattr(settings, "prototype_weight", DEFAULT_PROTOTYPE_WEIGHT),
         )
 
     def confidence(self, scores: np.ndarray) -> np.ndarray:
         """Logistic map of raw intent scores to 0..1, fitted so it tracks the chance of being right."""
         with np.errstate(over="ignore"):
             return 1.0 / (1.0 + np.exp(-self.slope * (scores - self.center)))
+
+
+_PROTOTYPES: weakref.WeakKeyDictionary[VectorIndex, np.ndarray] = weakref.WeakKeyDictionary()
+
+
+def _prototypes(state: RoutingState) -> np.ndarray:
+    """Unit mean vector of each intent, computed once per index (states are immutable)."""
+    index = state.intent_index
+    found = _PROTOTYPES.get(index)
+    if found is None:
+        vectors = index._index.reconstruct_n(0, index.size) if index.size else np.zeros((0, index.dim))
+        padded = np.concatenate([vectors, np.zeros((1, index.dim), dtype=np.float32)])
+        sums = padded[state.gather].sum(axis=1)  # gather pads with -1 -> the zero row
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        found = (sums / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+        _PROTOTYPES[index] = found
+    return found
 
 
 def intent_texts(intents: IntentSet) -> tuple[list[str], list[int]]:
@@ -242,6 +271,7 @@ class Engine:
             center=calibration.center,
             aggregation_weight=calibration.aggregation_weight,
             aggregation_depth=calibration.aggregation_depth,
+            prototype_weight=calibration.prototype_weight,
         )
         return scoring, dataclasses.replace(
             self.policy, threshold=calibration.threshold, margin=calibration.margin
@@ -263,12 +293,21 @@ class Engine:
         per_intent = sims[:, state.gather]  # (queries, intents, vectors of that intent)
         best = per_intent.max(axis=2)
         weight, depth = scoring.aggregation_weight, scoring.aggregation_depth
-        if weight == 0.0 or depth == 1:
-            return best
-        top = -np.sort(-per_intent, axis=2)[:, :, :depth]
-        finite = np.isfinite(top)
-        mean_top = np.where(finite, top, 0.0).sum(axis=2) / np.maximum(finite.sum(axis=2), 1)
-        return np.where(np.isfinite(best), (1 - weight) * best + weight * mean_top, -np.inf)
+        scores = best
+        if weight > 0.0 and depth > 1:
+            top = -np.sort(-per_intent, axis=2)[:, :, :depth]
+            finite = np.isfinite(top)
+            mean_top = np.where(finite, top, 0.0).sum(axis=2) / np.maximum(finite.sum(axis=2), 1)
+            scores = np.where(np.isfinite(best), (1 - weight) * best + weight * mean_top, -np.inf)
+        if scoring.prototype_weight > 0.0 and len(queries):
+            # the prototype pools every example, so one stray example near the message weighs less
+            prototype = np.asarray(queries, dtype=np.float32) @ _prototypes(state).T
+            scores = np.where(
+                np.isfinite(best),
+                (1 - scoring.prototype_weight) * scores + scoring.prototype_weight * prototype,
+                -np.inf,
+            )
+        return scores
 
     def _candidates(self, scores: np.ndarray, state: RoutingState) -> tuple[Candidate, ...]:
         confidences = state.scoring.confidence(scores)
