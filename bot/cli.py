@@ -114,6 +114,65 @@ def route(
     out.print(table)
 
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    intents: IntentsOption = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (each loads the model).")] = 1,
+) -> None:
+    """Run the HTTP API under uvicorn; the model and indexes load once at start-up."""
+    import uvicorn
+
+    settings = settings_for(intents)
+    keys = settings.keys_by_role()
+    if not keys:
+        if host not in LOCAL_HOSTS:
+            raise BotError(
+                f"refusing to listen on {host} without API keys: set BOT_API_KEYS='widget:KEY,agent:KEY,...' "
+                "or listen on 127.0.0.1"
+            )
+        sys.stderr.write(
+            "warning: no API keys configured (BOT_API_KEYS): every endpoint is open, localhost only\n"
+        )
+    # fail fast with one clear line, before uvicorn starts, on a bad folder, model or database
+    from bot.db import make_engine, upgrade
+    from bot.engine import Engine
+
+    engine = Engine(settings)
+    engine.load()
+    database = make_engine(settings.database_url)
+    upgrade(database)
+    database.dispose()
+    if workers > 1:
+        os.environ["BOT_INTENTS_DIR"] = str(settings.intents_dir)
+        uvicorn.run("bot.api.main:app", host=host, port=port, workers=workers, log_level="info")
+        return
+    from bot.api import create_app
+
+    uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level="info")
+
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations up to the newest schema."""
+    from bot.db import make_engine, redact, upgrade
+
+    settings = get_settings()
+    try:
+        revision = upgrade(make_engine(settings.database_url))
+    except BotError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"database {redact(settings.database_url)} is at revision {revision}")
+
+
 # Commands defined in sibling modules register themselves on `app` when imported.
 from bot import cli_eval  # noqa: E402, F401
 

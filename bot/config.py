@@ -17,8 +17,11 @@ from pydantic_settings import (
 
 # The defaults below were chosen on BANKING77 train.csv with the bundled MiniLM model and the shipped
 # demo intents by `python scripts/tune_defaults.py`; the README explains each one.
-DEFAULT_CALIBRATION_SLOPE = 18.0
-DEFAULT_CALIBRATION_CENTER = 0.55
+DEFAULT_CALIBRATION_SLOPE = 7.97
+DEFAULT_CALIBRATION_CENTER = 0.5222
+
+
+ROLES = ("widget", "agent", "analyst", "admin")
 
 
 class Settings(BaseSettings):
@@ -33,13 +36,23 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(Path(".bot_cache"), description="Embedding cache and saved indexes.")
     database_url: str = Field("sqlite:///./bot.db", description="SQLAlchemy URL of the conversation store.")
+    api_keys: str = Field(
+        "",
+        description="'role:KEY,role:KEY' with roles widget, agent, analyst, admin; empty = open, localhost only.",
+    )
+    cors_origins: str = Field(
+        "", description="Comma-separated origins allowed to call the API from a browser."
+    )
+    max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest customer message accepted.")
     torch_threads: int = Field(1, ge=1, le=64, description="Threads torch may use to encode.")
 
     # Decision policy (confidence space, 0..1). Per-intent `threshold` in YAML overrides `threshold`.
-    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Default confidence an intent needs.")
-    margin: float = Field(0.1, ge=0.0, le=1.0, description="Lead over the runner-up below which we clarify.")
+    threshold: float = Field(0.75, ge=0.0, le=1.0, description="Default confidence an intent needs.")
+    margin: float = Field(
+        0.025, ge=0.0, le=1.0, description="Lead over the runner-up below which we clarify."
+    )
     retrieval_threshold: float = Field(
-        0.5, ge=-1.0, le=1.0, description="Cosine a knowledge passage needs to be offered."
+        0.55, ge=-1.0, le=1.0, description="Cosine a knowledge passage needs to be offered."
     )
     top_k: int = Field(5, ge=2, le=50, description="Candidates kept on each decision.")
     max_clarify_options: int = Field(3, ge=2, le=10)
@@ -48,9 +61,15 @@ class Settings(BaseSettings):
     calibration_slope: float = Field(DEFAULT_CALIBRATION_SLOPE, gt=0.0)
     calibration_center: float = Field(DEFAULT_CALIBRATION_CENTER)
     # Intent score from its vectors: best cosine plus `aggregation_weight` x mean of the next best ones.
-    aggregation_weight: float = Field(0.0, ge=0.0, le=1.0)
+    aggregation_weight: float = Field(0.2, ge=0.0, le=1.0)
     aggregation_depth: int = Field(3, ge=1, le=20)
 
+    anger_threshold: float = Field(
+        0.1,
+        ge=-1.0,
+        le=2.0,
+        description="Anger score above which a message escalates to a person (2 = never).",
+    )
     handoff_message: str = Field(
         "I'm passing you to a member of our team; someone will reply here shortly.",
         description="Shown when the bot hands off and the intent has no answer of its own.",
@@ -71,6 +90,22 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
+
+    def keys_by_role(self) -> dict[str, str]:
+        """API key -> role, parsed from `api_keys`; raises ValueError naming a malformed entry."""
+        keys: dict[str, str] = {}
+        for entry in filter(None, (part.strip() for part in self.api_keys.split(","))):
+            role, _, key = entry.partition(":")
+            if role not in ROLES or not key:
+                raise ValueError(
+                    f"BOT_API_KEYS entry '{role}:…' must be ROLE:KEY with ROLE one of {', '.join(ROLES)}"
+                )
+            keys[key] = role
+        return keys
+
+    def cors_origin_list(self) -> list[str]:
+        """Origins from `cors_origins`."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields replaced and validated again (CLI flags use this)."""

@@ -24,6 +24,7 @@ from bot.index import VectorIndex
 from bot.intents import IntentSet, load_intents
 from bot.knowledge import Passage, load_knowledge
 from bot.router import Candidate, Decision, IntentRule, Policy, Route, decide
+from bot.tone import ANGRY, CALM, ToneDetector
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,9 @@ class Engine:
         )
         self.intents_dir = Path(settings.intents_dir)
         self.extra_examples: dict[str, list[str]] = {}
+        self.tone = ToneDetector(
+            self.encoder.encode(ANGRY), self.encoder.encode(CALM), settings.anger_threshold
+        )
         self._reload_lock = threading.Lock()
         self._state: RoutingState | None = None
 
@@ -325,6 +329,7 @@ class Engine:
     def _decide_vectors(self, queries: np.ndarray, state: RoutingState) -> list[Decision]:
         scores = self.intent_scores(queries, state)
         knowledge = state.knowledge_index.search(queries, 1)
+        anger = self.tone.anger(queries)
         decisions = []
         for row in range(len(queries)):
             retrieval_score: float | None = None
@@ -339,6 +344,7 @@ class Engine:
                 dataclasses.replace(
                     decision,
                     source=source if decision.route == "retrieve" else None,
+                    anger=round(float(anger[row]), 4),
                     model_id=self.model_id,
                     intents_version=state.version,
                 )

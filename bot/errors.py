@@ -7,7 +7,9 @@
     ├── TemplateError             an answer template that does not compile or is unsafe
     ├── ModelError                the encoder model cannot be loaded
     ├── IndexFileError            a saved index that is missing, corrupt or built for another model
-    └── NotFoundError             a named thing (intent, conversation, ticket) does not exist
+    ├── NotFoundError             a named thing (intent, conversation, ticket) does not exist   -> 404
+    ├── ConflictError             the request clashes with current state (ticket already claimed) -> 409
+    └── InvalidInputError         a well-formed value that is not allowed here, naming the field -> 422
 
 The API turns these into HTTP responses in exactly one handler; the CLI prints `str(error)` and
 exits 2. Neither ever shows a traceback for them.
@@ -60,3 +62,16 @@ class IndexFileError(BotError):
 
 class NotFoundError(BotError):
     """A named object does not exist."""
+
+
+class ConflictError(BotError):
+    """The request clashes with the current state (a ticket already claimed or resolved)."""
+
+
+class InvalidInputError(BotError):
+    """A request value that is well-formed but not allowed here; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")

@@ -57,6 +57,7 @@ class Decision:
     retrieval_score: float | None = None
     source: str | None = None
     context_used: bool = False
+    anger: float = 0.0
     model_id: str = ""
     intents_version: str = ""
 

@@ -126,10 +126,14 @@ def test_reload_embeds_only_changed_texts(small_engine: Engine) -> None:
 
 def test_extra_examples_route_without_touching_yaml(small_engine: Engine) -> None:
     text = "the plastic thingy from you guys, any news?"
+    yaml_before = (small_engine.intents_dir / "bank.yaml").read_text()
+    before = small_engine.route(text)
+    assert before.route != "answer"
     small_engine.load(extra_examples={"card_arrival": [text]})
-    decision = small_engine.route(text)
-    assert (decision.route, decision.intent) == ("answer", "card_arrival")
-    assert decision.candidates[0].score == pytest.approx(1.0, abs=1e-3)
+    after = small_engine.route(text)
+    assert (after.route, after.intent) == ("answer", "card_arrival")
+    assert after.candidates[0].score > before.candidates[0].score
+    assert (small_engine.intents_dir / "bank.yaml").read_text() == yaml_before
 
 
 def test_saved_index_refuses_another_model(tmp_path: Path) -> None:

@@ -1,0 +1,64 @@
+"""The FastAPI application: `create_app(settings)` loads the model once, migrates, and mounts the routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from bot import __version__
+from bot.api import admin, agents, chat, review
+from bot.api.errors import install_error_handlers
+from bot.config import Settings, get_settings
+from bot.db import make_engine, upgrade
+from bot.engine import Engine
+from bot.service import ChatService
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """The app; `engine` may be passed in already loaded (tests share one), else it loads at start-up."""
+    settings = settings or get_settings()
+    keys = settings.keys_by_role()  # a malformed BOT_API_KEYS fails here, before anything listens
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        routing = engine
+        if routing is None:
+            routing = Engine(settings)
+            routing.load()
+        database = make_engine(settings.database_url)
+        upgrade(database)
+        app.state.engine = routing
+        app.state.database = database
+        app.state.service = ChatService(routing, database)
+        log.info("serving %d intents (version %s)", len(routing.intents.intents), routing.intents.version)
+        try:
+            yield
+        finally:
+            database.dispose()
+
+    app = FastAPI(
+        title="Intent router",
+        version=__version__,
+        description="Routes customer messages to intents: answer, clarify, retrieve or hand off to a person.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.keys = keys
+    origins = settings.cors_origin_list()
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    install_error_handlers(app)
+    for module in (chat, agents, review, admin):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,63 @@
+"""Endpoints for administrators and monitoring: intents, reload, health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, require
+from bot.api.schemas import HealthOut, IntentOut, IntentsOut, ReloadOut
+from bot.db import ping
+
+router = APIRouter(tags=["admin"])
+
+
+@router.get("/v1/intents", response_model=IntentsOut, dependencies=[Depends(require("analyst", "agent"))])
+def list_intents(engine: EngineDep) -> IntentsOut:
+    """The live intents, with their examples (YAML and learned) and where each is defined."""
+    state = engine.state
+    return IntentsOut(
+        version=state.version,
+        model_id=engine.model_id,
+        intents=[
+            IntentOut(
+                name=i.name,
+                label=i.spec.label,
+                description=i.spec.description,
+                examples=list(i.spec.examples),
+                has_answer=i.template is not None,
+                handoff=i.spec.handoff,
+                threshold=state.rules[i.name].threshold,
+                tags=list(i.spec.tags),
+                source=f"{i.path.name}:{i.line}",
+            )
+            for i in state.intents.intents
+        ],
+    )
+
+
+@router.post("/v1/admin/reload", response_model=ReloadOut, dependencies=[Depends(require())])
+async def reload(engine: EngineDep) -> ReloadOut:
+    """Re-read the intents folder; if it is invalid the old set stays live and the error says `path:line`."""
+    result = await run_in_threadpool(engine.load)
+    return ReloadOut(
+        version=result.version,
+        intents=result.intents,
+        passages=result.passages,
+        embedded_texts=result.embedded_texts,
+        seconds=round(result.seconds, 3),
+    )
+
+
+@router.get("/healthz", response_model=HealthOut)
+def healthz(engine: EngineDep, database: DatabaseDep, settings: SettingsDep) -> HealthOut:
+    """Model, intents version and database state; no key needed."""
+    db_state = ping(database)
+    return HealthOut(
+        status="ok" if db_state == "ok" else "degraded",
+        model=engine.model_id,
+        intents_version=engine.intents.version,
+        intents=len(engine.intents.intents),
+        database=db_state,
+        auth="keys" if settings.api_keys.strip() else "open",
+    )

@@ -1,0 +1,113 @@
+"""Endpoints for chat widgets and integrations: chat, poll messages, classify without storing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
+
+from bot.api.deps import DatabaseDep, EngineDep, ServiceDep, SettingsDep, require
+from bot.api.schemas import (
+    CandidateOut,
+    ChatIn,
+    ChatOut,
+    DecisionOut,
+    MessageOut,
+    MessagesOut,
+    OptionOut,
+    RouteIn,
+    RouteOut,
+)
+from bot.errors import InvalidInputError
+from bot.handoffs import messages_after
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+ChatRole = Depends(require("widget", "agent", "analyst"))
+
+
+def _check_length(text: str | None, limit: int, field: str) -> None:
+    if text is not None and len(text) > limit:
+        raise InvalidInputError(field, f"is {len(text)} characters long; the limit is {limit}")
+
+
+@router.post("/chat", response_model=ChatOut, dependencies=[ChatRole])
+async def chat(body: ChatIn, service: ServiceDep, settings: SettingsDep) -> ChatOut:
+    """Route a customer's message (or clarify `choice`), store it with the decision, and answer."""
+    message = body.message.strip() if body.message is not None else None
+    _check_length(message, settings.max_message_chars, "message")
+    if not message and body.choice is None:
+        raise InvalidInputError("message", "must not be empty")
+    reply = await run_in_threadpool(
+        service.chat,
+        message=message or None,
+        conversation_id=body.conversation_id,
+        channel=body.channel,
+        metadata=body.metadata,
+        choice=body.choice,
+    )
+    d = reply.decision
+    return ChatOut(
+        conversation_id=reply.conversation_id,
+        message_id=reply.message_id,
+        decision_id=reply.decision_id,
+        route=d.route,
+        intent=d.intent,
+        confidence=d.confidence,
+        answer=d.answer,
+        reason=d.reason,
+        candidates=[
+            CandidateOut(intent=c.intent, score=c.score, confidence=c.confidence) for c in d.candidates
+        ],
+        options=[OptionOut(intent=i, label=label) for i, label in reply.options]
+        if d.route == "clarify"
+        else None,
+        ticket_id=reply.ticket_id,
+        source=d.source,
+        context_used=d.context_used,
+        escalation=reply.escalation,
+    )
+
+
+@router.get("/conversations/{conversation_id}/messages", response_model=MessagesOut, dependencies=[ChatRole])
+def conversation_messages(
+    conversation_id: str,
+    database: DatabaseDep,
+    after: Annotated[int | None, Query(ge=0, le=2**62, description="Only messages with a larger id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> MessagesOut:
+    """A conversation's messages after `after`: widgets poll this for agent replies."""
+    rows = messages_after(database, conversation_id=conversation_id, after=after, limit=limit)
+    messages = [MessageOut.model_validate(m) for m in rows]
+    return MessagesOut(
+        conversation_id=conversation_id, messages=messages, last_id=messages[-1].id if messages else after
+    )
+
+
+@router.post("/route", response_model=RouteOut, dependencies=[Depends(require("widget", "analyst"))])
+async def route(body: RouteIn, engine: EngineDep, settings: SettingsDep) -> RouteOut:
+    """Decisions for up to 100 messages; nothing is stored (integrations, batch classification)."""
+    for position, text in enumerate(body.messages):
+        _check_length(text, settings.max_message_chars, f"messages.{position}")
+    decisions = await run_in_threadpool(engine.route_many, body.messages)
+    return RouteOut(
+        decisions=[
+            DecisionOut(
+                text=text,
+                route=d.route,
+                intent=d.intent,
+                confidence=d.confidence,
+                answer=d.answer,
+                reason=d.reason,
+                candidates=[
+                    CandidateOut(intent=c.intent, score=c.score, confidence=c.confidence)
+                    for c in d.candidates
+                ],
+                options=list(d.options),
+                source=d.source,
+            )
+            for text, d in zip(body.messages, decisions, strict=True)
+        ],
+        model_id=engine.model_id,
+        intents_version=engine.intents.version,
+    )

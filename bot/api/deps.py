@@ -1,0 +1,83 @@
+"""Dependencies handed to endpoints: the loaded engine, the database, the chat service, and API-key roles."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine as Database
+
+from bot.config import Settings
+from bot.engine import Engine
+from bot.service import ChatService
+
+_bearer = HTTPBearer(auto_error=False, description="API key: Authorization: Bearer KEY")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """The app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    """The routing engine loaded at start-up."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_database(request: Request) -> Database:
+    """The SQLAlchemy engine of the conversation store."""
+    database: Database = request.app.state.database
+    return database
+
+
+def get_service(request: Request) -> ChatService:
+    """The chat service joining engine and store."""
+    service: ChatService = request.app.state.service
+    return service
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+ServiceDep = Annotated[ChatService, Depends(get_service)]
+
+
+def role_of(keys: dict[str, str], presented: str) -> str | None:
+    """The role of a presented key, comparing against every key in constant time."""
+    found = None
+    for key, role in keys.items():
+        if hmac.compare_digest(key.encode(), presented.encode()):
+            found = role
+    return found
+
+
+def require(*roles: str) -> Callable[..., str]:
+    """A dependency admitting keys of these roles (admin is always admitted); open when no keys are set."""
+    allowed = {*roles, "admin"}
+
+    def check(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> str:
+        keys: dict[str, str] = request.app.state.keys
+        if not keys:
+            return "admin"
+        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+            raise HTTPException(
+                401,
+                "missing API key: send 'Authorization: Bearer KEY'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        role = role_of(keys, credentials.credentials)
+        if role is None:
+            raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        if role not in allowed:
+            needed = " or ".join(sorted(allowed))
+            raise HTTPException(403, f"a {role} key may not use {request.url.path}; it needs a {needed} key")
+        return role
+
+    return check

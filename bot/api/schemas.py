@@ -1,0 +1,267 @@
+"""Request and response bodies of the HTTP API (they are also its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.intents import NAME_PATTERN
+
+IntentName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+AgentName = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class Strict(BaseModel):
+    """Bodies reject unknown fields, so a typo is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CandidateOut(BaseModel):
+    """One candidate intent with its raw score and calibrated confidence."""
+
+    intent: str
+    score: float
+    confidence: float
+
+
+class OptionOut(BaseModel):
+    """A clarify option: send `intent` back as `choice`."""
+
+    intent: str
+    label: str
+
+
+class ChatIn(Strict):
+    """A customer's message, or the pick of a clarify option (`choice`)."""
+
+    conversation_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    message: Annotated[str, Field(max_length=100_000)] | None = None  # the real limit is a setting
+    choice: IntentName | None = None
+    channel: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ChatOut(BaseModel):
+    """The bot's decision and answer for one message."""
+
+    conversation_id: str
+    message_id: int
+    decision_id: int
+    route: Literal["answer", "clarify", "retrieve", "handoff"]
+    intent: str | None
+    confidence: float
+    answer: str
+    reason: str
+    candidates: list[CandidateOut]
+    options: list[OptionOut] | None = None
+    ticket_id: int | None = None
+    source: str | None = None
+    context_used: bool = False
+    escalation: str | None = None
+
+
+class MessageOut(BaseModel):
+    """A line of a conversation."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    role: str
+    text: str
+    author: str | None
+    created_at: datetime
+
+
+class MessagesOut(BaseModel):
+    """Messages after the `after` id; poll again with `after=last_id`."""
+
+    conversation_id: str
+    messages: list[MessageOut]
+    last_id: int | None
+
+
+class RouteIn(Strict):
+    """Messages to classify; nothing is stored."""
+
+    messages: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=100_000)]], Field(min_length=1, max_length=100)
+    ]
+
+
+class DecisionOut(BaseModel):
+    """A routing decision without storage."""
+
+    text: str
+    route: str
+    intent: str | None
+    confidence: float
+    answer: str
+    reason: str
+    candidates: list[CandidateOut]
+    options: list[str]
+    source: str | None
+
+
+class RouteOut(BaseModel):
+    """Decisions in the order of the messages."""
+
+    decisions: list[DecisionOut]
+    model_id: str
+    intents_version: str
+
+
+class TicketOut(BaseModel):
+    """A handoff ticket."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    conversation_id: str
+    decision_id: int | None
+    intent: str | None
+    reason: str
+    status: str
+    claimed_by: str | None
+    claimed_at: datetime | None
+    resolved_at: datetime | None
+    resolved_intent: str | None
+    note: str | None
+    created_at: datetime
+
+
+class TicketsOut(BaseModel):
+    """A page of tickets."""
+
+    items: list[TicketOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ClaimIn(Strict):
+    """Who takes the ticket."""
+
+    agent: AgentName
+
+
+class ReplyIn(Strict):
+    """An agent's reply to the customer."""
+
+    agent: AgentName
+    text: Annotated[str, Field(min_length=1, max_length=5000)]
+
+
+class ResolveIn(Strict):
+    """Close a ticket; `intent` is what the customer really meant."""
+
+    agent: AgentName | None = None
+    intent: IntentName | None = None
+    note: Annotated[str, Field(max_length=5000)] | None = None
+
+
+class LogOut(BaseModel):
+    """A stored routing decision."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    conversation_id: str
+    message_id: int | None
+    text: str
+    route: str
+    intent: str | None
+    confidence: float
+    candidates: list[CandidateOut]
+    options: list[str]
+    answer: str
+    reason: str
+    threshold: float
+    margin: float
+    retrieval_score: float | None
+    source: str | None
+    context_used: bool
+    escalation: str | None
+    chosen: bool
+    model_id: str
+    intents_version: str
+    latency_ms: float
+    reviewed: bool
+    created_at: datetime
+
+
+class LogsOut(BaseModel):
+    """A page of decisions, newest first."""
+
+    items: list[LogOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ReviewIn(Strict):
+    """An analyst's verdict on a decision."""
+
+    verdict: Literal["correct", "wrong"]
+    intent: IntentName | None = None
+    new_intent: IntentName | None = None
+    reviewer: AgentName | None = None
+
+
+class ReviewOut(BaseModel):
+    """A stored review."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    decision_id: int
+    verdict: str
+    intent: str | None
+    new_intent: str | None
+    reviewer: str | None
+    created_at: datetime
+
+
+class IntentOut(BaseModel):
+    """An intent as the router sees it."""
+
+    name: str
+    label: str
+    description: str
+    examples: list[str]
+    has_answer: bool
+    handoff: bool
+    threshold: float | None
+    tags: list[str]
+    source: str
+
+
+class IntentsOut(BaseModel):
+    """The live intent set."""
+
+    version: str
+    model_id: str
+    intents: list[IntentOut]
+
+
+class ReloadOut(BaseModel):
+    """The result of a reload."""
+
+    version: str
+    intents: int
+    passages: int
+    embedded_texts: int
+    seconds: float
+
+
+class HealthOut(BaseModel):
+    """Liveness and what is loaded."""
+
+    status: Literal["ok", "degraded"]
+    model: str
+    intents_version: str
+    intents: int
+    database: str
+    auth: Literal["keys", "open"]

@@ -1,0 +1,135 @@
+"""Database tables: conversations, messages, routing decisions, handoff tickets and reviews."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        """Store UTC; refuse naive datetimes, whose zone would be a guess."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        """Read back as aware UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _timestamp(index: bool = False) -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=index)
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=lambda: type(default)(), sa_type=sa.JSON, nullable=False)
+
+
+class Conversation(SQLModel, table=True):
+    """One customer's chat; `status` says whether the bot or a person answers it."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=64)
+    channel: str = Field(default="web", max_length=64)
+    meta: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column("metadata", sa.JSON, nullable=False)
+    )
+    status: str = Field(default="bot", max_length=16)  # bot | handoff
+    fallback_streak: int = 0  # consecutive messages no intent took; two in a row escalate
+    pending_options: list[str] = _json([])  # clarify options awaiting the customer's choice
+    pending_text: str | None = None  # the message those options were offered for
+    last_user_text: str | None = None  # context for short follow-ups
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class Message(SQLModel, table=True):
+    """A line in a conversation, written by the user, the bot or a human agent."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversation.id", index=True, max_length=64)
+    role: str = Field(max_length=16)  # user | bot | agent
+    text: str
+    author: str | None = Field(default=None, max_length=128)  # the agent's name for agent messages
+    decision_id: int | None = Field(default=None, index=True)
+    created_at: datetime = _timestamp()
+
+
+class DecisionLog(SQLModel, table=True):
+    """Everything needed to replay one routing decision: candidates, thresholds, model and version."""
+
+    __tablename__ = "decision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversation.id", index=True, max_length=64)
+    message_id: int | None = Field(default=None)
+    text: str
+    route: str = Field(max_length=16, index=True)
+    intent: str | None = Field(default=None, max_length=100, index=True)
+    confidence: float
+    candidates: list[dict[str, Any]] = _json([])
+    options: list[str] = _json([])
+    answer: str = ""
+    reason: str
+    threshold: float
+    margin: float
+    retrieval_score: float | None = None
+    source: str | None = None
+    context_used: bool = False
+    escalation: str | None = Field(default=None, max_length=32)  # repeated_fallback | angry | with_agent
+    chosen: bool = False  # the customer picked this intent from clarify options
+    model_id: str = Field(max_length=200)
+    intents_version: str = Field(max_length=64)
+    latency_ms: float
+    reviewed: bool = Field(default=False, index=True)
+    created_at: datetime = _timestamp(index=True)
+
+
+class HandoffTicket(SQLModel, table=True):
+    """A conversation waiting for, or taken by, a human agent."""
+
+    __tablename__ = "handoff_ticket"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversation.id", index=True, max_length=64)
+    decision_id: int | None = None
+    intent: str | None = Field(default=None, max_length=100)
+    reason: str
+    status: str = Field(default="open", max_length=16, index=True)  # open | claimed | resolved
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_intent: str | None = Field(default=None, max_length=100)
+    note: str | None = None
+    created_at: datetime = _timestamp()
+
+
+class Review(SQLModel, table=True):
+    """An analyst's verdict on a decision; the latest one per decision counts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    decision_id: int = Field(foreign_key="decision.id", index=True)
+    verdict: str = Field(max_length=16)  # correct | wrong
+    intent: str | None = Field(default=None, max_length=100)  # the intent that was really meant
+    new_intent: str | None = Field(default=None, max_length=100)  # a proposed intent that does not exist yet
+    reviewer: str | None = Field(default=None, max_length=128)
+    created_at: datetime = _timestamp()

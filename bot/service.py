@@ -1,0 +1,230 @@
+"""Conversation flow: route a customer's message, apply conversation rules, store everything at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine as Database
+from sqlmodel import Session, col, select
+
+from bot.db import session_scope
+from bot.engine import Engine, RouteContext
+from bot.errors import InvalidInputError, NotFoundError
+from bot.models import Conversation, DecisionLog, HandoffTicket, Message, utcnow
+from bot.router import Decision
+
+ESCALATE_AFTER_FALLBACKS = 2
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """What the widget gets back for one message."""
+
+    conversation_id: str
+    message_id: int
+    decision_id: int
+    decision: Decision
+    escalation: str | None
+    ticket_id: int | None
+    options: tuple[tuple[str, str], ...]  # (intent, label) to offer as buttons on clarify
+
+
+def decision_row(
+    decision: Decision, *, conversation_id: str, message_id: int | None, text: str, latency_ms: float
+) -> DecisionLog:
+    """The log row for a decision: enough to replay it."""
+    return DecisionLog(
+        conversation_id=conversation_id,
+        message_id=message_id,
+        text=text,
+        route=decision.route,
+        intent=decision.intent,
+        confidence=decision.confidence,
+        candidates=[dataclasses.asdict(c) for c in decision.candidates],
+        options=list(decision.options),
+        answer=decision.answer,
+        reason=decision.reason,
+        threshold=decision.threshold,
+        margin=decision.margin,
+        retrieval_score=decision.retrieval_score,
+        source=decision.source,
+        context_used=decision.context_used,
+        model_id=decision.model_id,
+        intents_version=decision.intents_version,
+        latency_ms=round(latency_ms, 3),
+    )
+
+
+class ChatService:
+    """Joins the routing engine and the conversation store."""
+
+    def __init__(self, engine: Engine, database: Database) -> None:
+        self.engine = engine
+        self.database = database
+
+    def chat(
+        self,
+        *,
+        message: str | None,
+        conversation_id: str | None = None,
+        channel: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        choice: str | None = None,
+    ) -> ChatReply:
+        """Handle one customer message (or clarify choice) and store the message, decision and reply."""
+        with Session(self.database, expire_on_commit=False) as session:
+            existing = self._conversation(session, conversation_id) if conversation_id else None
+        started = time.perf_counter()
+        text, decision = self._decide(existing, message, metadata, choice)
+        latency_ms = (time.perf_counter() - started) * 1000
+
+        with session_scope(self.database) as session:
+            if existing is None:
+                conversation = Conversation(channel=channel or "web", meta=dict(metadata or {}))
+                session.add(conversation)
+            else:  # lock the row: two replicas answering one conversation must not both escalate
+                conversation = session.exec(
+                    select(Conversation).where(Conversation.id == existing.id).with_for_update()
+                ).one()
+                if metadata:
+                    conversation.meta = {**conversation.meta, **metadata}
+            decision, escalation = self._apply_conversation_rules(
+                conversation, decision, text, choice is not None
+            )
+            user_message = Message(conversation_id=conversation.id, role="user", text=text)
+            session.add(user_message)
+            session.flush()
+            log = decision_row(
+                decision,
+                conversation_id=conversation.id,
+                message_id=user_message.id,
+                text=text,
+                latency_ms=latency_ms,
+            )
+            log.escalation = escalation
+            log.chosen = choice is not None
+            session.add(log)
+            session.flush()
+            user_message.decision_id = log.id
+            if decision.answer:
+                session.add(
+                    Message(
+                        conversation_id=conversation.id, role="bot", text=decision.answer, decision_id=log.id
+                    )
+                )
+            ticket_id = (
+                self._ticket_for(session, conversation, decision, log)
+                if decision.route == "handoff"
+                else None
+            )
+            conversation.updated_at = utcnow()
+            session.add(conversation)
+            session.flush()
+            assert user_message.id is not None and log.id is not None
+            intents = self.engine.intents
+            options = tuple(
+                (name, intent.spec.label) for name in decision.options if (intent := intents.get(name))
+            )
+            return ChatReply(
+                conversation.id, user_message.id, log.id, decision, escalation, ticket_id, options
+            )
+
+    @staticmethod
+    def _conversation(session: Session, conversation_id: str) -> Conversation:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise NotFoundError(
+                f"unknown conversation '{conversation_id}'; omit conversation_id to start a new one"
+            )
+        return conversation
+
+    def _decide(
+        self,
+        conversation: Conversation | None,
+        message: str | None,
+        metadata: Mapping[str, Any] | None,
+        choice: str | None,
+    ) -> tuple[str, Decision]:
+        meta = {**(conversation.meta if conversation else {}), **(metadata or {})}
+        if choice is not None:
+            offered = conversation.pending_options if conversation else []
+            if choice not in offered:
+                allowed = ", ".join(offered) if offered else "none: there is no open clarify question"
+                raise InvalidInputError("choice", f"'{choice}' was not offered; allowed: {allowed}")
+            assert conversation is not None
+            label = self.engine.intents.get(choice)
+            text = message or (label.spec.label if label else choice)
+            return text, self.engine.answer_choice(choice, conversation.pending_text or text, meta)
+        if not message:
+            raise InvalidInputError("message", "must not be empty unless a choice is sent")
+        previous = conversation.last_user_text if conversation else None
+        return message, self.engine.route(message, RouteContext(previous_user_text=previous, metadata=meta))
+
+    def _apply_conversation_rules(
+        self, conversation: Conversation, decision: Decision, text: str, chosen: bool
+    ) -> tuple[Decision, str | None]:
+        """Escalate angry messages and repeated fallbacks; keep quiet while a person has the chat."""
+        escalation = None
+        settings = self.engine.settings
+        if conversation.status == "handoff":
+            escalation = "with_agent"
+            decision = dataclasses.replace(
+                decision,
+                route="handoff",
+                answer="",
+                reason="The conversation is with a person; the bot stays quiet.",
+            )
+        elif decision.anger > settings.anger_threshold:
+            escalation = "angry"
+            decision = self._escalate(
+                decision, f"The message reads as an angry complaint (anger {decision.anger:.2f})."
+            )
+        elif decision.route == "retrieve" and conversation.fallback_streak + 1 >= ESCALATE_AFTER_FALLBACKS:
+            # an unmatched handoff is already with a person; a second knowledge-base guess should be too
+            escalation = "repeated_fallback"
+            decision = self._escalate(decision, "Second message in a row that no intent could take.")
+        accepted = decision.route in ("answer", "clarify") or decision.intent is not None
+        conversation.fallback_streak = 0 if accepted else conversation.fallback_streak + 1
+        clarifying = decision.route == "clarify"
+        conversation.pending_options = list(decision.options) if clarifying else []
+        conversation.pending_text = text if clarifying else None
+        if not chosen:  # a picked option answers the earlier question; that stays the context
+            conversation.last_user_text = text
+        return decision, escalation
+
+    def _escalate(self, decision: Decision, why: str) -> Decision:
+        """Hand off to a person; a handoff the router already chose keeps its own answer."""
+        answer = decision.answer if decision.route == "handoff" else self.engine.settings.handoff_message
+        return dataclasses.replace(
+            decision, route="handoff", answer=answer, reason=f"{why} {decision.reason}"
+        )
+
+    @staticmethod
+    def _ticket_for(
+        session: Session, conversation: Conversation, decision: Decision, log: DecisionLog
+    ) -> int:
+        """The conversation's open ticket, or a new one; the conversation is now with a person."""
+        ticket = session.exec(
+            select(HandoffTicket)
+            .where(
+                HandoffTicket.conversation_id == conversation.id,
+                col(HandoffTicket.status).in_(("open", "claimed")),
+            )
+            .order_by(col(HandoffTicket.id).desc())
+        ).first()
+        if ticket is None:
+            ticket = HandoffTicket(
+                conversation_id=conversation.id,
+                decision_id=log.id,
+                intent=decision.intent,
+                reason=decision.reason,
+            )
+            session.add(ticket)
+            session.flush()
+        conversation.status = "handoff"
+        assert ticket.id is not None
+        return ticket.id

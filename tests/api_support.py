@@ -1,0 +1,99 @@
+"""Helpers for API tests: a small intent set, throwaway SQLite/PostgreSQL databases, row counts."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import write
+
+PG_ADMIN_URL = os.environ.get(
+    "BOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+INTENTS = """\
+intents:
+  - name: card_arrival
+    description: The customer ordered a card and wants to know when it arrives or where it is.
+    examples: ["Where is my new card?"]
+    answer: "Cards arrive in 3-5 working days{% if metadata.first_name %}, {{ metadata.first_name }}{% endif %}."
+  - name: card_delivery_estimate
+    description: The customer wants to know how long card delivery takes before ordering.
+    answer: "Delivery takes 3-5 working days."
+  - name: lost_or_stolen_card
+    description: The customer lost their card or it was stolen.
+    answer: "We froze your card; a colleague will call you."
+    handoff: true
+  - name: exchange_rate
+    description: The customer asks which exchange rate we use for foreign currency.
+    answer: "We use the interbank rate."
+  - name: human_agent
+    title: Talk to a person
+    description: The customer asks to talk to a human, a real person, an agent or staff member.
+    answer: "Connecting you with a colleague now."
+    handoff: true
+"""
+FAQ = """\
+entries:
+  - question: Do you pay interest on savings?
+    answer: Savings Pots earn 2% a year, paid monthly.
+    source: https://larkspur.example/help/savings
+"""
+
+
+def make_intents(folder: Path) -> Path:
+    """Write the small API intent set into `folder`."""
+    write(folder / "bank.yaml", INTENTS)
+    write(folder / "knowledge" / "faq.yaml", FAQ)
+    return folder
+
+
+def postgres_available() -> bool:
+    """Whether the machine's PostgreSQL answers."""
+    try:
+        with create_engine(PG_ADMIN_URL).connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+@contextmanager
+def temporary_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database of `kind` (sqlite or postgresql) that is dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bot.db'}"
+        return
+    if not postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}; .ci/run should have started it")
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+    name = f"bot_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def row_counts(url: str) -> dict[str, int]:
+    """How many rows each table holds."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {
+                table: int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+                for table in ("conversation", "message", "decision", "handoff_ticket", "review")
+            }
+    finally:
+        engine.dispose()

@@ -1,0 +1,275 @@
+"""Every endpoint through the real app, on SQLite and on the machine's PostgreSQL (same tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.api import create_app
+from bot.config import Settings
+from bot.engine import Engine
+from tests.api_support import make_intents, row_counts, temporary_database
+
+POLICY = {"threshold": 0.5, "margin": 0.1, "retrieval_threshold": 0.5}
+
+
+@pytest.fixture(scope="session")
+def api_engine(tmp_path_factory: pytest.TempPathFactory, bundled_encoder, cache_dir) -> Engine:
+    folder = make_intents(tmp_path_factory.mktemp("api_intents"))
+    engine = Engine(Settings(intents_dir=folder, cache_dir=cache_dir, **POLICY), encoder=bundled_encoder)
+    engine.load()
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with temporary_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture()
+def client(db_url: str, api_engine: Engine) -> Iterator[TestClient]:
+    settings = api_engine.settings.with_overrides(database_url=db_url)
+    with TestClient(create_app(settings, engine=api_engine)) as test_client:
+        yield test_client
+
+
+def chat(client: TestClient, message: str | None = None, **extra: object) -> dict:
+    body = {"message": message, **extra} if message is not None else dict(extra)
+    response = client.post("/v1/chat", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_answer_is_stored_with_everything_needed_to_replay_it(client: TestClient) -> None:
+    reply = chat(client, "my new card still hasn't come", metadata={"first_name": "Ann"})
+    assert (reply["route"], reply["intent"]) == ("answer", "card_arrival")
+    assert reply["answer"] == "Cards arrive in 3-5 working days, Ann."
+    assert reply["candidates"][0]["intent"] == "card_arrival" and reply["options"] is None
+
+    messages = client.get(f"/v1/conversations/{reply['conversation_id']}/messages").json()["messages"]
+    assert [(m["role"], m["text"]) for m in messages] == [
+        ("user", "my new card still hasn't come"),
+        ("bot", "Cards arrive in 3-5 working days, Ann."),
+    ]
+    assert messages[0]["created_at"].endswith("Z") or "+00:00" in messages[0]["created_at"]
+
+    (log,) = client.get("/v1/logs").json()["items"]
+    assert log["id"] == reply["decision_id"] and log["message_id"] == reply["message_id"]
+    assert log["threshold"] == 0.5 and log["margin"] == 0.1 and log["latency_ms"] > 0
+    assert log["model_id"].startswith("all-MiniLM-L6-v2@") and len(log["intents_version"]) == 12
+    assert log["candidates"][0]["intent"] == "card_arrival" and log["reason"]
+
+
+def test_clarify_then_choice_answers_and_is_logged(client: TestClient) -> None:
+    first = chat(client, "how long until a card arrives")
+    assert first["route"] == "clarify"
+    offered = [o["intent"] for o in first["options"]]
+    assert set(offered) == {"card_arrival", "card_delivery_estimate"}
+    assert all(o["label"] for o in first["options"])
+
+    bad = client.post(
+        "/v1/chat", json={"conversation_id": first["conversation_id"], "choice": "exchange_rate"}
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "choice"
+
+    picked = chat(client, conversation_id=first["conversation_id"], choice="card_delivery_estimate")
+    assert (picked["route"], picked["intent"], picked["answer"]) == (
+        "answer",
+        "card_delivery_estimate",
+        "Delivery takes 3-5 working days.",
+    )
+    log = client.get("/v1/logs", params={"limit": 1}).json()["items"][0]
+    assert log["chosen"] is True and log["intent"] == "card_delivery_estimate"
+    again = client.post(
+        "/v1/chat", json={"conversation_id": first["conversation_id"], "choice": "card_arrival"}
+    )
+    assert again.status_code == 422  # the question was answered; nothing is pending any more
+
+
+def test_handoff_claim_reply_resolve(client: TestClient) -> None:
+    reply = chat(client, "I want to talk to a real person")
+    assert (reply["route"], reply["intent"]) == ("handoff", "human_agent")
+    ticket = reply["ticket_id"]
+    conversation = reply["conversation_id"]
+
+    queue = client.get("/v1/handoffs", params={"status": "open"}).json()
+    assert [t["id"] for t in queue["items"]] == [ticket] and queue["total"] == 1
+
+    # while the ticket is open the bot stays quiet and the same ticket holds the conversation
+    quiet = chat(client, "hello? anyone there?", conversation_id=conversation)
+    assert (quiet["route"], quiet["ticket_id"], quiet["answer"], quiet["escalation"]) == (
+        "handoff",
+        ticket,
+        "",
+        "with_agent",
+    )
+
+    claimed = client.post(f"/v1/handoffs/{ticket}/claim", json={"agent": "ann"})
+    assert claimed.status_code == 200 and claimed.json()["claimed_by"] == "ann"
+    lost = client.post(f"/v1/handoffs/{ticket}/claim", json={"agent": "bob"})
+    assert lost.status_code == 409 and "already claimed by ann" in lost.json()["error"]["message"]
+    assert client.post(f"/v1/handoffs/{ticket}/reply", json={"agent": "bob", "text": "hi"}).status_code == 409
+
+    seen = client.get(f"/v1/conversations/{conversation}/messages").json()["last_id"]
+    sent = client.post(f"/v1/handoffs/{ticket}/reply", json={"agent": "ann", "text": "Hi, Ann here."})
+    assert sent.status_code == 200
+    new = client.get(f"/v1/conversations/{conversation}/messages", params={"after": seen}).json()["messages"]
+    assert [(m["role"], m["author"], m["text"]) for m in new] == [("agent", "ann", "Hi, Ann here.")]
+
+    resolved = client.post(
+        f"/v1/handoffs/{ticket}/resolve", json={"agent": "ann", "intent": "card_arrival", "note": "ok"}
+    )
+    assert resolved.status_code == 200 and resolved.json()["resolved_intent"] == "card_arrival"
+    again = client.post(f"/v1/handoffs/{ticket}/resolve", json={})
+    assert again.status_code == 409 and "already resolved" in again.json()["error"]["message"]
+    # the bot answers again once the ticket is resolved
+    assert chat(client, "my new card still hasn't come", conversation_id=conversation)["route"] == "answer"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("post", "/v1/chat", {"message": ""}, 422, "message"),
+        ("post", "/v1/chat", {"message": "   "}, 422, "message"),
+        ("post", "/v1/chat", {"message": "x" * 10_000}, 422, "message"),
+        ("post", "/v1/chat", {"message": 5}, 422, "message"),
+        ("post", "/v1/chat", {"message": "hi", "metadata": "x"}, 422, "metadata"),
+        ("post", "/v1/chat", {"message": "hi", "colour": "red"}, 422, "colour"),
+        ("post", "/v1/chat", {"message": "hi", "conversation_id": "nope"}, 404, None),
+        ("post", "/v1/chat", {"choice": "card_arrival"}, 422, "choice"),
+        ("post", "/v1/route", {"messages": []}, 422, "messages"),
+        ("get", "/v1/conversations/nope/messages", None, 404, None),
+        ("get", "/v1/conversations/nope/messages?after=-1", None, 422, "after"),
+        ("post", "/v1/handoffs/999/claim", {"agent": "ann"}, 404, None),
+        ("post", "/v1/handoffs/999/claim", {}, 422, "agent"),
+        ("post", "/v1/handoffs/999/reply", {"agent": "ann", "text": "x"}, 404, None),
+        ("post", "/v1/handoffs/999/resolve", {}, 404, None),
+        ("post", "/v1/handoffs/1/resolve", {"intent": "no_such_intent"}, 422, "intent"),
+        ("get", "/v1/handoffs?status=lost", None, 422, "status"),
+        ("get", "/v1/logs?limit=100000", None, 422, "limit"),
+        ("get", "/v1/logs?route=maybe", None, 422, "route"),
+        ("get", "/v1/logs?since=2026-01-01T00:00:00", None, 422, "since"),
+        ("post", "/v1/logs/999/review", {"verdict": "correct"}, 404, None),
+        ("post", "/v1/logs/1/review", {"verdict": "meh"}, 422, "verdict"),
+    ],
+)
+def test_bad_input_is_a_clear_4xx_and_changes_nothing(
+    client: TestClient, db_url: str, method: str, path: str, body: dict | None, status: int, field: str | None
+) -> None:
+    chat(client, "my new card still hasn't come")
+    before = row_counts(db_url)
+    response = client.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"] and error["type"]
+    if field is not None:
+        assert error["field"] == field
+    assert row_counts(db_url) == before
+
+
+def test_route_classifies_without_storing(client: TestClient, db_url: str) -> None:
+    before = row_counts(db_url)
+    response = client.post("/v1/route", json={"messages": ["my new card still hasn't come", "bake bread"]})
+    assert response.status_code == 200
+    decisions = response.json()["decisions"]
+    assert [(d["route"], d["intent"]) for d in decisions] == [("answer", "card_arrival"), ("handoff", None)]
+    assert row_counts(db_url) == before
+
+
+def test_logs_filter_and_page(client: TestClient) -> None:
+    chat(client, "my new card still hasn't come")
+    chat(client, "which exchange rate do you use for dollars")
+    chat(client, "I want to talk to a real person")
+    chat(client, "how do I bake sourdough bread")
+
+    def ids(**params: object) -> list[int]:
+        response = client.get("/v1/logs", params=params)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    everything = ids()
+    assert len(everything) == 4 and everything == sorted(everything, reverse=True)
+    assert len(ids(route="answer")) == 2 and len(ids(route="handoff")) == 2
+    assert len(ids(intent="exchange_rate")) == 1
+    assert ids(q="SOURDOUGH") == [everything[0]]
+    assert ids(q="%") == []  # LIKE wildcards are searched literally
+    assert set(ids(min_confidence=0.5)) | set(ids(max_confidence=0.4999)) == set(everything)
+    assert ids(limit=2, offset=1) == everything[1:3]
+    assert client.get("/v1/logs", params={"limit": 2}).json()["total"] == 4
+    now = datetime.now(UTC)
+    assert (
+        len(
+            ids(
+                since=(now - timedelta(minutes=5)).isoformat(), until=(now + timedelta(minutes=5)).isoformat()
+            )
+        )
+        == 4
+    )
+    assert ids(since=(now + timedelta(minutes=5)).isoformat()) == []
+    assert ids(reviewed=True) == []
+
+
+def test_reviews(client: TestClient) -> None:
+    right = chat(client, "my new card still hasn't come")["decision_id"]
+    wrong = chat(client, "which exchange rate do you use for dollars")["decision_id"]
+    ok = client.post(f"/v1/logs/{right}/review", json={"verdict": "correct", "reviewer": "eve"})
+    assert ok.status_code == 200 and ok.json()["intent"] == "card_arrival"
+    fixed = client.post(f"/v1/logs/{wrong}/review", json={"verdict": "wrong", "intent": "card_arrival"})
+    assert fixed.status_code == 200 and fixed.json()["verdict"] == "wrong"
+    proposed = client.post(
+        f"/v1/logs/{wrong}/review", json={"verdict": "wrong", "new_intent": "crypto_wallet"}
+    )
+    assert proposed.status_code == 200 and proposed.json()["new_intent"] == "crypto_wallet"
+    for body, field in [
+        ({"verdict": "wrong"}, "intent"),
+        ({"verdict": "wrong", "intent": "exchange_rate"}, "intent"),
+        ({"verdict": "wrong", "intent": "nope"}, "intent"),
+        ({"verdict": "wrong", "new_intent": "Not A Name"}, "new_intent"),
+        ({"verdict": "wrong", "intent": "card_arrival", "new_intent": "x"}, "new_intent"),
+    ]:
+        response = client.post(f"/v1/logs/{wrong}/review", json=body)
+        assert response.status_code == 422 and response.json()["error"]["field"] == field, (
+            body,
+            response.text,
+        )
+    assert sorted(
+        item["id"] for item in client.get("/v1/logs", params={"reviewed": True}).json()["items"]
+    ) == [right, wrong]
+
+
+def test_follow_up_uses_context_and_fallbacks_escalate(client: TestClient) -> None:
+    first = chat(client, "I ordered a new card last week")
+    follow = chat(client, "and when will it get here?", conversation_id=first["conversation_id"])
+    assert (follow["route"], follow["intent"], follow["context_used"]) == ("answer", "card_arrival", True)
+
+    one = chat(client, "do you pay interest on savings")
+    assert one["route"] == "retrieve" and one["source"] == "https://larkspur.example/help/savings"
+    two = chat(client, "and what about interest on my savings pot", conversation_id=one["conversation_id"])
+    assert (two["route"], two["escalation"]) == ("handoff", "repeated_fallback") and two["ticket_id"]
+
+    angry = chat(client, "This is absolutely ridiculous, you are the worst bank ever, I am furious!!!")
+    assert (angry["route"], angry["escalation"]) == ("handoff", "angry") and angry["ticket_id"]
+
+
+def test_intents_and_health(client: TestClient) -> None:
+    intents = client.get("/v1/intents").json()
+    names = [i["name"] for i in intents["intents"]]
+    assert names[0] == "card_arrival" and "human_agent" in names
+    first = intents["intents"][0]
+    assert (
+        first["source"] == "bank.yaml:2"
+        and first["examples"] == ["Where is my new card?"]
+        and first["has_answer"]
+    )
+    health = client.get("/healthz").json()
+    assert (
+        health["status"] == "ok"
+        and health["database"] == "ok"
+        and health["intents_version"] == intents["version"]
+    )
+    assert health["auth"] == "open"
