@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,17 +57,30 @@ def _alembic_config() -> Config:
     return config
 
 
+MIGRATION_LOCK = 774_201  # PostgreSQL advisory-lock key: replicas starting together migrate one at a time
+
+
 def upgrade(engine: Engine) -> str:
-    """Bring the schema to the newest migration; returns the revision now in place."""
+    """Bring the schema to the newest migration; returns the revision now in place.
+
+    Several replicas may start at once: on PostgreSQL an advisory lock serialises them; elsewhere a
+    replica that loses the race retries and then finds the schema already current.
+    """
     config = _alembic_config()
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-    except SQLAlchemyError as exc:
-        raise ConfigError(
-            f"cannot migrate database {redact(str(engine.url))}: {exc.__class__.__name__}: {exc}"
-        ) from None
+    for attempt in range(3):
+        try:
+            with engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+            break
+        except SQLAlchemyError as exc:
+            if attempt == 2 or "already exists" not in str(exc):
+                raise ConfigError(
+                    f"cannot migrate database {redact(str(engine.url))}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+                ) from None
+            time.sleep(0.5)
     return ScriptDirectory.from_config(config).get_current_head() or ""
 
 

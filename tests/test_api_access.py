@@ -1,0 +1,152 @@
+"""API keys by role, CORS, reload through the API, migrations and `bot serve` start-up rules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from fastapi.testclient import TestClient
+
+from bot.api import create_app
+from bot.config import Settings
+from bot.db import _alembic_config, current_revision, make_engine, upgrade
+from bot.engine import Engine
+from tests.api_support import make_intents, temporary_database
+
+KEYS = "widget:w-key,agent:a-key,analyst:n-key,admin:root-key,widget:w-key-2"
+
+
+@pytest.fixture()
+def keyed(tmp_path: Path, bundled_encoder, cache_dir) -> Iterator[TestClient]:
+    folder = make_intents(tmp_path / "intents")
+    settings = Settings(
+        intents_dir=folder,
+        cache_dir=cache_dir,
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        api_keys=KEYS,
+        cors_origins="https://shop.example",
+    )
+    engine = Engine(settings, encoder=bundled_encoder)
+    engine.load()
+    with TestClient(create_app(settings, engine=engine)) as client:
+        yield client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("post", "/v1/chat", {"w-key", "w-key-2", "a-key", "n-key", "root-key"}),
+        ("get", "/v1/handoffs", {"a-key", "root-key"}),
+        ("get", "/v1/logs", {"n-key", "root-key"}),
+        ("get", "/v1/intents", {"a-key", "n-key", "root-key"}),
+        ("post", "/v1/admin/reload", {"root-key"}),
+    ],
+)
+def test_roles(keyed: TestClient, method: str, path: str, allowed: set[str]) -> None:
+    body = {"message": "hello"} if path == "/v1/chat" else None
+    for key in ("w-key", "w-key-2", "a-key", "n-key", "root-key"):
+        response = keyed.request(method, path, json=body, headers=bearer(key))
+        if key in allowed:
+            assert response.status_code == 200, (key, response.text)
+        else:
+            assert response.status_code == 403, (key, response.text)
+            message = response.json()["error"]["message"]
+            assert path in message and "needs a" in message
+    missing = keyed.request(method, path, json=body)
+    assert missing.status_code == 401 and "Authorization: Bearer KEY" in missing.json()["error"]["message"]
+    wrong = keyed.request(method, path, json=body, headers=bearer("nope"))
+    assert wrong.status_code == 401 and wrong.json()["error"]["message"] == "unknown API key"
+
+
+def test_health_needs_no_key_and_says_keys_are_on(keyed: TestClient) -> None:
+    health = keyed.get("/healthz")
+    assert health.status_code == 200 and health.json()["auth"] == "keys"
+
+
+def test_cors_allows_only_listed_origins(keyed: TestClient) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    ok = keyed.options("/v1/chat", headers={"Origin": "https://shop.example", **preflight})
+    assert ok.headers.get("access-control-allow-origin") == "https://shop.example"
+    other = keyed.options("/v1/chat", headers={"Origin": "https://evil.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_malformed_keys_are_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="must be ROLE:KEY"):
+        create_app(Settings(api_keys="superuser:abc"))
+
+
+def test_reload_keeps_the_old_set_when_yaml_is_broken(keyed: TestClient) -> None:
+    admin = bearer("root-key")
+    before = keyed.get("/v1/intents", headers=admin).json()["version"]
+    folder = Path(keyed.app.state.engine.intents_dir)  # type: ignore[attr-defined]
+    good = (folder / "bank.yaml").read_text()
+    (folder / "bank.yaml").write_text(good.replace("examples:", "exampels:", 1))
+    broken = keyed.post("/v1/admin/reload", headers=admin)
+    assert broken.status_code == 422
+    assert broken.json()["error"]["message"].startswith(f"{folder / 'bank.yaml'}:4: unknown key 'exampels'")
+    assert keyed.get("/v1/intents", headers=admin).json()["version"] == before
+    assert keyed.post("/v1/chat", json={"message": "my new card still hasn't come"}, headers=admin).json()[
+        "intent"
+    ] == ("card_arrival")
+
+    (folder / "bank.yaml").write_text(good.replace("which exchange rate", "what exchange rate"))
+    fixed = keyed.post("/v1/admin/reload", headers=admin)
+    assert fixed.status_code == 200 and fixed.json()["embedded_texts"] == 1
+    assert keyed.get("/v1/intents", headers=admin).json()["version"] == fixed.json()["version"] != before
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migrations_are_idempotent_and_match_the_models(kind: str, tmp_path: Path) -> None:
+    with temporary_database(kind, tmp_path) as url:
+        engine = make_engine(url)
+        head = upgrade(engine)
+        assert upgrade(engine) == head == current_revision(engine)
+        config = _alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.check(config)  # raises if the tables differ from bot/models.py
+        engine.dispose()
+
+
+def run_bot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from bot.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def test_serve_refuses_public_address_without_keys(tmp_path: Path) -> None:
+    result = run_bot(
+        "serve", "--host", "0.0.0.0", "--intents", str(make_intents(tmp_path)), env={"BOT_API_KEYS": ""}
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: refusing to listen on 0.0.0.0 without API keys")
+
+
+def test_db_upgrade_command(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    result = run_bot("db", "upgrade", env={"BOT_DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert "is at revision 0001" in result.stdout
+    bad = run_bot("db", "upgrade", env={"BOT_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+    assert (
+        bad.returncode == 2
+        and bad.stderr.startswith("error: cannot migrate database")
+        and "Traceback" not in bad.stderr
+    )
