@@ -137,3 +137,19 @@ def test_shipped_intents_cover_banking77_and_the_basics() -> None:
         assert intent.template is not None, f"{intent.name} has no answer"
     handoff = {i.name for i in intents.intents if i.spec.handoff}
     assert "human_agent" in handoff and len(handoff) >= 4
+
+
+def test_no_shipped_text_is_a_banking77_test_utterance() -> None:
+    """The benchmark stays honest: nothing in intents/ equals a test message, even by coincidence."""
+    import csv
+    import re
+
+    from tests.conftest import banking77
+
+    def norm(text: str) -> str:
+        return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+
+    with banking77("test.csv").open(newline="") as handle:
+        test = {norm(row["text"]) for row in csv.DictReader(handle)}
+    texts = [t for i in load_intents(INTENTS).intents for t in (i.spec.description, *i.spec.examples)]
+    assert [t for t in texts if norm(t) in test] == []
