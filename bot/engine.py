@@ -159,7 +159,8 @@ class Engine:
             max_clarify_options=settings.max_clarify_options,
         )
         self.intents_dir = Path(settings.intents_dir)
-        self.extra_examples: dict[str, list[str]] = {}
+        self.extra_examples: dict[str, list[str]] = {}  # learned from reviews and tickets, not in YAML
+        self._base_intents: IntentSet | None = None
         self.tone = ToneDetector(
             self.encoder.encode(ANGRY), self.encoder.encode(CALM), settings.anger_threshold
         )
@@ -194,13 +195,15 @@ class Engine:
                 k: list(v)
                 for k, v in (extra_examples if extra_examples is not None else self.extra_examples).items()
             }
-            intents = load_intents(folder).with_extra_examples(extra)
+            base = load_intents(folder)
+            intents = base.with_extra_examples(extra)
             passages = load_knowledge(folder / "knowledge")
             calibration = load_calibration(folder, self.model_id)
             state = self._build(intents, passages, calibration)
             self._state = state
             self.intents_dir = folder
             self.extra_examples = extra
+            self._base_intents = base
         seconds = time.perf_counter() - started
         log.info(
             "loaded %d intents, %d passages (version %s) in %.2fs",
@@ -212,6 +215,36 @@ class Engine:
         return ReloadResult(
             intents.version, len(intents.intents), len(passages), state.embedded_texts, seconds
         )
+
+    def learn(self, intent: str, text: str) -> bool:
+        """Make `text` a live example of `intent` (and of no other intent) without a restart or a YAML edit.
+
+        Only the new text is embedded (the rest comes from the cache). Returns False when nothing changed.
+        """
+        with self._reload_lock:
+            state, base = self.state, self._base_intents
+            if base is None or state.intents.get(intent) is None:
+                return False
+            extra = {name: [t for t in texts if t != text] for name, texts in self.extra_examples.items()}
+            extra.setdefault(intent, []).append(text)
+            extra = {name: texts for name, texts in extra.items() if texts}
+            if extra == self.extra_examples:
+                return False
+            self._state = self._build(base.with_extra_examples(extra), state.passages, state.calibration)
+            self.extra_examples = extra
+            return True
+
+    def unlearn(self, text: str) -> bool:
+        """Stop using `text` as a learned example of any intent."""
+        with self._reload_lock:
+            state, base = self.state, self._base_intents
+            extra = {name: [t for t in texts if t != text] for name, texts in self.extra_examples.items()}
+            extra = {name: texts for name, texts in extra.items() if texts}
+            if base is None or extra == self.extra_examples:
+                return False
+            self._state = self._build(base.with_extra_examples(extra), state.passages, state.calibration)
+            self.extra_examples = extra
+            return True
 
     def with_intents(self, intents: IntentSet) -> RoutingState:
         """Build (not swap in) a state for another intent set sharing this engine's knowledge (evaluation)."""

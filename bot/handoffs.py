@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Engine as Database
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
 from bot.db import session_scope
 from bot.errors import ConflictError, InvalidInputError, NotFoundError
-from bot.models import Conversation, HandoffTicket, Message, utcnow
+from bot.examples import remember
+from bot.models import Conversation, DecisionLog, HandoffTicket, Message, utcnow
 
 STATUSES = ("open", "claimed", "resolved")
 
@@ -69,9 +72,17 @@ def reply(database: Database, *, ticket_id: int, agent: str, text: str) -> Messa
         return message
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved ticket, and the message that became an example of its intent (if any)."""
+
+    ticket: HandoffTicket
+    learned: str | None
+
+
 def resolve(
     database: Database, *, ticket_id: int, agent: str | None, intent: str | None, note: str | None
-) -> HandoffTicket:
+) -> Resolved:
     """Close a ticket, recording the intent the customer really meant; the bot answers the chat again."""
     with session_scope(database) as session:
         ticket = session.exec(
@@ -83,19 +94,25 @@ def resolve(
             raise ConflictError(f"ticket {ticket_id} is already resolved")
         if agent is not None and ticket.status == "claimed" and ticket.claimed_by != agent:
             raise ConflictError(f"ticket {ticket_id} is held by {ticket.claimed_by}, not {agent}")
+        learned = None
         ticket.status = "resolved"
         ticket.resolved_at = utcnow()
         ticket.resolved_intent = intent
         ticket.note = note
         if ticket.claimed_by is None:
             ticket.claimed_by = agent
+        if intent is not None and ticket.decision_id is not None:
+            opened_by = session.get(DecisionLog, ticket.decision_id)
+            if opened_by is not None:  # what the customer asked becomes an example of what they meant
+                remember(session, intent=intent, text=opened_by.text, source="ticket", ticket_id=ticket.id)
+                learned = opened_by.text
         conversation = session.get(Conversation, ticket.conversation_id)
         if conversation is not None:
             conversation.status = "bot"
             conversation.fallback_streak = 0
             session.add(conversation)
         session.add(ticket)
-        return ticket
+        return Resolved(ticket=ticket, learned=learned)
 
 
 def messages_after(

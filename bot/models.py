@@ -133,3 +133,23 @@ class Review(SQLModel, table=True):
     new_intent: str | None = Field(default=None, max_length=100)  # a proposed intent that does not exist yet
     reviewer: str | None = Field(default=None, max_length=128)
     created_at: datetime = _timestamp()
+
+
+class LearnedExample(SQLModel, table=True):
+    """A customer message confirmed as an example of an intent (by a review or a resolved ticket).
+
+    One row per distinct text: a later correction moves the text to the newer intent.
+    """
+
+    __tablename__ = "learned_example"
+
+    id: int | None = Field(default=None, primary_key=True)
+    text_hash: str = Field(max_length=64, unique=True)  # sha256 of the text: long texts cannot be unique keys
+    text: str
+    intent: str = Field(max_length=100, index=True)
+    source: str = Field(max_length=16)  # review | ticket
+    decision_id: int | None = None
+    ticket_id: int | None = None
+    exported: bool = False  # written into intents/*.yaml by `bot review export`
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.db import session_scope
 from bot.errors import InvalidInputError, NotFoundError
+from bot.examples import forget, remember
 from bot.intents import IntentSet
 from bot.models import DecisionLog, Review
 from bot.router import ROUTES
@@ -64,6 +65,14 @@ def list_logs(
         return list(rows), int(total)
 
 
+@dataclass(frozen=True)
+class Reviewed:
+    """A stored review and the message it was about."""
+
+    review: Review
+    text: str
+
+
 def review(
     database: Database,
     intents: IntentSet,
@@ -73,7 +82,7 @@ def review(
     intent: str | None,
     new_intent: str | None,
     reviewer: str | None,
-) -> Review:
+) -> Reviewed:
     """Record an analyst's verdict; 'wrong' must say what was meant (an intent or a proposed new one)."""
     if verdict not in VERDICTS:
         raise InvalidInputError("verdict", f"'{verdict}' is not a verdict; allowed: {', '.join(VERDICTS)}")
@@ -103,7 +112,11 @@ def review(
             decision_id=decision_id, verdict=verdict, intent=meant, new_intent=new_intent, reviewer=reviewer
         )
         decision.reviewed = True
+        if meant is not None:  # the message becomes an example, so the same message routes right next time
+            remember(session, intent=meant, text=decision.text, source="review", decision_id=decision_id)
+        else:
+            forget(session, text=decision.text)
         session.add(decision)
         session.add(row)
         session.flush()
-        return row
+        return Reviewed(review=row, text=decision.text)

@@ -19,7 +19,9 @@ import httpx
 
 def main() -> None:
     """Run the session and print it."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--key", default=None, help="An admin key, when BOT_API_KEYS is set.")
     args = parser.parse_args()
@@ -57,15 +59,23 @@ def main() -> None:
     call("POST", f"/v1/handoffs/{ticket}/reply", {"agent": "ann", "text": "Hi, I'm Ann. How can I help?"})
     fetched = call("GET", f"/v1/conversations/{conversation}/messages", after=handoff["message_id"])
     for message in fetched["messages"]:
-        print(f"  [{message['role']}{' ' + message['author'] if message['author'] else ''}] {message['text'][:70]}")
-    resolved = call("POST", f"/v1/handoffs/{ticket}/resolve", {"agent": "ann", "intent": "human_agent", "note": "done"})
+        print(
+            f"  [{message['role']}{' ' + message['author'] if message['author'] else ''}] {message['text'][:70]}"
+        )
+    resolved = call(
+        "POST", f"/v1/handoffs/{ticket}/resolve", {"agent": "ann", "intent": "human_agent", "note": "done"}
+    )
     show(resolved, "status", "resolved_intent")
 
     print("\n# 3. an analyst lists today's handoffs and confirms one decision")
     logs = call("GET", "/v1/logs", route="handoff", limit=5)
     for item in logs["items"]:
-        print(f"  #{item['id']} {item['route']:8} {item['intent']!s:22} {item['confidence']:.2f}  {item['text'][:40]}")
-    reviewed = call("POST", f"/v1/logs/{logs['items'][0]['id']}/review", {"verdict": "correct", "reviewer": "eve"})
+        print(
+            f"  #{item['id']} {item['route']:8} {item['intent']!s:22} {item['confidence']:.2f}  {item['text'][:40]}"
+        )
+    reviewed = call(
+        "POST", f"/v1/logs/{logs['items'][0]['id']}/review", {"verdict": "correct", "reviewer": "eve"}
+    )
     show(reviewed, "decision_id", "verdict", "intent")
 
 

@@ -33,8 +33,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture()
 def client(db_url: str, api_engine: Engine) -> Iterator[TestClient]:
+    # a fresh engine per test (cheap: shared encoder, cached vectors), since reviews teach it examples
     settings = api_engine.settings.with_overrides(database_url=db_url)
-    with TestClient(create_app(settings, engine=api_engine)) as test_client:
+    engine = Engine(settings, encoder=api_engine.query_encoder)
+    engine.load()
+    with TestClient(create_app(settings, engine=engine)) as test_client:
         yield test_client
 
 
@@ -273,3 +276,40 @@ def test_intents_and_health(client: TestClient) -> None:
         and health["intents_version"] == intents["version"]
     )
     assert health["auth"] == "open"
+
+
+def test_corrections_teach_the_router_and_survive_a_restart(
+    client: TestClient, db_url: str, api_engine: Engine
+) -> None:
+    text = "the plastic thingy you promised me, any news?"
+    first = chat(client, text)
+    assert first["intent"] != "card_arrival"
+    review = client.post(
+        f"/v1/logs/{first['decision_id']}/review", json={"verdict": "wrong", "intent": "card_arrival"}
+    )
+    assert review.status_code == 200
+    assert (chat(client, text)["route"], chat(client, text)["intent"]) == ("answer", "card_arrival")
+    intents = {i["name"]: i for i in client.get("/v1/intents").json()["intents"]}
+    assert intents["card_arrival"]["learned_examples"] == [text]
+
+    # a resolved ticket teaches the intent the agent says was meant
+    odd = "grandma wants to know about the thing for abroad"
+    ticket = chat(client, "I want to talk to a real person")["ticket_id"]
+    handoff = chat(client, odd)  # a new conversation that no intent takes: it opens its own ticket
+    assert handoff["ticket_id"] != ticket
+    resolved = client.post(f"/v1/handoffs/{handoff['ticket_id']}/resolve", json={"intent": "exchange_rate"})
+    assert resolved.status_code == 200
+    assert (
+        odd
+        in {i["name"]: i for i in client.get("/v1/intents").json()["intents"]}["exchange_rate"][
+            "learned_examples"
+        ]
+    )
+
+    # a restarted server (new engine, same database) routes with what was learned
+    settings = api_engine.settings.with_overrides(database_url=db_url)
+    fresh = Engine(settings, encoder=api_engine.query_encoder)
+    fresh.load()
+    with TestClient(create_app(settings, engine=fresh)) as restarted:
+        assert chat(restarted, text)["intent"] == "card_arrival"
+        assert chat(restarted, odd)["intent"] == "exchange_rate"

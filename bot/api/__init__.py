@@ -15,6 +15,7 @@ from bot.api.errors import install_error_handlers
 from bot.config import Settings, get_settings
 from bot.db import make_engine, upgrade
 from bot.engine import Engine
+from bot.examples import learned_examples
 from bot.service import ChatService
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             routing.load()
         database = make_engine(settings.database_url)
         upgrade(database)
+        learned = learned_examples(database)
+        if learned or routing.extra_examples:
+            routing.load(extra_examples=learned)
         app.state.engine = routing
         app.state.database = database
         app.state.service = ChatService(routing, database)

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, require
 from bot.api.schemas import HealthOut, IntentOut, IntentsOut, ReloadOut
 from bot.db import ping
+from bot.examples import learned_examples
 
 router = APIRouter(tags=["admin"])
 
@@ -25,6 +26,7 @@ def list_intents(engine: EngineDep) -> IntentsOut:
                 label=i.spec.label,
                 description=i.spec.description,
                 examples=list(i.spec.examples),
+                learned_examples=list(engine.extra_examples.get(i.name, [])),
                 has_answer=i.template is not None,
                 handoff=i.spec.handoff,
                 threshold=state.rules[i.name].threshold,
@@ -37,9 +39,10 @@ def list_intents(engine: EngineDep) -> IntentsOut:
 
 
 @router.post("/v1/admin/reload", response_model=ReloadOut, dependencies=[Depends(require())])
-async def reload(engine: EngineDep) -> ReloadOut:
-    """Re-read the intents folder; if it is invalid the old set stays live and the error says `path:line`."""
-    result = await run_in_threadpool(engine.load)
+async def reload(engine: EngineDep, database: DatabaseDep) -> ReloadOut:
+    """Re-read the intents folder and learned examples; an invalid folder keeps the old set live (`path:line`)."""
+    learned = await run_in_threadpool(learned_examples, database)
+    result = await run_in_threadpool(engine.load, None, learned)
     return ReloadOut(
         version=result.version,
         intents=result.intents,

@@ -47,7 +47,9 @@ def resolve(ticket_id: int, body: ResolveIn, database: DatabaseDep, engine: Engi
     """Close the ticket with the intent the customer really meant; the bot answers the chat again."""
     if body.intent is not None and engine.intents.get(body.intent) is None:
         raise InvalidInputError("intent", f"unknown intent '{body.intent}'; see GET /v1/intents")
-    ticket = handoffs.resolve(
+    resolved = handoffs.resolve(
         database, ticket_id=ticket_id, agent=body.agent, intent=body.intent, note=body.note
     )
-    return TicketOut.model_validate(ticket)
+    if body.intent is not None and resolved.learned is not None:
+        engine.learn(body.intent, resolved.learned)
+    return TicketOut.model_validate(resolved.ticket)

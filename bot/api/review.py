@@ -52,7 +52,7 @@ def list_logs(
 @router.post("/{decision_id}/review", response_model=ReviewOut)
 def review(decision_id: int, body: ReviewIn, database: DatabaseDep, engine: EngineDep) -> ReviewOut:
     """Mark a decision correct, or wrong with the intent that was meant (or a new intent's name)."""
-    row = reviews.review(
+    reviewed = reviews.review(
         database,
         engine.intents,
         decision_id=decision_id,
@@ -61,4 +61,8 @@ def review(decision_id: int, body: ReviewIn, database: DatabaseDep, engine: Engi
         new_intent=body.new_intent,
         reviewer=body.reviewer,
     )
-    return ReviewOut.model_validate(row)
+    if reviewed.review.intent is not None:
+        engine.learn(reviewed.review.intent, reviewed.text)
+    else:
+        engine.unlearn(reviewed.text)
+    return ReviewOut.model_validate(reviewed.review)

@@ -231,6 +231,7 @@ class IntentOut(BaseModel):
     label: str
     description: str
     examples: list[str]
+    learned_examples: list[str]
     has_answer: bool
     handoff: bool
     threshold: float | None

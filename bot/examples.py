@@ -1,0 +1,56 @@
+"""Learned examples: messages that reviews and resolved tickets confirmed as examples of an intent."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import Engine as Database
+from sqlmodel import Session, col, select
+
+from bot.models import LearnedExample, utcnow
+
+
+def text_hash(text: str) -> str:
+    """The key a text is stored under."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def remember(
+    session: Session,
+    *,
+    intent: str,
+    text: str,
+    source: str,
+    decision_id: int | None = None,
+    ticket_id: int | None = None,
+) -> LearnedExample:
+    """Store `text` as an example of `intent`, moving it from any intent it was learned for before."""
+    key = text_hash(text)
+    row = session.exec(
+        select(LearnedExample).where(LearnedExample.text_hash == key).with_for_update()
+    ).first()
+    if row is None:
+        row = LearnedExample(text_hash=key, text=text, intent=intent, source=source)
+    elif row.intent != intent:
+        row.intent = intent
+        row.exported = False
+    row.source, row.decision_id, row.ticket_id, row.updated_at = source, decision_id, ticket_id, utcnow()
+    session.add(row)
+    return row
+
+
+def forget(session: Session, *, text: str) -> None:
+    """Drop a learned example (an analyst said the message needs a new intent)."""
+    row = session.exec(select(LearnedExample).where(LearnedExample.text_hash == text_hash(text))).first()
+    if row is not None:
+        session.delete(row)
+
+
+def learned_examples(database: Database) -> dict[str, list[str]]:
+    """Every learned example, by intent, oldest first."""
+    with Session(database) as session:
+        rows = session.exec(select(LearnedExample).order_by(col(LearnedExample.id))).all()
+    by_intent: dict[str, list[str]] = {}
+    for row in rows:
+        by_intent.setdefault(row.intent, []).append(row.text)
+    return by_intent
