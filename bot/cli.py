@@ -174,7 +174,7 @@ def db_upgrade() -> None:
 
 
 # Commands defined in sibling modules register themselves on `app` when imported.
-from bot import cli_eval  # noqa: E402, F401
+from bot import cli_eval, cli_review  # noqa: E402, F401
 
 
 def main() -> None:

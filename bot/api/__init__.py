@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from bot import __version__
-from bot.api import admin, agents, chat, review
+from bot.api import admin, agents, chat, insights, review, widget
 from bot.api.errors import install_error_handlers
 from bot.config import Settings, get_settings
 from bot.db import make_engine, upgrade
@@ -63,6 +63,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             allow_headers=["Authorization", "Content-Type"],
         )
     install_error_handlers(app)
-    for module in (chat, agents, review, admin):
+    for module in (chat, agents, review, admin, insights, widget):
         app.include_router(module.router)
     return app

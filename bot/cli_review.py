@@ -1,0 +1,3 @@
+"""`bot review export` and `bot logs export`: analysts' command-line tools."""
+
+from __future__ import annotations
