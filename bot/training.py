@@ -12,9 +12,12 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from bot.errors import BotError
 
@@ -36,6 +39,7 @@ class TrainingConfig:
     texts_per_intent: int = 4
     learning_rate: float = 4e-5
     scale: float = 20.0  # inverse temperature of the cosines, as in sentence-transformers' MNRL
+    hard_negatives: bool = True  # fill half of each batch with one intent's nearest intents
     seed: int = 0
     threads: int = 2
     progress: bool = True
@@ -76,19 +80,36 @@ def intent_groups(intents: IntentSet) -> list[list[str]]:
     return groups
 
 
-def _batches(groups: list[list[str]], config: TrainingConfig, rng: random.Random, steps: int) -> list[Any]:
-    """`steps` batches of (text, intent position); intents with fewer than 2 texts still serve as negatives."""
-    batches = []
-    positions = list(range(len(groups)))
-    for _ in range(steps):
-        chosen = rng.sample(positions, min(config.intents_per_batch, len(positions)))
-        batch = [
-            (text, position)
-            for position in chosen
-            for text in rng.sample(groups[position], min(config.texts_per_intent, len(groups[position])))
-        ]
-        batches.append(batch)
-    return batches
+def _neighbours(network: Any, groups: list[list[str]]) -> np.ndarray:
+    """Each intent's intents ordered from nearest to farthest by the current model's prototypes."""
+    import torch
+
+    texts = [text for group in groups for text in group]
+    owners = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    with torch.no_grad():
+        vectors = network.encode(texts, batch_size=128, normalize_embeddings=True, show_progress_bar=False)
+    prototypes = np.zeros((len(groups), vectors.shape[1]), dtype=np.float32)
+    np.add.at(prototypes, owners, vectors)
+    prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-9)
+    return np.argsort(-(prototypes @ prototypes.T), axis=1)
+
+
+def _batch(
+    groups: list[list[str]], config: TrainingConfig, rng: random.Random, neighbours: np.ndarray | None
+) -> list[tuple[str, int]]:
+    """Texts of several intents with their positions: half of the intents are one intent's nearest
+    neighbours, so the loss works on the confusable ones, the rest are random."""
+    count = min(config.intents_per_batch, len(groups))
+    chosen: list[int] = []
+    if neighbours is not None:
+        chosen = [int(i) for i in neighbours[rng.randrange(len(groups))][: count // 2]]
+    others = [i for i in range(len(groups)) if i not in chosen]
+    chosen += rng.sample(others, count - len(chosen))
+    return [
+        (text, position)
+        for position in chosen
+        for text in rng.sample(groups[position], min(config.texts_per_intent, len(groups[position])))
+    ]
 
 
 def contrastive_loss(embeddings: Any, labels: Any, scale: float) -> Any:
@@ -106,14 +127,61 @@ def contrastive_loss(embeddings: Any, labels: Any, scale: float) -> Any:
     return per_anchor[has_positive].mean()
 
 
+def train_network(
+    network: Any,
+    groups: list[list[str]],
+    config: TrainingConfig,
+    on_epoch: Callable[[int], None] | None = None,
+) -> int:
+    """Fine-tune a SentenceTransformer in place on intent groups; returns the number of steps taken."""
+    import torch
+    from tqdm import tqdm
+
+    from bot.encoder import set_torch_threads
+
+    set_torch_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    texts = sum(len(g) for g in groups)
+    per_epoch = max(1, math.ceil(texts / (config.intents_per_batch * config.texts_per_intent)))
+    steps = config.epochs * per_epoch
+    optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    warmup = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup)))
+    )
+    preprocess = (
+        getattr(network, "preprocess", None) or network.tokenize
+    )  # `tokenize` is deprecated in newer releases
+    bar = tqdm(total=steps, desc="training", unit="step", file=sys.stderr, disable=not config.progress)
+    for epoch in range(1, config.epochs + 1):
+        network.eval()
+        neighbours = _neighbours(network, groups) if config.hard_negatives else None
+        network.train()
+        for _ in range(per_epoch):
+            batch = _batch(groups, config, rng, neighbours)
+            features = preprocess([text for text, _ in batch])
+            embeddings = network(dict(features))["sentence_embedding"]
+            loss = contrastive_loss(embeddings, torch.tensor([label for _, label in batch]), config.scale)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.update()
+        if on_epoch is not None:
+            network.eval()
+            on_epoch(epoch)
+    bar.close()
+    network.eval()
+    return steps
+
+
 def fine_tune(
     model: str, intents: IntentSet, out: Path, config: TrainingConfig | None = None
 ) -> TrainingResult:
     """Fine-tune the `model` folder ('bundled' or a path) on `intents` and save it to `out`."""
-    import torch
-    from tqdm import tqdm
-
-    from bot.encoder import SentenceTransformerEncoder, model_fingerprint, set_torch_threads
+    from bot.encoder import SentenceTransformerEncoder, model_fingerprint
 
     config = config or TrainingConfig()
     started = time.perf_counter()
@@ -122,34 +190,10 @@ def fine_tune(
     if sum(len(g) >= 2 for g in groups) < 2:
         raise TrainingError("training needs at least two intents with two or more texts each")
     encoder = SentenceTransformerEncoder(model, threads=config.threads)
-    set_torch_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
-    per_batch = config.intents_per_batch * config.texts_per_intent
-    steps = config.epochs * max(1, math.ceil(texts / per_batch))
-    network = encoder.model
-    network.train()
-    optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=0.01)
-    warmup = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup)))
-    )
-    bar = tqdm(total=steps, desc="training", unit="step", file=sys.stderr, disable=not config.progress)
-    for batch in _batches(groups, config, rng, steps):
-        features = network.tokenize([text for text, _ in batch])
-        embeddings = network(dict(features))["sentence_embedding"]
-        loss = contrastive_loss(embeddings, torch.tensor([label for _, label in batch]), config.scale)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        bar.update()
-    bar.close()
-    network.eval()
+    steps = train_network(encoder.model, groups, config)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        network.save(str(out))
+        encoder.model.save(str(out))
     except OSError as exc:
         raise TrainingError(f"cannot write the model to '{out}': {exc}") from None
     return TrainingResult(
