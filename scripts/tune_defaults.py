@@ -1,10 +1,13 @@
 """Choose the default scoring and decision settings on BANKING77 train.csv (never test.csv).
 
     python scripts/tune_defaults.py [--data ../shared/data/banking77/train.csv] [--intents intents]
-                                    [--target-precision 0.9] [--max-clarify 0.1]
+                                    [--target-precision 0.9] [--max-clarify 0.1] [--shots 10 --seeds 1,2,3]
 
 Prints, with the figures behind each choice:
-  aggregation   weight/depth of `score = (1-w)*best + w*mean(top d)` with the best train top-1 accuracy;
+  aggregation   weight/depth/prototype weight of
+                `score = (1-p)*((1-w)*best + w*mean(top d)) + p*cos(prototype)` with the best train top-1
+                accuracy, averaged over zero-shot and, with --shots, few-shot draws from train scored on
+                the rest of train (cross-validation: test.csv is never read);
   calibration   slope/center of `confidence = sigmoid(slope*(score-center))`, a logistic fit of
                 "top intent is right" on its score;
   threshold     and margin: the largest coverage whose answers reach the target precision, with at
@@ -25,8 +28,28 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from bot.config import Settings
+from bot.datasets import few_shot, without_texts
 from bot.engine import Engine, Scoring
 from bot.evaluate import read_dataset
+
+
+def few_shot_accuracy(
+    engine: Engine, examples: list, shots: int, seeds: list[int], grid: list
+) -> list[float]:
+    """Mean top-1 accuracy of each aggregation over few-shot draws, scored on the rows not drawn."""
+    base = engine.state
+    totals = [0.0] * len(grid)
+    for seed in seeds:
+        extra = few_shot(examples, shots, seed)
+        state = engine.with_intents(base.intents.with_extra_examples(extra))
+        rest = without_texts(examples, extra)
+        names = np.array(state.intents.names)
+        labels = np.array([e.label for e in rest])
+        queries = engine.encoder.encode([e.text for e in rest])
+        for position, (weight, depth, prototype) in enumerate(grid):
+            scores = engine.intent_scores(queries, state, Scoring(1.0, 0.0, weight, depth, prototype))
+            totals[position] += float(np.mean(names[scores.argmax(1)] == labels)) / len(seeds)
+    return totals
 
 
 def main() -> None:
@@ -38,6 +61,12 @@ def main() -> None:
     parser.add_argument("--intents", type=Path, default=Path("intents"))
     parser.add_argument("--target-precision", type=float, default=0.9)
     parser.add_argument("--max-clarify", type=float, default=0.1)
+    parser.add_argument(
+        "--shots", type=int, default=10, help="Few-shot draws to score too (0: zero-shot only)."
+    )
+    parser.add_argument(
+        "--seeds", default="1,2,3", help="Seeds of the few-shot draws (not the benchmark's 0)."
+    )
     args = parser.parse_args()
     if "test" in args.data.name:
         sys.exit("refusing to tune on a test set: pass a training file")
@@ -49,20 +78,28 @@ def main() -> None:
     names = np.array(engine.intents.names)
     queries = engine.encoder.encode([e.text for e in examples], progress=True)  # cached: reruns are quick
 
-    best_acc, best_agg = -1.0, (0.0, 1)
-    print("aggregation grid (weight, depth) -> train top-1 accuracy")
-    for weight, depth in itertools.product([0.0, 0.1, 0.2, 0.3, 0.4, 0.5], [2, 3, 5]):
-        scores = engine.intent_scores(queries, scoring=Scoring(1.0, 0.0, weight, depth))
-        acc = float(np.mean(names[scores.argmax(1)] == labels))
-        print(f"  w={weight:.1f} d={depth}: {acc:.4f}")
-        if acc > best_acc + 1e-9:
-            best_acc, best_agg = acc, (weight, depth)
-    weight, depth = best_agg
-    scores = engine.intent_scores(queries, scoring=Scoring(1.0, 0.0, weight, depth))
+    grid = [
+        (w, d, p) for p in (0.0, 0.2, 0.3, 0.4, 0.5) for w, d in itertools.product([0.0, 0.2, 0.4], [3, 5])
+    ]
+    zero = []
+    for weight, depth, prototype in grid:
+        scores = engine.intent_scores(queries, scoring=Scoring(1.0, 0.0, weight, depth, prototype))
+        zero.append(float(np.mean(names[scores.argmax(1)] == labels)))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    few = few_shot_accuracy(engine, examples, args.shots, seeds, grid) if args.shots else zero
+    print(f"aggregation grid (weight, depth, prototype) -> train top-1: zero-shot, {args.shots}-shot")
+    for (weight, depth, prototype), a, b in zip(grid, zero, few, strict=True):
+        print(f"  w={weight:.1f} d={depth} p={prototype:.1f}: {a:.4f} {b:.4f}")
+    chosen = max(range(len(grid)), key=lambda i: (zero[i] + few[i]) / 2)
+    best_acc, best_agg = zero[chosen], grid[chosen]
+    weight, depth, prototype = best_agg
+    scores = engine.intent_scores(queries, scoring=Scoring(1.0, 0.0, weight, depth, prototype))
     order = np.argsort(-scores, axis=1)
     top, second = scores[np.arange(len(scores)), order[:, 0]], scores[np.arange(len(scores)), order[:, 1]]
     right = names[order[:, 0]] == labels
-    print(f"chosen aggregation: weight={weight} depth={depth} (train top-1 {best_acc:.4f})")
+    print(
+        f"chosen aggregation: weight={weight} depth={depth} prototype={prototype} (zero-shot {best_acc:.4f})"
+    )
 
     fit = LogisticRegression(C=100.0).fit(top.reshape(-1, 1), right)
     slope = float(fit.coef_[0, 0])

@@ -1,0 +1,161 @@
+"""BANKING77 accuracy benchmark: the four README figures in one run, settings chosen on train.csv only.
+
+    python scripts/bench_accuracy.py [--data-dir ../shared/data/banking77] [--intents intents]
+                                     [--models models] [--shots 10] [--seed 0] [--holdout 20] [--reuse]
+
+1. zero-shot      the shipped intents, bundled model, test.csv;
+2. few-shot       plus `--shots` train examples per intent drawn with `--seed`, frozen encoder;
+3. trained        the same, after `bot train` on exactly those examples (model in --models);
+4. out-of-scope   `--holdout` intents (drawn with `--seed`) removed from the intents and relabelled `oos`;
+                  the other intents get half of train.csv as examples, a model is tuned on them, and the
+                  other half of train calibrates: the target precision is the one whose calibration best
+                  balances in-scope accuracy and oos recall on that half. test.csv is read once, at the end.
+Progress goes to stderr; the Markdown table to stdout. Takes 15-25 minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+from bot.calibration import calibrate
+from bot.config import Settings
+from bot.datasets import OUT_OF_SCOPE, Example, few_shot, group_by_label, normalise_label, read_dataset
+from bot.engine import Engine
+from bot.evaluate import Metrics, compute_metrics, route_examples
+from bot.intents import IntentSet, content_hash, load_intents
+from bot.training import TrainingConfig, fine_tune
+
+TARGETS = (0.85, 0.9, 0.93, 0.95, 0.97, 0.98)
+
+
+def say(message: str) -> None:
+    """Progress on stderr, so stdout stays the result."""
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+
+
+def engine_for(args: argparse.Namespace, intents: IntentSet, model: str = "bundled") -> Engine:
+    """An engine on `intents` (built in memory) with the given model."""
+    settings = Settings(
+        intents_dir=args.intents, model=model, torch_threads=args.threads, cache_dir=args.cache
+    )
+    engine = Engine(settings, progress=True)
+    engine.load()
+    engine.use(engine.with_intents(intents))
+    return engine
+
+
+def measure(engine: Engine, rows: list[Example]) -> Metrics:
+    """Metrics of `engine` on `rows`."""
+    return compute_metrics(rows, route_examples(engine, rows, progress=True))
+
+
+def trained_model(args: argparse.Namespace, name: str, intents: IntentSet) -> str:
+    """Fine-tune on `intents` into models/NAME (or reuse it with --reuse)."""
+    path = args.models / name
+    if args.reuse and (path / "modules.json").is_file():
+        say(f"reusing {path}")
+        return str(path)
+    say(f"training {path} on {len(intents.intents)} intents")
+    config = TrainingConfig(epochs=args.epochs, seed=args.seed, threads=args.threads)
+    return str(fine_tune("bundled", intents, path, config).path)
+
+
+def out_of_scope(
+    args: argparse.Namespace, base: IntentSet, train: list[Example], test: list[Example]
+) -> Metrics:
+    """Experiment 4: unknown intents must be refused; see the module docstring."""
+    labels = sorted(
+        normalise_label(label) for label in json.loads((args.data_dir / "categories.json").read_text())
+    )
+    unknown = set(random.Random(args.seed).sample(labels, args.holdout))
+    say(f"held-out intents (seed {args.seed}): {', '.join(sorted(unknown))}")
+
+    def relabel(rows: list[Example]) -> list[Example]:
+        return [Example(r.text, OUT_OF_SCOPE if r.label in unknown else r.label) for r in rows]
+
+    order = list(range(len(train)))
+    random.Random(args.seed).shuffle(order)
+    half = len(order) // 2
+    examples = [train[i] for i in order[:half] if train[i].label not in unknown]
+    held = relabel([train[i] for i in order[half:]])
+    kept = tuple(i for i in base.intents if i.name not in unknown)
+    intents = IntentSet(intents=kept, version=content_hash(i.spec for i in kept))
+    intents = intents.with_extra_examples(group_by_label(examples))
+    model = trained_model(args, f"bench-oos-s{args.seed}", intents)
+    engine = engine_for(args, intents, model)
+    state = engine.state
+    best: tuple[float, float] | None = None
+    for target in TARGETS:
+        calibration, _ = calibrate(engine, held, target, data="train.csv (second half)")
+        engine.use(engine._build(state.intents, state.passages, calibration))
+        m = measure(engine, held)
+        balance = min(m.in_scope_accuracy, m.oos_recall or 0.0)
+        say(f"target {target}: train in-scope accuracy {m.in_scope_accuracy:.4f}, oos recall {m.oos_recall}")
+        if best is None or balance > best[0]:
+            best = (balance, target)
+        engine.use(state)
+    assert best is not None
+    say(f"chosen target precision {best[1]} on train")
+    calibration, _ = calibrate(engine, held, best[1], data="train.csv (second half)")
+    engine.use(engine._build(state.intents, state.passages, calibration))
+    return measure(engine, relabel(test))
+
+
+def main() -> None:
+    """Run the four experiments and print a Markdown table."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/banking77"))
+    parser.add_argument("--intents", type=Path, default=Path("intents"))
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--cache", type=Path, default=Path(".bot_cache"))
+    parser.add_argument("--shots", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
+    parser.add_argument("--holdout", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true", help="Reuse models trained by an earlier run.")
+    args = parser.parse_args()
+    train = read_dataset(args.data_dir / "train.csv")
+    test = read_dataset(args.data_dir / "test.csv")
+    base = load_intents(args.intents)
+    rows: list[tuple[str, Metrics]] = []
+
+    say("1/4 zero-shot")
+    rows.append(("zero-shot, shipped intents", measure(engine_for(args, base), test)))
+    say(f"2/4 {args.shots}-shot, frozen encoder")
+    shot = base.with_extra_examples(few_shot(train, args.shots, args.seed))
+    rows.append(
+        (f"{args.shots}-shot (seed {args.seed}), frozen encoder", measure(engine_for(args, shot), test))
+    )
+    say(f"3/4 {args.shots}-shot, after bot train")
+    model = trained_model(args, f"bench-{args.shots}shot-s{args.seed}", shot)
+    rows.append(
+        (
+            f"{args.shots}-shot (seed {args.seed}), after bot train",
+            measure(engine_for(args, shot, model), test),
+        )
+    )
+    say(f"4/4 out-of-scope: {args.holdout} intents held out")
+    rows.append((f"{args.holdout} intents held out as out-of-scope", out_of_scope(args, base, train, test)))
+
+    keys = ("top1_accuracy", "in_scope_accuracy", "coverage", "answer_precision", "oos_recall", "auroc")
+    print("| setting | " + " | ".join(keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for name, metrics in rows:
+        values = metrics.as_dict()
+        print(
+            f"| {name} | "
+            + " | ".join("n/a" if values[k] is None else f"{values[k]:.3f}" for k in keys)
+            + " |"
+        )
+
+
+if __name__ == "__main__":
+    main()
