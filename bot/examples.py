@@ -54,3 +54,19 @@ def learned_examples(database: Database) -> dict[str, list[str]]:
     for row in rows:
         by_intent.setdefault(row.intent, []).append(row.text)
     return by_intent
+
+
+def unexported_examples(database: Database) -> list[LearnedExample]:
+    """Learned examples not yet written into the intent YAML, oldest first."""
+    with Session(database) as session:
+        query = select(LearnedExample).where(col(LearnedExample.exported).is_(False))
+        return list(session.exec(query.order_by(col(LearnedExample.id))).all())
+
+
+def mark_exported(session: Session, ids: list[int]) -> None:
+    """Flag learned examples as written into the YAML, so the next export skips them."""
+    if ids:
+        rows = session.exec(select(LearnedExample).where(col(LearnedExample.id).in_(ids))).all()
+        for row in rows:
+            row.exported = True
+            session.add(row)
