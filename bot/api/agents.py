@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
+from sqlmodel import Session, col, select
 
 from bot import handoffs
 from bot.api.deps import DatabaseDep, EngineDep, require
-from bot.api.schemas import ClaimIn, MessageOut, ReplyIn, ResolveIn, TicketOut, TicketsOut
+from bot.api.schemas import (
+    ClaimIn,
+    LogOut,
+    MessageOut,
+    ReplyIn,
+    ResolveIn,
+    TicketDetailOut,
+    TicketOut,
+    TicketsOut,
+)
 from bot.errors import InvalidInputError
+from bot.models import DecisionLog, Message
 
+TicketId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Ticket id.")]
 router = APIRouter(prefix="/v1/handoffs", tags=["agents"], dependencies=[Depends(require("agent"))])
 
 
@@ -28,14 +40,43 @@ def list_handoffs(
     )
 
 
+@router.get("/{ticket_id}", response_model=TicketDetailOut)
+def ticket_detail(
+    ticket_id: TicketId,
+    database: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many latest messages.")] = 500,
+) -> TicketDetailOut:
+    """One ticket with its conversation's messages and the bot's decisions, oldest first (read-only)."""
+    with Session(database) as session:
+        ticket = handoffs.get_ticket(session, ticket_id)
+        # agents need the decision trail but not the analysts' log search, so this reads one conversation
+        messages = session.exec(
+            select(Message)
+            .where(Message.conversation_id == ticket.conversation_id)
+            .order_by(col(Message.id).desc())
+            .limit(limit)
+        ).all()
+        decisions = session.exec(
+            select(DecisionLog)
+            .where(DecisionLog.conversation_id == ticket.conversation_id)
+            .order_by(col(DecisionLog.id).desc())
+            .limit(limit)
+        ).all()
+        return TicketDetailOut(
+            ticket=TicketOut.model_validate(ticket),
+            messages=[MessageOut.model_validate(m) for m in reversed(messages)],
+            decisions=[LogOut.model_validate(d) for d in reversed(decisions)],
+        )
+
+
 @router.post("/{ticket_id}/claim", response_model=TicketOut)
-def claim(ticket_id: int, body: ClaimIn, database: DatabaseDep) -> TicketOut:
+def claim(ticket_id: TicketId, body: ClaimIn, database: DatabaseDep) -> TicketOut:
     """Take an open ticket; 409 if another agent got it first."""
     return TicketOut.model_validate(handoffs.claim(database, ticket_id=ticket_id, agent=body.agent))
 
 
 @router.post("/{ticket_id}/reply", response_model=MessageOut)
-def reply(ticket_id: int, body: ReplyIn, database: DatabaseDep) -> MessageOut:
+def reply(ticket_id: TicketId, body: ReplyIn, database: DatabaseDep) -> MessageOut:
     """Send a message to the customer; the widget fetches it from the conversation's messages."""
     return MessageOut.model_validate(
         handoffs.reply(database, ticket_id=ticket_id, agent=body.agent, text=body.text)
@@ -43,7 +84,7 @@ def reply(ticket_id: int, body: ReplyIn, database: DatabaseDep) -> MessageOut:
 
 
 @router.post("/{ticket_id}/resolve", response_model=TicketOut)
-def resolve(ticket_id: int, body: ResolveIn, database: DatabaseDep, engine: EngineDep) -> TicketOut:
+def resolve(ticket_id: TicketId, body: ResolveIn, database: DatabaseDep, engine: EngineDep) -> TicketOut:
     """Close the ticket with the intent the customer really meant; the bot answers the chat again."""
     if body.intent is not None and engine.intents.get(body.intent) is None:
         raise InvalidInputError("intent", f"unknown intent '{body.intent}'; see GET /v1/intents")

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.intents import NAME_PATTERN
 
 IntentName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 AgentName = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 4
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 class Strict(BaseModel):
@@ -42,6 +55,18 @@ class ChatIn(Strict):
     choice: IntentName | None = None
     channel: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     metadata: dict[str, Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Metadata is context for templates, not a payload: small and shallow."""
+        if value is None:
+            return value
+        if len(json.dumps(value)) > MAX_METADATA_BYTES:
+            raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
+        if _depth(value) > MAX_METADATA_DEPTH:
+            raise ValueError(f"must nest at most {MAX_METADATA_DEPTH} levels deep")
+        return value
 
 
 class ChatOut(BaseModel):
@@ -266,3 +291,11 @@ class HealthOut(BaseModel):
     intents: int
     database: str
     auth: Literal["keys", "open"]
+
+
+class TicketDetailOut(BaseModel):
+    """A ticket with its conversation and the bot's decisions: everything an agent reads before replying."""
+
+    ticket: TicketOut
+    messages: list[MessageOut]
+    decisions: list[LogOut]
