@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     cors_origins: str = Field(
         "", description="Comma-separated origins allowed to call the API from a browser."
     )
+    max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000, description="Largest request body accepted.")
+    rate_limit_per_ip: str = Field(
+        "120/minute", description="Requests per client address ('N/second|minute|hour'); empty = no limit."
+    )
+    rate_limit_per_key: str = Field("3000/minute", description="Requests per API key; empty = no limit.")
+    rate_limit_storage: str = Field(
+        "memory://", description="Where counts live: memory:// (per process) or redis://host:6379 (shared)."
+    )
+    redact: bool = Field(
+        True, description="Replace e-mails, card and phone numbers in messages before storing."
+    )
+    redact_region: str = Field("GB", description="Region for recognising national phone numbers.")
     max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest customer message accepted.")
     torch_threads: int = Field(1, ge=1, le=64, description="Threads torch may use to encode.")
 

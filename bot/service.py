@@ -15,6 +15,7 @@ from bot.db import session_scope
 from bot.engine import Engine, RouteContext
 from bot.errors import InvalidInputError, NotFoundError
 from bot.models import Conversation, DecisionLog, HandoffTicket, Message, utcnow
+from bot.redact import redact, redact_values
 from bot.router import Decision
 
 ESCALATE_AFTER_FALLBACKS = 2
@@ -76,6 +77,10 @@ class ChatService:
         choice: str | None = None,
     ) -> ChatReply:
         """Handle one customer message (or clarify choice) and store the message, decision and reply."""
+        settings = self.engine.settings
+        if settings.redact:  # before routing, so no unredacted copy reaches the store or the logs
+            message = redact(message, settings.redact_region) if message else message
+            metadata = redact_values(dict(metadata), settings.redact_region) if metadata else metadata
         with Session(self.database, expire_on_commit=False) as session:
             existing = self._conversation(session, conversation_id) if conversation_id else None
         started = time.perf_counter()

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from bot import __version__
 from bot.api import admin, agents, chat, insights, review, widget
 from bot.api.errors import install_error_handlers
+from bot.api.guard import RateLimits, RequestGuard
 from bot.config import Settings, get_settings
 from bot.db import make_engine, upgrade
 from bot.engine import Engine
@@ -62,6 +63,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    limits = (
+        RateLimits(settings.rate_limit_per_key, settings.rate_limit_per_ip, settings.rate_limit_storage)
+        if settings.rate_limit_per_key or settings.rate_limit_per_ip
+        else None
+    )
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, limits=limits)
     install_error_handlers(app)
     for module in (chat, agents, review, admin, insights, widget):
         app.include_router(module.router)

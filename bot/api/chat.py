@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from bot.api.deps import DatabaseDep, EngineDep, ServiceDep, SettingsDep, require
@@ -71,7 +71,7 @@ async def chat(body: ChatIn, service: ServiceDep, settings: SettingsDep) -> Chat
 
 @router.get("/conversations/{conversation_id}/messages", response_model=MessagesOut, dependencies=[ChatRole])
 def conversation_messages(
-    conversation_id: str,
+    conversation_id: Annotated[str, Path(min_length=1, max_length=64)],
     database: DatabaseDep,
     after: Annotated[int | None, Query(ge=0, le=2**62, description="Only messages with a larger id.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

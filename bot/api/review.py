@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from bot import reviews
 from bot.api.deps import DatabaseDep, EngineDep, require
@@ -50,7 +50,12 @@ def list_logs(
 
 
 @router.post("/{decision_id}/review", response_model=ReviewOut)
-def review(decision_id: int, body: ReviewIn, database: DatabaseDep, engine: EngineDep) -> ReviewOut:
+def review(
+    decision_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    body: ReviewIn,
+    database: DatabaseDep,
+    engine: EngineDep,
+) -> ReviewOut:
     """Mark a decision correct, or wrong with the intent that was meant (or a new intent's name)."""
     reviewed = reviews.review(
         database,
