@@ -2,6 +2,134 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from bot import discovery, stats
+from bot.api.deps import DatabaseDep, EngineDep, require
+from bot.engine import Engine
+from bot.errors import NotFoundError
 
 router = APIRouter(tags=["analysts"])
+Analyst = Depends(require("analyst"))
+WEB = Path(__file__).resolve().parent.parent / "web" / "review"
+PAGES = {"review": "index.html", "stats": "stats.html"}
+ASSETS = frozenset({"review.css", "common.js", "review.js", "stats.js"})
+_NO_STORE = {"Cache-Control": "no-cache"}  # pages change with the server version; they are tiny anyway
+Days = Annotated[int, Query(ge=1, le=366, description="Look back this many days (UTC, today included).")]
+
+
+# -- pages: public HTML and assets; the data behind them needs an analyst key --------------------------
+
+
+@router.get("/review", include_in_schema=False)
+def review_page() -> FileResponse:
+    """The review queue (asks for an analyst key in the browser)."""
+    return FileResponse(WEB / PAGES["review"], media_type="text/html", headers=_NO_STORE)
+
+
+@router.get("/review/stats", include_in_schema=False)
+def stats_page() -> FileResponse:
+    """Charts of routing statistics and discovered topics."""
+    return FileResponse(WEB / PAGES["stats"], media_type="text/html", headers=_NO_STORE)
+
+
+@router.get("/review/assets/{name}", include_in_schema=False)
+def asset(name: str) -> FileResponse:
+    """The pages' scripts and styles (a fixed list: never a path from the request)."""
+    if name not in ASSETS:
+        raise NotFoundError(f"no asset '{name}'")
+    media = "text/css" if name.endswith(".css") else "text/javascript"
+    return FileResponse(WEB / name, media_type=media, headers=_NO_STORE)
+
+
+# -- JSON ---------------------------------------------------------------------------------------------
+
+
+@router.get("/v1/stats", response_model=stats.StatsOut, dependencies=[Analyst])
+def get_stats(database: DatabaseDep, days: Days = 30) -> stats.StatsOut:
+    """Messages per day by route, top intents, fallback and handoff rates, confidence, confusions, accuracy."""
+    return stats.compute_stats(database, days=days)
+
+
+class ClusterOut(BaseModel):
+    """A group of similar messages no intent took, with a drafted intent."""
+
+    size: int
+    messages: list[str]
+    nearest_intent: str | None
+    nearest_score: float | None
+    name: str
+    description: str
+    yaml: str
+
+
+class DiscoveryOut(BaseModel):
+    """Clusters among recent messages that ended in retrieval or handoff without an intent."""
+
+    days: int
+    messages: int
+    distance_threshold: float
+    clusters: list[ClusterOut]
+
+
+def nearest_intents(engine: Engine) -> discovery.Nearest:
+    """The live intent each vector scores best on, with its calibrated confidence (the router's own scale)."""
+    state = engine.state
+
+    def nearest(vectors: np.ndarray) -> list[tuple[str, float]]:
+        scores = engine.intent_scores(vectors, state)
+        best = np.argmax(scores, axis=1)
+        confidence = state.scoring.confidence(scores[np.arange(len(best)), best])
+        return [(state.intents.intents[int(b)].name, float(c)) for b, c in zip(best, confidence, strict=True)]
+
+    return nearest
+
+
+@router.get("/v1/discovery", response_model=DiscoveryOut, dependencies=[Analyst])
+async def get_discovery(
+    database: DatabaseDep,
+    engine: EngineDep,
+    days: Days = 30,
+    min_size: Annotated[int, Query(ge=2, le=1000, description="Smallest cluster listed.")] = 3,
+    distance_threshold: Annotated[
+        float, Query(gt=0, lt=2, description="Average cosine distance within a cluster.")
+    ] = discovery.DEFAULT_DISTANCE,
+) -> DiscoveryOut:
+    """Clusters of recent unrouted messages: size, representative messages, nearest intent, a YAML draft."""
+    texts = await run_in_threadpool(
+        stats.unrouted_messages, database, days=days, limit=discovery.MAX_MESSAGES
+    )
+    learned = {t for examples in engine.extra_examples.values() for t in examples}
+    texts = [t for t in texts if t not in learned]  # taught since: no longer a gap
+    clusters = await run_in_threadpool(
+        discovery.cluster_messages,
+        texts,
+        engine.encoder,
+        nearest=nearest_intents(engine),
+        distance_threshold=distance_threshold,
+        min_size=min_size,
+    )
+    return DiscoveryOut(
+        days=days,
+        messages=len(texts),
+        distance_threshold=distance_threshold,
+        clusters=[
+            ClusterOut(
+                size=c.size,
+                messages=list(c.messages),
+                nearest_intent=c.nearest_intent,
+                nearest_score=c.nearest_score,
+                name=c.name,
+                description=c.description,
+                yaml=c.yaml,
+            )
+            for c in clusters
+        ],
+    )

@@ -1,0 +1,203 @@
+// The stats page: KPIs, hand-drawn SVG charts (no chart library), confused pairs and discovered clusters.
+"use strict";
+
+const NS = "http://www.w3.org/2000/svg";
+
+function s(tag, attrs, ...children) {
+  const node = document.createElementNS(NS, tag);
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+// A round axis maximum (1, 2, 5 x 10^n) so gridlines land on readable numbers.
+function niceMax(value) {
+  if (value <= 0) return 1;
+  const power = 10 ** Math.floor(Math.log10(value));
+  const step = [1, 2, 2.5, 5, 10].find((m) => m * power >= value);
+  return step * power;
+}
+
+function chart(width, height, label) {
+  return s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": label });
+}
+
+function yGrid(svg, { left, right, top, bottom, max, format, ticks = 4 }) {
+  for (let i = 0; i <= ticks; i++) {
+    const value = (max * i) / ticks;
+    const y = bottom - ((bottom - top) * i) / ticks;
+    svg.append(
+      s("line", { x1: left, x2: right, y1: y, y2: y, class: "axis", "stroke-dasharray": i ? "3 3" : "" }),
+      s("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, format(value)),
+    );
+  }
+}
+
+function dailyChart(days) {
+  const width = 1200, height = 240, left = 40, right = width - 8, top = 10, bottom = height - 26;
+  const svg = chart(width, height, "Messages per day by route");
+  const totals = days.map((d) => ROUTES.reduce((sum, r) => sum + d[r], 0));
+  const max = niceMax(Math.max(...totals, 1));
+  yGrid(svg, { left, right, top, bottom, max, format: (v) => Math.round(v) });
+  const band = (right - left) / days.length;
+  const barWidth = Math.max(Math.min(band * 0.7, 40), 2);
+  const labelEvery = Math.ceil(days.length / 15);
+  days.forEach((day, i) => {
+    const x = left + band * i + (band - barWidth) / 2;
+    let y = bottom;
+    for (const route of ROUTES) {
+      const barHeight = ((bottom - top) * day[route]) / max;
+      if (barHeight > 0) {
+        y -= barHeight;
+        svg.append(
+          s("rect", { x, y, width: barWidth, height: barHeight, fill: ROUTE_COLORS[route] },
+            s("title", {}, `${day.day}: ${day[route]} ${route}`)),
+        );
+      }
+    }
+    if (i % labelEvery === 0) {
+      const date = new Date(`${day.day}T00:00:00Z`);
+      const text = date.toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+      svg.append(s("text", { x: x + barWidth / 2, y: height - 8, "text-anchor": "middle" }, text));
+    }
+  });
+  const legend = h("div", { class: "legend" },
+    ROUTES.map((r) => h("span", {}, h("i", { style: `background:${ROUTE_COLORS[r]}` }), r)));
+  return [svg, legend];
+}
+
+function barList(rows, { label, color, format = (v) => v }) {
+  if (!rows.length) return h("p", { class: "muted" }, "No data in this period.");
+  const width = 560, rowHeight = 26, left = 190, right = width - 48;
+  const height = rows.length * rowHeight + 4;
+  const svg = chart(width, height, label);
+  const max = Math.max(...rows.map((r) => r.value), 1);
+  rows.forEach((row, i) => {
+    const y = i * rowHeight + 4;
+    const barWidth = ((right - left) * row.value) / max;
+    svg.append(
+      s("text", { x: left - 10, y: y + 14, "text-anchor": "end" }, row.name.length > 28 ? `${row.name.slice(0, 27)}…` : row.name),
+      s("rect", { x: left, y: y + 3, width: Math.max(barWidth, 1), height: rowHeight - 10, rx: 3, fill: color },
+        s("title", {}, `${row.name}: ${format(row.value)}`)),
+      s("text", { x: left + barWidth + 6, y: y + 14 }, format(row.value)),
+    );
+  });
+  return svg;
+}
+
+function histogram(bins) {
+  const width = 560, height = 220, left = 36, right = width - 8, top = 10, bottom = height - 26;
+  const svg = chart(width, height, "Confidence histogram");
+  const max = niceMax(Math.max(...bins.map((b) => b.count), 1));
+  yGrid(svg, { left, right, top, bottom, max, format: (v) => Math.round(v) });
+  const band = (right - left) / bins.length;
+  bins.forEach((bin, i) => {
+    const barHeight = ((bottom - top) * bin.count) / max;
+    // low confidence in the handoff colour, high in the answer colour: where the threshold bites shows
+    const color = bin.high <= 0.5 ? ROUTE_COLORS.handoff : bin.high <= 0.75 ? ROUTE_COLORS.clarify : ROUTE_COLORS.answer;
+    svg.append(
+      s("rect", { x: left + band * i + 2, y: bottom - barHeight, width: band - 4, height: barHeight, rx: 2, fill: color, opacity: 0.85 },
+        s("title", {}, `${bin.low.toFixed(1)}–${bin.high.toFixed(1)}: ${bin.count}`)),
+      s("text", { x: left + band * i, y: height - 8, "text-anchor": "middle" }, bin.low.toFixed(1)),
+    );
+  });
+  svg.append(s("text", { x: right, y: height - 8, "text-anchor": "end" }, "1.0"));
+  return svg;
+}
+
+function accuracyChart(weeks) {
+  if (!weeks.length) return h("p", { class: "muted" }, "No reviewed decisions in this period yet.");
+  const width = 560, height = 220, left = 40, right = width - 20, top = 16, bottom = height - 26;
+  const svg = chart(width, height, "Accuracy of reviewed decisions by week");
+  yGrid(svg, { left, right, top, bottom, max: 1, format: (v) => `${Math.round(v * 100)}%` });
+  const step = weeks.length > 1 ? (right - left - 20) / (weeks.length - 1) : 0;
+  const point = (w, i) => [left + 10 + step * i + (weeks.length > 1 ? 0 : (right - left - 20) / 2), bottom - (bottom - top) * w.accuracy];
+  const path = weeks.map((w, i) => `${i ? "L" : "M"}${point(w, i).join(",")}`).join(" ");
+  svg.append(s("path", { d: path, fill: "none", stroke: "#3b5bdb", "stroke-width": 2.5 }));
+  weeks.forEach((week, i) => {
+    const [x, y] = point(week, i);
+    const label = new Date(`${week.week}T00:00:00Z`).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+    svg.append(
+      s("circle", { cx: x, cy: y, r: 4.5, fill: "#fff", stroke: "#3b5bdb", "stroke-width": 2.5 },
+        s("title", {}, `week of ${week.week}: ${week.correct}/${week.reviewed} correct`)),
+      s("text", { x, y: y - 10, "text-anchor": "middle" }, `${Math.round(week.accuracy * 100)}%`),
+      s("text", { x, y: height - 8, "text-anchor": "middle" }, `${label} (${week.reviewed})`),
+    );
+  });
+  return svg;
+}
+
+function pairsTable(pairs) {
+  if (!pairs.length) return h("p", { class: "muted" }, "No corrections yet: review some decisions.");
+  const max = Math.max(...pairs.map((p) => p.count));
+  return h("table", { class: "pairs" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Bot chose"), h("th", { scope: "col" }, "Analyst meant"), h("th", { scope: "col" }, "Reviews"))),
+    h("tbody", {}, pairs.map((p) =>
+      h("tr", {},
+        h("td", {}, p.predicted || h("span", { class: "muted" }, "no intent")),
+        h("td", {}, h("span", { class: "arrow", "aria-hidden": "true" }, "→"), p.meant, p.new_intent ? h("span", { class: "pill" }, " new") : null),
+        h("td", {}, h("div", { class: "bar", style: `width:${Math.max((p.count / max) * 100, 8)}px;display:inline-block;margin-right:8px` },
+          h("span", { style: "width:100%;background:#d6336c" })), p.count),
+      ))),
+  );
+}
+
+function clusterCards(data) {
+  $("disc-caption").textContent =
+    `${data.messages} message${data.messages === 1 ? "" : "s"} ended in retrieval or handoff without an intent in this period; ` +
+    `${data.clusters.length} group${data.clusters.length === 1 ? "" : "s"} of similar ones. Paste a draft under "intents:" in a YAML file, then review it.`;
+  if (!data.clusters.length) return [h("p", { class: "muted" }, "No groups of similar unrouted messages yet.")];
+  return data.clusters.map((c) =>
+    h("article", { class: "cluster", "aria-label": `Cluster ${c.name}` },
+      h("header", {}, h("h3", {}, c.name), h("span", { class: "pill bad" }, `${c.size} messages`)),
+      h("p", { class: "muted" }, "Nearest intent: ",
+        c.nearest_intent ? [h("strong", {}, c.nearest_intent), ` (confidence ${c.nearest_score.toFixed(2)})`] : "none"),
+      h("ul", {}, c.messages.slice(0, 4).map((m) => h("li", {}, m))),
+      c.messages.length > 4 ? h("p", { class: "muted" }, `…and ${c.messages.length - 4} more`) : null,
+      h("details", {},
+        h("summary", {}, "Draft intent (YAML)"),
+        h("pre", {}, c.yaml),
+        h("button", { type: "button", class: "btn", onclick: () => navigator.clipboard.writeText(c.yaml).then(() => toast("Copied")) }, "Copy YAML")),
+    ));
+}
+
+const $ = (id) => document.getElementById(id);
+
+function kpi(label, value, sub) {
+  return h("div", { class: "kpi" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), h("div", { class: "sub" }, sub));
+}
+
+async function load() {
+  const days = $("days").value;
+  const stats = await api(`/v1/stats?days=${days}`);
+  const fmt = (iso) => new Date(iso).toLocaleDateString(undefined, { month: "short", day: "numeric", year: "numeric", timeZone: "UTC" });
+  $("range").textContent = `${fmt(stats.since)} – ${fmt(new Date(Date.parse(stats.until) - 1).toISOString())} (UTC)`;
+  $("kpis").replaceChildren(
+    kpi("Messages", stats.total.toLocaleString(), `${(stats.total / stats.days).toFixed(1)} a day`),
+    kpi("Answered", pct(stats.answer_rate), `${stats.routes.answer} by an intent · clarify ${pct(stats.clarify_rate)}`),
+    kpi("Fallback (retrieve)", pct(stats.fallback_rate), `${stats.routes.retrieve} answered from the knowledge base`),
+    kpi("Handoff", pct(stats.handoff_rate), `${stats.routes.handoff} sent to a person`),
+    kpi("Review accuracy", pct(stats.review_accuracy), `${stats.reviewed} decision${stats.reviewed === 1 ? "" : "s"} reviewed`),
+  );
+  $("chart-daily").replaceChildren(...dailyChart(stats.per_day));
+  $("chart-intents").replaceChildren(
+    barList(stats.top_intents.map((i) => ({ name: i.intent, value: i.count })), { label: "Top intents", color: "#5c7cfa" }),
+  );
+  $("chart-confidence").replaceChildren(histogram(stats.confidence_histogram));
+  $("chart-accuracy").replaceChildren(accuracyChart(stats.weekly_accuracy));
+  $("pairs").replaceChildren(pairsTable(stats.confused_pairs));
+  $("clusters").replaceChildren(h("p", { class: "muted" }, "Clustering…"));
+  const found = await api(`/v1/discovery?days=${days}`);
+  $("clusters").replaceChildren(...clusterCards(found));
+  document.body.dataset.ready = "true"; // page tests wait for this
+}
+
+setUpKeyButton();
+$("days").addEventListener("change", () => {
+  delete document.body.dataset.ready;
+  load().catch((error) => toast(error.message, true));
+});
+load().catch((error) => toast(error.message, true));

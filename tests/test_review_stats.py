@@ -1,0 +1,197 @@
+"""`GET /v1/stats` and `GET /v1/discovery` on a small seeded database, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.api import create_app
+from bot.config import Settings
+from bot.db import make_engine, session_scope, upgrade
+from bot.engine import Engine
+from bot.models import Conversation, DecisionLog, Review
+from bot.stats import compute_stats
+from tests.api_support import make_intents, temporary_database
+from tests.test_review_discovery import CRYPTO
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def small_engine(tmp_path_factory: pytest.TempPathFactory, bundled_encoder, cache_dir) -> Engine:
+    folder = make_intents(tmp_path_factory.mktemp("stats_intents"))
+    engine = Engine(Settings(intents_dir=folder, cache_dir=cache_dir), encoder=bundled_encoder)
+    engine.load()
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with temporary_database(request.param, tmp_path) as url:
+        yield url
+
+
+def decision(
+    days_ago: float, route: str, intent: str | None, confidence: float, **extra: object
+) -> DecisionLog:
+    return DecisionLog(
+        conversation_id="c1",
+        text=str(extra.pop("text", f"{route} {intent} {days_ago}")),
+        route=route,
+        intent=intent,
+        confidence=confidence,
+        reason="seeded",
+        threshold=0.75,
+        margin=0.025,
+        model_id="m",
+        intents_version="v",
+        latency_ms=1.0,
+        created_at=NOW - timedelta(days=days_ago),
+        **extra,
+    )
+
+
+def seed(url: str) -> dict[str, int]:
+    """Ten decisions in the last 30 days (one more, an agent chat, that is not a bot decision), five reviews."""
+    database = make_engine(url)
+    upgrade(database)
+    rows = {
+        "ok": decision(0, "answer", "card_arrival", 0.91),
+        "ok2": decision(0, "answer", "card_arrival", 0.86),
+        "swapped": decision(0, "answer", "exchange_rate", 0.80),
+        "clarify": decision(0, "clarify", None, 0.62),
+        "retrieve": decision(0, "retrieve", None, 0.41),
+        "gap": decision(0, "handoff", None, 0.12),
+        "agent_chat": decision(0, "handoff", None, 0.05, escalation="with_agent"),
+        "old_ok": decision(2, "answer", "card_arrival", 0.95),
+        "old_ok2": decision(2, "answer", "card_arrival", 0.97),
+        "person": decision(2, "handoff", "human_agent", 0.99),
+        "older": decision(10, "answer", "exchange_rate", 0.70),
+        "ancient": decision(40, "answer", "card_arrival", 0.90),
+    }
+    with session_scope(database) as session:
+        session.add(Conversation(id="c1"))
+        session.flush()
+        session.add_all(rows.values())
+        session.flush()
+        ids = {name: row.id for name, row in rows.items()}
+        session.add_all(
+            [
+                Review(decision_id=ids["ok"], verdict="correct"),
+                Review(decision_id=ids["swapped"], verdict="wrong", intent="card_arrival"),
+                Review(decision_id=ids["gap"], verdict="wrong", new_intent="crypto"),
+                Review(decision_id=ids["old_ok"], verdict="wrong", intent="exchange_rate"),
+                Review(decision_id=ids["old_ok"], verdict="correct"),  # the latest review counts
+                Review(decision_id=ids["older"], verdict="wrong", intent="card_arrival"),
+                Review(decision_id=ids["ancient"], verdict="wrong", intent="exchange_rate"),  # outside
+            ]
+        )
+    database.dispose()
+    return {name: int(i or 0) for name, i in ids.items()}
+
+
+def monday(days_ago: int) -> str:
+    day = (NOW - timedelta(days=days_ago)).date()
+    return (day - timedelta(days=day.weekday())).isoformat()
+
+
+@pytest.fixture()
+def client(db_url: str, small_engine: Engine) -> Iterator[TestClient]:
+    settings = small_engine.settings.with_overrides(database_url=db_url)
+    engine = Engine(settings, encoder=small_engine.query_encoder)
+    engine.load()
+    with TestClient(create_app(settings, engine=engine)) as test_client:
+        yield test_client
+
+
+def test_stats_of_a_seeded_database(client: TestClient, db_url: str) -> None:
+    seed(db_url)
+    stats = client.get("/v1/stats", params={"days": 30}).json()
+    assert stats["days"] == 30 and len(stats["per_day"]) == 30
+    assert stats["total"] == 10  # the agent chat is not a bot decision; 'ancient' is outside
+    assert stats["routes"] == {"answer": 6, "clarify": 1, "retrieve": 1, "handoff": 2}
+    assert (stats["answer_rate"], stats["fallback_rate"], stats["handoff_rate"]) == (0.6, 0.1, 0.2)
+    today = stats["per_day"][-1]
+    assert today["day"] == NOW.date().isoformat()
+    assert (today["answer"], today["clarify"], today["retrieve"], today["handoff"]) == (3, 1, 1, 1)
+    assert sum(d["answer"] for d in stats["per_day"]) == 6
+    assert stats["top_intents"] == [
+        {"intent": "card_arrival", "count": 4},
+        {"intent": "exchange_rate", "count": 2},
+        {"intent": "human_agent", "count": 1},
+    ]
+    bins = {(b["low"], b["high"]): b["count"] for b in stats["confidence_histogram"]}
+    assert len(bins) == 10 and sum(bins.values()) == 10
+    assert bins[(0.9, 1.0)] == 4 and bins[(0.1, 0.2)] == 1
+
+    assert stats["reviewed"] == 5 and stats["review_accuracy"] == 0.4
+    assert stats["confused_pairs"] == [
+        {"predicted": "exchange_rate", "meant": "card_arrival", "new_intent": False, "count": 2},
+        {"predicted": None, "meant": "crypto", "new_intent": True, "count": 1},
+    ]
+    weeks: dict[str, list[int]] = {}
+    for days_ago, correct in ((0, 1), (0, 0), (0, 0), (2, 1), (10, 0)):
+        week = weeks.setdefault(monday(days_ago), [0, 0])
+        week[0] += 1
+        week[1] += correct
+    assert [(w["week"], w["reviewed"], w["correct"]) for w in stats["weekly_accuracy"]] == [
+        (week, reviewed, correct) for week, (reviewed, correct) in sorted(weeks.items())
+    ]
+
+    week = client.get("/v1/stats", params={"days": 7}).json()
+    assert week["total"] == 9 and week["reviewed"] == 4 and len(week["per_day"]) == 7
+    assert client.get("/v1/stats", params={"days": 0}).status_code == 422
+
+
+def test_stats_of_an_empty_database(tmp_path: Path) -> None:
+    database = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    upgrade(database)
+    stats = compute_stats(database, days=3, now=datetime(2026, 3, 4, 12, tzinfo=UTC))
+    assert stats.total == 0 and stats.answer_rate == 0.0 and stats.review_accuracy is None
+    assert [d.day.isoformat() for d in stats.per_day] == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    assert stats.since == datetime(2026, 3, 2, tzinfo=UTC) and stats.until == datetime(2026, 3, 5, tzinfo=UTC)
+    database.dispose()
+
+
+def test_discovery_lists_unrouted_topics(client: TestClient, db_url: str) -> None:
+    seed(db_url)
+    database = make_engine(db_url)
+    with session_scope(database) as session:
+        session.add_all(decision(1, "handoff", None, 0.1, text=text) for text in CRYPTO[:8])
+        session.add(decision(1, "answer", "exchange_rate", 0.9, text=CRYPTO[8]))  # answered: not a gap
+    database.dispose()
+    found = client.get("/v1/discovery", params={"days": 30}).json()
+    assert found["messages"] == 10  # 8 crypto, 'gap' (reviewed, but as a new intent) and 'retrieve'
+    (cluster,) = found["clusters"]
+    assert set(cluster["messages"]) == set(CRYPTO[:8]) and cluster["size"] == 8
+    assert cluster["nearest_intent"] in {
+        "exchange_rate",
+        "card_arrival",
+        "card_delivery_estimate",
+        "lost_or_stolen_card",
+        "human_agent",
+    }
+    assert 0 <= cluster["nearest_score"] <= 1
+    assert cluster["yaml"].startswith(f"  - name: {cluster['name']}\n")
+
+
+def test_pages_are_public_and_their_data_needs_an_analyst_key(small_engine: Engine, tmp_path: Path) -> None:
+    settings = small_engine.settings.with_overrides(
+        database_url=f"sqlite:///{tmp_path / 'keys.db'}", api_keys="analyst:A1,widget:W1"
+    )
+    engine = Engine(settings, encoder=small_engine.query_encoder)
+    engine.load()
+    with TestClient(create_app(settings, engine=engine)) as client:
+        for page in ("/review", "/review/stats"):
+            response = client.get(page)
+            assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+        assert client.get("/review/assets/review.js").status_code == 200
+        assert client.get("/review/assets/..%2Fsecret").status_code == 404
+        for path in ("/v1/stats", "/v1/discovery"):
+            assert client.get(path).status_code == 401
+            assert client.get(path, headers={"Authorization": "Bearer W1"}).status_code == 403
+            assert client.get(path, headers={"Authorization": "Bearer A1"}).status_code == 200
