@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(Path(".bot_cache"), description="Embedding cache and saved indexes.")
     database_url: str = Field("sqlite:///./bot.db", description="SQLAlchemy URL of the conversation store.")
+    spool_dir: Path | None = Field(
+        None, description="Where chat turns wait while the database is down (default: CACHE_DIR/spool)."
+    )
     api_keys: str = Field(
         "",
         description="'role:KEY,role:KEY' with roles widget, agent, analyst, admin; empty = open, localhost only.",

@@ -153,3 +153,12 @@ class LearnedExample(SQLModel, table=True):
     exported: bool = False  # written into intents/*.yaml by `bot review export`
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+
+
+class SpoolApplied(SQLModel, table=True):
+    """A spooled chat turn already written: replaying the spool twice writes nothing twice."""
+
+    __tablename__ = "spool_applied"
+
+    id: str = Field(primary_key=True, max_length=32)
+    applied_at: datetime = _timestamp()

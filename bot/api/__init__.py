@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 
 from bot import __version__
 from bot.api import admin, agents, chat, insights, review, widget
@@ -18,8 +21,25 @@ from bot.db import make_engine, upgrade
 from bot.engine import Engine
 from bot.examples import learned_examples
 from bot.service import ChatService
+from bot.spool import Spool
 
 log = logging.getLogger(__name__)
+
+
+SPOOL_DRAIN_SECONDS = 2.0
+
+
+async def _drain_forever(service: ChatService) -> None:
+    """Write spooled chat turns back whenever the database answers again."""
+    while True:
+        await asyncio.sleep(SPOOL_DRAIN_SECONDS)
+        if service.spool is None or not service.spool.pending():
+            continue
+        try:
+            applied = await run_in_threadpool(service.drain_spool)
+            log.warning("database is back: wrote %d spooled chat turns", applied)
+        except Exception as exc:  # still down: keep the spool and try again later
+            log.info("spool not drained yet: %s", exc.__class__.__name__)
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -40,11 +60,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             routing.load(extra_examples=learned)
         app.state.engine = routing
         app.state.database = database
-        app.state.service = ChatService(routing, database)
+        spool = Spool(settings.spool_dir or settings.cache_dir / "spool")
+        service = ChatService(routing, database, spool)
+        app.state.service = service
+        drainer = asyncio.create_task(_drain_forever(service))
         log.info("serving %d intents (version %s)", len(routing.intents.intents), routing.intents.version)
         try:
             yield
         finally:
+            drainer.cancel()
+            with contextlib.suppress(Exception):  # a last try: the database may be back
+                await run_in_threadpool(service.drain_spool)
             database.dispose()
 
     app = FastAPI(

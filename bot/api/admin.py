@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, require
+from bot.api.deps import DatabaseDep, EngineDep, ServiceDep, SettingsDep, require
 from bot.api.schemas import HealthOut, IntentOut, IntentsOut, ReloadOut
 from bot.db import ping
 from bot.examples import learned_examples
@@ -53,11 +53,15 @@ async def reload(engine: EngineDep, database: DatabaseDep) -> ReloadOut:
 
 
 @router.get("/healthz", response_model=HealthOut)
-def healthz(engine: EngineDep, database: DatabaseDep, settings: SettingsDep) -> HealthOut:
-    """Model, intents version and database state; no key needed."""
+def healthz(
+    engine: EngineDep, database: DatabaseDep, settings: SettingsDep, service: ServiceDep
+) -> HealthOut:
+    """Model, intents version, database state and spooled turns; no key needed."""
     db_state = ping(database)
+    spooled = service.spool.pending() if service.spool is not None else 0
     return HealthOut(
-        status="ok" if db_state == "ok" else "degraded",
+        status="ok" if db_state == "ok" and not spooled else "degraded",
+        spooled=spooled,
         model=engine.model_id,
         intents_version=engine.intents.version,
         intents=len(engine.intents.intents),

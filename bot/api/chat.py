@@ -51,6 +51,7 @@ async def chat(body: ChatIn, service: ServiceDep, settings: SettingsDep) -> Chat
         conversation_id=reply.conversation_id,
         message_id=reply.message_id,
         decision_id=reply.decision_id,
+        stored=reply.stored,
         route=d.route,
         intent=d.intent,
         confidence=d.confidence,

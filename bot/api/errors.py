@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.errors import BotError, ConflictError, IntentFileError, InvalidInputError, NotFoundError
@@ -38,6 +39,15 @@ def install_error_handlers(app: FastAPI) -> None:
                 return JSONResponse(error_body(kind, message, field=field), status_code=status)
         log.error("unhandled bot error: %s", exc)
         return JSONResponse(error_body("server_error", str(exc)), status_code=500)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_down(_: Request, exc: Exception) -> JSONResponse:
+        log.error("database unavailable: %s", str(exc).splitlines()[0])
+        message = "the database is unavailable; chat keeps working, try this again shortly"
+        return JSONResponse(
+            error_body("database_unavailable", message), status_code=503, headers={"Retry-After": "5"}
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -73,8 +73,9 @@ class ChatOut(BaseModel):
     """The bot's decision and answer for one message."""
 
     conversation_id: str
-    message_id: int
-    decision_id: int
+    message_id: int | None  # None while the database is down: the turn is spooled (`stored` false)
+    decision_id: int | None
+    stored: bool = True
     route: Literal["answer", "clarify", "retrieve", "handoff"]
     intent: str | None
     confidence: float
@@ -290,6 +291,7 @@ class HealthOut(BaseModel):
     intents_version: str
     intents: int
     database: str
+    spooled: int
     auth: Literal["keys", "open"]
 
 

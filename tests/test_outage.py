@@ -1,0 +1,187 @@
+"""Database outage: chat keeps answering, turns are spooled, and written exactly once when it returns.
+
+The outage is made by a TCP proxy on 127.0.0.1 in front of the machine's PostgreSQL that the test cuts
+and restores; nothing is stopped on the machine, and every loop here is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.api import create_app
+from bot.config import Settings
+from bot.engine import Engine
+from bot.spool import Spool
+from tests.api_support import make_intents, row_counts, temporary_database
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses new ones."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = int(probe.getsockname()[1])
+        probe.close()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                with contextlib.suppress(OSError):  # wakes the thread in accept(); close() alone may not
+                    self._listener.shutdown(socket.SHUT_RDWR)
+                self._listener.close()
+                self._listener = None
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target, timeout=5)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+@pytest.fixture()
+def proxied(tmp_path: Path) -> Iterator[tuple[str, str, TcpProxy]]:
+    with temporary_database("postgresql", tmp_path) as direct_url:
+        proxy = TcpProxy(("127.0.0.1", 5432))
+        proxy.start()
+        via_proxy = direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}") + "?connect_timeout=2"
+        try:
+            yield direct_url, via_proxy, proxy
+        finally:
+            proxy.cut()
+
+
+def wait_for(condition, seconds: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_chat_survives_an_outage_and_nothing_is_lost_or_doubled(
+    proxied: tuple[str, str, TcpProxy], tmp_path: Path, bundled_encoder, cache_dir
+) -> None:
+    direct_url, via_proxy, proxy = proxied
+    settings = Settings(
+        intents_dir=make_intents(tmp_path / "intents"),
+        cache_dir=cache_dir,
+        database_url=via_proxy,
+        spool_dir=tmp_path / "spool",
+        rate_limit_per_ip="",
+    )
+    engine = Engine(settings, encoder=bundled_encoder)
+    engine.load()
+    messages = [f"my new card still hasn't come (order {n})" for n in range(30)]
+    ok = 0
+    with TestClient(create_app(settings, engine=engine)) as client:
+        for text in messages[:10]:
+            reply = client.post("/v1/chat", json={"message": text})
+            assert reply.status_code == 200 and reply.json()["stored"] is True
+            ok += 1
+        conversation = reply.json()["conversation_id"]
+
+        proxy.cut()
+        for text in messages[10:20]:
+            reply = client.post("/v1/chat", json={"message": text, "conversation_id": conversation})
+            assert reply.status_code == 200, reply.text
+            body = reply.json()
+            assert (body["stored"], body["intent"], body["conversation_id"]) == (
+                False,
+                "card_arrival",
+                conversation,
+            )
+            ok += 1
+        health = client.get("/healthz").json()
+        assert (
+            health["status"] == "degraded"
+            and health["spooled"] == 10
+            and health["database"].startswith("error")
+        )
+        logs = client.get("/v1/logs")
+        assert logs.status_code == 503 and logs.json()["error"]["type"] == "database_unavailable"
+
+        proxy.start()
+        assert wait_for(lambda: client.get("/healthz").json()["spooled"] == 0), (
+            "spool was not drained in 30 s"
+        )
+        for text in messages[20:]:
+            assert client.post("/v1/chat", json={"message": text}).json()["stored"] is True
+            ok += 1
+        assert client.app.state.service.drain_spool() == 0  # type: ignore[attr-defined]
+        stored = client.get("/v1/logs", params={"limit": 100}).json()["items"]
+
+    assert ok == 30 and row_counts(direct_url)["decision"] == 30
+    assert sorted(item["text"] for item in stored) == sorted(messages)  # each once
+    continued = [item for item in stored if item["conversation_id"] == conversation]
+    assert len(continued) == 11  # the outage turns joined the conversation they belonged to
+
+
+def test_a_record_replayed_twice_is_written_once(tmp_path: Path, bundled_encoder, cache_dir) -> None:
+    with temporary_database("sqlite", tmp_path) as url:
+        settings = Settings(
+            intents_dir=make_intents(tmp_path / "intents"),
+            cache_dir=cache_dir,
+            database_url=url,
+            spool_dir=tmp_path / "spool",
+        )
+        engine = Engine(settings, encoder=bundled_encoder)
+        engine.load()
+        with TestClient(create_app(settings, engine=engine)) as client:
+            service = client.app.state.service  # type: ignore[attr-defined]
+            from bot.db import make_engine
+
+            service.database = make_engine("sqlite:////nonexistent/dir/x.db")  # unreachable: spools
+            assert (
+                client.post("/v1/chat", json={"message": "my card hasn't arrived"}).json()["stored"] is False
+            )
+            spool: Spool = service.spool
+            (line,) = spool.path.read_text().splitlines()
+            spool.path.write_text(f"{line}\n{line}\n")  # as if a crash left an applied record behind
+            service.database = make_engine(url)
+            assert service.drain_spool() == 2
+        assert row_counts(url)["decision"] == 1
