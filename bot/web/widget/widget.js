@@ -173,7 +173,7 @@
     .msg.bot .bubble { background: var(--bot); border-bottom-left-radius: 4px; }
     .msg.agent .bubble { background: var(--agent); color: #10301f; border-bottom-left-radius: 4px;
       border: 1px solid #cfe9da; }
-    .msg.agent .meta { color: var(--agent-ink); font-weight: 600; }
+    .msg.agent .meta:first-child { color: var(--agent-ink); font-weight: 600; }
     .msg.pending .bubble { opacity: .65; }
     .msg.failed .bubble { background: #fdecec; color: #8a1c1c; }
     .source { font-size: 12.5px; padding: 0 4px; }
