@@ -129,14 +129,10 @@ def serve(
 
     settings = settings_for(intents)
     keys = settings.keys_by_role()
-    if not keys:
-        if host not in LOCAL_HOSTS:
-            raise BotError(
-                f"refusing to listen on {host} without API keys: set BOT_API_KEYS='widget:KEY,agent:KEY,...' "
-                "or listen on 127.0.0.1"
-            )
-        sys.stderr.write(
-            "warning: no API keys configured (BOT_API_KEYS): every endpoint is open, localhost only\n"
+    if not keys and host not in LOCAL_HOSTS:
+        raise BotError(
+            f"refusing to listen on {host} without API keys: set BOT_API_KEYS='widget:KEY,agent:KEY,...' "
+            "or listen on 127.0.0.1"
         )
     # fail fast with one clear line, before uvicorn starts, on a bad folder, model or database
     from bot.db import make_engine, upgrade
@@ -147,6 +143,10 @@ def serve(
     database = make_engine(settings.database_url)
     upgrade(database)
     database.dispose()
+    if not keys:
+        sys.stderr.write(
+            "warning: no API keys configured (BOT_API_KEYS): every endpoint is open, localhost only\n"
+        )
     if workers > 1:
         os.environ["BOT_INTENTS_DIR"] = str(settings.intents_dir)
         uvicorn.run("bot.api.main:app", host=host, port=port, workers=workers, log_level="info")

@@ -15,6 +15,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.errors import ConfigError
+
 # The defaults below were chosen on BANKING77 train.csv with the bundled MiniLM model and the shipped
 # demo intents by `python scripts/tune_defaults.py`; the README explains each one.
 DEFAULT_CALIBRATION_SLOPE = 7.97
@@ -107,12 +109,12 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def keys_by_role(self) -> dict[str, str]:
-        """API key -> role, parsed from `api_keys`; raises ValueError naming a malformed entry."""
+        """API key -> role, parsed from `api_keys`; raises ConfigError naming a malformed entry."""
         keys: dict[str, str] = {}
         for entry in filter(None, (part.strip() for part in self.api_keys.split(","))):
             role, _, key = entry.partition(":")
             if role not in ROLES or not key:
-                raise ValueError(
+                raise ConfigError(
                     f"BOT_API_KEYS entry '{role}:…' must be ROLE:KEY with ROLE one of {', '.join(ROLES)}"
                 )
             keys[key] = role

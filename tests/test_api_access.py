@@ -16,6 +16,7 @@ from bot.api import create_app
 from bot.config import Settings
 from bot.db import _alembic_config, current_revision, make_engine, upgrade
 from bot.engine import Engine
+from bot.errors import ConfigError
 from tests.api_support import make_intents, temporary_database
 
 KEYS = "widget:w-key,agent:a-key,analyst:n-key,admin:root-key,widget:w-key-2"
@@ -84,7 +85,7 @@ def test_cors_allows_only_listed_origins(keyed: TestClient) -> None:
 
 
 def test_malformed_keys_are_refused_at_start() -> None:
-    with pytest.raises(ValueError, match="must be ROLE:KEY"):
+    with pytest.raises(ConfigError, match="must be ROLE:KEY"):
         create_app(Settings(api_keys="superuser:abc"))
 
 
