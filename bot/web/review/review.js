@@ -144,12 +144,6 @@ function renderDetail(item) {
       item.context_used ? h("span", { class: "pill" }, "used previous message") : null,
       item.reviewed ? h("span", { class: "pill good" }, "reviewed") : null,
     ),
-    h("h2", {}, "Why"),
-    h("p", { class: "reason" }, item.reason),
-    h("h2", {}, "Top candidates"),
-    item.candidates.length ? candidateRows(item) : h("p", { class: "muted" }, "No candidates were scored."),
-    h("h2", {}, "Conversation"),
-    h("div", { class: "thread", id: "thread" }, h("span", { class: "muted" }, "Loading…")),
     h(
       "div",
       { class: "actions", role: "group", "aria-label": "Review actions" },
@@ -158,6 +152,12 @@ function renderDetail(item) {
       h("button", { type: "button", class: "btn", id: "act-new", onclick: openNewIntent }, "New intent needed… ", h("kbd", {}, "n")),
     ),
     h("div", { id: "picker-slot" }),
+    h("h2", {}, "Why"),
+    h("p", { class: "reason" }, item.reason),
+    h("h2", {}, "Top candidates"),
+    item.candidates.length ? candidateRows(item) : h("p", { class: "muted" }, "No candidates were scored."),
+    h("h2", {}, "Conversation"),
+    h("div", { class: "thread", id: "thread" }, h("span", { class: "muted" }, "Loading…")),
     h("p", { class: "hint" }, "Keys: ", h("kbd", {}, "j"), " / ", h("kbd", {}, "k"), " next / previous · ", h("kbd", {}, "c"), " confirm · ", h("kbd", {}, "r"), " reassign · ", h("kbd", {}, "n"), " new intent · ", h("kbd", {}, "Esc"), " cancel"),
   );
   loadThread(item);

@@ -6,19 +6,20 @@ const NS = "http://www.w3.org/2000/svg";
 function s(tag, attrs, ...children) {
   const node = document.createElementNS(NS, tag);
   for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, value);
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
 }
 
-// A round axis maximum (1, 2, 5 x 10^n) so gridlines land on readable numbers.
-function niceMax(value) {
-  if (value <= 0) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  const step = [1, 2, 2.5, 5, 10].find((m) => m * power >= value);
-  return step * power;
+// A whole-number gridline step of 1, 2 or 5 x 10^n giving at most five gridlines, and the axis top.
+function countScale(value) {
+  const rough = Math.max(value / 5, 1);
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((m) => m >= rough);
+  const ticks = Math.max(Math.ceil(value / step), 1);
+  return { max: step * ticks, ticks };
 }
 
 function chart(width, height, label) {
@@ -40,8 +41,8 @@ function dailyChart(days) {
   const width = 1200, height = 240, left = 40, right = width - 8, top = 10, bottom = height - 26;
   const svg = chart(width, height, "Messages per day by route");
   const totals = days.map((d) => ROUTES.reduce((sum, r) => sum + d[r], 0));
-  const max = niceMax(Math.max(...totals, 1));
-  yGrid(svg, { left, right, top, bottom, max, format: (v) => Math.round(v) });
+  const { max, ticks } = countScale(Math.max(...totals, 1));
+  yGrid(svg, { left, right, top, bottom, max, ticks, format: (v) => Math.round(v) });
   const band = (right - left) / days.length;
   const barWidth = Math.max(Math.min(band * 0.7, 40), 2);
   const labelEvery = Math.ceil(days.length / 15);
@@ -91,8 +92,8 @@ function barList(rows, { label, color, format = (v) => v }) {
 function histogram(bins) {
   const width = 560, height = 220, left = 36, right = width - 8, top = 10, bottom = height - 26;
   const svg = chart(width, height, "Confidence histogram");
-  const max = niceMax(Math.max(...bins.map((b) => b.count), 1));
-  yGrid(svg, { left, right, top, bottom, max, format: (v) => Math.round(v) });
+  const { max, ticks } = countScale(Math.max(...bins.map((b) => b.count), 1));
+  yGrid(svg, { left, right, top, bottom, max, ticks, format: (v) => Math.round(v) });
   const band = (right - left) / bins.length;
   bins.forEach((bin, i) => {
     const barHeight = ((bottom - top) * bin.count) / max;
@@ -110,11 +111,13 @@ function histogram(bins) {
 
 function accuracyChart(weeks) {
   if (!weeks.length) return h("p", { class: "muted" }, "No reviewed decisions in this period yet.");
-  const width = 560, height = 220, left = 40, right = width - 20, top = 16, bottom = height - 26;
+  const width = 560, height = 220, left = 40, right = width - 8, top = 16, bottom = height - 26;
   const svg = chart(width, height, "Accuracy of reviewed decisions by week");
   yGrid(svg, { left, right, top, bottom, max: 1, format: (v) => `${Math.round(v * 100)}%` });
-  const step = weeks.length > 1 ? (right - left - 20) / (weeks.length - 1) : 0;
-  const point = (w, i) => [left + 10 + step * i + (weeks.length > 1 ? 0 : (right - left - 20) / 2), bottom - (bottom - top) * w.accuracy];
+  const inset = 48; // room for the first and last week's labels
+  const span = right - left - 2 * inset;
+  const step = weeks.length > 1 ? span / (weeks.length - 1) : 0;
+  const point = (w, i) => [left + inset + (weeks.length > 1 ? step * i : span / 2), bottom - (bottom - top) * w.accuracy];
   const path = weeks.map((w, i) => `${i ? "L" : "M"}${point(w, i).join(",")}`).join(" ");
   svg.append(s("path", { d: path, fill: "none", stroke: "#3b5bdb", "stroke-width": 2.5 }));
   weeks.forEach((week, i) => {

@@ -1,0 +1,228 @@
+"""The review and stats pages in headless Chromium against the real app on the shipped demo intents."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from bot.api import create_app
+from bot.db import make_engine, session_scope
+from bot.engine import Engine
+from bot.models import Conversation, DecisionLog, Message, Review
+from tests.browser_support import LiveServer, browser, screenshot  # noqa: F401  (`browser` is a fixture)
+
+TARGET = "the plastic thingy you promised me, any news?"  # hands off on the demo intents: no intent fits
+TODAY = [
+    "hello",
+    "my card hasn't arrived yet",
+    "what is the exchange rate for euros",
+    "I was charged twice for one coffee",
+    "how do I top up",
+    "how do I change my PIN",
+    "why was my transfer declined",
+    "can my kid have an account",
+    "do you pay interest on savings",
+    "can I buy bitcoin in the app",
+    "is it possible to buy ethereum here",
+    "do you offer a crypto wallet",
+    "where can I buy bitcoin with my balance",
+    "how to buy btc using my card",
+    "can I get a mortgage with you",
+    "do you have a branch in Leeds",
+]
+# Earlier traffic, written straight into the store so the charts have two weeks of history.
+HISTORY = [
+    ("answer", "card_arrival", "still waiting for my card"),
+    ("answer", "exchange_rate", "what rate do you give for dollars"),
+    ("answer", "change_pin", "I want a new PIN"),
+    ("answer", "declined_transfer", "my transfer got rejected"),
+    ("answer", "transaction_charged_twice", "double charge on my statement"),
+    ("clarify", None, "top up problem"),
+    ("retrieve", None, "are my savings protected"),
+    ("handoff", None, "can I trade crypto with you"),
+    ("handoff", "human_agent", "let me talk to someone"),
+]
+
+
+@pytest.fixture()
+def server(demo_engine: Engine, tmp_path: Path) -> Iterator[LiveServer]:
+    settings = demo_engine.settings.with_overrides(database_url=f"sqlite:///{tmp_path / 'bot.db'}")
+    engine = Engine(settings, encoder=demo_engine.query_encoder)
+    engine.load()
+    with LiveServer(create_app(settings, engine=engine)) as live:
+        seed_history(settings.database_url)
+        yield live
+
+
+def seed_history(url: str) -> None:
+    """Thirteen earlier days of decisions, a quarter of them reviewed (seeded, so charts look the same)."""
+    rng = random.Random(4)
+    now = datetime.now(UTC)
+    database = make_engine(url)
+    with session_scope(database) as session:
+        for days_ago in range(13, 0, -1):
+            for _ in range(rng.randint(6, 14)):
+                route, intent, text = rng.choices(HISTORY, weights=[5, 3, 3, 2, 2, 2, 2, 2, 1])[0]
+                at = now - timedelta(days=days_ago, minutes=rng.randint(0, 600))
+                confidence = rng.uniform(0.75, 0.99) if route == "answer" else rng.uniform(0.1, 0.7)
+                conversation = Conversation(created_at=at)
+                session.add(conversation)
+                session.flush()
+                message = Message(conversation_id=conversation.id, role="user", text=text, created_at=at)
+                session.add(message)
+                session.flush()
+                row = DecisionLog(
+                    conversation_id=conversation.id,
+                    message_id=message.id,
+                    text=text,
+                    route=route,
+                    intent=intent,
+                    confidence=round(confidence, 3),
+                    candidates=[{"intent": intent or "card_arrival", "score": 0.6, "confidence": confidence}],
+                    reason="seeded history",
+                    threshold=0.75,
+                    margin=0.025,
+                    model_id="seeded",
+                    intents_version="seeded",
+                    latency_ms=4.0,
+                    reviewed=False,
+                    created_at=at,
+                )
+                session.add(row)
+                session.flush()
+                if rng.random() < 0.3 and row.id is not None:
+                    row.reviewed = True
+                    right = intent is not None and rng.random() < 0.55 + 0.03 * (13 - days_ago)
+                    meant = None if right else rng.choice(["card_arrival", "exchange_rate", "top_up_failed"])
+                    session.add(
+                        Review(
+                            decision_id=row.id,
+                            verdict="correct" if right else "wrong",
+                            intent=meant if meant != intent else "card_delivery_estimate",
+                            created_at=at,
+                        )
+                    )
+    database.dispose()
+
+
+def chat(live: LiveServer, text: str, conversation_id: str | None = None) -> dict[str, Any]:
+    body = {"message": text, "conversation_id": conversation_id} if conversation_id else {"message": text}
+    response = httpx.post(f"{live.url}/v1/chat", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def wait(driver: Any, condition: Any, timeout: float = 20) -> Any:
+    return WebDriverWait(driver, timeout).until(lambda d: condition(d))
+
+
+def rows(driver: Any) -> list[Any]:
+    return driver.find_elements(By.CSS_SELECTOR, "#queue .row")
+
+
+def toast_says(driver: Any, text: str) -> bool:
+    return text in driver.find_element(By.ID, "toast").text
+
+
+def test_review_page_reassigns_a_handoff_and_the_router_learns_it(
+    server: LiveServer,
+    browser: Any,  # noqa: F811  (the fixture imported above)
+) -> None:
+    opening = chat(server, "hello")
+    first = chat(server, TARGET, opening["conversation_id"])
+    assert (first["route"], first["intent"]) == ("handoff", None)
+    for text in TODAY[1:]:
+        chat(server, text)
+    # a few reviews of today's answers, as a colleague would have done
+    for item in httpx.get(f"{server.url}/v1/logs", params={"route": "answer", "limit": 3}).json()["items"]:
+        httpx.post(f"{server.url}/v1/logs/{item['id']}/review", json={"verdict": "correct"})
+
+    browser.get(f"{server.url}/review")
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    Select(browser.find_element(By.ID, "f-route")).select_by_value("handoff")
+    wait(
+        browser,
+        lambda d: rows(d) and all(r.find_element(By.CLASS_NAME, "badge").text == "HANDOFF" for r in rows(d)),
+    )
+
+    target = next(r for r in rows(browser) if r.find_element(By.CLASS_NAME, "text").text == TARGET)
+    target.click()
+    wait(browser, lambda d: TARGET in d.find_element(By.CLASS_NAME, "message").text)
+    wait(
+        browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#thread .bubble")) >= 3
+    )  # hello, reply, this
+    assert browser.find_element(By.CSS_SELECTOR, "#thread .bubble.current").text.endswith(TARGET)
+    assert browser.find_element(By.ID, "act-confirm").get_attribute("disabled") is not None  # no intent
+
+    browser.switch_to.active_element.send_keys("r")
+    search = wait(browser, lambda d: d.find_element(By.ID, "reassign-search"))
+    assert browser.switch_to.active_element == search
+    search.send_keys("card arriv")
+    wait(
+        browser,
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, "#reassign-list li").get_attribute("data-intent")
+            == "card_arrival"
+        ),
+    )
+    browser.set_window_size(1280, 900)
+    screenshot(browser, "review")
+    search.send_keys(Keys.ENTER)
+    wait(browser, lambda d: toast_says(d, "Reassigned to card_arrival"))
+
+    # the same message now routes to the intent the analyst chose, without a restart
+    again = chat(server, TARGET)
+    assert (again["route"], again["intent"]) == ("answer", "card_arrival")
+    learned = {i["name"]: i for i in httpx.get(f"{server.url}/v1/intents").json()["intents"]}
+    assert learned["card_arrival"]["learned_examples"] == [TARGET]
+
+    # j/k move, n proposes a new intent for the selected message
+    selected = browser.find_element(By.CSS_SELECTOR, '#queue .row[aria-selected="true"]')
+    assert selected.find_element(By.CLASS_NAME, "text").text != TARGET  # moved on to the next one
+    browser.switch_to.active_element.send_keys("k")
+    wait(browser, lambda d: TARGET in d.find_element(By.CLASS_NAME, "message").text)
+    browser.switch_to.active_element.send_keys("j")
+    wait(browser, lambda d: TARGET not in d.find_element(By.CLASS_NAME, "message").text)
+    chosen = browser.find_element(By.CSS_SELECTOR, '#queue .row[aria-selected="true"]').get_attribute(
+        "data-id"
+    )
+    browser.switch_to.active_element.send_keys("n")
+    name = wait(browser, lambda d: d.find_element(By.ID, "new-intent-name"))
+    name.send_keys("branch_locations", Keys.ENTER)
+    wait(browser, lambda d: toast_says(d, "Marked for a new intent: branch_locations"))
+    reviewed = httpx.get(f"{server.url}/v1/logs", params={"reviewed": True, "limit": 200}).json()["items"]
+    assert int(chosen) in {i["id"] for i in reviewed}
+
+
+def test_stats_page_shows_charts_and_discovered_topics(
+    server: LiveServer,
+    browser: Any,  # noqa: F811  (the fixture imported above)
+) -> None:
+    for text in TODAY:
+        chat(server, text)
+    browser.get(f"{server.url}/review/stats")
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true", 60)
+    for chart in ("chart-daily", "chart-intents", "chart-confidence", "chart-accuracy"):
+        assert browser.find_elements(By.CSS_SELECTOR, f"#{chart} svg rect, #{chart} svg circle"), chart
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-daily svg rect")) >= 14
+    clusters = browser.find_elements(By.CSS_SELECTOR, "#clusters .cluster")
+    assert clusters and any(
+        w in clusters[0].find_element(By.TAG_NAME, "h3").text for w in ("bitcoin", "crypto", "buy")
+    )
+    assert "Nearest intent" in clusters[0].text
+    clusters[0].find_element(By.TAG_NAME, "summary").click()  # show a drafted intent
+    assert "- name: " in clusters[0].find_element(By.TAG_NAME, "pre").text
+    height, chrome = browser.execute_script(
+        "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]"
+    )
+    browser.set_window_size(1280, height + chrome)  # the whole page in one picture
+    screenshot(browser, "stats")
