@@ -392,7 +392,8 @@ class Engine:
         context = context or RouteContext()
         decision = self._decide_vectors(self.query_encoder.encode([text]), state)[0]
         previous = context.previous_user_text
-        if decision.route != "answer" and previous and len(text.split()) <= _FOLLOW_UP_MAX_WORDS:
+        # only when no intent was accepted: a clear request ("talk to a person") never borrows context
+        if decision.intent is None and previous and len(text.split()) <= _FOLLOW_UP_MAX_WORDS:
             combined = self._decide_vectors(self.query_encoder.encode([f"{previous} {text}"]), state)[0]
             if combined.route == "answer":
                 decision = dataclasses.replace(

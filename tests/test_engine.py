@@ -155,3 +155,9 @@ def test_demo_bank_routes_the_quick_start_message(demo_engine: Engine) -> None:
     assert decision.answer == demo_engine.intents.get("card_arrival").template.render(  # type: ignore[union-attr]
         message="my new card still hasn't come", intent="card_arrival"
     )
+
+
+def test_context_never_overrides_an_accepted_intent(small_engine: Engine) -> None:
+    context = RouteContext(previous_user_text="my new card still hasn't come")
+    decision = small_engine.route("someone stole my card", context)
+    assert (decision.route, decision.intent, decision.context_used) == ("handoff", "lost_or_stolen_card", False)
