@@ -12,6 +12,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+pytest_plugins = ["tests.browser_support"]  # the `browser` fixture for page tests
+
 ROOT = Path(__file__).resolve().parent.parent
 INTENTS = ROOT / "intents"
 SHARED = ROOT.parent / "shared"

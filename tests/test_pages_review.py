@@ -18,7 +18,7 @@ from bot.api import create_app
 from bot.db import make_engine, session_scope
 from bot.engine import Engine
 from bot.models import Conversation, DecisionLog, Message, Review
-from tests.browser_support import LiveServer, browser, screenshot  # noqa: F401  (`browser` is a fixture)
+from tests.browser_support import LiveServer, screenshot
 
 TARGET = "the plastic thingy you promised me, any news?"  # hands off on the demo intents: no intent fits
 TODAY = [
@@ -135,7 +135,7 @@ def toast_says(driver: Any, text: str) -> bool:
 
 def test_review_page_reassigns_a_handoff_and_the_router_learns_it(
     server: LiveServer,
-    browser: Any,  # noqa: F811  (the fixture imported above)
+    browser: Any,
 ) -> None:
     opening = chat(server, "hello")
     first = chat(server, TARGET, opening["conversation_id"])
@@ -205,7 +205,7 @@ def test_review_page_reassigns_a_handoff_and_the_router_learns_it(
 
 def test_stats_page_shows_charts_and_discovered_topics(
     server: LiveServer,
-    browser: Any,  # noqa: F811  (the fixture imported above)
+    browser: Any,
 ) -> None:
     for text in TODAY:
         chat(server, text)

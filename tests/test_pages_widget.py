@@ -10,10 +10,7 @@ import pytest
 
 from bot.api import create_app
 from bot.engine import Engine
-from tests import browser_support
 from tests.browser_support import LiveServer, screenshot
-
-browser = browser_support.browser  # the Chromium fixture, made visible to this module's tests
 
 pytestmark = pytest.mark.slow
 
