@@ -96,8 +96,9 @@ def browser() -> Iterator[Any]:
 
 
 def screenshot(driver: Any, name: str) -> Path:
-    """Save a PNG into docs/screenshots/ (the README shows them)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    """Save a PNG: into docs/screenshots/ (the README's) with BOT_UPDATE_SCREENSHOTS=1, else a temp folder."""
+    folder = SCREENSHOTS if os.environ.get("BOT_UPDATE_SCREENSHOTS") == "1" else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    assert driver.save_screenshot(str(path)), f"could not save {path}"
     return path
