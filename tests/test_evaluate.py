@@ -15,7 +15,17 @@ from bot.datasets import few_shot, without_texts
 from bot.evaluate import DataFileError, Example, compute_metrics, confused_pairs, per_intent, read_dataset
 from bot.report import precision_coverage_curve
 from bot.router import Candidate, Decision
-from tests.conftest import INTENTS, write
+from tests.conftest import write
+
+SMALL = """\
+intents:
+  - name: card_arrival
+    description: The customer ordered a card and wants to know when it arrives or where it is.
+    answer: Cards arrive in 3-5 working days.
+  - name: exchange_rate
+    description: The customer asks which exchange rate we use for foreign currency.
+    answer: We use the interbank rate.
+"""
 
 
 def bot(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
@@ -179,8 +189,9 @@ def test_eval_few_shot_json_and_report(tmp_path: Path) -> None:
         "oos_test": [["recommend me a pizza topping", "oos"]],
     }
     path = write(tmp_path / "clinc.json", json.dumps(data))
+    folder = write(tmp_path / "intents" / "bank.yaml", SMALL).parent
     result = bot(
-        "eval", "--data", str(path), "--train", str(path), "--shots", "1", "--intents", str(INTENTS),
+        "eval", "--data", str(path), "--train", str(path), "--shots", "1", "--intents", str(folder),
         "--report", str(tmp_path / "report"), "--json", cache=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
