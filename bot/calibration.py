@@ -26,6 +26,9 @@ Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 THRESHOLDS = np.round(np.arange(0.05, 0.995, 0.01), 3)
 MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 MIN_INTENT_SUPPORT = 20  # rows an intent needs before it earns a threshold of its own
+# An intent's own threshold never drops below this: labelled sets rarely hold the out-of-scope messages
+# that would show the cost of answering at a confidence where the map itself expects more wrong than right.
+MIN_INTENT_THRESHOLD = 0.5
 
 
 class Calibration(BaseModel):
@@ -166,7 +169,7 @@ def _intent_thresholds(
         mine = clear & (intent == name)
         if mine.sum() < MIN_INTENT_SUPPORT:
             continue
-        for threshold in THRESHOLDS:
+        for threshold in THRESHOLDS[THRESHOLDS >= min(MIN_INTENT_THRESHOLD, default)]:
             accept = mine & (confidence >= threshold)
             if accept.sum() == 0:
                 break

@@ -39,7 +39,7 @@ class TrainingConfig:
     texts_per_intent: int = 4
     learning_rate: float = 4e-5
     scale: float = 20.0  # inverse temperature of the cosines, as in sentence-transformers' MNRL
-    hard_negatives: bool = True  # fill half of each batch with one intent's nearest intents
+    hard_share: float = 0.5  # share of each batch's intents that are one intent's nearest neighbours
     seed: int = 0
     threads: int = 2
     progress: bool = True
@@ -97,12 +97,11 @@ def _neighbours(network: Any, groups: list[list[str]]) -> np.ndarray:
 def _batch(
     groups: list[list[str]], config: TrainingConfig, rng: random.Random, neighbours: np.ndarray | None
 ) -> list[tuple[str, int]]:
-    """Texts of several intents with their positions: half of the intents are one intent's nearest
-    neighbours, so the loss works on the confusable ones, the rest are random."""
+    """Texts of several intents: some are one intent's nearest neighbours (the confusable ones), the rest random."""
     count = min(config.intents_per_batch, len(groups))
     chosen: list[int] = []
     if neighbours is not None:
-        chosen = [int(i) for i in neighbours[rng.randrange(len(groups))][: count // 2]]
+        chosen = [int(i) for i in neighbours[rng.randrange(len(groups))][: round(count * config.hard_share)]]
     others = [i for i in range(len(groups)) if i not in chosen]
     chosen += rng.sample(others, count - len(chosen))
     return [
@@ -156,7 +155,7 @@ def train_network(
     bar = tqdm(total=steps, desc="training", unit="step", file=sys.stderr, disable=not config.progress)
     for epoch in range(1, config.epochs + 1):
         network.eval()
-        neighbours = _neighbours(network, groups) if config.hard_negatives else None
+        neighbours = _neighbours(network, groups) if config.hard_share > 0 else None
         network.train()
         for _ in range(per_epoch):
             batch = _batch(groups, config, rng, neighbours)

@@ -28,12 +28,12 @@ def test_fit_policy_gives_each_intent_its_own_threshold_where_data_allow() -> No
     rng = np.random.default_rng(1)
     confidence = rng.uniform(0, 1, 4000)
     intent = np.array(["easy", "hard"] * 2000)
-    right = np.where(intent == "easy", confidence >= 0.3, confidence >= 0.9)
+    right = np.where(intent == "easy", confidence >= 0.6, confidence >= 0.9)
     fit = fit_policy(confidence, np.zeros_like(confidence), intent, right, 0.95)
-    # the lowest t with (1 - 0.3) / (1 - t) >= 0.95 is 0.263; for "hard", (1 - 0.9) / (1 - t) gives 0.895
-    assert fit.intent_thresholds["easy"] == pytest.approx(0.27, abs=0.015)
+    # the lowest t with (1 - 0.6) / (1 - t) >= 0.95 is 0.579; for "hard", (1 - 0.9) / (1 - t) gives 0.895
+    assert fit.intent_thresholds["easy"] == pytest.approx(0.58, abs=0.015)
     assert fit.intent_thresholds.get("hard", fit.threshold) == pytest.approx(0.9, abs=0.015)
-    limit = np.where(intent == "easy", 0.27, 0.9)
+    limit = np.where(intent == "easy", 0.58, 0.9)
     assert fit.precision >= 0.95 and fit.coverage == pytest.approx(np.mean(confidence >= limit), abs=0.02)
 
 
@@ -127,3 +127,15 @@ def test_calibrate_writes_a_calibration_the_engine_loads(tmp_path: Path, bundled
         "calibrate", "--data", str(write(tmp_path / "test.csv", "text,label\na,b\n")), cache=tmp_path
     )
     assert refused.returncode == 2 and "refusing to calibrate on a test set" in refused.stderr
+
+
+def test_intent_thresholds_do_not_drop_below_even_odds() -> None:
+    confidence = np.linspace(0.05, 1.0, 400)
+    fit = fit_policy(confidence, np.zeros(400), np.array(["a"] * 400), confidence >= 0.0, 0.95)
+    assert (
+        fit.threshold == pytest.approx(0.05) and fit.intent_thresholds == {}
+    )  # the default already takes all
+    mixed = np.where(np.arange(400) % 2 == 0, "a", "b")
+    right = (mixed == "a") | (confidence >= 0.97)  # "a" is always right, "b" only near the top
+    fit = fit_policy(confidence, np.zeros(400), mixed, right, 0.95)
+    assert all(t >= 0.5 for t in fit.intent_thresholds.values())
