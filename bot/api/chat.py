@@ -21,9 +21,16 @@ from bot.api.schemas import (
 )
 from bot.errors import InvalidInputError
 from bot.handoffs import messages_after
+from bot.router import Decision
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 ChatRole = Depends(require("widget", "agent", "analyst"))
+
+
+def _candidates(decision: Decision) -> list[CandidateOut]:
+    return [
+        CandidateOut(intent=c.intent, score=c.score, confidence=c.confidence) for c in decision.candidates
+    ]
 
 
 def _check_length(text: str | None, limit: int, field: str) -> None:
@@ -57,9 +64,7 @@ async def chat(body: ChatIn, service: ServiceDep, settings: SettingsDep) -> Chat
         confidence=d.confidence,
         answer=d.answer,
         reason=d.reason,
-        candidates=[
-            CandidateOut(intent=c.intent, score=c.score, confidence=c.confidence) for c in d.candidates
-        ],
+        candidates=_candidates(d),
         options=[OptionOut(intent=i, label=label) for i, label in reply.options]
         if d.route == "clarify"
         else None,
@@ -74,7 +79,9 @@ async def chat(body: ChatIn, service: ServiceDep, settings: SettingsDep) -> Chat
 def conversation_messages(
     conversation_id: Annotated[str, Path(min_length=1, max_length=64)],
     database: DatabaseDep,
-    after: Annotated[int | None, Query(ge=0, le=2**62, description="Only messages with a larger id.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=2**31 - 1, description="Only messages with a larger id.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MessagesOut:
     """A conversation's messages after `after`: widgets poll this for agent replies."""
@@ -100,10 +107,7 @@ async def route(body: RouteIn, engine: EngineDep, settings: SettingsDep) -> Rout
                 confidence=d.confidence,
                 answer=d.answer,
                 reason=d.reason,
-                candidates=[
-                    CandidateOut(intent=c.intent, score=c.score, confidence=c.confidence)
-                    for c in d.candidates
-                ],
+                candidates=_candidates(d),
                 options=list(d.options),
                 source=d.source,
             )
