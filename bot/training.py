@@ -39,7 +39,7 @@ class TrainingConfig:
     texts_per_intent: int = 4
     learning_rate: float = 4e-5
     scale: float = 20.0  # inverse temperature of the cosines, as in sentence-transformers' MNRL
-    hard_share: float = 0.5  # share of each batch's intents that are one intent's nearest neighbours
+    hard_share: float = 0.75  # share of each batch's intents that are one intent's nearest neighbours
     seed: int = 0
     threads: int = 2
     progress: bool = True
