@@ -26,7 +26,7 @@ TrainOption = Annotated[
     Path | None, typer.Option("--train", help="Labelled file to draw few-shot examples from (with --shots).")
 ]
 ShotsOption = Annotated[
-    int | None, typer.Option("--shots", min=1, help="Examples per intent drawn from --train.")
+    int | None, typer.Option("--shots", min=1, help="Examples per intent drawn from --train (default: all).")
 ]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the few-shot draw.")]
 
@@ -133,7 +133,7 @@ def calibrate(
     from bot.calibration import save_calibration
     from bot.datasets import DataFileError, read_dataset
 
-    if "test" in data.stem.lower():
+    if "test" in data.stem.lower() or split == "test":
         raise DataFileError(f"{data}: refusing to calibrate on a test set; use training or validation data")
     extra = few_shot_examples(train, shots, seed, split)
     engine = load_engine(intents, extra)

@@ -50,8 +50,10 @@ def engine_for(args: argparse.Namespace, intents: IntentSet, model: str = "bundl
 
 
 def measure(engine: Engine, rows: list[Example]) -> Metrics:
-    """Metrics of `engine` on `rows`."""
-    return compute_metrics(rows, route_examples(engine, rows, progress=True))
+    """Metrics of `engine` on `rows`, also reported as progress."""
+    metrics = compute_metrics(rows, route_examples(engine, rows, progress=True))
+    say(" ".join(f"{k}={v}" for k, v in metrics.as_dict().items()))
+    return metrics
 
 
 def trained_model(args: argparse.Namespace, name: str, intents: IntentSet, epochs: int) -> str:
