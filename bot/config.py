@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -61,7 +61,17 @@ class Settings(BaseSettings):
     )
     redact_region: str = Field("GB", description="Region for recognising national phone numbers.")
     max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest customer message accepted.")
-    torch_threads: int = Field(1, ge=1, le=64, description="Threads torch may use to encode.")
+    torch_threads: int = Field(1, ge=1, le=64, description="Threads the encoder (torch or ONNX) may use.")
+    encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="torch (sentence-transformers), onnx (ONNX Runtime fp32) or onnx-int8 (quantised).",
+    )
+    batch_max_size: int = Field(
+        32, ge=1, le=512, description="Most messages encoded together (1 = no batching)."
+    )
+    batch_wait_ms: float = Field(
+        2.0, ge=0.0, le=100.0, description="Longest wait for a batch to fill under load."
+    )
 
     # Decision policy (confidence space, 0..1). Per-intent `threshold` in YAML overrides `threshold`.
     threshold: float = Field(0.75, ge=0.0, le=1.0, description="Default confidence an intent needs.")

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -243,3 +246,90 @@ class CachedEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
+
+
+class BatchingEncoder:
+    """Dynamic micro-batching: single-text requests from concurrent threads are encoded as one batch.
+
+    A worker thread takes the first waiting text, adds whatever else is already queued, and waits up to
+    `max_wait_ms` for more only while other requests are in flight, so a lone request is never delayed
+    and throughput grows with load. Calls with several texts go straight to the wrapped encoder.
+    """
+
+    def __init__(self, inner: Encoder, *, max_batch: int = 32, max_wait_ms: float = 2.0) -> None:
+        self.inner = inner
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self._queue: queue.SimpleQueue[tuple[str, Future[np.ndarray]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.batches = 0  # how many batches were encoded, and how many texts they held (for benchmarks)
+        self.batched_texts = 0
+        threading.Thread(target=self._work, name="encoder-batcher", daemon=True).start()
+
+    @property
+    def model_id(self) -> str:
+        """The wrapped encoder's model id."""
+        return self.inner.model_id
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return self.inner.dim
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Vectors for `texts`; one text waits for its place in the next batch."""
+        if len(texts) != 1:
+            return self.inner.encode(texts, progress=progress)
+        future: Future[np.ndarray] = Future()
+        with self._lock:
+            self._in_flight += 1
+        try:
+            self._queue.put((texts[0], future))
+            return future.result()[None, :]
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _work(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            deadline = time.monotonic() + self.max_wait
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                    continue
+                except queue.Empty:
+                    pass
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._in_flight <= len(batch):
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+            try:
+                vectors = self.inner.encode([text for text, _ in batch])
+            except BaseException as exc:  # every waiting request learns what went wrong
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.batched_texts += len(batch)
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                future.set_result(vector)
+
+
+def make_encoder(model: str, *, backend: str, threads: int, cache_dir: Path) -> Encoder:
+    """The encoder a configuration names: sentence-transformers on torch, or ONNX Runtime fp32 / int8."""
+    if backend == "torch":
+        return SentenceTransformerEncoder(model, threads=threads)
+    if backend in ("onnx", "onnx-int8"):
+        from bot.encoder_onnx import OnnxEncoder
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = resolve_model_path(model)
+        return OnnxEncoder(
+            path, model_fingerprint(path), cache_dir, quantized=backend == "onnx-int8", threads=threads
+        )
+    raise ModelError(f"unknown encoder backend '{backend}'; allowed: torch, onnx, onnx-int8")

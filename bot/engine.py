@@ -19,7 +19,7 @@ import numpy as np
 
 from bot.calibration import Calibration, load_calibration
 from bot.config import Settings
-from bot.encoder import CachedEncoder, EmbeddingCache, Encoder, SentenceTransformerEncoder
+from bot.encoder import BatchingEncoder, CachedEncoder, EmbeddingCache, Encoder, make_encoder
 from bot.index import VectorIndex
 from bot.intents import IntentSet, load_intents
 from bot.knowledge import Passage, load_knowledge
@@ -148,10 +148,23 @@ class Engine:
     def __init__(self, settings: Settings, encoder: Encoder | None = None, *, progress: bool = False) -> None:
         self.settings = settings
         self.progress = progress
-        raw = encoder or SentenceTransformerEncoder(settings.model, threads=settings.torch_threads)
-        cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
-        self.query_encoder: Encoder = raw
-        self.encoder = CachedEncoder(raw, cache)
+        raw = encoder or make_encoder(
+            settings.model,
+            backend=settings.encoder_backend,
+            threads=settings.torch_threads,
+            cache_dir=settings.cache_dir,
+        )
+        if isinstance(raw, BatchingEncoder):  # another engine's (tests share one model): reuse its batcher
+            batching: BatchingEncoder | None = raw
+            raw = raw.inner
+        elif settings.batch_max_size > 1:
+            batching = BatchingEncoder(
+                raw, max_batch=settings.batch_max_size, max_wait_ms=settings.batch_wait_ms
+            )
+        else:
+            batching = None
+        self.query_encoder: Encoder = batching or raw
+        self.encoder = CachedEncoder(raw, EmbeddingCache(settings.cache_dir / "embeddings.sqlite3"))
         self.policy = Policy(
             threshold=settings.threshold,
             margin=settings.margin,

@@ -1,0 +1,94 @@
+"""Encoder backends (ONNX fp32/int8 against sentence-transformers) and dynamic micro-batching."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.encoder import BatchingEncoder, make_encoder
+from bot.errors import ModelError
+from tests.conftest import FakeEncoder
+
+TEXTS = ["my new card still hasn't come", "how do I top up by bank transfer?", "what exchange rate do you use", "hi"]
+
+
+@pytest.mark.parametrize(("backend", "floor"), [("onnx", 0.9999), ("onnx-int8", 0.97)])
+def test_onnx_backends_match_sentence_transformers(
+    backend: str, floor: float, bundled_encoder, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    cache = tmp_path_factory.getbasetemp() / "onnx-cache"  # shared by both cases: fp32 is exported once
+    encoder = make_encoder("bundled", backend=backend, threads=1, cache_dir=cache)
+    assert encoder.model_id == f"{bundled_encoder.model_id}+{backend}"
+    vectors = encoder.encode(TEXTS)
+    reference = bundled_encoder.encode(TEXTS)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float((vectors * reference).sum(axis=1).min()) >= floor
+    assert len(list(cache.rglob("*.onnx"))) >= 1 and not list(cache.rglob("*.partial"))
+
+
+def test_unknown_backend_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="unknown encoder backend 'tpu'; allowed: torch, onnx, onnx-int8"):
+        make_encoder("bundled", backend="tpu", threads=1, cache_dir=tmp_path)
+
+
+class SlowEncoder(FakeEncoder):
+    """A fake that takes 20 ms a call and records batch sizes."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.calls.append(len(texts))
+        time.sleep(0.02)
+        return super().encode(texts)
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_vectors() -> None:
+    inner = SlowEncoder()
+    batcher = BatchingEncoder(inner, max_batch=8, max_wait_ms=5)
+    texts = [f"message number {n}" for n in range(40)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        vectors = list(pool.map(lambda t: batcher.encode([t]), texts))
+    expected = FakeEncoder().encode(texts)
+    for got, want in zip(vectors, expected, strict=True):
+        np.testing.assert_array_equal(got[0], want)
+    assert sum(inner.calls) == 40 and max(inner.calls) <= 8
+    assert len(inner.calls) < 40  # requests really were batched
+
+
+def test_a_lone_request_is_not_held_back() -> None:
+    inner = SlowEncoder()
+    batcher = BatchingEncoder(inner, max_batch=32, max_wait_ms=500)
+    started = time.perf_counter()
+    batcher.encode(["alone"])
+    assert time.perf_counter() - started < 0.4  # far below the 500 ms window: it did not wait to fill up
+    assert inner.calls == [1]
+
+
+def test_errors_reach_every_waiting_request() -> None:
+    class Broken(FakeEncoder):
+        def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+            raise RuntimeError("model exploded")
+
+    batcher = BatchingEncoder(Broken(), max_batch=4, max_wait_ms=1)
+    errors: list[str] = []
+
+    def call() -> None:
+        try:
+            batcher.encode(["x"])
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert errors == ["model exploded"] * 6
