@@ -181,3 +181,7 @@ def main() -> None:
     """Entry point of the `bot` console script."""
     logging.basicConfig(level=os.environ.get("BOT_LOG_LEVEL", "WARNING"), stream=sys.stderr)
     app()
+
+
+if __name__ == "__main__":
+    main()
