@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from jinja2 import TemplateError as JinjaError
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
@@ -65,6 +66,17 @@ class AnswerTemplate:
             text = self._template.render(message=message, intent=intent, metadata=dict(metadata or {}))
         except SecurityError as exc:
             raise TemplateError(f"template blocked by the sandbox: {exc}") from None
+        except (
+            JinjaError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            KeyError,
+            IndexError,
+            ArithmeticError,
+        ) as exc:
+            # metadata comes from the widget, so a template can meet data of a type it did not expect
+            raise TemplateError(f"template failed: {exc.__class__.__name__}: {exc}") from None
         return text.strip()[:_MAX_OUTPUT_CHARS]
 
 

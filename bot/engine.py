@@ -20,6 +20,7 @@ import numpy as np
 from bot.calibration import Calibration, load_calibration
 from bot.config import Settings
 from bot.encoder import BatchingEncoder, CachedEncoder, EmbeddingCache, Encoder, make_encoder
+from bot.errors import NotFoundError, TemplateError
 from bot.index import VectorIndex
 from bot.intents import IntentSet, load_intents
 from bot.knowledge import Passage, load_knowledge
@@ -379,17 +380,20 @@ class Engine:
         decisions = []
         for row in range(len(queries)):
             retrieval_score: float | None = None
-            source: str | None = None
+            passage: int | None = None
             if state.knowledge_index.size:
                 retrieval_score = round(float(knowledge.scores[row, 0]), 4)
-                source = state.passages[int(knowledge.ids[row, 0])].source
+                passage = int(knowledge.ids[row, 0])
             decision = decide(
                 self._candidates(scores[row], state), state.rules, state.policy, retrieval_score
             )
             decisions.append(
                 dataclasses.replace(
                     decision,
-                    source=source if decision.route == "retrieve" else None,
+                    source=state.passages[passage].source
+                    if decision.route == "retrieve" and passage is not None
+                    else None,
+                    passage=passage if decision.route == "retrieve" else None,
                     anger=round(float(anger[row]), 4),
                     model_id=self.model_id,
                     intents_version=state.version,
@@ -432,12 +436,20 @@ class Engine:
         state = state or self.state
         intent = state.intents.get(decision.intent) if decision.intent else None
         if decision.route in ("answer", "handoff") and intent is not None and intent.template is not None:
-            answer = intent.template.render(message=text, intent=intent.name, metadata=metadata)
+            try:
+                answer = intent.template.render(message=text, intent=intent.name, metadata=metadata)
+            except TemplateError as exc:  # e.g. metadata of an unexpected type: a person answers instead
+                log.warning("answer template of '%s' failed: %s", intent.name, exc)
+                return dataclasses.replace(
+                    decision,
+                    route="handoff",
+                    answer=self.settings.handoff_message,
+                    reason=f"The answer template of '{intent.name}' failed ({exc}), so a person takes it.",
+                )
         elif decision.route == "handoff":
             answer = self.settings.handoff_message
-        elif decision.route == "retrieve":
-            passage = next(p for p in state.passages if p.source == decision.source)
-            answer = passage.text
+        elif decision.route == "retrieve" and decision.passage is not None:
+            answer = state.passages[decision.passage].text
         else:
             offered = (state.intents.get(name) for name in decision.options)
             labels = [intent.spec.label for intent in offered if intent is not None]
@@ -451,8 +463,6 @@ class Engine:
         state = self.state
         intent = state.intents.get(intent_name)
         if intent is None:
-            from bot.errors import NotFoundError
-
             raise NotFoundError(f"unknown intent '{intent_name}'; choose one of the offered options")
         rule = state.rules[intent_name]
         route: Route = "handoff" if rule.handoff or not rule.has_answer else "answer"

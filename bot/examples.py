@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import Engine as Database
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.models import LearnedExample, utcnow
@@ -30,8 +31,23 @@ def remember(
         select(LearnedExample).where(LearnedExample.text_hash == key).with_for_update()
     ).first()
     if row is None:
-        row = LearnedExample(text_hash=key, text=text, intent=intent, source=source)
-    elif row.intent != intent:
+        try:  # a savepoint: another transaction may insert the same text at the same moment
+            with session.begin_nested():
+                row = LearnedExample(
+                    text_hash=key,
+                    text=text,
+                    intent=intent,
+                    source=source,
+                    decision_id=decision_id,
+                    ticket_id=ticket_id,
+                )
+                session.add(row)
+            return row
+        except IntegrityError:
+            row = session.exec(
+                select(LearnedExample).where(LearnedExample.text_hash == key).with_for_update()
+            ).one()
+    if row.intent != intent:
         row.intent = intent
         row.exported = False
     row.source, row.decision_id, row.ticket_id, row.updated_at = source, decision_id, ticket_id, utcnow()

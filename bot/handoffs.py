@@ -92,7 +92,11 @@ def resolve(
             raise NotFoundError(f"unknown ticket {ticket_id}")
         if ticket.status == "resolved":
             raise ConflictError(f"ticket {ticket_id} is already resolved")
-        if agent is not None and ticket.status == "claimed" and ticket.claimed_by != agent:
+        if ticket.status == "claimed" and agent is None:
+            raise InvalidInputError(
+                "agent", f"ticket {ticket_id} is held by {ticket.claimed_by}; say who resolves it"
+            )
+        if ticket.status == "claimed" and ticket.claimed_by != agent:
             raise ConflictError(f"ticket {ticket_id} is held by {ticket.claimed_by}, not {agent}")
         learned = None
         ticket.status = "resolved"

@@ -95,11 +95,17 @@ def review(
         if decision is None:
             raise NotFoundError(f"unknown decision {decision_id}")
         if verdict == "correct":
-            meant = intent or decision.intent
-            if meant is None and new_intent is None:
+            # "correct" confirms what the bot did; naming another intent is a correction, i.e. "wrong"
+            if intent is not None and intent != decision.intent:
                 raise InvalidInputError(
-                    "intent", "this decision accepted no intent; say which intent was right"
+                    "intent",
+                    f"the bot chose {decision.intent or 'no intent'}; to name '{intent}' use verdict 'wrong'",
                 )
+            if new_intent is not None:
+                raise InvalidInputError(
+                    "new_intent", "a 'correct' verdict cannot propose a new intent; use 'wrong'"
+                )
+            meant = decision.intent  # None: the fallback (clarify, retrieve, handoff) was right
         else:
             meant = intent
             if meant is None and new_intent is None:

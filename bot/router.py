@@ -56,6 +56,7 @@ class Decision:
     answer: str = ""
     retrieval_score: float | None = None
     source: str | None = None
+    passage: int | None = None  # index of the retrieved passage in the live knowledge base
     context_used: bool = False
     anger: float = 0.0
     model_id: str = ""

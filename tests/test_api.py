@@ -124,6 +124,8 @@ def test_handoff_claim_reply_resolve(client: TestClient) -> None:
     new = client.get(f"/v1/conversations/{conversation}/messages", params={"after": seen}).json()["messages"]
     assert [(m["role"], m["author"], m["text"]) for m in new] == [("agent", "ann", "Hi, Ann here.")]
 
+    anonymous = client.post(f"/v1/handoffs/{ticket}/resolve", json={"intent": "card_arrival"})
+    assert anonymous.status_code == 422 and anonymous.json()["error"]["field"] == "agent"  # held by ann
     resolved = client.post(
         f"/v1/handoffs/{ticket}/resolve", json={"agent": "ann", "intent": "card_arrival", "note": "ok"}
     )
@@ -234,6 +236,8 @@ def test_reviews(client: TestClient) -> None:
         ({"verdict": "wrong", "intent": "nope"}, "intent"),
         ({"verdict": "wrong", "new_intent": "Not A Name"}, "new_intent"),
         ({"verdict": "wrong", "intent": "card_arrival", "new_intent": "x"}, "new_intent"),
+        ({"verdict": "correct", "intent": "card_arrival"}, "intent"),  # the bot chose exchange_rate
+        ({"verdict": "correct", "new_intent": "crypto_wallet"}, "new_intent"),
     ]:
         response = client.post(f"/v1/logs/{wrong}/review", json=body)
         assert response.status_code == 422 and response.json()["error"]["field"] == field, (

@@ -185,3 +185,46 @@ def test_a_record_replayed_twice_is_written_once(tmp_path: Path, bundled_encoder
             service.database = make_engine(url)
             assert service.drain_spool() == 2
         assert row_counts(url)["decision"] == 1
+
+
+def _append_many(folder: str, prefix: str, count: int) -> None:
+    spool = Spool(Path(folder))
+    for n in range(count):
+        spool.append({"spool_id": f"{prefix}{n}"})
+
+
+def test_spool_loses_nothing_while_processes_append_and_drain(tmp_path: Path) -> None:
+    import multiprocessing
+
+    seen: list[str] = []
+    spool = Spool(tmp_path)
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_append_many, args=(str(tmp_path), p, 150)) for p in ("a", "b")]
+    for writer in writers:
+        writer.start()
+    while any(w.is_alive() for w in writers):
+        spool.drain(lambda record: seen.append(record["spool_id"]))
+    for writer in writers:
+        writer.join(timeout=60)
+    spool.drain(lambda record: seen.append(record["spool_id"]))
+    assert sorted(seen) == sorted([f"a{n}" for n in range(150)] + [f"b{n}" for n in range(150)])
+    assert [s for s in seen if s.startswith("a")] == [f"a{n}" for n in range(150)]  # order kept per writer
+    assert spool.pending() == 0
+
+
+def test_a_failed_drain_keeps_the_rest_for_later(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for n in range(5):
+        spool.append({"spool_id": str(n)})
+    applied: list[str] = []
+
+    def flaky(record: dict) -> None:
+        if record["spool_id"] == "2":
+            raise RuntimeError("database went away again")
+        applied.append(record["spool_id"])
+
+    with pytest.raises(RuntimeError):
+        spool.drain(flaky)
+    assert applied == ["0", "1"] and spool.pending() == 3
+    assert spool.drain(lambda record: applied.append(record["spool_id"])) == 3
+    assert applied == ["0", "1", "2", "3", "4"]

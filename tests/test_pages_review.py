@@ -226,3 +226,14 @@ def test_stats_page_shows_charts_and_discovered_topics(
     )
     browser.set_window_size(1280, height + chrome)  # the whole page in one picture
     screenshot(browser, "stats")
+
+
+def test_review_pages_forbid_framing_and_foreign_scripts(tmp_path: Path, demo_engine: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    settings = demo_engine.settings.with_overrides(database_url=f"sqlite:///{tmp_path / 'h.db'}")
+    with TestClient(create_app(settings, engine=demo_engine)) as client:
+        for path in ("/review", "/review/stats", "/review/assets/review.js"):
+            headers = client.get(path).headers
+            assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+            assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"

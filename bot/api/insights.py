@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot import discovery, stats
 from bot.api.deps import DatabaseDep, EngineDep, require
+from bot.api.widget import PAGE_HEADERS
 from bot.engine import Engine
 from bot.errors import NotFoundError
 
@@ -21,7 +22,9 @@ Analyst = Depends(require("analyst"))
 WEB = Path(__file__).resolve().parent.parent / "web" / "review"
 PAGES = {"review": "index.html", "stats": "stats.html"}
 ASSETS = frozenset({"review.css", "common.js", "review.js", "stats.js"})
-_NO_STORE = {"Cache-Control": "no-cache"}  # pages change with the server version; they are tiny anyway
+# Same policy as the agent console: only this origin's scripts and styles, no framing (the review page
+# changes the live router with one keystroke, so it must not be clickjackable).
+_HEADERS = {**PAGE_HEADERS, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 Days = Annotated[int, Query(ge=1, le=366, description="Look back this many days (UTC, today included).")]
 
 
@@ -31,13 +34,13 @@ Days = Annotated[int, Query(ge=1, le=366, description="Look back this many days 
 @router.get("/review", include_in_schema=False)
 def review_page() -> FileResponse:
     """The review queue (asks for an analyst key in the browser)."""
-    return FileResponse(WEB / PAGES["review"], media_type="text/html", headers=_NO_STORE)
+    return FileResponse(WEB / PAGES["review"], media_type="text/html", headers=_HEADERS)
 
 
 @router.get("/review/stats", include_in_schema=False)
 def stats_page() -> FileResponse:
     """Charts of routing statistics and discovered topics."""
-    return FileResponse(WEB / PAGES["stats"], media_type="text/html", headers=_NO_STORE)
+    return FileResponse(WEB / PAGES["stats"], media_type="text/html", headers=_HEADERS)
 
 
 @router.get("/review/assets/{name}", include_in_schema=False)
@@ -46,7 +49,7 @@ def asset(name: str) -> FileResponse:
     if name not in ASSETS:
         raise NotFoundError(f"no asset '{name}'")
     media = "text/css" if name.endswith(".css") else "text/javascript"
-    return FileResponse(WEB / name, media_type=media, headers=_NO_STORE)
+    return FileResponse(WEB / name, media_type=media, headers=_HEADERS)
 
 
 # -- JSON ---------------------------------------------------------------------------------------------
