@@ -169,7 +169,7 @@ def _intent_thresholds(
         mine = clear & (intent == name)
         if mine.sum() < MIN_INTENT_SUPPORT:
             continue
-        for threshold in THRESHOLDS[THRESHOLDS >= min(MIN_INTENT_THRESHOLD, default)]:
+        for threshold in (t for t in THRESHOLDS if t >= min(MIN_INTENT_THRESHOLD, default)):
             accept = mine & (confidence >= threshold)
             if accept.sum() == 0:
                 break
