@@ -35,22 +35,28 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def user_errors(function: F) -> F:
+    """Errors a user can act on become one line on stderr and exit code 2, never a traceback."""
+
+    @wraps(function)
+    def run(*call_args: Any, **call_kwargs: Any) -> Any:
+        try:
+            return function(*call_args, **call_kwargs)
+        except BotError as exc:
+            raise _fail(str(exc)) from None
+        except ValidationError as exc:  # a BOT_* setting or option out of range
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise _fail(f"setting '{where}': {first['msg']} (got {first.get('input')!r})") from None
+
+    return run  # type: ignore[return-value]
+
+
 def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
-    """`app.command` whose user errors become one line on stderr and exit code 2, never a traceback."""
+    """`app.command` with `user_errors`."""
 
     def decorate(function: F) -> F:
-        @wraps(function)
-        def run(*call_args: Any, **call_kwargs: Any) -> Any:
-            try:
-                return function(*call_args, **call_kwargs)
-            except BotError as exc:
-                raise _fail(str(exc)) from None
-            except ValidationError as exc:  # a BOT_* setting or option out of range
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise _fail(f"setting '{where}': {first['msg']} (got {first.get('input')!r})") from None
-
-        app.command(*args, **kwargs)(run)
+        app.command(*args, **kwargs)(user_errors(function))
         return function
 
     return decorate
@@ -123,6 +129,13 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     intents: IntentsOption = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (each loads the model).")] = 1,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Proxies whose X-Forwarded-For is trusted (comma-separated, or '*'); rate limits per address "
+            "need the real client address behind a load balancer."
+        ),
+    ] = "127.0.0.1,::1",
 ) -> None:
     """Run the HTTP API under uvicorn; the model and indexes load once at start-up."""
     import uvicorn
@@ -149,11 +162,19 @@ def serve(
         )
     if workers > 1:
         os.environ["BOT_INTENTS_DIR"] = str(settings.intents_dir)
-        uvicorn.run("bot.api.main:app", host=host, port=port, workers=workers, log_level="info")
+        uvicorn.run(
+            "bot.api.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            forwarded_allow_ips=forwarded_allow_ips,
+        )
         return
     from bot.api import create_app
 
-    uvicorn.run(create_app(settings, engine=engine), host=host, port=port, log_level="info")
+    app_ = create_app(settings, engine=engine)  # bad rate-limit settings fail here, as one line
+    uvicorn.run(app_, host=host, port=port, log_level="info", forwarded_allow_ips=forwarded_allow_ips)
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -161,15 +182,13 @@ app.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")
+@user_errors
 def db_upgrade() -> None:
     """Apply database migrations up to the newest schema."""
     from bot.db import make_engine, redact, upgrade
 
     settings = get_settings()
-    try:
-        revision = upgrade(make_engine(settings.database_url))
-    except BotError as exc:
-        raise _fail(str(exc)) from None
+    revision = upgrade(make_engine(settings.database_url))
     out.print(f"database {redact(settings.database_url)} is at revision {revision}")
 
 

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
-from bot.cli import IntentsOption, app, err, out, settings_for
-from bot.errors import BotError, InvalidInputError
-
-F = TypeVar("F", bound=Callable[..., Any])
+from bot.cli import IntentsOption, app, err, out, settings_for, user_errors
+from bot.errors import InvalidInputError
 
 review_app = typer.Typer(
     help="Analyst reviews: write corrections back into the intent YAML.", no_args_is_help=True
@@ -23,20 +19,6 @@ review_app = typer.Typer(
 logs_app = typer.Typer(help="Routing logs.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
 app.add_typer(logs_app, name="logs")
-
-
-def user_errors(function: F) -> F:
-    """One line on stderr and exit code 2 for errors a user can act on (as `bot.cli.command` does)."""
-
-    @wraps(function)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except BotError as exc:
-            sys.stderr.write(f"error: {exc}\n")
-            raise typer.Exit(2) from None
-
-    return run  # type: ignore[return-value]
 
 
 @review_app.command("export")

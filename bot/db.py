@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from sqlmodel import Session, create_engine
 
 from bot.errors import ConfigError
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -96,8 +98,11 @@ def ping(engine: Engine) -> str:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return "ok"
-    except SQLAlchemyError as exc:
-        return f"error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+    except (
+        SQLAlchemyError
+    ) as exc:  # the detail (hosts, users) goes to the log, not to unauthenticated callers
+        log.warning("database ping failed: %s", str(exc).splitlines()[0])
+        return f"error: {exc.__class__.__name__}"
 
 
 @contextmanager

@@ -95,13 +95,16 @@ def cluster_messages(
             counts[key] += 1
             first_seen.setdefault(key, text.strip())
     keys = list(counts)
-    if sum(counts.values()) < min_size or len(keys) < 2:
+    if sum(counts.values()) < min_size:
         return []
     distinct = [first_seen[k] for k in keys]
     vectors = np.asarray(encoder.encode(distinct), dtype=np.float32)
-    labels = AgglomerativeClustering(
-        n_clusters=None, metric="cosine", linkage="average", distance_threshold=distance_threshold
-    ).fit_predict(vectors)
+    if len(keys) == 1:  # everyone asked the very same thing: one group, nothing to cluster
+        labels = np.zeros(1, dtype=int)
+    else:
+        labels = AgglomerativeClustering(
+            n_clusters=None, metric="cosine", linkage="average", distance_threshold=distance_threshold
+        ).fit_predict(vectors)
 
     groups = [np.flatnonzero(labels == label) for label in np.unique(labels)]
     groups = [g for g in groups if sum(counts[keys[i]] for i in g) >= min_size]

@@ -200,8 +200,14 @@ class EmbeddingCache:
         ]
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
-            self._db.execute("COMMIT")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self._db.execute(
+                    "ROLLBACK"
+                )  # leave the connection usable; the texts are embedded again later
+                raise
 
     def close(self) -> None:
         """Close the database file."""

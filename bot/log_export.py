@@ -77,6 +77,15 @@ def iter_logs(database: Database, *, since: datetime | None, route: str | None) 
         last_id = rows[-1].id or last_id
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell: lists as JSON text, and text a spreadsheet would run as a formula defused with a quote."""
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def write_logs(
     database: Database, out: TextIO, *, fmt: str, since: datetime | None = None, route: str | None = None
 ) -> int:
@@ -88,9 +97,7 @@ def write_logs(
     try:
         for item in iter_logs(database, since=since, route=route):
             if writer is not None:
-                writer.writerow(
-                    {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in item.items()}
-                )
+                writer.writerow({k: _cell(v) for k, v in item.items()})
             else:
                 out.write(json.dumps(item, ensure_ascii=False) + "\n")
             count += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from bot.router import Candidate, Decision
 from bot.spool import Spool
 
 ESCALATE_AFTER_FALLBACKS = 2
+CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as new conversations get
 # Errors that mean "the database cannot be reached", as opposed to a bad statement or constraint
 DATABASE_DOWN = (OperationalError, InterfaceError)
 
@@ -55,6 +57,8 @@ class PendingWrite:
     latency_ms: float
     chosen: bool
     at: datetime
+    escalation: str | None = None
+    offline: bool = False  # decided without the database (spooled): `decision` is what was sent
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready form for the spool."""
@@ -134,6 +138,11 @@ class ChatService:
             if self.spool is None:
                 raise
             database_down = True
+        if database_down and conversation_id is not None and not CONVERSATION_ID.fullmatch(conversation_id):
+            # nothing can check the id now; accept only the shape this server hands out
+            raise NotFoundError(
+                f"unknown conversation '{conversation_id}'; omit conversation_id to start a new one"
+            )
         started = time.perf_counter()
         text, decision = self._decide(existing, message, metadata, choice, trust_choice=database_down)
         pending = PendingWrite(
@@ -156,9 +165,10 @@ class ChatService:
                 if self.spool is None:
                     raise
         assert self.spool is not None
-        self.spool.append(pending.to_record())
         offline = Conversation(id=pending.conversation_id, channel=pending.channel, meta=pending.metadata)
         decision, escalation = self._apply_conversation_rules(offline, decision, text, pending.chosen)
+        sent = dataclasses.replace(pending, decision=decision, escalation=escalation, offline=True)
+        self.spool.append(sent.to_record())
         return ChatReply(
             pending.conversation_id, None, None, decision, escalation, None, self._options(decision), False
         )
@@ -195,9 +205,13 @@ class ChatService:
             session.add(conversation)
         elif pending.metadata:
             conversation.meta = {**conversation.meta, **pending.metadata}
-        decision, escalation = self._apply_conversation_rules(
-            conversation, pending.decision, pending.text, pending.chosen
-        )
+        if pending.offline:  # the customer already got this answer: store it as sent, not re-decided
+            decision, escalation = pending.decision, pending.escalation
+            self._remember_turn(conversation, decision, pending.text, pending.chosen)
+        else:
+            decision, escalation = self._apply_conversation_rules(
+                conversation, pending.decision, pending.text, pending.chosen
+            )
         user_message = Message(
             conversation_id=conversation.id, role="user", text=pending.text, created_at=pending.at
         )
@@ -300,6 +314,12 @@ class ChatService:
             # an unmatched handoff is already with a person; a second knowledge-base guess should be too
             escalation = "repeated_fallback"
             decision = self._escalate(decision, "Second message in a row that no intent could take.")
+        self._remember_turn(conversation, decision, text, chosen)
+        return decision, escalation
+
+    @staticmethod
+    def _remember_turn(conversation: Conversation, decision: Decision, text: str, chosen: bool) -> None:
+        """Update what the next turn needs: fallback streak, open clarify options, context."""
         accepted = decision.route in ("answer", "clarify") or decision.intent is not None
         conversation.fallback_streak = 0 if accepted else conversation.fallback_streak + 1
         clarifying = decision.route == "clarify"
@@ -307,7 +327,6 @@ class ChatService:
         conversation.pending_text = text if clarifying else None
         if not chosen:  # a picked option answers the earlier question; that stays the context
             conversation.last_user_text = text
-        return decision, escalation
 
     def _escalate(self, decision: Decision, why: str) -> Decision:
         """Hand off to a person; a handoff the router already chose keeps its own answer."""

@@ -15,7 +15,12 @@ from bot.encoder import BatchingEncoder, make_encoder
 from bot.errors import ModelError
 from tests.conftest import FakeEncoder
 
-TEXTS = ["my new card still hasn't come", "how do I top up by bank transfer?", "what exchange rate do you use", "hi"]
+TEXTS = [
+    "my new card still hasn't come",
+    "how do I top up by bank transfer?",
+    "what exchange rate do you use",
+    "hi",
+]
 
 
 @pytest.mark.parametrize(("backend", "floor"), [("onnx", 0.9999), ("onnx-int8", 0.97)])

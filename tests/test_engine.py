@@ -160,4 +160,38 @@ def test_demo_bank_routes_the_quick_start_message(demo_engine: Engine) -> None:
 def test_context_never_overrides_an_accepted_intent(small_engine: Engine) -> None:
     context = RouteContext(previous_user_text="my new card still hasn't come")
     decision = small_engine.route("someone stole my card", context)
-    assert (decision.route, decision.intent, decision.context_used) == ("handoff", "lost_or_stolen_card", False)
+    assert (decision.route, decision.intent, decision.context_used) == (
+        "handoff",
+        "lost_or_stolen_card",
+        False,
+    )
+
+
+def test_retrieval_serves_the_matching_passage_even_when_sources_repeat(tmp_path: Path, bundled_encoder) -> None:
+    write(tmp_path / "i" / "bank.yaml", SMALL)
+    write(
+        tmp_path / "i" / "knowledge" / "faq.yaml",
+        "entries:\n"
+        "  - question: Do you pay interest on savings?\n    answer: Savings Pots earn 2% a year.\n"
+        "    source: https://larkspur.example/help\n"
+        "  - question: What does an arranged overdraft cost?\n    answer: Overdrafts cost 19.9% EAR.\n"
+        "    source: https://larkspur.example/help\n",
+    )
+    engine = Engine(Settings(intents_dir=tmp_path / "i", cache_dir=tmp_path / "c"), encoder=bundled_encoder)
+    engine.load()
+    decision = engine.route("what does an arranged overdraft cost")
+    assert (decision.route, decision.answer) == ("retrieve", "Overdrafts cost 19.9% EAR.")
+
+
+def test_a_template_that_fails_on_odd_metadata_hands_off(tmp_path: Path, bundled_encoder) -> None:
+    write(
+        tmp_path / "i" / "bank.yaml",
+        SMALL.replace(
+            'answer: "We use the interbank rate."', 'answer: "{% for t in metadata.tags %}{{ t }}{% endfor %} rate"'
+        ),
+    )
+    engine = Engine(Settings(intents_dir=tmp_path / "i", cache_dir=tmp_path / "c"), encoder=bundled_encoder)
+    engine.load()
+    decision = engine.route("which exchange rate do you use", RouteContext(metadata={"tags": 5}))
+    assert decision.route == "handoff" and "template" in decision.reason
+    assert decision.answer == engine.settings.handoff_message

@@ -24,6 +24,8 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
+from bot.errors import ConfigError
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -91,10 +93,22 @@ class RateLimits:
     """Moving-window limits per API key and per client address (`limits`; memory or Redis storage)."""
 
     def __init__(self, per_key: str, per_ip: str, storage_uri: str) -> None:
-        self.per_key: RateLimitItem | None = parse(per_key) if per_key else None
-        self.per_ip: RateLimitItem | None = parse(per_ip) if per_ip else None
+        try:
+            self.per_key: RateLimitItem | None = parse(per_key) if per_key else None
+            self.per_ip: RateLimitItem | None = parse(per_ip) if per_ip else None
+        except ValueError:
+            raise ConfigError(
+                f"BOT_RATE_LIMIT_PER_KEY/PER_IP ('{per_key}', '{per_ip}') must look like '120/minute' "
+                "(N per second, minute, hour or day) or be empty"
+            ) from None
         uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
-        storage = storage_from_string(uri)
+        try:
+            storage = storage_from_string(uri)
+        except Exception as exc:  # limits raises ConfigurationError for unknown schemes and missing drivers
+            raise ConfigError(
+                f"BOT_RATE_LIMIT_STORAGE '{storage_uri}' cannot be used: {exc} "
+                "(memory:// needs nothing; redis:// needs pip install 'bot[redis]')"
+            ) from None
         assert isinstance(storage, Storage)
         self.limiter = MovingWindowRateLimiter(storage)
 
@@ -128,8 +142,9 @@ class RequestGuard:
             return
         if self.limits is not None and scope["path"].startswith("/v1/"):
             headers = dict(scope.get("headers", []))
-            auth = headers.get(b"authorization", b"")
-            key_id = hashlib.sha256(auth).hexdigest()[:16] if auth else None  # never keep the key itself
+            _, _, token = headers.get(b"authorization", b"").partition(b" ")
+            # a hash of the key itself (not the header), so "Bearer"/"bearer" share a bucket; never the key
+            key_id = hashlib.sha256(token.strip()).hexdigest()[:16] if token.strip() else None
             client = (scope.get("client") or ("unknown", 0))[0]
             wait = await self.limits.retry_after(key_id, client)
             if wait is not None:
