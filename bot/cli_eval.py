@@ -138,7 +138,13 @@ def calibrate(
     extra = few_shot_examples(train, shots, seed, split)
     engine = load_engine(intents, extra)
     examples = held_out(read_dataset(data, split), train, data, extra)
-    calibration, policy = fit(engine, examples, target_precision, data=f"{data.name}:{split}", progress=True)
+    calibration, policy = fit(
+        engine,
+        examples,
+        target_precision,
+        data=f"{data.name}:{split}" if data.suffix.lower() == ".json" else data.name,
+        progress=True,
+    )
     path = save_calibration(engine.intents_dir, calibration)
     summary = {
         "file": str(path),
