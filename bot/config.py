@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     # Intent score from its vectors: best cosine plus `aggregation_weight` x mean of the next best ones.
     aggregation_weight: float = Field(0.2, ge=0.0, le=1.0)
     aggregation_depth: int = Field(3, ge=1, le=20)
+    # ... then blended with the cosine to the intent's prototype (the mean of its vectors), chosen on train
+    prototype_weight: float = Field(0.3, ge=0.0, le=1.0)
 
     anger_threshold: float = Field(
         0.1,

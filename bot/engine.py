@@ -68,7 +68,7 @@ class Scoring:
             aggregation_weight=settings.aggregation_weight,
             aggregation_depth=settings.aggregation_depth,
             # a Settings field may not exist yet: the constant is the tuned default either way
-            prototype_weight=getattr(settings, "prototype_weight", DEFAULT_PROTOTYPE_WEIGHT),
+            prototype_weight=settings.prototype_weight,
         )
 
     def confidence(self, scores: np.ndarray) -> np.ndarray:
