@@ -119,7 +119,10 @@ def test_random_yaml_damage_is_reported_or_harmless(tmp_path: Path) -> None:
     ("env", "expected"),
     [
         ({"BOT_RATE_LIMIT_PER_IP": "lots"}, "error: BOT_RATE_LIMIT_PER_KEY/PER_IP"),
-        ({"BOT_RATE_LIMIT_STORAGE": "carrier-pigeon://x"}, "error: BOT_RATE_LIMIT_STORAGE 'carrier-pigeon://x'"),
+        (
+            {"BOT_RATE_LIMIT_STORAGE": "carrier-pigeon://x"},
+            "error: BOT_RATE_LIMIT_STORAGE 'carrier-pigeon://x'",
+        ),
     ],
 )
 def test_bad_rate_limit_settings_are_one_line(tmp_path: Path, env: dict[str, str], expected: str) -> None:
@@ -127,11 +130,15 @@ def test_bad_rate_limit_settings_are_one_line(tmp_path: Path, env: dict[str, str
     from bot.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
-        create_app(Settings(cache_dir=tmp_path, **{k.removeprefix("BOT_").lower(): v for k, v in env.items()}))
+        create_app(
+            Settings(cache_dir=tmp_path, **{k.removeprefix("BOT_").lower(): v for k, v in env.items()})
+        )
     assert f"error: {caught.value}".startswith(expected)
 
 
-@pytest.mark.parametrize("command", [["db", "upgrade"], ["logs", "export", "--format", "csv"], ["review", "export"]])
+@pytest.mark.parametrize(
+    "command", [["db", "upgrade"], ["logs", "export", "--format", "csv"], ["review", "export"]]
+)
 def test_every_command_reports_bad_settings_in_one_line(command: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, "-c", "from bot.cli import main; main()", *command],

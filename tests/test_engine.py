@@ -167,7 +167,9 @@ def test_context_never_overrides_an_accepted_intent(small_engine: Engine) -> Non
     )
 
 
-def test_retrieval_serves_the_matching_passage_even_when_sources_repeat(tmp_path: Path, bundled_encoder) -> None:
+def test_retrieval_serves_the_matching_passage_even_when_sources_repeat(
+    tmp_path: Path, bundled_encoder
+) -> None:
     write(tmp_path / "i" / "bank.yaml", SMALL)
     write(
         tmp_path / "i" / "knowledge" / "faq.yaml",
@@ -187,7 +189,8 @@ def test_a_template_that_fails_on_odd_metadata_hands_off(tmp_path: Path, bundled
     write(
         tmp_path / "i" / "bank.yaml",
         SMALL.replace(
-            'answer: "We use the interbank rate."', 'answer: "{% for t in metadata.tags %}{{ t }}{% endfor %} rate"'
+            'answer: "We use the interbank rate."',
+            'answer: "{% for t in metadata.tags %}{{ t }}{% endfor %} rate"',
         ),
     )
     engine = Engine(Settings(intents_dir=tmp_path / "i", cache_dir=tmp_path / "c"), encoder=bundled_encoder)
