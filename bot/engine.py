@@ -373,7 +373,8 @@ class Engine:
             if math.isfinite(float(scores[i]))
         )
 
-    def _decide_vectors(self, queries: np.ndarray, state: RoutingState) -> list[Decision]:
+    def decide_vectors(self, queries: np.ndarray, state: RoutingState) -> list[Decision]:
+        """Decisions (answers not rendered) for already-encoded messages against `state`."""
         scores = self.intent_scores(queries, state)
         knowledge = state.knowledge_index.search(queries, 1)
         anger = self.tone.anger(queries)
@@ -407,11 +408,11 @@ class Engine:
         """Decide what to do with one message and render its answer."""
         state = self.state  # one read: a concurrent reload cannot mix two versions in one decision
         context = context or RouteContext()
-        decision = self._decide_vectors(self.query_encoder.encode([text]), state)[0]
+        decision = self.decide_vectors(self.query_encoder.encode([text]), state)[0]
         previous = context.previous_user_text
         # only when no intent was accepted: a clear request ("talk to a person") never borrows context
         if decision.intent is None and previous and len(text.split()) <= _FOLLOW_UP_MAX_WORDS:
-            combined = self._decide_vectors(self.query_encoder.encode([f"{previous} {text}"]), state)[0]
+            combined = self.decide_vectors(self.query_encoder.encode([f"{previous} {text}"]), state)[0]
             if combined.route == "answer":
                 decision = dataclasses.replace(
                     combined,
@@ -426,7 +427,7 @@ class Engine:
         vectors = self.query_encoder.encode(texts, progress=progress)
         return [
             self.render(d, t, {}, state)
-            for d, t in zip(self._decide_vectors(vectors, state), texts, strict=True)
+            for d, t in zip(self.decide_vectors(vectors, state), texts, strict=True)
         ]
 
     def render(

@@ -156,7 +156,7 @@ def confused_pairs(
 def route_examples(engine: Engine, examples: Sequence[Example], *, progress: bool = False) -> list[Decision]:
     """Decisions for labelled rows, with message vectors from the embedding cache so re-runs are quick."""
     vectors = engine.encoder.encode([e.text for e in examples], progress=progress)
-    return engine._decide_vectors(vectors, engine.state)
+    return engine.decide_vectors(vectors, engine.state)
 
 
 def _share(count: int, total: int) -> float:

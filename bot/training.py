@@ -57,15 +57,25 @@ class TrainingResult:
 
 
 def reviewed_examples(settings: Settings) -> dict[str, list[str]]:
-    """Reviewed messages per intent from the conversation store."""
+    """Reviewed messages per intent (learned from reviews and resolved tickets) in the conversation store."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.db import make_engine, redact
+    from bot.examples import learned_examples
+
+    database = make_engine(settings.database_url)
     try:
-        from bot import db  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        raise TrainingError("no review store yet: pass --data FILE.csv instead of --data reviewed") from None
-    fetch = getattr(db, "reviewed_examples", None)
-    if fetch is None:
-        raise TrainingError("no review store yet: bot.db has no reviewed_examples(settings)")
-    found: dict[str, list[str]] = fetch(settings)
+        found = learned_examples(database)
+    except SQLAlchemyError as exc:
+        raise TrainingError(
+            f"cannot read reviewed examples from {redact(settings.database_url)}: {str(exc).splitlines()[0]}"
+        ) from None
+    finally:
+        database.dispose()
+    if not found:
+        raise TrainingError(
+            "the review store has no reviewed examples yet: review some messages, or pass --data FILE.csv"
+        )
     return found
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.errors import BotError
 from bot.intents import load_intents
 from bot.training import TrainingConfig, contrastive_loss, fine_tune, reviewed_examples
 from tests.conftest import write
@@ -37,17 +36,6 @@ def test_contrastive_loss_prefers_grouped_embeddings() -> None:
     grouped = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
     assert contrastive_loss(grouped, labels, 20.0) < contrastive_loss(mixed, labels, 20.0)
-
-
-def test_reviewed_examples_needs_a_review_store() -> None:
-    try:
-        from bot import db  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        db = None
-    if hasattr(db, "reviewed_examples"):
-        pytest.skip("the review store exists: its own tests cover reviewed_examples")
-    with pytest.raises(BotError, match="no review store yet"):
-        reviewed_examples(Settings())
 
 
 @pytest.mark.slow
@@ -83,3 +71,19 @@ def test_train_command_from_a_csv(tmp_path: Path) -> None:
     if not hasattr(db, "reviewed_examples"):  # until the review store serves them: one line, exit 2
         missing = bot("train", "--intents", str(folder), "--data", "reviewed", cache=tmp_path / "cache")
         assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_reviewed_examples_come_from_the_review_store(tmp_path: Path) -> None:
+    from bot.db import make_engine, session_scope, upgrade
+    from bot.examples import remember
+    from bot.training import TrainingError
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}")
+    database = make_engine(settings.database_url)
+    upgrade(database)
+    with pytest.raises(TrainingError, match="no reviewed examples yet"):
+        reviewed_examples(settings)
+    with session_scope(database) as session:
+        remember(session, intent="card_arrival", text="where is the plastic", source="review")
+        remember(session, intent="card_arrival", text="card not here", source="ticket")
+    assert reviewed_examples(settings) == {"card_arrival": ["where is the plastic", "card not here"]}
