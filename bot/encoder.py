@@ -220,13 +220,10 @@ def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
         yield items[start : start + size]
 
 
-class CachedEncoder:
-    """An encoder that looks texts up in an `EmbeddingCache` first and stores what it had to embed."""
+class _Wrapping:
+    """An encoder around another: same model id and dimension."""
 
-    def __init__(self, encoder: Encoder, cache: EmbeddingCache | None) -> None:
-        self.inner = encoder
-        self.cache = cache
-        self.last_misses = 0  # how many texts the last call had to embed (reload reports it)
+    inner: Encoder
 
     @property
     def model_id(self) -> str:
@@ -237,6 +234,15 @@ class CachedEncoder:
     def dim(self) -> int:
         """Vector dimension."""
         return self.inner.dim
+
+
+class CachedEncoder(_Wrapping):
+    """An encoder that looks texts up in an `EmbeddingCache` first and stores what it had to embed."""
+
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache | None) -> None:
+        self.inner = encoder
+        self.cache = cache
+        self.last_misses = 0  # how many texts the last call had to embed (reload reports it)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Vectors for `texts`, embedding only those not cached, with a progress bar on stderr if asked."""
@@ -254,7 +260,7 @@ class CachedEncoder:
         return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
 
 
-class BatchingEncoder:
+class BatchingEncoder(_Wrapping):
     """Dynamic micro-batching: single-text requests from concurrent threads are encoded as one batch.
 
     A worker thread takes the first waiting text, adds whatever else is already queued, and waits up to
@@ -272,16 +278,6 @@ class BatchingEncoder:
         self.batches = 0  # how many batches were encoded, and how many texts they held (for benchmarks)
         self.batched_texts = 0
         threading.Thread(target=self._work, name="encoder-batcher", daemon=True).start()
-
-    @property
-    def model_id(self) -> str:
-        """The wrapped encoder's model id."""
-        return self.inner.model_id
-
-    @property
-    def dim(self) -> int:
-        """Vector dimension."""
-        return self.inner.dim
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Vectors for `texts`; one text waits for its place in the next batch."""
