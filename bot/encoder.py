@@ -275,8 +275,6 @@ class BatchingEncoder(_Wrapping):
         self._queue: queue.SimpleQueue[tuple[str, Future[np.ndarray]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._in_flight = 0
-        self.batches = 0  # how many batches were encoded, and how many texts they held (for benchmarks)
-        self.batched_texts = 0
         threading.Thread(target=self._work, name="encoder-batcher", daemon=True).start()
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
@@ -316,8 +314,6 @@ class BatchingEncoder(_Wrapping):
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
-            self.batches += 1
-            self.batched_texts += len(batch)
             for (_, future), vector in zip(batch, vectors, strict=True):
                 future.set_result(vector)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -260,9 +260,12 @@ class Engine:
             self.extra_examples = extra
             return True
 
-    def with_intents(self, intents: IntentSet) -> RoutingState:
-        """Build (not swap in) a state for another intent set sharing this engine's knowledge (evaluation)."""
-        return self._build(intents, self.state.passages, self.state.calibration)
+    def with_intents(
+        self, intents: IntentSet, calibration: Calibration | Literal["live"] | None = "live"
+    ) -> RoutingState:
+        """Build (not swap in) a state for another intent set or calibration, sharing this engine's knowledge."""
+        fitted = self.state.calibration if calibration == "live" else calibration
+        return self._build(intents, self.state.passages, fitted)
 
     def use(self, state: RoutingState) -> None:
         """Swap in a state built by `with_intents`."""

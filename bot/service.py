@@ -49,7 +49,6 @@ class PendingWrite:
 
     spool_id: str
     conversation_id: str
-    new_conversation: bool
     channel: str
     metadata: dict[str, Any]
     text: str
@@ -148,7 +147,6 @@ class ChatService:
         pending = PendingWrite(
             spool_id=uuid.uuid4().hex,
             conversation_id=existing.id if existing else conversation_id or uuid.uuid4().hex,
-            new_conversation=existing is None and conversation_id is None,
             channel=channel or "web",
             metadata=dict(metadata or {}),
             text=text,

@@ -94,7 +94,7 @@ def out_of_scope(
     best: tuple[float, float] | None = None
     for target in TARGETS:
         calibration, _ = calibrate(engine, held, target, data="train.csv (second half)")
-        engine.use(engine._build(state.intents, state.passages, calibration))
+        engine.use(engine.with_intents(state.intents, calibration))
         m = measure(engine, held)
         balance = min(m.in_scope_accuracy, m.oos_recall or 0.0)
         say(f"target {target}: train in-scope accuracy {m.in_scope_accuracy:.4f}, oos recall {m.oos_recall}")
@@ -104,7 +104,7 @@ def out_of_scope(
     assert best is not None
     say(f"chosen target precision {best[1]} on train")
     calibration, _ = calibrate(engine, held, best[1], data="train.csv (second half)")
-    engine.use(engine._build(state.intents, state.passages, calibration))
+    engine.use(engine.with_intents(state.intents, calibration))
     return measure(engine, relabel(test))
 
 
