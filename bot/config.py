@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     )
     redact_region: str = Field("GB", description="Region for recognising national phone numbers.")
     max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest customer message accepted.")
-    torch_threads: int = Field(1, ge=1, le=64, description="Threads the encoder (torch or ONNX) may use.")
+    torch_threads: int = Field(
+        1, ge=1, le=64, description="Threads the encoder (torch or ONNX), BLAS and FAISS may each use."
+    )
     encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "torch",
         description="torch (sentence-transformers), onnx (ONNX Runtime fp32) or onnx-int8 (quantised).",
@@ -71,6 +73,21 @@ class Settings(BaseSettings):
     )
     batch_wait_ms: float = Field(
         2.0, ge=0.0, le=100.0, description="Longest wait for a batch to fill under load."
+    )
+    route_threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Threads routing chat batches in parallel (each runs the encoder with TORCH_THREADS).",
+    )
+    write_batch_max: int = Field(
+        256, ge=1, le=10_000, description="Most chat turns the writer stores in one transaction."
+    )
+    queue_max: int = Field(
+        4096,
+        ge=1,
+        le=1_000_000,
+        description="Most chat turns waiting to be routed, and to be written; beyond it requests wait.",
     )
 
     # Decision policy (confidence space, 0..1). Per-intent `threshold` in YAML overrides `threshold`.

@@ -21,7 +21,7 @@ from bot.calibration import Calibration, load_calibration
 from bot.config import Settings
 from bot.encoder import BatchingEncoder, CachedEncoder, EmbeddingCache, Encoder, make_encoder
 from bot.errors import NotFoundError, TemplateError
-from bot.index import VectorIndex
+from bot.index import VectorIndex, limit_native_threads
 from bot.intents import IntentSet, load_intents
 from bot.knowledge import Passage, load_knowledge
 from bot.router import Candidate, Decision, IntentRule, Policy, Route, decide
@@ -149,6 +149,7 @@ class Engine:
     def __init__(self, settings: Settings, encoder: Encoder | None = None, *, progress: bool = False) -> None:
         self.settings = settings
         self.progress = progress
+        limit_native_threads(settings.torch_threads)
         raw = encoder or make_encoder(
             settings.model,
             backend=settings.encoder_backend,
@@ -164,7 +165,8 @@ class Engine:
             )
         else:
             batching = None
-        self.query_encoder: Encoder = batching or raw
+        self.query_encoder: Encoder = batching or raw  # single messages from many threads
+        self.direct_encoder: Encoder = raw  # batches formed by the caller (`route_batch`)
         self.encoder = CachedEncoder(raw, EmbeddingCache(settings.cache_dir / "embeddings.sqlite3"))
         self.policy = Policy(
             threshold=settings.threshold,
@@ -408,21 +410,40 @@ class Engine:
     # -- routing ---------------------------------------------------------------------------------
 
     def route(self, text: str, context: RouteContext | None = None) -> Decision:
-        """Decide what to do with one message and render its answer."""
+        """Decide what to do with one message and render its answer (concurrent callers share batches)."""
+        return self._route(self.query_encoder, [text], [context or RouteContext()])[0]
+
+    def route_batch(self, texts: Sequence[str], contexts: Sequence[RouteContext]) -> list[Decision]:
+        """`route` for messages the caller has already gathered into a batch (one encoder call)."""
+        return self._route(self.direct_encoder, texts, contexts)
+
+    def _route(
+        self, encoder: Encoder, texts: Sequence[str], contexts: Sequence[RouteContext]
+    ) -> list[Decision]:
         state = self.state  # one read: a concurrent reload cannot mix two versions in one decision
-        context = context or RouteContext()
-        decision = self.decide_vectors(self.query_encoder.encode([text]), state)[0]
-        previous = context.previous_user_text
+        decisions = self.decide_vectors(encoder.encode(list(texts)), state)
         # only when no intent was accepted: a clear request ("talk to a person") never borrows context
-        if decision.intent is None and previous and len(text.split()) <= _FOLLOW_UP_MAX_WORDS:
-            combined = self.decide_vectors(self.query_encoder.encode([f"{previous} {text}"]), state)[0]
-            if combined.route == "answer":
-                decision = dataclasses.replace(
-                    combined,
-                    context_used=True,
-                    reason=f"{combined.reason} (read together with the previous message)",
-                )
-        return self.render(decision, text, context.metadata, state)
+        follow_ups = [
+            row
+            for row, (decision, text, context) in enumerate(zip(decisions, texts, contexts, strict=True))
+            if decision.intent is None
+            and context.previous_user_text
+            and len(text.split()) <= _FOLLOW_UP_MAX_WORDS
+        ]
+        if follow_ups:
+            combined_texts = [f"{contexts[row].previous_user_text} {texts[row]}" for row in follow_ups]
+            combined = self.decide_vectors(encoder.encode(combined_texts), state)
+            for row, together in zip(follow_ups, combined, strict=True):
+                if together.route == "answer":
+                    decisions[row] = dataclasses.replace(
+                        together,
+                        context_used=True,
+                        reason=f"{together.reason} (read together with the previous message)",
+                    )
+        return [
+            self.render(decision, text, context.metadata, state)
+            for decision, text, context in zip(decisions, texts, contexts, strict=True)
+        ]
 
     def route_many(self, texts: Sequence[str], *, progress: bool = False) -> list[Decision]:
         """Decisions for many independent messages at once (batch classification, evaluation)."""

@@ -8,12 +8,23 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from bot.errors import IndexFileError
 
-# The indexes are small (hundreds to thousands of vectors): one FAISS thread avoids fighting torch
-# and BLAS for the machine's cores, which costs far more than the search itself.
-faiss.omp_set_num_threads(1)
+
+def limit_native_threads(threads: int) -> None:
+    """Size the native thread pools: NumPy's OpenBLAS, and FAISS's own OpenMP and OpenBLAS.
+
+    The indexes and matrices here are small: extra BLAS/OpenMP threads only spin-wait and fight the
+    encoder and the web server for a small machine's cores. Measured on 2 cores under HTTP load with
+    the default 2 threads per pool: 7.6 ms of server CPU per chat request; with 1: 3.5 ms.
+    """
+    faiss.omp_set_num_threads(threads)
+    threadpool_limits(limits=threads)
+
+
+limit_native_threads(1)
 
 
 @dataclass(frozen=True)

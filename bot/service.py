@@ -1,4 +1,4 @@
-"""Conversation flow: route a customer's message, apply conversation rules, store everything at once."""
+"""Conversation flow: route a customer's message, apply conversation rules, store turns in batches."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import dataclasses
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine as Database
+from sqlalchemy import insert, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -77,34 +78,83 @@ class PendingWrite:
         return cls(**data)
 
 
-def decision_row(
-    decision: Decision, *, conversation_id: str, message_id: int | None, text: str, latency_ms: float
-) -> DecisionLog:
-    """The log row for a decision: enough to replay it."""
-    return DecisionLog(
-        conversation_id=conversation_id,
-        message_id=message_id,
-        text=text,
-        route=decision.route,
-        intent=decision.intent,
-        confidence=decision.confidence,
-        candidates=[dataclasses.asdict(c) for c in decision.candidates],
-        options=list(decision.options),
-        answer=decision.answer,
-        reason=decision.reason,
-        threshold=decision.threshold,
-        margin=decision.margin,
-        retrieval_score=decision.retrieval_score,
-        source=decision.source,
-        context_used=decision.context_used,
-        model_id=decision.model_id,
-        intents_version=decision.intents_version,
-        latency_ms=round(latency_ms, 3),
-    )
+def decision_values(
+    decision: Decision,
+    *,
+    conversation_id: str,
+    message_id: int | None,
+    text: str,
+    latency_ms: float,
+    escalation: str | None,
+    chosen: bool,
+    at: datetime,
+) -> dict[str, Any]:
+    """The log row for a decision, as column values: enough to replay it."""
+    return {
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "text": text,
+        "route": decision.route,
+        "intent": decision.intent,
+        "confidence": decision.confidence,
+        "candidates": [dataclasses.asdict(c) for c in decision.candidates],
+        "options": list(decision.options),
+        "answer": decision.answer,
+        "reason": decision.reason,
+        "threshold": decision.threshold,
+        "margin": decision.margin,
+        "retrieval_score": decision.retrieval_score,
+        "source": decision.source,
+        "context_used": decision.context_used,
+        "escalation": escalation,
+        "chosen": chosen,
+        "model_id": decision.model_id,
+        "intents_version": decision.intents_version,
+        "latency_ms": round(latency_ms, 3),
+        "reviewed": False,
+        "created_at": at,
+    }
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A customer's message as received: redacted, its conversation read, not routed yet."""
+
+    message: str | None
+    choice: str | None
+    conversation: Conversation | None  # None for a new conversation (or while the database is down)
+    conversation_id: str
+    channel: str
+    metadata: dict[str, Any]
+    database_down: bool
+    started: float  # perf_counter when routing began: the logged latency is measured from here
+
+
+@dataclass
+class _Outcome:
+    """One turn inside a batch write, after the conversation rules."""
+
+    pending: PendingWrite
+    conversation: Conversation
+    decision: Decision
+    escalation: str | None
+
+
+def _ids(generated: Iterable[int | None]) -> list[int]:
+    """Primary keys returned by a bulk INSERT (never NULL)."""
+    ids = list(generated)
+    if any(i is None for i in ids):
+        raise RuntimeError("the database returned no id for an inserted row")
+    return [i for i in ids if i is not None]
 
 
 class ChatService:
-    """Joins the routing engine and the conversation store (with a spool for database outages)."""
+    """Joins the routing engine and the conversation store (with a spool for database outages).
+
+    A turn is handled in three steps that the HTTP API spreads over its batchers: `open_turn` (read
+    the conversation), routing (`route_context` + `Engine.route_batch`, or `decide_choice` for a clarify
+    pick), and `store_batch` (write many turns in one transaction). `chat` runs the three in a row.
+    """
 
     def __init__(self, engine: Engine, database: Database, spool: Spool | None = None) -> None:
         self.engine = engine
@@ -124,47 +174,132 @@ class ChatService:
 
         If the database is unreachable the bot still answers: the turn is spooled and written later.
         """
+        turn = self.open_turn(
+            message=message,
+            conversation_id=conversation_id,
+            channel=channel,
+            metadata=metadata,
+            choice=choice,
+        )
+        if turn.choice is not None:
+            text, decision = self.decide_choice(turn)
+        else:
+            assert turn.message is not None
+            text, decision = turn.message, self.engine.route(turn.message, self.route_context(turn))
+        pending = self.pending_write(turn, text, decision)
+        if turn.database_down:
+            return self.spool_turn(pending)
+        result = self.store_batch([pending])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def open_turn(
+        self,
+        *,
+        message: str | None,
+        conversation_id: str | None = None,
+        channel: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        choice: str | None = None,
+    ) -> Turn:
+        """Redact the input and read the conversation (no database access for a new conversation)."""
         settings = self.engine.settings
         if settings.redact:  # before routing, so no unredacted copy reaches the store or the logs
             message = redact(message, settings.redact_region) if message else message
             metadata = redact_values(dict(metadata), settings.redact_region) if metadata else metadata
+        if choice is None and not message:
+            raise InvalidInputError("message", "must not be empty unless a choice is sent")
         database_down = False
         existing: Conversation | None = None
-        try:
-            with Session(self.database, expire_on_commit=False) as session:
-                existing = self._conversation(session, conversation_id) if conversation_id else None
-        except DATABASE_DOWN:
-            if self.spool is None:
-                raise
-            database_down = True
-        if database_down and conversation_id is not None and not CONVERSATION_ID.fullmatch(conversation_id):
-            # nothing can check the id now; accept only the shape this server hands out
-            raise NotFoundError(
-                f"unknown conversation '{conversation_id}'; omit conversation_id to start a new one"
-            )
-        started = time.perf_counter()
-        text, decision = self._decide(existing, message, metadata, choice, trust_choice=database_down)
-        pending = PendingWrite(
-            spool_id=uuid.uuid4().hex,
-            conversation_id=existing.id if existing else conversation_id or uuid.uuid4().hex,
-            channel=channel or "web",
-            metadata=dict(metadata or {}),
-            text=text,
-            decision=decision,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            chosen=choice is not None,
-            at=utcnow(),
-        )
-        if not database_down:
+        if conversation_id is not None:
             try:
-                with session_scope(self.database) as session:
-                    return self._store(session, pending)
+                with Session(self.database, expire_on_commit=False) as session:
+                    existing = self._conversation(session, conversation_id)
             except DATABASE_DOWN:
                 if self.spool is None:
                     raise
-        assert self.spool is not None
+                database_down = True
+            if database_down and not CONVERSATION_ID.fullmatch(conversation_id):
+                # nothing can check the id now; accept only the shape this server hands out
+                raise NotFoundError(
+                    f"unknown conversation '{conversation_id}'; omit conversation_id to start a new one"
+                )
+        return Turn(
+            message=message,
+            choice=choice,
+            conversation=existing,
+            conversation_id=existing.id if existing else conversation_id or uuid.uuid4().hex,
+            channel=channel or "web",
+            metadata=dict(metadata or {}),
+            database_down=database_down,
+            started=time.perf_counter(),
+        )
+
+    def route_context(self, turn: Turn) -> RouteContext:
+        """What routing may use from the conversation: the previous message and the metadata."""
+        conversation = turn.conversation
+        return RouteContext(
+            previous_user_text=conversation.last_user_text if conversation else None,
+            metadata={**(conversation.meta if conversation else {}), **turn.metadata},
+        )
+
+    def decide_choice(self, turn: Turn) -> tuple[str, Decision]:
+        """The decision for a clarify pick, which must be one of the options the bot offered."""
+        assert turn.choice is not None
+        choice, conversation = turn.choice, turn.conversation
+        # with the database down the offered options cannot be checked; any known intent will do
+        offered = list(self.engine.intents.names) if turn.database_down else []
+        if conversation is not None and not turn.database_down:
+            offered = conversation.pending_options
+        if choice not in offered:
+            allowed = ", ".join(offered) if offered else "none: there is no open clarify question"
+            raise InvalidInputError("choice", f"'{choice}' was not offered; allowed: {allowed}")
+        label = self.engine.intents.get(choice)
+        text = turn.message or (label.spec.label if label else choice)
+        question = conversation.pending_text if conversation and conversation.pending_text else text
+        return text, self.engine.answer_choice(choice, question, self.route_context(turn).metadata)
+
+    def pending_write(self, turn: Turn, text: str, decision: Decision) -> PendingWrite:
+        """What storing the routed turn will write."""
+        return PendingWrite(
+            spool_id=uuid.uuid4().hex,
+            conversation_id=turn.conversation_id,
+            channel=turn.channel,
+            metadata=turn.metadata,
+            text=text,
+            decision=decision,
+            latency_ms=(time.perf_counter() - turn.started) * 1000,
+            chosen=turn.choice is not None,
+            at=utcnow(),
+        )
+
+    def store_batch(self, pendings: list[PendingWrite]) -> list[ChatReply | BaseException]:
+        """Write many turns in one transaction (group commit); spool them all if the database is down.
+
+        If the batch fails for another reason, each turn is retried alone so one bad turn fails only
+        its own request: the result list then holds that turn's exception.
+        """
+        try:
+            with session_scope(self.database) as session:
+                return list(self._store_many(session, pendings))
+        except DATABASE_DOWN:
+            if self.spool is None:
+                raise
+            return [self.spool_turn(pending) for pending in pendings]
+        except Exception as exc:
+            if len(pendings) == 1:
+                return [exc]
+            return [result for pending in pendings for result in self.store_batch([pending])]
+
+    def spool_turn(self, pending: PendingWrite) -> ChatReply:
+        """Answer without the database: apply the rules to a fresh conversation and spool the turn."""
+        if self.spool is None:
+            raise RuntimeError("no spool configured")
         offline = Conversation(id=pending.conversation_id, channel=pending.channel, meta=pending.metadata)
-        decision, escalation = self._apply_conversation_rules(offline, decision, text, pending.chosen)
+        decision, escalation = self._apply_conversation_rules(
+            offline, pending.decision, pending.text, pending.chosen
+        )
         sent = dataclasses.replace(pending, decision=decision, escalation=escalation, offline=True)
         self.spool.append(sent.to_record())
         return ChatReply(
@@ -181,18 +316,104 @@ class ChatService:
             with session_scope(self.database) as session:
                 if session.get(SpoolApplied, pending.spool_id) is not None:
                     return  # written before a crash between commit and spool clean-up
-                self._store(session, pending)
+                self._store_many(session, [pending])
                 session.add(SpoolApplied(id=pending.spool_id))
 
         return self.spool.drain(apply)
 
-    def _store(self, session: Session, pending: PendingWrite) -> ChatReply:
-        """Write one turn in the caller's transaction: conversation, messages, decision, ticket."""
-        conversation = (
-            session.exec(  # lock the row: two replicas answering one conversation must not both escalate
-                select(Conversation).where(Conversation.id == pending.conversation_id).with_for_update()
-            ).first()
+    def _store_many(self, session: Session, pendings: list[PendingWrite]) -> list[ChatReply]:
+        """Write turns in the caller's transaction: conversations, messages, decisions, tickets.
+
+        Statements are per batch, not per turn (a few bulk INSERTs with RETURNING), which is what lets
+        one writer thread keep up with hundreds of turns a second.
+        """
+        ids = sorted({pending.conversation_id for pending in pendings})
+        conversations = {
+            conversation.id: conversation
+            for conversation in session.exec(
+                # lock the rows, in id order so two writers never deadlock: two replicas answering one
+                # conversation must not both escalate it
+                select(Conversation)
+                .where(col(Conversation.id).in_(ids))
+                .order_by(col(Conversation.id))
+                .with_for_update()
+            )
+        }
+        conversations_found = list(conversations)
+        outcomes = [self._apply_turn(session, conversations, pending) for pending in pendings]
+        session.flush()  # conversations exist before their messages refer to them
+        message_ids = _ids(
+            session.scalars(
+                insert(Message).returning(col(Message.id), sort_by_parameter_order=True),
+                [
+                    {
+                        "conversation_id": o.conversation.id,
+                        "role": "user",
+                        "text": o.pending.text,
+                        "created_at": o.pending.at,
+                    }
+                    for o in outcomes
+                ],
+            )
         )
+        decision_ids = _ids(
+            session.scalars(
+                insert(DecisionLog).returning(col(DecisionLog.id), sort_by_parameter_order=True),
+                [
+                    decision_values(
+                        o.decision,
+                        conversation_id=o.conversation.id,
+                        message_id=message_id,
+                        text=o.pending.text,
+                        latency_ms=o.pending.latency_ms,
+                        escalation=o.escalation,
+                        chosen=o.pending.chosen,
+                        at=o.pending.at,
+                    )
+                    for o, message_id in zip(outcomes, message_ids, strict=True)
+                ],
+            )
+        )
+        session.execute(
+            update(Message),
+            [
+                {"id": message_id, "decision_id": decision_id}
+                for message_id, decision_id in zip(message_ids, decision_ids, strict=True)
+            ],
+        )
+        answers = [
+            {
+                "conversation_id": o.conversation.id,
+                "role": "bot",
+                "text": o.decision.answer,
+                "decision_id": decision_id,
+                "created_at": o.pending.at,
+            }
+            for o, decision_id in zip(outcomes, decision_ids, strict=True)
+            if o.decision.answer
+        ]
+        if answers:
+            session.execute(insert(Message), answers)
+        tickets = self._tickets_for(session, outcomes, decision_ids, existing=set(conversations_found))
+        session.flush()
+        return [
+            ChatReply(
+                o.conversation.id,
+                message_id,
+                decision_id,
+                o.decision,
+                o.escalation,
+                tickets.get(o.conversation.id) if o.decision.route == "handoff" else None,
+                self._options(o.decision),
+            )
+            for o, message_id, decision_id in zip(outcomes, message_ids, decision_ids, strict=True)
+        ]
+
+    def _apply_turn(
+        self, session: Session, conversations: dict[str, Conversation], pending: PendingWrite
+    ) -> _Outcome:
+        """The turn's conversation (created if new) with the conversation rules applied to it."""
+        conversation = conversations.get(pending.conversation_id)
         if conversation is None:
             conversation = Conversation(
                 id=pending.conversation_id,
@@ -201,6 +422,7 @@ class ChatService:
                 created_at=pending.at,
             )
             session.add(conversation)
+            conversations[conversation.id] = conversation
         elif pending.metadata:
             conversation.meta = {**conversation.meta, **pending.metadata}
         if pending.offline:  # the customer already got this answer: store it as sent, not re-decided
@@ -210,44 +432,10 @@ class ChatService:
             decision, escalation = self._apply_conversation_rules(
                 conversation, pending.decision, pending.text, pending.chosen
             )
-        user_message = Message(
-            conversation_id=conversation.id, role="user", text=pending.text, created_at=pending.at
-        )
-        session.add(user_message)
-        session.flush()
-        log = decision_row(
-            decision,
-            conversation_id=conversation.id,
-            message_id=user_message.id,
-            text=pending.text,
-            latency_ms=pending.latency_ms,
-        )
-        log.escalation = escalation
-        log.chosen = pending.chosen
-        log.created_at = pending.at
-        session.add(log)
-        session.flush()
-        user_message.decision_id = log.id
-        if decision.answer:
-            session.add(
-                Message(
-                    conversation_id=conversation.id,
-                    role="bot",
-                    text=decision.answer,
-                    decision_id=log.id,
-                    created_at=pending.at,
-                )
-            )
-        ticket_id = (
-            self._ticket_for(session, conversation, decision, log) if decision.route == "handoff" else None
-        )
+        if decision.route == "handoff":  # now, so a later turn in the same batch sees it
+            conversation.status = "handoff"
         conversation.updated_at = utcnow()
-        session.add(conversation)
-        session.flush()
-        assert user_message.id is not None and log.id is not None
-        return ChatReply(
-            conversation.id, user_message.id, log.id, decision, escalation, ticket_id, self._options(decision)
-        )
+        return _Outcome(pending, conversation, decision, escalation)
 
     def _options(self, decision: Decision) -> tuple[tuple[str, str], ...]:
         intents = self.engine.intents
@@ -261,33 +449,6 @@ class ChatService:
                 f"unknown conversation '{conversation_id}'; omit conversation_id to start a new one"
             )
         return conversation
-
-    def _decide(
-        self,
-        conversation: Conversation | None,
-        message: str | None,
-        metadata: Mapping[str, Any] | None,
-        choice: str | None,
-        *,
-        trust_choice: bool = False,
-    ) -> tuple[str, Decision]:
-        meta = {**(conversation.meta if conversation else {}), **(metadata or {})}
-        if choice is not None:
-            # with the database down the offered options cannot be checked; any known intent will do
-            offered = list(self.engine.intents.names) if trust_choice else []
-            if conversation is not None and not trust_choice:
-                offered = conversation.pending_options
-            if choice not in offered:
-                allowed = ", ".join(offered) if offered else "none: there is no open clarify question"
-                raise InvalidInputError("choice", f"'{choice}' was not offered; allowed: {allowed}")
-            label = self.engine.intents.get(choice)
-            text = message or (label.spec.label if label else choice)
-            question = conversation.pending_text if conversation and conversation.pending_text else text
-            return text, self.engine.answer_choice(choice, question, meta)
-        if not message:
-            raise InvalidInputError("message", "must not be empty unless a choice is sent")
-        previous = conversation.last_user_text if conversation else None
-        return message, self.engine.route(message, RouteContext(previous_user_text=previous, metadata=meta))
 
     def _apply_conversation_rules(
         self, conversation: Conversation, decision: Decision, text: str, chosen: bool
@@ -334,27 +495,52 @@ class ChatService:
         )
 
     @staticmethod
-    def _ticket_for(
-        session: Session, conversation: Conversation, decision: Decision, log: DecisionLog
-    ) -> int:
-        """The conversation's open ticket, or a new one; the conversation is now with a person."""
-        ticket = session.exec(
-            select(HandoffTicket)
-            .where(
-                HandoffTicket.conversation_id == conversation.id,
-                col(HandoffTicket.status).in_(("open", "claimed")),
+    def _tickets_for(
+        session: Session, outcomes: list[_Outcome], decision_ids: list[int], *, existing: set[str]
+    ) -> dict[str, int]:
+        """The ticket of every conversation handed off in this batch: its open one, or a new one.
+
+        One SELECT (only for conversations that existed before the batch) and one bulk INSERT.
+        """
+        handoffs = [
+            (o, decision_id)
+            for o, decision_id in zip(outcomes, decision_ids, strict=True)
+            if o.decision.route == "handoff"
+        ]
+        if not handoffs:
+            return {}
+        tickets: dict[str, int] = {}
+        known = sorted({o.conversation.id for o, _ in handoffs} & existing)
+        if known:
+            rows = session.exec(
+                select(HandoffTicket.conversation_id, HandoffTicket.id)
+                .where(
+                    col(HandoffTicket.conversation_id).in_(known),
+                    col(HandoffTicket.status).in_(("open", "claimed")),
+                )
+                .order_by(col(HandoffTicket.id))
             )
-            .order_by(col(HandoffTicket.id).desc())
-        ).first()
-        if ticket is None:
-            ticket = HandoffTicket(
-                conversation_id=conversation.id,
-                decision_id=log.id,
-                intent=decision.intent,
-                reason=decision.reason,
+            tickets = {conversation_id: ticket_id for conversation_id, ticket_id in rows if ticket_id}
+        first_handoff: dict[str, tuple[_Outcome, int]] = {}
+        for o, decision_id in handoffs:
+            if o.conversation.id not in tickets:
+                first_handoff.setdefault(o.conversation.id, (o, decision_id))
+        if first_handoff:
+            created = _ids(
+                session.scalars(
+                    insert(HandoffTicket).returning(col(HandoffTicket.id), sort_by_parameter_order=True),
+                    [
+                        {
+                            "conversation_id": conversation_id,
+                            "decision_id": decision_id,
+                            "intent": o.decision.intent,
+                            "reason": o.decision.reason,
+                            "status": "open",
+                            "created_at": o.pending.at,
+                        }
+                        for conversation_id, (o, decision_id) in first_handoff.items()
+                    ],
+                )
             )
-            session.add(ticket)
-            session.flush()
-        conversation.status = "handoff"
-        assert ticket.id is not None
-        return ticket.id
+            tickets.update(zip(first_handoff, created, strict=True))
+        return tickets

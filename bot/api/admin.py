@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from bot.api.deps import DatabaseDep, EngineDep, ServiceDep, SettingsDep, require
-from bot.api.schemas import HealthOut, IntentOut, IntentsOut, ReloadOut
+from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, ServiceDep, SettingsDep, require
+from bot.api.schemas import HealthOut, IntentOut, IntentsOut, QueueOut, ReloadOut
 from bot.db import ping
 from bot.examples import learned_examples
 
@@ -54,14 +56,21 @@ async def reload(engine: EngineDep, database: DatabaseDep) -> ReloadOut:
 
 @router.get("/healthz", response_model=HealthOut)
 def healthz(
-    engine: EngineDep, database: DatabaseDep, settings: SettingsDep, service: ServiceDep
+    engine: EngineDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    service: ServiceDep,
+    pipeline: PipelineDep,
 ) -> HealthOut:
-    """Model, intents version, database state and spooled turns; no key needed."""
+    """Model, intents version, database state, spooled turns and queue depths; no key needed."""
     db_state = ping(database)
     spooled = service.spool.pending() if service.spool is not None else 0
+    queues = {name: QueueOut(**dataclasses.asdict(stats)) for name, stats in pipeline.stats().items()}
+    full = any(queue.pending >= queue.capacity for queue in queues.values())
     return HealthOut(
-        status="ok" if db_state == "ok" and not spooled else "degraded",
+        status="ok" if db_state == "ok" and not spooled and not full else "degraded",
         spooled=spooled,
+        queues=queues,
         model=engine.model_id,
         intents_version=engine.intents.version,
         intents=len(engine.intents.intents),

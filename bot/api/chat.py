@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from bot.api.deps import DatabaseDep, EngineDep, ServiceDep, SettingsDep, require
+from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, SettingsDep, require
 from bot.api.schemas import (
     CandidateOut,
     ChatIn,
@@ -39,14 +39,13 @@ def _check_length(text: str | None, limit: int, field: str) -> None:
 
 
 @router.post("/chat", response_model=ChatOut, dependencies=[ChatRole])
-async def chat(body: ChatIn, service: ServiceDep, settings: SettingsDep) -> ChatOut:
+async def chat(body: ChatIn, pipeline: PipelineDep, settings: SettingsDep) -> ChatOut:
     """Route a customer's message (or clarify `choice`), store it with the decision, and answer."""
     message = body.message.strip() if body.message is not None else None
     _check_length(message, settings.max_message_chars, "message")
     if not message and body.choice is None:
         raise InvalidInputError("message", "must not be empty")
-    reply = await run_in_threadpool(
-        service.chat,
+    reply = await pipeline.chat(
         message=message or None,
         conversation_id=body.conversation_id,
         channel=body.channel,

@@ -283,6 +283,18 @@ class ReloadOut(BaseModel):
     seconds: float
 
 
+class QueueOut(BaseModel):
+    """One of the chat path's batch queues (routing, writing)."""
+
+    pending: int = Field(description="Turns queued or in the batch being handled now.")
+    capacity: int = Field(description="Beyond this many pending turns, new requests wait.")
+    batches: int
+    items: int
+    largest_batch: int
+    busy_seconds: float = Field(description="Time the worker threads spent handling batches.")
+    slowest_batch_ms: float
+
+
 class HealthOut(BaseModel):
     """Liveness and what is loaded."""
 
@@ -292,6 +304,7 @@ class HealthOut(BaseModel):
     intents: int
     database: str
     spooled: int
+    queues: dict[str, QueueOut] = Field(description="Routing and decision-writing queues of this process.")
     auth: Literal["keys", "open"]
 
 
