@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         description="torch (sentence-transformers), onnx (ONNX Runtime fp32) or onnx-int8 (quantised).",
     )
     batch_max_size: int = Field(
-        32, ge=1, le=512, description="Most messages encoded together (1 = no batching)."
+        16, ge=1, le=512, description="Most messages encoded together (1 = no batching)."
     )
     batch_wait_ms: float = Field(
         2.0, ge=0.0, le=100.0, description="Longest wait for a batch to fill under load."

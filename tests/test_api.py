@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from bot.api import create_app
 from bot.config import Settings
 from bot.engine import Engine
+from bot.service import PendingWrite
 from tests.api_support import make_intents, row_counts, temporary_database
 
 POLICY = {"threshold": 0.5, "margin": 0.1, "retrieval_threshold": 0.5}
@@ -317,3 +322,56 @@ def test_corrections_teach_the_router_and_survive_a_restart(
     with TestClient(create_app(settings, engine=fresh)) as restarted:
         assert chat(restarted, text)["intent"] == "card_arrival"
         assert chat(restarted, odd)["intent"] == "exchange_rate"
+
+
+def test_a_batch_of_turns_is_stored_in_one_go_with_one_ticket_per_conversation(
+    client: TestClient, db_url: str
+) -> None:
+    service = client.app.state.service  # type: ignore[attr-defined]
+    lost, other = uuid.uuid4().hex, uuid.uuid4().hex
+
+    def pending(conversation_id: str, text: str) -> PendingWrite:
+        turn = service.open_turn(message=text)
+        turn = dataclasses.replace(turn, conversation_id=conversation_id)
+        return service.pending_write(turn, text, service.engine.route(text, service.route_context(turn)))
+
+    batch = [
+        pending(lost, "Someone stole my card, please help"),
+        pending(other, "When will my new card arrive?"),
+        pending(lost, "I think it was taken at the station"),
+    ]
+    replies = service.store_batch(batch)
+    assert not any(isinstance(r, BaseException) for r in replies)
+    first, answered, second = replies
+    assert first.decision.route == "handoff" and answered.decision.intent == "card_arrival"
+    # the second turn of the handed-off conversation stays with the person, on the same ticket
+    assert second.escalation == "with_agent" and second.ticket_id == first.ticket_id is not None
+    assert first.decision_id < answered.decision_id < second.decision_id  # ids in arrival order
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        linked = connection.execute(
+            text(
+                "SELECT m.id, m.decision_id, d.message_id FROM message m JOIN decision d ON d.id = m.decision_id "
+                "WHERE m.role = 'user' ORDER BY m.id"
+            )
+        ).all()
+        tickets = connection.execute(text("SELECT conversation_id FROM handoff_ticket")).scalars().all()
+    engine.dispose()
+    assert [row[1] for row in linked] == [r.decision_id for r in replies]
+    assert all(message_id == back for message_id, _, back in linked)
+    assert tickets == [lost]
+
+    later = service.store_batch([pending(lost, "hello? anyone there?")])[0]  # an existing conversation
+    assert later.ticket_id == first.ticket_id
+
+
+def test_concurrent_chats_are_batched_and_every_decision_is_stored(client: TestClient, db_url: str) -> None:
+    texts = [f"When will my new card arrive? ({n})" for n in range(24)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        replies = list(pool.map(lambda t: chat(client, t), texts))
+    ids = [r["decision_id"] for r in replies]
+    assert len(set(ids)) == len(texts) and all(r["stored"] for r in replies)
+    assert row_counts(db_url)["decision"] == len(texts)
+    queues = client.get("/healthz").json()["queues"]
+    assert queues["writing"]["items"] == queues["routing"]["items"] == len(texts)
+    assert queues["writing"]["pending"] == 0 and queues["writing"]["capacity"] >= 1

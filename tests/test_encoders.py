@@ -97,3 +97,16 @@ def test_errors_reach_every_waiting_request() -> None:
     for thread in threads:
         thread.join(timeout=10)
     assert errors == ["model exploded"] * 6
+
+
+def test_length_groups_keep_similar_lengths_together_and_cover_every_text() -> None:
+    from bot.encoder_onnx import length_groups
+
+    lengths = [12, 40, 11, 90, 13, 41, 12, 10]
+    groups = length_groups(lengths, most=3)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert all(len(g) <= 3 for g in groups)
+    for group in groups:  # padding waste stays bounded: longest at most 1.25 x shortest + 2 tokens
+        spread = [lengths[i] for i in group]
+        assert max(spread) <= min(spread) * 1.25 + 2
+    assert [90] in [[lengths[i] for i in g] for g in groups]  # the long outlier pads nobody
