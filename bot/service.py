@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import Engine as Database
 from sqlalchemy import insert, update
+from sqlalchemy import text as sa_text
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from bot.db import session_scope
 from bot.engine import Engine, RouteContext
@@ -59,6 +60,7 @@ class PendingWrite:
     at: datetime
     escalation: str | None = None
     offline: bool = False  # decided without the database (spooled): `decision` is what was sent
+    new_conversation: bool = False  # its first turn, id made here: no row to look up or lock yet
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready form for the spool."""
@@ -146,6 +148,19 @@ def _ids(generated: Iterable[int | None]) -> list[int]:
     if any(i is None for i in ids):
         raise RuntimeError("the database returned no id for an inserted row")
     return [i for i in ids if i is not None]
+
+
+def _reserve_ids(session: Session, table: type[SQLModel], count: int) -> list[int] | None:
+    """`count` ids from the table's PostgreSQL sequence, ascending; None on databases without one."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    name = table.__tablename__
+    return sorted(
+        session.scalars(
+            sa_text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+            {"table": name, "n": count},
+        )
+    )
 
 
 class ChatService:
@@ -271,6 +286,7 @@ class ChatService:
             decision=decision,
             latency_ms=(time.perf_counter() - turn.started) * 1000,
             chosen=turn.choice is not None,
+            new_conversation=turn.conversation is None and not turn.database_down,
             at=utcnow(),
         )
 
@@ -300,7 +316,10 @@ class ChatService:
         decision, escalation = self._apply_conversation_rules(
             offline, pending.decision, pending.text, pending.chosen
         )
-        sent = dataclasses.replace(pending, decision=decision, escalation=escalation, offline=True)
+        # when the spool drains, a later turn may already have created the conversation: look it up then
+        sent = dataclasses.replace(
+            pending, decision=decision, escalation=escalation, offline=True, new_conversation=False
+        )
         self.spool.append(sent.to_record())
         return ChatReply(
             pending.conversation_id, None, None, decision, escalation, None, self._options(decision), False
@@ -327,10 +346,10 @@ class ChatService:
         Statements are per batch, not per turn (a few bulk INSERTs with RETURNING), which is what lets
         one writer thread keep up with hundreds of turns a second.
         """
-        ids = sorted({pending.conversation_id for pending in pendings})
-        conversations = {
-            conversation.id: conversation
-            for conversation in session.exec(
+        ids = sorted({p.conversation_id for p in pendings if not p.new_conversation})
+        conversations: dict[str, Conversation] = {}
+        if ids:
+            found = session.exec(
                 # lock the rows, in id order so two writers never deadlock: two replicas answering one
                 # conversation must not both escalate it
                 select(Conversation)
@@ -338,10 +357,15 @@ class ChatService:
                 .order_by(col(Conversation.id))
                 .with_for_update()
             )
-        }
+            conversations = {conversation.id: conversation for conversation in found}
         conversations_found = list(conversations)
         outcomes = [self._apply_turn(session, conversations, pending) for pending in pendings]
         session.flush()  # conversations exist before their messages refer to them
+        # The user message and its decision point at each other. PostgreSQL hands out the decision ids
+        # first (one sequence call), so both rows are inserted complete; elsewhere the messages get
+        # their decision ids in a bulk UPDATE afterwards (cheap in SQLite, but on PostgreSQL every
+        # updated row is a dead tuple for vacuum and an extra statement).
+        reserved = _reserve_ids(session, DecisionLog, len(outcomes))
         message_ids = _ids(
             session.scalars(
                 insert(Message).returning(col(Message.id), sort_by_parameter_order=True),
@@ -350,37 +374,44 @@ class ChatService:
                         "conversation_id": o.conversation.id,
                         "role": "user",
                         "text": o.pending.text,
+                        "decision_id": reserved[n] if reserved else None,
                         "created_at": o.pending.at,
                     }
-                    for o in outcomes
+                    for n, o in enumerate(outcomes)
                 ],
             )
         )
-        decision_ids = _ids(
-            session.scalars(
-                insert(DecisionLog).returning(col(DecisionLog.id), sort_by_parameter_order=True),
+        rows = [
+            decision_values(
+                o.decision,
+                conversation_id=o.conversation.id,
+                message_id=message_id,
+                text=o.pending.text,
+                latency_ms=o.pending.latency_ms,
+                escalation=o.escalation,
+                chosen=o.pending.chosen,
+                at=o.pending.at,
+            )
+            for o, message_id in zip(outcomes, message_ids, strict=True)
+        ]
+        if reserved:
+            session.execute(
+                insert(DecisionLog), [{**row, "id": i} for row, i in zip(rows, reserved, strict=True)]
+            )
+            decision_ids = reserved
+        else:
+            decision_ids = _ids(
+                session.scalars(
+                    insert(DecisionLog).returning(col(DecisionLog.id), sort_by_parameter_order=True), rows
+                )
+            )
+            session.execute(
+                update(Message),
                 [
-                    decision_values(
-                        o.decision,
-                        conversation_id=o.conversation.id,
-                        message_id=message_id,
-                        text=o.pending.text,
-                        latency_ms=o.pending.latency_ms,
-                        escalation=o.escalation,
-                        chosen=o.pending.chosen,
-                        at=o.pending.at,
-                    )
-                    for o, message_id in zip(outcomes, message_ids, strict=True)
+                    {"id": message_id, "decision_id": decision_id}
+                    for message_id, decision_id in zip(message_ids, decision_ids, strict=True)
                 ],
             )
-        )
-        session.execute(
-            update(Message),
-            [
-                {"id": message_id, "decision_id": decision_id}
-                for message_id, decision_id in zip(message_ids, decision_ids, strict=True)
-            ],
-        )
         answers = [
             {
                 "conversation_id": o.conversation.id,

@@ -330,9 +330,11 @@ def test_a_batch_of_turns_is_stored_in_one_go_with_one_ticket_per_conversation(
     service = client.app.state.service  # type: ignore[attr-defined]
     lost, other = uuid.uuid4().hex, uuid.uuid4().hex
 
-    def pending(conversation_id: str, text: str) -> PendingWrite:
-        turn = service.open_turn(message=text)
-        turn = dataclasses.replace(turn, conversation_id=conversation_id)
+    def pending(conversation_id: str, text: str, *, existing: bool = False) -> PendingWrite:
+        if existing:
+            turn = service.open_turn(message=text, conversation_id=conversation_id)
+        else:  # a new conversation whose id we choose, so two turns of it share one batch
+            turn = dataclasses.replace(service.open_turn(message=text), conversation_id=conversation_id)
         return service.pending_write(turn, text, service.engine.route(text, service.route_context(turn)))
 
     batch = [
@@ -361,7 +363,7 @@ def test_a_batch_of_turns_is_stored_in_one_go_with_one_ticket_per_conversation(
     assert all(message_id == back for message_id, _, back in linked)
     assert tickets == [lost]
 
-    later = service.store_batch([pending(lost, "hello? anyone there?")])[0]  # an existing conversation
+    later = service.store_batch([pending(lost, "hello? anyone there?", existing=True)])[0]
     assert later.ticket_id == first.ticket_id
 
 
