@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine as Database
-from sqlalchemy import insert, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy import text as sa_text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, SQLModel, col, select
@@ -99,7 +99,9 @@ def decision_values(
         "route": decision.route,
         "intent": decision.intent,
         "confidence": decision.confidence,
-        "candidates": [dataclasses.asdict(c) for c in decision.candidates],
+        "candidates": [
+            {"intent": c.intent, "score": c.score, "confidence": c.confidence} for c in decision.candidates
+        ],
         "options": list(decision.options),
         "answer": decision.answer,
         "reason": decision.reason,
@@ -148,6 +150,18 @@ def _ids(generated: Iterable[int | None]) -> list[int]:
     if any(i is None for i in ids):
         raise RuntimeError("the database returned no id for an inserted row")
     return [i for i in ids if i is not None]
+
+
+def _table(model: type[SQLModel]) -> Table:
+    """The Core table behind a model, for bulk statements without per-object ORM work."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
+def _conversation_row(conversation: Conversation) -> dict[str, Any]:
+    """Column values of a new conversation ("metadata" is the column behind `meta`)."""
+    row = conversation.model_dump(exclude={"meta"})
+    row["metadata"] = conversation.meta
+    return row
 
 
 def _reserve_ids(session: Session, table: type[SQLModel], count: int) -> list[int] | None:
@@ -359,8 +373,11 @@ class ChatService:
             )
             conversations = {conversation.id: conversation for conversation in found}
         conversations_found = list(conversations)
-        outcomes = [self._apply_turn(session, conversations, pending) for pending in pendings]
-        session.flush()  # conversations exist before their messages refer to them
+        created: list[Conversation] = []
+        outcomes = [self._apply_turn(conversations, created, pending) for pending in pendings]
+        if created:  # Core statements from here on: the ORM's per-object work cost half the writer's time
+            session.execute(insert(_table(Conversation)), [_conversation_row(c) for c in created])
+        session.flush()  # changes to conversations that existed; all exist before messages refer to them
         # The user message and its decision point at each other. PostgreSQL hands out the decision ids
         # first (one sequence call), so both rows are inserted complete; elsewhere the messages get
         # their decision ids in a bulk UPDATE afterwards (cheap in SQLite, but on PostgreSQL every
@@ -368,7 +385,7 @@ class ChatService:
         reserved = _reserve_ids(session, DecisionLog, len(outcomes))
         message_ids = _ids(
             session.scalars(
-                insert(Message).returning(col(Message.id), sort_by_parameter_order=True),
+                insert(_table(Message)).returning(_table(Message).c.id, sort_by_parameter_order=True),
                 [
                     {
                         "conversation_id": o.conversation.id,
@@ -402,13 +419,19 @@ class ChatService:
         else:
             decision_ids = _ids(
                 session.scalars(
-                    insert(DecisionLog).returning(col(DecisionLog.id), sort_by_parameter_order=True), rows
+                    insert(_table(DecisionLog)).returning(
+                        _table(DecisionLog).c.id, sort_by_parameter_order=True
+                    ),
+                    rows,
                 )
             )
+            messages = _table(Message)
             session.execute(
-                update(Message),
+                update(messages)
+                .where(messages.c.id == bindparam("message"))
+                .values(decision_id=bindparam("decision")),
                 [
-                    {"id": message_id, "decision_id": decision_id}
+                    {"message": message_id, "decision": decision_id}
                     for message_id, decision_id in zip(message_ids, decision_ids, strict=True)
                 ],
             )
@@ -424,7 +447,7 @@ class ChatService:
             if o.decision.answer
         ]
         if answers:
-            session.execute(insert(Message), answers)
+            session.execute(insert(_table(Message)), answers)
         tickets = self._tickets_for(session, outcomes, decision_ids, existing=set(conversations_found))
         session.flush()
         return [
@@ -441,19 +464,19 @@ class ChatService:
         ]
 
     def _apply_turn(
-        self, session: Session, conversations: dict[str, Conversation], pending: PendingWrite
+        self, conversations: dict[str, Conversation], created: list[Conversation], pending: PendingWrite
     ) -> _Outcome:
         """The turn's conversation (created if new) with the conversation rules applied to it."""
         conversation = conversations.get(pending.conversation_id)
-        if conversation is None:
+        if conversation is None:  # inserted by the caller in one bulk statement, not by the ORM
             conversation = Conversation(
                 id=pending.conversation_id,
                 channel=pending.channel,
                 meta=pending.metadata,
                 created_at=pending.at,
             )
-            session.add(conversation)
             conversations[conversation.id] = conversation
+            created.append(conversation)
         elif pending.metadata:
             conversation.meta = {**conversation.meta, **pending.metadata}
         if pending.offline:  # the customer already got this answer: store it as sent, not re-decided
@@ -559,7 +582,9 @@ class ChatService:
         if first_handoff:
             created = _ids(
                 session.scalars(
-                    insert(HandoffTicket).returning(col(HandoffTicket.id), sort_by_parameter_order=True),
+                    insert(_table(HandoffTicket)).returning(
+                        _table(HandoffTicket).c.id, sort_by_parameter_order=True
+                    ),
                     [
                         {
                             "conversation_id": conversation_id,

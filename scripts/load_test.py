@@ -100,6 +100,11 @@ def server(database_url: str, args: argparse.Namespace, folder: Path) -> Iterato
         else:
             raise SystemExit("bot serve did not start within 180 s")
         yield url
+        if args.workers == 1:  # the server's resident memory after the load (its own process only)
+            status = Path(f"/proc/{process.pid}/status")
+            if status.is_file():
+                rss = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS"))
+                print(f"server resident memory after the load: {int(rss.split()[1]) // 1024} MB")
     finally:
         process.terminate()
         try:
