@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 
 SPOOL_DRAIN_SECONDS = 2.0
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 async def _drain_forever(service: ChatService) -> None:
@@ -72,6 +74,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # collector's scans removes pauses that showed up as 100 ms stalls in chat batches under load
         gc.collect()
         gc.freeze()
+        # Four busy threads share the GIL (event loop, two routers, writer); a router coming back from
+        # ONNX Runtime waits for the holder's switch interval. 1 ms instead of 5 ms: +3-6% requests/s
+        # and 4 ms off p99 in an interleaved A/B under HTTP load on 2 cores.
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         drainer = asyncio.create_task(_drain_forever(service))
         log.info("serving %d intents (version %s)", len(routing.intents.intents), routing.intents.version)
         try:
