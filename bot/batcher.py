@@ -91,7 +91,7 @@ class AsyncBatcher(Generic[Item, Result]):
         self._slowest = 0.0
 
     def start(self) -> None:
-        """Start the worker thread (call from the event loop that will submit)."""
+        """Start the worker threads (call from the event loop that will submit)."""
         self._room = asyncio.Semaphore(self._max_pending)
         for thread in self._threads:
             thread.start()
@@ -103,6 +103,9 @@ class AsyncBatcher(Generic[Item, Result]):
         if self._closed:
             raise ClosedError(f"{self.name} is shutting down")
         await self._room.acquire()  # back-pressure: wait for room rather than drop work
+        if self._closed:  # closed while this request waited: its job would land behind the stop marks
+            self._room.release()
+            raise ClosedError(f"{self.name} is shutting down")
         loop = asyncio.get_running_loop()
         job: _Job[Item, Result] = _Job(item, loop.create_future(), loop)
         self._pending += 1
@@ -123,7 +126,7 @@ class AsyncBatcher(Generic[Item, Result]):
         )
 
     async def close(self) -> None:
-        """Refuse new work, finish everything accepted, and stop the worker thread."""
+        """Refuse new work, finish everything accepted, and stop the worker threads."""
         if self._closed:
             return
         self._closed = True

@@ -116,3 +116,27 @@ def test_errors_reach_only_the_requests_they_belong_to() -> None:
         await batcher.close()
 
     run(main())
+
+
+def test_requests_waiting_for_room_at_close_are_refused_not_stranded() -> None:
+    gate = threading.Event()
+
+    def slow(items: list[int]) -> list[int]:
+        gate.wait(5)
+        return items
+
+    async def main() -> None:
+        batcher: AsyncBatcher[int, int] = AsyncBatcher("t", slow, max_batch=1, max_pending=1)
+        batcher.start()
+        accepted = asyncio.create_task(batcher.submit(1))
+        waiting = asyncio.create_task(batcher.submit(2))  # no room: waits
+        await asyncio.sleep(0.05)
+        closing = asyncio.create_task(batcher.close())
+        await asyncio.sleep(0.05)
+        gate.set()
+        await closing
+        assert await accepted == 1
+        with pytest.raises(ClosedError):
+            await asyncio.wait_for(waiting, timeout=10)
+
+    run(main())

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bot.batcher import ClosedError
 from bot.errors import BotError, ConflictError, IntentFileError, InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,13 @@ def install_error_handlers(app: FastAPI) -> None:
         message = "the database is unavailable; chat keeps working, try this again shortly"
         return JSONResponse(
             error_body("database_unavailable", message), status_code=503, headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(ClosedError)
+    async def shutting_down(_: Request, exc: ClosedError) -> JSONResponse:
+        message = "the server is shutting down; send this again (another replica, or after the restart)"
+        return JSONResponse(
+            error_body("shutting_down", message), status_code=503, headers={"Retry-After": "1"}
         )
 
     @app.exception_handler(RequestValidationError)
