@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ Handler = Callable[[list[Item]], Sequence["Result | BaseException"]]
 class _Job(Generic[Item, Result]):
     item: Item
     future: asyncio.Future[Result]
-    loop: asyncio.AbstractEventLoop
 
 
 @dataclass
@@ -47,8 +46,8 @@ class BatcherStats:
     batches: int
     items: int
     largest_batch: int
-    busy_seconds: float = field(default=0.0)
-    slowest_batch_ms: float = field(default=0.0)
+    busy_seconds: float
+    slowest_batch_ms: float
 
 
 class ClosedError(RuntimeError):
@@ -82,6 +81,7 @@ class AsyncBatcher(Generic[Item, Result]):
         ]
         self._stats_lock = threading.Lock()
         self._room: asyncio.Semaphore | None = None  # created on the event loop that uses it
+        self._loop: asyncio.AbstractEventLoop | None = None  # where results are handed out
         self._closed = False
         self._pending = 0
         self._batches = 0
@@ -93,6 +93,7 @@ class AsyncBatcher(Generic[Item, Result]):
     def start(self) -> None:
         """Start the worker threads (call from the event loop that will submit)."""
         self._room = asyncio.Semaphore(self._max_pending)
+        self._loop = asyncio.get_running_loop()
         for thread in self._threads:
             thread.start()
 
@@ -106,8 +107,7 @@ class AsyncBatcher(Generic[Item, Result]):
         if self._closed:  # closed while this request waited: its job would land behind the stop marks
             self._room.release()
             raise ClosedError(f"{self.name} is shutting down")
-        loop = asyncio.get_running_loop()
-        job: _Job[Item, Result] = _Job(item, loop.create_future(), loop)
+        job: _Job[Item, Result] = _Job(item, asyncio.get_running_loop().create_future())
         self._pending += 1
         self._queue.put(job)
         # shield: a client that hangs up must not cancel work that is already queued (its row is written)
@@ -185,14 +185,11 @@ class AsyncBatcher(Generic[Item, Result]):
             self._deliver(batch, results)
 
     def _deliver(self, batch: list[_Job[Item, Result]], results: Sequence[Result | BaseException]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job[Item, Result], Result | BaseException]]] = {}
-        for job, result in zip(batch, results, strict=True):
-            by_loop.setdefault(job.loop, []).append((job, result))
-        for loop, outcomes in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(self._resolve, outcomes)
-            except RuntimeError:  # the loop is gone (process shutting down): nobody is waiting any more
-                log.warning("%s: %d results had no event loop to go to", self.name, len(outcomes))
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(self._resolve, list(zip(batch, results, strict=True)))
+        except RuntimeError:  # the loop is gone (process shutting down): nobody is waiting any more
+            log.warning("%s: %d results had no event loop to go to", self.name, len(batch))
 
     def _resolve(self, outcomes: list[tuple[_Job[Item, Result], Result | BaseException]]) -> None:
         """On the event loop: hand results out and free room in the queue."""

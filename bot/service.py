@@ -20,7 +20,7 @@ from sqlmodel import Session, SQLModel, col, select
 from bot.db import session_scope
 from bot.engine import Engine, RouteContext
 from bot.errors import InvalidInputError, NotFoundError
-from bot.models import Conversation, DecisionLog, HandoffTicket, Message, SpoolApplied, utcnow
+from bot.models import Conversation, HandoffTicket, SpoolApplied, utcnow
 from bot.redact import redact, redact_values
 from bot.router import Candidate, Decision
 from bot.spool import Spool
@@ -152,9 +152,11 @@ def _ids(generated: Iterable[int | None]) -> list[int]:
     return [i for i in ids if i is not None]
 
 
-def _table(model: type[SQLModel]) -> Table:
-    """The Core table behind a model, for bulk statements without per-object ORM work."""
-    return SQLModel.metadata.tables[str(model.__tablename__)]
+# The Core tables behind the models: the writer's bulk statements skip per-object ORM work
+CONVERSATIONS: Table = SQLModel.metadata.tables["conversation"]
+MESSAGES: Table = SQLModel.metadata.tables["message"]
+DECISIONS: Table = SQLModel.metadata.tables["decision"]
+TICKETS: Table = SQLModel.metadata.tables["handoff_ticket"]
 
 
 def _conversation_row(conversation: Conversation) -> dict[str, Any]:
@@ -164,15 +166,14 @@ def _conversation_row(conversation: Conversation) -> dict[str, Any]:
     return row
 
 
-def _reserve_ids(session: Session, table: type[SQLModel], count: int) -> list[int] | None:
+def _reserve_ids(session: Session, table: Table, count: int) -> list[int] | None:
     """`count` ids from the table's PostgreSQL sequence, ascending; None on databases without one."""
     if session.get_bind().dialect.name != "postgresql":
         return None
-    name = table.__tablename__
     return sorted(
         session.scalars(
             sa_text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
-            {"table": name, "n": count},
+            {"table": table.name, "n": count},
         )
     )
 
@@ -372,20 +373,20 @@ class ChatService:
                 .with_for_update()
             )
             conversations = {conversation.id: conversation for conversation in found}
-        conversations_found = list(conversations)
+        existing = set(conversations)  # before the batch's new conversations join the dict
         created: list[Conversation] = []
         outcomes = [self._apply_turn(conversations, created, pending) for pending in pendings]
         if created:  # Core statements from here on: the ORM's per-object work cost half the writer's time
-            session.execute(insert(_table(Conversation)), [_conversation_row(c) for c in created])
+            session.execute(insert(CONVERSATIONS), [_conversation_row(c) for c in created])
         session.flush()  # changes to conversations that existed; all exist before messages refer to them
         # The user message and its decision point at each other. PostgreSQL hands out the decision ids
         # first (one sequence call), so both rows are inserted complete; elsewhere the messages get
         # their decision ids in a bulk UPDATE afterwards (cheap in SQLite, but on PostgreSQL every
         # updated row is a dead tuple for vacuum and an extra statement).
-        reserved = _reserve_ids(session, DecisionLog, len(outcomes))
+        reserved = _reserve_ids(session, DECISIONS, len(outcomes))
         message_ids = _ids(
             session.scalars(
-                insert(_table(Message)).returning(_table(Message).c.id, sort_by_parameter_order=True),
+                insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True),
                 [
                     {
                         "conversation_id": o.conversation.id,
@@ -413,22 +414,19 @@ class ChatService:
         ]
         if reserved:
             session.execute(
-                insert(DecisionLog), [{**row, "id": i} for row, i in zip(rows, reserved, strict=True)]
+                insert(DECISIONS), [{**row, "id": i} for row, i in zip(rows, reserved, strict=True)]
             )
             decision_ids = reserved
         else:
             decision_ids = _ids(
                 session.scalars(
-                    insert(_table(DecisionLog)).returning(
-                        _table(DecisionLog).c.id, sort_by_parameter_order=True
-                    ),
+                    insert(DECISIONS).returning(DECISIONS.c.id, sort_by_parameter_order=True),
                     rows,
                 )
             )
-            messages = _table(Message)
             session.execute(
-                update(messages)
-                .where(messages.c.id == bindparam("message"))
+                update(MESSAGES)
+                .where(MESSAGES.c.id == bindparam("message"))
                 .values(decision_id=bindparam("decision")),
                 [
                     {"message": message_id, "decision": decision_id}
@@ -447,8 +445,8 @@ class ChatService:
             if o.decision.answer
         ]
         if answers:
-            session.execute(insert(_table(Message)), answers)
-        tickets = self._tickets_for(session, outcomes, decision_ids, existing=set(conversations_found))
+            session.execute(insert(MESSAGES), answers)
+        tickets = self._tickets_for(session, outcomes, decision_ids, existing=existing)
         session.flush()
         return [
             ChatReply(
@@ -582,9 +580,7 @@ class ChatService:
         if first_handoff:
             created = _ids(
                 session.scalars(
-                    insert(_table(HandoffTicket)).returning(
-                        _table(HandoffTicket).c.id, sort_by_parameter_order=True
-                    ),
+                    insert(TICKETS).returning(TICKETS.c.id, sort_by_parameter_order=True),
                     [
                         {
                             "conversation_id": conversation_id,

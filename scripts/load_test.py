@@ -297,15 +297,16 @@ def run(args: argparse.Namespace, url: str, database_url: str | None, folder: Pa
         result = dataclasses.replace(result, stored=stored, missing=missing)
         results.append(result)
         print(f"run {number}: {describe(result)}")
-    median = Result(
-        1.0,
-        int(statistics.median(r.ok / r.seconds for r in results)),
-        int(statistics.median(r.errors for r in results)),
-        statistics.median(r.p50_ms for r in results),
-        statistics.median(r.p95_ms for r in results),
-        statistics.median(r.p99_ms for r in results),
+
+    def median(values: list[float]) -> float:
+        return float(statistics.median(values))
+
+    print(
+        f"median of {len(results)}: requests/s {median([r.rps for r in results]):.0f}   "
+        f"errors {median([r.errors for r in results]):.0f}   latency ms "
+        f"p50 {median([r.p50_ms for r in results]):.1f}  p95 {median([r.p95_ms for r in results]):.1f}  "
+        f"p99 {median([r.p99_ms for r in results]):.1f}"
     )
-    print(f"median of {len(results)}: {describe(median)}")
     if all(r.missing is not None for r in results):
         lost = sum(r.missing or 0 for r in results)
         total = sum(r.ok for r in results)
