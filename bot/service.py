@@ -353,7 +353,7 @@ class ChatService:
                 self._store_many(session, [pending])
                 session.add(SpoolApplied(id=pending.spool_id))
 
-        return self.spool.drain(apply)
+        return self.spool.drain(apply, retryable=DATABASE_DOWN)
 
     def _store_many(self, session: Session, pendings: list[PendingWrite]) -> list[ChatReply]:
         """Write turns in the caller's transaction: conversations, messages, decisions, tickets.

@@ -6,18 +6,26 @@ of turns is kept. A drain applies lines in chunks and rewrites the file with wha
 failure part-way keeps the rest for the next round. Exactly-once is the applier's job: it records each
 record's `spool_id` in the same transaction as the rows (a crash between commit and rewrite then only
 causes a harmless second look).
+
+Only an error the caller calls retryable (the database is still down) stops a drain. Any other failure
+belongs to one record (a line torn by a crash during an append, a row the database refuses): that line
+moves to `rejected.jsonl` beside the spool, with the error, so one bad record never blocks the turns
+behind it and is still there for a person to look at.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+log = logging.getLogger(__name__)
 Record = dict[str, Any]
 _CHUNK = 200  # records applied between rewrites: bounds the work redone after a crash
 
@@ -29,11 +37,12 @@ class Spool:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.path = folder / "spool.jsonl"
+        self.rejected_path = folder / "rejected.jsonl"
         self.path.touch(exist_ok=True)
 
     @contextmanager
-    def _locked(self, mode: str, lock: int) -> Iterator[IO[str]]:
-        with self.path.open(mode, encoding="utf-8") as handle:
+    def _locked(self, mode: str, lock: int) -> Iterator[IO[Any]]:
+        with self.path.open(mode, encoding=None if "b" in mode else "utf-8") as handle:
             fcntl.flock(handle, lock)
             try:
                 yield handle
@@ -43,8 +52,12 @@ class Spool:
     def append(self, record: Record) -> None:
         """Write one record durably (flushed and fsynced) before the request is answered."""
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        with self._locked("a", fcntl.LOCK_EX) as handle:
-            handle.write(line)
+        with self._locked("ab+", fcntl.LOCK_EX) as handle:
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # a crash tore the last append: keep this record off that line
+                    line = "\n" + line
+            handle.write(line.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -53,23 +66,63 @@ class Spool:
         with self._locked("r", fcntl.LOCK_SH) as handle:
             return sum(1 for line in handle if line.strip())
 
-    def drain(self, apply: Callable[[Record], None]) -> int:
-        """Apply waiting records in order; on a failure keep the rest and re-raise. Returns how many applied."""
+    def drain(
+        self,
+        apply: Callable[[Record], None],
+        retryable: tuple[type[Exception], ...] | None = None,
+    ) -> int:
+        """Apply waiting records in order; returns how many applied.
+
+        A `retryable` error (any error when None) keeps that record and the rest and is re-raised; any
+        other error sets that one record aside in `rejected.jsonl` and the drain goes on.
+        """
         applied = 0
         while True:
             with self._locked("r+", fcntl.LOCK_EX) as handle:
                 lines = [line for line in handle.read().splitlines() if line.strip()]
                 if not lines:
                     return applied
-                done = 0
+                done = 0  # lines dealt with: applied or set aside
                 try:
                     for line in lines[:_CHUNK]:
-                        apply(json.loads(line))
+                        applied += self._apply_line(line, apply, retryable)
                         done += 1
-                finally:  # keep exactly the lines not applied yet
+                finally:  # keep exactly the lines not dealt with yet
                     handle.seek(0)
                     handle.truncate()
                     handle.write("".join(f"{line}\n" for line in lines[done:]))
                     handle.flush()
                     os.fsync(handle.fileno())
-                applied += done
+
+    def rejected(self) -> int:
+        """Records set aside because they could not be applied."""
+        if not self.rejected_path.is_file():
+            return 0
+        with self.rejected_path.open(encoding="utf-8") as handle:
+            return sum(1 for line in handle if line.strip())
+
+    def _apply_line(
+        self, line: str, apply: Callable[[Record], None], retryable: tuple[type[Exception], ...] | None
+    ) -> bool:
+        """True if applied, False if set aside."""
+        try:
+            apply(json.loads(line))
+        except Exception as exc:
+            if retryable is None or isinstance(exc, retryable):
+                raise
+            self._reject(line, exc)
+            return False
+        return True
+
+    def _reject(self, line: str, error: Exception) -> None:
+        """Move one record out of the way, durably, with the reason (the spool's lock is held)."""
+        entry = {
+            "rejected_at": time.time(),
+            "error": f"{error.__class__.__name__}: {error}"[:1000],
+            "line": line,
+        }
+        with self.rejected_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        log.error("spooled record set aside in %s: %s", self.rejected_path, entry["error"])

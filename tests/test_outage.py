@@ -7,6 +7,7 @@ and restores; nothing is stopped on the machine, and every loop here is bounded.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -228,3 +229,39 @@ def test_a_failed_drain_keeps_the_rest_for_later(tmp_path: Path) -> None:
     assert applied == ["0", "1"] and spool.pending() == 3
     assert spool.drain(lambda record: applied.append(record["spool_id"])) == 3
     assert applied == ["0", "1", "2", "3", "4"]
+
+
+def test_a_record_that_cannot_be_applied_is_set_aside_and_does_not_block_the_rest(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for n in range(4):
+        spool.append({"spool_id": str(n)})
+    with spool.path.open("a", encoding="utf-8") as handle:
+        handle.write('{"spool_id": "torn')  # a crash in the middle of an append
+    spool.append({"spool_id": "5"})
+    applied: list[str] = []
+
+    def apply(record: dict) -> None:
+        if record["spool_id"] == "1":
+            raise ValueError("the database refused this row")
+        applied.append(record["spool_id"])
+
+    assert spool.drain(apply, retryable=(ConnectionError,)) == 4
+    assert applied == ["0", "2", "3", "5"] and spool.pending() == 0
+    assert spool.rejected() == 2
+    reasons = [json.loads(line)["error"] for line in spool.rejected_path.read_text().splitlines()]
+    assert reasons[0].startswith("ValueError: the database refused") and reasons[1].startswith(
+        "JSONDecodeError"
+    )
+
+
+def test_a_retryable_error_still_stops_the_drain_and_keeps_the_record(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for n in range(3):
+        spool.append({"spool_id": str(n)})
+
+    def down(record: dict) -> None:
+        raise ConnectionError("still down")
+
+    with pytest.raises(ConnectionError):
+        spool.drain(down, retryable=(ConnectionError,))
+    assert spool.pending() == 3 and spool.rejected() == 0

@@ -65,11 +65,13 @@ def healthz(
     """Model, intents version, database state, spooled turns and queue depths; no key needed."""
     db_state = ping(database)
     spooled = service.spool.pending() if service.spool is not None else 0
+    rejected = service.spool.rejected() if service.spool is not None else 0
     queues = {name: QueueOut(**dataclasses.asdict(stats)) for name, stats in pipeline.stats().items()}
     full = any(queue.pending >= queue.capacity for queue in queues.values())
     return HealthOut(
         status="ok" if db_state == "ok" and not spooled and not full else "degraded",
         spooled=spooled,
+        spool_rejected=rejected,
         queues=queues,
         model=engine.model_id,
         intents_version=engine.intents.version,

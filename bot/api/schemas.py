@@ -304,6 +304,9 @@ class HealthOut(BaseModel):
     intents: int
     database: str
     spooled: int
+    spool_rejected: int = Field(
+        description="Spooled turns the database refused when they were written back, kept in rejected.jsonl."
+    )
     queues: dict[str, QueueOut] = Field(description="Routing and decision-writing queues of this process.")
     auth: Literal["keys", "open"]
 
