@@ -9,7 +9,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,16 +201,21 @@ class Engine:
         return self.state.intents
 
     def load(
-        self, intents_dir: Path | None = None, extra_examples: Mapping[str, Sequence[str]] | None = None
+        self,
+        intents_dir: Path | None = None,
+        extra_examples: Mapping[str, Sequence[str]] | Callable[[], Mapping[str, Sequence[str]]] | None = None,
     ) -> ReloadResult:
-        """Build a routing state from the folder and swap it in; on any error the old state stays live."""
+        """Build a routing state from the folder and swap it in; on any error the old state stays live.
+
+        `extra_examples` may be a function (reading the learned examples from the database): it is called
+        under the reload lock, so an example learned while this reload runs is either in what it reads or
+        applied after it, never overwritten by a read taken before it.
+        """
         started = time.perf_counter()
         with self._reload_lock:
             folder = Path(intents_dir) if intents_dir is not None else self.intents_dir
-            extra = {
-                k: list(v)
-                for k, v in (extra_examples if extra_examples is not None else self.extra_examples).items()
-            }
+            source = extra_examples() if callable(extra_examples) else extra_examples
+            extra = {k: list(v) for k, v in (source if source is not None else self.extra_examples).items()}
             base = load_intents(folder)
             intents = base.with_extra_examples(extra)
             passages = load_knowledge(folder / "knowledge")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,22 @@ def test_extra_examples_route_without_touching_yaml(small_engine: Engine) -> Non
     assert (after.route, after.intent) == ("answer", "card_arrival")
     assert after.candidates[0].score > before.candidates[0].score
     assert (small_engine.intents_dir / "bank.yaml").read_text() == yaml_before
+
+
+def test_an_example_learned_during_a_reload_survives_it(small_engine: Engine) -> None:
+    """The reload reads the learned examples under its lock: a teach that lands meanwhile is not undone."""
+    learner: list[threading.Thread] = []
+
+    def stored_examples() -> dict[str, list[str]]:
+        # a reviewer teaches an example while this reload is reading the database
+        thread = threading.Thread(target=small_engine.learn, args=("card_arrival", "where is my plastic"))
+        thread.start()
+        learner.append(thread)
+        return {}  # the read was taken before that example was committed
+
+    small_engine.load(extra_examples=stored_examples)
+    learner[0].join(timeout=60)
+    assert small_engine.extra_examples == {"card_arrival": ["where is my plastic"]}
 
 
 def test_saved_index_refuses_another_model(tmp_path: Path) -> None:

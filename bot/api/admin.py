@@ -43,8 +43,7 @@ def list_intents(engine: EngineDep) -> IntentsOut:
 @router.post("/v1/admin/reload", response_model=ReloadOut, dependencies=[Depends(require())])
 async def reload(engine: EngineDep, database: DatabaseDep) -> ReloadOut:
     """Re-read the intents folder and learned examples; an invalid folder keeps the old set live (`path:line`)."""
-    learned = await run_in_threadpool(learned_examples, database)
-    result = await run_in_threadpool(engine.load, None, learned)
+    result = await run_in_threadpool(engine.load, None, lambda: learned_examples(database))
     return ReloadOut(
         version=result.version,
         intents=result.intents,
