@@ -140,6 +140,29 @@ def test_serve_refuses_public_address_without_keys(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: refusing to listen on 0.0.0.0 without API keys")
 
 
+@pytest.mark.parametrize(
+    ("address", "status"), [("203.0.113.9", 403), ("10.0.0.5", 403), ("127.0.0.1", 200), ("::1", 200)]
+)
+def test_an_app_without_keys_answers_only_this_machine(
+    tmp_path: Path, bundled_encoder, cache_dir, address: str, status: int
+) -> None:
+    """Started by hand (`uvicorn bot.api.main:app --host 0.0.0.0`), an open app still refuses other machines."""
+    settings = Settings(
+        intents_dir=make_intents(tmp_path / "intents"),
+        cache_dir=cache_dir,
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+    )
+    engine = Engine(settings, encoder=bundled_encoder)
+    engine.load()
+    with TestClient(create_app(settings, engine=engine), client=(address, 40000)) as client:
+        response = client.post("/v1/chat", json={"message": "hello"})
+        assert response.status_code == status, response.text
+        if status == 403:
+            message = response.json()["error"]["message"]
+            assert "no API keys" in message and address in message
+        assert client.get("/healthz").status_code == 200  # liveness stays open to load balancers
+
+
 def test_db_upgrade_command(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     result = run_bot("db", "upgrade", env={"BOT_DATABASE_URL": url})

@@ -7,6 +7,7 @@ thread, a thread hop per dependency per request that cost a third of the event l
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -70,6 +71,28 @@ def role_of(keys: dict[str, str], presented: str) -> str | None:
     return found
 
 
+def _refuse_remote_when_open(request: Request) -> None:
+    """Without API keys every endpoint is open, so only this machine may call them.
+
+    `bot serve` refuses to listen elsewhere without keys; this holds when uvicorn is started by hand
+    (`uvicorn bot.api.main:app --host 0.0.0.0`) too. Only a real non-loopback address is refused: a unix
+    socket has none, and test clients name themselves.
+    """
+    host = request.client.host if request.client is not None else None
+    try:
+        address = ipaddress.ip_address(host) if host else None
+    except ValueError:
+        return
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 from a dual-stack socket is this machine too
+    if address is not None and not address.is_loopback:
+        raise HTTPException(
+            403,
+            f"this server has no API keys (BOT_API_KEYS), so it answers only requests from this machine, "
+            f"not from {host}; set keys to serve other machines",
+        )
+
+
 def require(*roles: str) -> Callable[..., Awaitable[str]]:
     """A dependency admitting keys of these roles (admin is always admitted); open when no keys are set."""
     allowed = {*roles, "admin"}
@@ -79,6 +102,7 @@ def require(*roles: str) -> Callable[..., Awaitable[str]]:
     ) -> str:
         keys: dict[str, str] = request.app.state.keys
         if not keys:
+            _refuse_remote_when_open(request)
             return "admin"
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             raise HTTPException(
