@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     write_batch_max: int = Field(
         256, ge=1, le=10_000, description="Most chat turns the writer stores in one transaction."
     )
+    learned_sync_seconds: float = Field(
+        5.0,
+        ge=0.0,
+        le=3600.0,
+        description="How often each process checks the database for examples other processes learned; 0 = never.",
+    )
     queue_max: int = Field(
         4096,
         ge=1,

@@ -255,6 +255,20 @@ class Engine:
             self.extra_examples = extra
             return True
 
+    def use_extra_examples(self, read: Callable[[], Mapping[str, Sequence[str]]]) -> bool:
+        """Replace the learned examples with what `read` returns (under the reload lock); YAML is not re-read.
+
+        Only texts not embedded before are encoded. Returns False when nothing changed.
+        """
+        with self._reload_lock:
+            state, base = self.state, self._base_intents
+            extra = {name: list(texts) for name, texts in read().items() if texts}
+            if base is None or extra == self.extra_examples:
+                return False
+            self._state = self._build(base.with_extra_examples(extra), state.passages, state.calibration)
+            self.extra_examples = extra
+            return True
+
     def unlearn(self, text: str) -> bool:
         """Stop using `text` as a learned example of any intent."""
         with self._reload_lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import Engine as Database
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -70,6 +71,23 @@ def learned_examples(database: Database) -> dict[str, list[str]]:
     for row in rows:
         by_intent.setdefault(row.intent, []).append(row.text)
     return by_intent
+
+
+def learned_fingerprint(database: Database) -> tuple[int, int | None, str | None]:
+    """Changes whenever a learned example is added, moved to another intent or dropped (one cheap query).
+
+    Row count, highest id and latest update: an insert raises the id, a move to another intent sets
+    `updated_at`, and a delete lowers the count.
+    """
+    with Session(database) as session:
+        count, top, latest = session.exec(
+            select(
+                func.count(col(LearnedExample.id)),
+                func.max(col(LearnedExample.id)),
+                func.max(col(LearnedExample.updated_at)),
+            )
+        ).one()
+    return int(count), top, None if latest is None else str(latest)
 
 
 def unexported_examples(database: Database) -> list[LearnedExample]:

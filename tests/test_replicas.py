@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -112,3 +112,51 @@ def test_two_replicas_share_conversations_and_claims_are_exclusive(
     assert sorted(t["id"] for t in claimed["items"]) == sorted(tickets)
     counts = row_counts(db_url)
     assert counts["decision"] == 12 and counts["handoff_ticket"] == 10 and counts["conversation"] == 11
+
+
+def test_examples_learned_by_another_process_reach_this_one(
+    tmp_path: Path, bundled_encoder, cache_dir: Path
+) -> None:
+    """A replica that did not handle the review still routes with the example within a few seconds."""
+    from fastapi.testclient import TestClient
+
+    from bot.api import create_app
+    from bot.config import Settings
+    from bot.db import make_engine, session_scope, upgrade
+    from bot.engine import Engine
+    from bot.examples import forget, remember
+
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    settings = Settings(
+        intents_dir=make_intents(tmp_path / "intents"),
+        cache_dir=cache_dir,
+        database_url=url,
+        learned_sync_seconds=0.1,
+    )
+    engine = Engine(settings, encoder=bundled_encoder)
+    engine.load()
+    intent = engine.intents.names[0]
+    other_replica = make_engine(url)
+    upgrade(other_replica)
+
+    def learned() -> list[str]:
+        intents = client.get("/v1/intents").json()["intents"]
+        return next(i["learned_examples"] for i in intents if i["name"] == intent)
+
+    def eventually(check: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + 30
+        while not check():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    with TestClient(create_app(settings, engine=engine)) as client:
+        assert learned() == []
+        with session_scope(other_replica) as session:  # another process's review teaches it
+            remember(session, intent=intent, text="the plastic thing never showed up", source="review")
+        assert eventually(lambda: learned() == ["the plastic thing never showed up"])
+        with session_scope(other_replica) as session:  # and an analyst there drops it again
+            forget(session, text="the plastic thing never showed up")
+        assert eventually(lambda: learned() == [])
+    other_replica.dispose()

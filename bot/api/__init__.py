@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import Engine as Database
 from starlette.concurrency import run_in_threadpool
 
 from bot import __version__
@@ -21,7 +22,7 @@ from bot.api.guard import RateLimits, RequestGuard
 from bot.config import Settings, get_settings
 from bot.db import make_engine, upgrade
 from bot.engine import Engine
-from bot.examples import learned_examples
+from bot.examples import learned_examples, learned_fingerprint
 from bot.pipeline import ChatPipeline
 from bot.service import ChatService
 from bot.spool import Spool
@@ -44,6 +45,31 @@ async def _drain_forever(service: ChatService) -> None:
             log.warning("database is back: wrote %d spooled chat turns", applied)
         except Exception as exc:  # still down: keep the spool and try again later
             log.info("spool not drained yet: %s", exc.__class__.__name__)
+
+
+async def _follow_learned_examples(engine: Engine, database: Database, seconds: float) -> None:
+    """Pick up examples that other processes (replicas, workers) learned from reviews and tickets.
+
+    A review teaches the process that handled it at once; the others see the learned-example table
+    change here within `seconds` and re-embed only the new texts.
+    """
+    seen: tuple[object, ...] | None = None  # first round always compares: a change may predate start-up
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            now = await run_in_threadpool(learned_fingerprint, database)
+            if now != seen:
+                changed = await run_in_threadpool(
+                    engine.use_extra_examples, lambda: learned_examples(database)
+                )
+                seen = now
+                if changed:
+                    log.info(
+                        "learned examples changed in the database: %d intents have some now",
+                        len(engine.extra_examples),
+                    )
+        except Exception as exc:  # database down or a bad row: keep routing with what we have
+            log.info("learned examples not checked: %s", exc.__class__.__name__)
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -79,12 +105,19 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # and 4 ms off p99 in an interleaved A/B under HTTP load on 2 cores.
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         drainer = asyncio.create_task(_drain_forever(service))
+        follower = (
+            asyncio.create_task(_follow_learned_examples(routing, database, settings.learned_sync_seconds))
+            if settings.learned_sync_seconds > 0
+            else None
+        )
         log.info("serving %d intents (version %s)", len(routing.intents.intents), routing.intents.version)
         try:
             yield
         finally:
             await pipeline.close()  # every accepted chat turn is written before the database closes
             drainer.cancel()
+            if follower is not None:
+                follower.cancel()
             with contextlib.suppress(Exception):  # a last try: the database may be back
                 await run_in_threadpool(service.drain_spool)
             database.dispose()
