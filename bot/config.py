@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ DEFAULT_CALIBRATION_CENTER = 0.5222
 
 
 ROLES = ("widget", "agent", "analyst", "admin")
+KEY_NAME = re.compile(r"[\w.\- ]{1,128}")  # who a key belongs to: `agent@Ana Lopez:KEY`
 
 
 class Settings(BaseSettings):
@@ -145,14 +147,23 @@ class Settings(BaseSettings):
 
     def keys_by_role(self) -> dict[str, str]:
         """API key -> role, parsed from `api_keys`; raises ConfigError naming a malformed entry."""
-        keys: dict[str, str] = {}
+        return {key: role for key, (role, _) in self._parsed_keys().items()}
+
+    def key_names(self) -> dict[str, str]:
+        """API key -> the person it belongs to, for keys written `ROLE@NAME:KEY` (agents act as NAME)."""
+        return {key: name for key, (_, name) in self._parsed_keys().items() if name is not None}
+
+    def _parsed_keys(self) -> dict[str, tuple[str, str | None]]:
+        keys: dict[str, tuple[str, str | None]] = {}
         for entry in filter(None, (part.strip() for part in self.api_keys.split(","))):
-            role, _, key = entry.partition(":")
-            if role not in ROLES or not key:
+            owner, _, key = entry.partition(":")
+            role, at, name = owner.partition("@")
+            if role not in ROLES or not key or (at and not KEY_NAME.fullmatch(name)):
                 raise ConfigError(
-                    f"BOT_API_KEYS entry '{role}:…' must be ROLE:KEY with ROLE one of {', '.join(ROLES)}"
+                    f"BOT_API_KEYS entry '{owner}:…' must be ROLE:KEY or ROLE@NAME:KEY with ROLE one of "
+                    f"{', '.join(ROLES)} and NAME of 1-128 letters, digits, spaces or . _ - characters"
                 )
-            keys[key] = role
+            keys[key] = (role, name or None)
         return keys
 
     def cors_origin_list(self) -> list[str]:

@@ -40,6 +40,11 @@ class TrainingConfig:
     learning_rate: float = 4e-5
     scale: float = 20.0  # inverse temperature of the cosines, as in sentence-transformers' MNRL
     hard_share: float = 0.75  # share of each batch's intents that are one intent's nearest neighbours
+    contrastive_weight: float = 1.0  # supervised contrastive loss over the batch's texts
+    margin_weight: float = 1.0  # large-margin cosine loss against one learned vector per intent
+    margin: float = 0.35
+    margin_scale: float = 30.0
+    intent_vector_learning_rate: float = 1e-3  # the intent vectors start at the prototypes and move faster
     seed: int = 0
     threads: int = 2
     progress: bool = True
@@ -90,8 +95,8 @@ def intent_groups(intents: IntentSet) -> list[list[str]]:
     return groups
 
 
-def _neighbours(network: Any, groups: list[list[str]]) -> np.ndarray:
-    """Each intent's intents ordered from nearest to farthest by the current model's prototypes."""
+def _prototypes(network: Any, groups: list[list[str]]) -> np.ndarray:
+    """Each intent's normalised mean vector under the current model."""
     import torch
 
     texts = [text for group in groups for text in group]
@@ -101,6 +106,11 @@ def _neighbours(network: Any, groups: list[list[str]]) -> np.ndarray:
     prototypes = np.zeros((len(groups), vectors.shape[1]), dtype=np.float32)
     np.add.at(prototypes, owners, vectors)
     prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-9)
+    return prototypes
+
+
+def _neighbours(prototypes: np.ndarray) -> np.ndarray:
+    """Each intent's intents ordered from nearest to farthest."""
     return np.argsort(-(prototypes @ prototypes.T), axis=1)
 
 
@@ -136,6 +146,19 @@ def contrastive_loss(embeddings: Any, labels: Any, scale: float) -> Any:
     return per_anchor[has_positive].mean()
 
 
+def margin_loss(embeddings: Any, labels: Any, intent_vectors: Any, scale: float, margin: float) -> Any:
+    """Large-margin cosine loss (CosFace, LMCL): a text must be nearer its intent's vector than any other
+    intent's by `margin`, which spreads the intents apart instead of only ranking them."""
+    import torch
+
+    cosines = (
+        torch.nn.functional.normalize(embeddings, dim=1)
+        @ torch.nn.functional.normalize(intent_vectors, dim=1).T
+    )
+    cosines = cosines - margin * torch.nn.functional.one_hot(labels, intent_vectors.shape[0])
+    return torch.nn.functional.cross_entropy(scale * cosines, labels)
+
+
 def train_network(
     network: Any,
     groups: list[list[str]],
@@ -154,7 +177,12 @@ def train_network(
     texts = sum(len(g) for g in groups)
     per_epoch = max(1, math.ceil(texts / (config.intents_per_batch * config.texts_per_intent)))
     steps = config.epochs * per_epoch
-    optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    groups_to_learn: list[dict[str, Any]] = [{"params": network.parameters(), "lr": config.learning_rate}]
+    intent_vectors = None
+    if config.margin_weight > 0:  # one learned vector per intent, starting at its prototype
+        intent_vectors = torch.nn.Parameter(torch.from_numpy(_prototypes(network, groups)))
+        groups_to_learn.append({"params": [intent_vectors], "lr": config.intent_vector_learning_rate})
+    optimiser = torch.optim.AdamW(groups_to_learn, weight_decay=0.01)
     warmup = max(1, steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup)))
@@ -165,13 +193,18 @@ def train_network(
     bar = tqdm(total=steps, desc="training", unit="step", file=sys.stderr, disable=not config.progress)
     for epoch in range(1, config.epochs + 1):
         network.eval()
-        neighbours = _neighbours(network, groups) if config.hard_share > 0 else None
+        neighbours = _neighbours(_prototypes(network, groups)) if config.hard_share > 0 else None
         network.train()
         for _ in range(per_epoch):
             batch = _batch(groups, config, rng, neighbours)
             features = preprocess([text for text, _ in batch])
             embeddings = network(dict(features))["sentence_embedding"]
-            loss = contrastive_loss(embeddings, torch.tensor([label for _, label in batch]), config.scale)
+            labels = torch.tensor([label for _, label in batch])
+            loss = config.contrastive_weight * contrastive_loss(embeddings, labels, config.scale)
+            if intent_vectors is not None:
+                loss = loss + config.margin_weight * margin_loss(
+                    embeddings, labels, intent_vectors, config.margin_scale, config.margin
+                )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

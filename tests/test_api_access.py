@@ -89,6 +89,44 @@ def test_malformed_keys_are_refused_at_start() -> None:
         create_app(Settings(api_keys="superuser:abc"))
 
 
+def test_a_named_agent_key_acts_only_as_its_agent(tmp_path: Path, bundled_encoder, cache_dir) -> None:
+    settings = Settings(
+        intents_dir=make_intents(tmp_path / "intents"),
+        cache_dir=cache_dir,
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        api_keys="widget:w-key,agent@ann:ann-key,agent:team-key",
+    )
+    engine = Engine(settings, encoder=bundled_encoder)
+    engine.load()
+    with TestClient(create_app(settings, engine=engine)) as client:
+        ticket = client.post(
+            "/v1/chat", json={"message": "I want to talk to a real person"}, headers=bearer("w-key")
+        ).json()["ticket_id"]
+        path = f"/v1/handoffs/{ticket}"
+        posing = client.post(f"{path}/claim", json={"agent": "bob"}, headers=bearer("ann-key"))
+        assert posing.status_code == 403
+        assert (
+            posing.json()["error"]["message"] == "this API key belongs to agent 'ann'; it cannot act as 'bob'"
+        )
+        claimed = client.post(f"{path}/claim", json={}, headers=bearer("ann-key"))  # the key says who
+        assert claimed.status_code == 200 and claimed.json()["claimed_by"] == "ann"
+        # a shared team key still names its agent in the body, and cannot pass for ann by leaving it out
+        assert (
+            client.post(f"{path}/reply", json={"text": "hi"}, headers=bearer("team-key")).status_code == 422
+        )
+        sent = client.post(f"{path}/reply", json={"text": "Ann here."}, headers=bearer("ann-key"))
+        assert sent.status_code == 200 and sent.json()["author"] == "ann"
+        done = client.post(f"{path}/resolve", json={"intent": "card_arrival"}, headers=bearer("ann-key"))
+        assert done.status_code == 200 and done.json()["status"] == "resolved"
+
+
+def test_a_malformed_key_owner_is_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match="ROLE@NAME:KEY"):
+        create_app(Settings(api_keys="agent@:abc"))
+    with pytest.raises(ConfigError, match="ROLE@NAME:KEY"):
+        create_app(Settings(api_keys="agent@ann<script>:abc"))
+
+
 def test_reload_keeps_the_old_set_when_yaml_is_broken(keyed: TestClient) -> None:
     admin = bearer("root-key")
     before = keyed.get("/v1/intents", headers=admin).json()["version"]

@@ -8,7 +8,7 @@ import pytest
 
 from bot.config import Settings
 from bot.intents import load_intents
-from bot.training import TrainingConfig, contrastive_loss, fine_tune, reviewed_examples
+from bot.training import TrainingConfig, contrastive_loss, fine_tune, margin_loss, reviewed_examples
 from tests.conftest import write
 from tests.test_evaluate import bot
 
@@ -36,6 +36,22 @@ def test_contrastive_loss_prefers_grouped_embeddings() -> None:
     grouped = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
     assert contrastive_loss(grouped, labels, 20.0) < contrastive_loss(mixed, labels, 20.0)
+
+
+def test_margin_loss_asks_for_a_lead_not_just_the_top_place() -> None:
+    import math
+
+    import torch
+
+    intents = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0])
+    # the text is nearer its own intent either way; the loss falls as that lead grows
+    narrow = torch.tensor([[math.cos(0.70), math.sin(0.70)]])  # cosines 0.76 vs 0.64
+    wide = torch.tensor([[math.cos(0.20), math.sin(0.20)]])  # cosines 0.98 vs 0.20
+    assert margin_loss(wide, labels, intents, 30.0, 0.35) < margin_loss(narrow, labels, intents, 30.0, 0.35)
+    # with a margin, a narrow lead still costs about as much as losing without one
+    without = margin_loss(narrow, labels, intents, 30.0, 0.0)
+    assert margin_loss(narrow, labels, intents, 30.0, 0.35) > without + 5.0
 
 
 @pytest.mark.slow

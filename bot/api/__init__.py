@@ -130,6 +130,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.keys = keys
+    app.state.key_names = settings.key_names()
     origins = settings.cors_origin_list()
     if origins:
         app.add_middleware(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from sqlmodel import Session, col, select
 
 from bot import handoffs
-from bot.api.deps import DatabaseDep, EngineDep, require
+from bot.api.deps import DatabaseDep, EngineDep, KeyOwnerDep, acting_agent, require
 from bot.api.schemas import (
     ClaimIn,
     LogOut,
@@ -70,27 +70,41 @@ def ticket_detail(
 
 
 @router.post("/{ticket_id}/claim", response_model=TicketOut)
-def claim(ticket_id: TicketId, body: ClaimIn, database: DatabaseDep) -> TicketOut:
+def claim(ticket_id: TicketId, body: ClaimIn, database: DatabaseDep, owner: KeyOwnerDep) -> TicketOut:
     """Take an open ticket; 409 if another agent got it first."""
-    return TicketOut.model_validate(handoffs.claim(database, ticket_id=ticket_id, agent=body.agent))
+    agent = _required_agent(owner, body.agent)
+    return TicketOut.model_validate(handoffs.claim(database, ticket_id=ticket_id, agent=agent))
 
 
 @router.post("/{ticket_id}/reply", response_model=MessageOut)
-def reply(ticket_id: TicketId, body: ReplyIn, database: DatabaseDep) -> MessageOut:
+def reply(ticket_id: TicketId, body: ReplyIn, database: DatabaseDep, owner: KeyOwnerDep) -> MessageOut:
     """Send a message to the customer; the widget fetches it from the conversation's messages."""
+    agent = _required_agent(owner, body.agent)
     return MessageOut.model_validate(
-        handoffs.reply(database, ticket_id=ticket_id, agent=body.agent, text=body.text)
+        handoffs.reply(database, ticket_id=ticket_id, agent=agent, text=body.text)
     )
 
 
 @router.post("/{ticket_id}/resolve", response_model=TicketOut)
-def resolve(ticket_id: TicketId, body: ResolveIn, database: DatabaseDep, engine: EngineDep) -> TicketOut:
+def resolve(
+    ticket_id: TicketId, body: ResolveIn, database: DatabaseDep, engine: EngineDep, owner: KeyOwnerDep
+) -> TicketOut:
     """Close the ticket with the intent the customer really meant; the bot answers the chat again."""
     if body.intent is not None and engine.intents.get(body.intent) is None:
         raise InvalidInputError("intent", f"unknown intent '{body.intent}'; see GET /v1/intents")
+    agent = acting_agent(owner, body.agent)
     resolved = handoffs.resolve(
-        database, ticket_id=ticket_id, agent=body.agent, intent=body.intent, note=body.note
+        database, ticket_id=ticket_id, agent=agent, intent=body.intent, note=body.note
     )
     if body.intent is not None and resolved.learned is not None:
         engine.learn(body.intent, resolved.learned)
     return TicketOut.model_validate(resolved.ticket)
+
+
+def _required_agent(owner: str | None, claimed: str | None) -> str:
+    agent = acting_agent(owner, claimed)
+    if agent is None:
+        raise InvalidInputError(
+            "agent", "name the agent, or give each agent a key of their own (agent@NAME:KEY)"
+        )
+    return agent

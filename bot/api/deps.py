@@ -63,12 +63,34 @@ PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]
 
 
 def role_of(keys: dict[str, str], presented: str) -> str | None:
-    """The role of a presented key, comparing against every key in constant time."""
+    """The role (or any value `keys` maps to) of a presented key, comparing against every key in constant time."""
     found = None
     for key, role in keys.items():
         if hmac.compare_digest(key.encode(), presented.encode()):
             found = role
     return found
+
+
+async def key_owner(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str | None:
+    """The person the presented key belongs to (`agent@NAME:KEY` in BOT_API_KEYS), or None."""
+    names: dict[str, str] = request.app.state.key_names
+    if credentials is None or not names:
+        return None
+    return role_of(names, credentials.credentials)
+
+
+KeyOwnerDep = Annotated[str | None, Depends(key_owner)]
+
+
+def acting_agent(owner: str | None, claimed: str | None) -> str | None:
+    """Who acts: the key's owner when the key names one (a body naming someone else is refused), else the body's."""
+    if owner is None:
+        return claimed
+    if claimed is not None and claimed != owner:
+        raise HTTPException(403, f"this API key belongs to agent '{owner}'; it cannot act as '{claimed}'")
+    return owner
 
 
 def _refuse_remote_when_open(request: Request) -> None:

@@ -168,15 +168,15 @@ class TicketsOut(BaseModel):
 
 
 class ClaimIn(Strict):
-    """Who takes the ticket."""
+    """Who takes the ticket (may be left out when the API key names its agent)."""
 
-    agent: AgentName
+    agent: AgentName | None = None
 
 
 class ReplyIn(Strict):
-    """An agent's reply to the customer."""
+    """An agent's reply to the customer (`agent` may be left out when the API key names its agent)."""
 
-    agent: AgentName
+    agent: AgentName | None = None
     text: Annotated[str, Field(min_length=1, max_length=5000)]
 
 
