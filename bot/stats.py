@@ -95,38 +95,64 @@ def _rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def _histogram(confidences: list[float]) -> list[HistogramBin]:
-    counts = [0] * HISTOGRAM_BINS
-    for value in confidences:
-        counts[min(max(int(value * HISTOGRAM_BINS), 0), HISTOGRAM_BINS - 1)] += 1
+def _utc_day(dialect: str) -> sa.ColumnElement[str]:
+    """A decision's UTC day as 'YYYY-MM-DD', computed by the database."""
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", col(DecisionLog.created_at)), "YYYY-MM-DD")
+    return sa.func.substr(sa.cast(col(DecisionLog.created_at), sa.String), 1, 10)  # SQLite keeps UTC text
+
+
+def _confidence_bin() -> sa.ColumnElement[int]:
+    """Bin i holds confidences in [i/10, (i+1)/10), the last one 1.0 too (a CASE: SQLite may lack FLOOR)."""
     width = 1 / HISTOGRAM_BINS
-    return [
-        HistogramBin(low=round(i * width, 2), high=round((i + 1) * width, 2), count=n)
-        for i, n in enumerate(counts)
-    ]
+    confidence = col(DecisionLog.confidence)
+    return sa.case(
+        *((confidence < round((i + 1) * width, 10), i) for i in range(HISTOGRAM_BINS - 1)),
+        else_=HISTOGRAM_BINS - 1,
+    )
 
 
 def compute_stats(database: Database, *, days: int = 30, now: datetime | None = None) -> StatsOut:
-    """Statistics of the decisions made in the window, and of the reviews of those decisions."""
+    """Statistics of the decisions made in the window, and of the reviews of those decisions.
+
+    Decisions are counted by the database (GROUP BY), so the page costs a few aggregate queries rather
+    than reading every decision of the window (measured: 1M decisions on PostgreSQL, 6.4 s before).
+    Reviews are few, made by people: those are read and aggregated here.
+    """
     since, until = window(days, now)
     in_window = (
         col(DecisionLog.created_at) >= since,
         col(DecisionLog.created_at) < until,
         col(DecisionLog.escalation).is_(None) | (col(DecisionLog.escalation) != NOT_A_BOT_DECISION),
     )
+    day = _utc_day(database.dialect.name).label("day")
+    count = sa.func.count().label("count")
     with Session(database) as session:
-        # five columns: beyond sqlmodel's typed select overloads, and the candidates JSON is not needed
-        decisions = session.execute(
-            sa.select(
-                col(DecisionLog.id),
-                col(DecisionLog.created_at),
-                col(DecisionLog.route),
-                col(DecisionLog.intent),
-                col(DecisionLog.confidence),
-            ).where(*in_window)
+        by_day = session.execute(
+            sa.select(day, col(DecisionLog.route), count)
+            .where(*in_window)
+            .group_by(day, col(DecisionLog.route))
         ).all()
-        reviews = session.exec(
-            select(Review.decision_id, Review.verdict, Review.intent, Review.new_intent)
+        top = session.execute(
+            sa.select(col(DecisionLog.intent), count)
+            .where(*in_window, col(DecisionLog.intent).is_not(None))
+            .group_by(col(DecisionLog.intent))
+            .order_by(count.desc(), col(DecisionLog.intent))
+            .limit(TOP)
+        ).all()
+        confidence_bin = _confidence_bin().label("bin")
+        bins = dict(
+            session.execute(sa.select(confidence_bin, count).where(*in_window).group_by(confidence_bin)).all()
+        )
+        reviews = session.execute(
+            sa.select(
+                col(Review.decision_id),
+                col(Review.verdict),
+                col(Review.intent),
+                col(Review.new_intent),
+                col(DecisionLog.created_at),
+                col(DecisionLog.intent),
+            )
             .join(DecisionLog, col(DecisionLog.id) == col(Review.decision_id))
             .where(*in_window)
             .order_by(col(Review.id))
@@ -136,33 +162,29 @@ def compute_stats(database: Database, *, days: int = 30, now: datetime | None = 
         since.date() + timedelta(days=i): DayCount(day=since.date() + timedelta(days=i)) for i in range(days)
     }
     routes: Counter[str] = Counter()
-    intents: Counter[str] = Counter()
-    confidences: list[float] = []
-    decided: dict[int, tuple[date, str | None]] = {}
-    for decision_id, created_at, route, intent, confidence in decisions:
-        routes[route] += 1
-        counts = per_day.get(created_at.astimezone(UTC).date())
+    for day_text, route, n in by_day:
+        routes[route] += n
+        counts = per_day.get(date.fromisoformat(str(day_text)))
         if counts is not None and route in ROUTES:
-            setattr(counts, route, getattr(counts, route) + 1)
-        if intent is not None:
-            intents[intent] += 1
-        confidences.append(float(confidence))
-        decided[decision_id] = (created_at.astimezone(UTC).date(), intent)
+            setattr(counts, route, getattr(counts, route) + n)
 
-    latest = {decision_id: (verdict, meant, new) for decision_id, verdict, meant, new in reviews}
+    latest = {  # a decision reviewed twice counts once, as last judged
+        decision_id: (verdict, meant, new, created_at.astimezone(UTC).date(), predicted)
+        for decision_id, verdict, meant, new, created_at, predicted in reviews
+    }
     confused: Counter[tuple[str | None, str, bool]] = Counter()
     weeks: dict[date, list[int]] = {}
-    for decision_id, (verdict, meant, new) in latest.items():
-        day, predicted = decided[decision_id]
-        week = weeks.setdefault(day - timedelta(days=day.weekday()), [0, 0])
+    for verdict, meant, new, reviewed_day, predicted in latest.values():
+        week = weeks.setdefault(reviewed_day - timedelta(days=reviewed_day.weekday()), [0, 0])
         week[0] += 1
         if verdict == "correct":
             week[1] += 1
         elif meant is not None or new is not None:
             confused[(predicted, meant or new or "", meant is None)] += 1
 
-    total = len(decisions)
-    correct = sum(1 for verdict, _, _ in latest.values() if verdict == "correct")
+    total = sum(routes.values())
+    correct = sum(1 for verdict, *_ in latest.values() if verdict == "correct")
+    width = 1 / HISTOGRAM_BINS
     return StatsOut(
         days=days,
         since=since,
@@ -174,8 +196,11 @@ def compute_stats(database: Database, *, days: int = 30, now: datetime | None = 
         fallback_rate=_rate(routes["retrieve"], total),
         handoff_rate=_rate(routes["handoff"], total),
         per_day=list(per_day.values()),
-        top_intents=[IntentCount(intent=i, count=n) for i, n in intents.most_common(TOP)],
-        confidence_histogram=_histogram(confidences),
+        top_intents=[IntentCount(intent=intent, count=n) for intent, n in top],
+        confidence_histogram=[
+            HistogramBin(low=round(i * width, 2), high=round((i + 1) * width, 2), count=bins.get(i, 0))
+            for i in range(HISTOGRAM_BINS)
+        ],
         reviewed=len(latest),
         review_accuracy=_rate(correct, len(latest)) if latest else None,
         confused_pairs=[
