@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -22,19 +24,28 @@ from tests.api_support import make_intents, temporary_database
 KEYS = "widget:w-key,agent:a-key,analyst:n-key,admin:root-key,widget:w-key-2"
 
 
-@pytest.fixture()
-def keyed(tmp_path: Path, bundled_encoder, cache_dir) -> Iterator[TestClient]:
-    folder = make_intents(tmp_path / "intents")
-    settings = Settings(
-        intents_dir=folder,
+@contextmanager
+def app_client(
+    tmp_path: Path, encoder, cache_dir: Path, client: tuple[str, int] = ("testclient", 50000), **settings: Any
+) -> Iterator[TestClient]:
+    """A test client of an app on the small intents and a fresh SQLite file, with `settings` on top."""
+    config = Settings(
+        intents_dir=make_intents(tmp_path / "intents"),
         cache_dir=cache_dir,
         database_url=f"sqlite:///{tmp_path / 'bot.db'}",
-        api_keys=KEYS,
-        cors_origins="https://shop.example",
+        **settings,
     )
-    engine = Engine(settings, encoder=bundled_encoder)
+    engine = Engine(config, encoder=encoder)
     engine.load()
-    with TestClient(create_app(settings, engine=engine)) as client:
+    with TestClient(create_app(config, engine=engine), client=client) as test_client:
+        yield test_client
+
+
+@pytest.fixture()
+def keyed(tmp_path: Path, bundled_encoder, cache_dir) -> Iterator[TestClient]:
+    with app_client(
+        tmp_path, bundled_encoder, cache_dir, api_keys=KEYS, cors_origins="https://shop.example"
+    ) as client:
         yield client
 
 
@@ -90,15 +101,8 @@ def test_malformed_keys_are_refused_at_start() -> None:
 
 
 def test_a_named_agent_key_acts_only_as_its_agent(tmp_path: Path, bundled_encoder, cache_dir) -> None:
-    settings = Settings(
-        intents_dir=make_intents(tmp_path / "intents"),
-        cache_dir=cache_dir,
-        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
-        api_keys="widget:w-key,agent@ann:ann-key,agent:team-key",
-    )
-    engine = Engine(settings, encoder=bundled_encoder)
-    engine.load()
-    with TestClient(create_app(settings, engine=engine)) as client:
+    keys = "widget:w-key,agent@ann:ann-key,agent:team-key"
+    with app_client(tmp_path, bundled_encoder, cache_dir, api_keys=keys) as client:
         ticket = client.post(
             "/v1/chat", json={"message": "I want to talk to a real person"}, headers=bearer("w-key")
         ).json()["ticket_id"]
@@ -185,14 +189,7 @@ def test_an_app_without_keys_answers_only_this_machine(
     tmp_path: Path, bundled_encoder, cache_dir, address: str, status: int
 ) -> None:
     """Started by hand (`uvicorn bot.api.main:app --host 0.0.0.0`), an open app still refuses other machines."""
-    settings = Settings(
-        intents_dir=make_intents(tmp_path / "intents"),
-        cache_dir=cache_dir,
-        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
-    )
-    engine = Engine(settings, encoder=bundled_encoder)
-    engine.load()
-    with TestClient(create_app(settings, engine=engine), client=(address, 40000)) as client:
+    with app_client(tmp_path, bundled_encoder, cache_dir, client=(address, 40000)) as client:
         response = client.post("/v1/chat", json={"message": "hello"})
         assert response.status_code == status, response.text
         if status == 403:
