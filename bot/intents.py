@@ -79,6 +79,7 @@ class IntentSet:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {i.name: i for i in self.intents})
+        object.__setattr__(self, "_names", tuple(i.name for i in self.intents))  # read per decision
 
     def get(self, name: str) -> Intent | None:
         """The intent called `name`, or None."""
@@ -88,7 +89,8 @@ class IntentSet:
     @property
     def names(self) -> tuple[str, ...]:
         """Intent names in file order."""
-        return tuple(i.name for i in self.intents)
+        names: tuple[str, ...] = object.__getattribute__(self, "_names")
+        return names
 
     def with_extra_examples(self, extra: dict[str, list[str]]) -> IntentSet:
         """A copy where intents gain examples (few-shot evaluation, reviewed messages); YAML untouched."""
