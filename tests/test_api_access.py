@@ -107,6 +107,8 @@ def test_a_named_agent_key_acts_only_as_its_agent(tmp_path: Path, bundled_encode
             "/v1/chat", json={"message": "I want to talk to a real person"}, headers=bearer("w-key")
         ).json()["ticket_id"]
         path = f"/v1/handoffs/{ticket}"
+        assert client.get("/v1/handoffs/me", headers=bearer("ann-key")).json() == {"agent": "ann"}
+        assert client.get("/v1/handoffs/me", headers=bearer("team-key")).json() == {"agent": None}
         posing = client.post(f"{path}/claim", json={"agent": "bob"}, headers=bearer("ann-key"))
         assert posing.status_code == 403
         assert (

@@ -202,3 +202,22 @@ def test_keys_agent_console_asks_for_one_and_the_demo_takes_one(
         wait(driver, lambda: driver.find_element(By.ID, "app").is_displayed())
         assert driver.find_element(By.ID, "connection").text == "Signed in"
         assert driver.execute_script("return sessionStorage.getItem('intent-router-agent-key')") == "a-key"
+
+
+def test_a_key_of_ones_own_fills_in_and_fixes_the_agent_name(
+    demo_engine: Engine, tmp_path: Path, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    with live(demo_engine, tmp_path, api_keys="widget:w-key,agent@Ann Lee:ann-key,agent:team-key") as server:
+        driver.get(f"{server.url}/agent")
+        wait(driver, lambda: driver.find_element(By.ID, "api-key").is_displayed())
+        driver.find_element(By.ID, "api-key").send_keys("ann-key\n")
+        name = driver.find_element(By.ID, "agent-name")
+        wait(driver, lambda: name.get_attribute("value") == "Ann Lee")
+        assert name.get_attribute("readonly") is not None
+        driver.find_element(By.ID, "sign-out").click()  # a shared key names nobody: the field is open again
+        driver.find_element(By.ID, "api-key").send_keys("team-key\n")
+        wait(driver, lambda: driver.find_element(By.ID, "app").is_displayed())
+        wait(driver, lambda: name.get_attribute("readonly") is None)

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from bot import handoffs
 from bot.api.deps import DatabaseDep, EngineDep, KeyOwnerDep, acting_agent, require
 from bot.api.schemas import (
+    AgentOut,
     ClaimIn,
     LogOut,
     MessageOut,
@@ -38,6 +39,12 @@ def list_handoffs(
     return TicketsOut(
         items=[TicketOut.model_validate(t) for t in rows], total=total, limit=limit, offset=offset
     )
+
+
+@router.get("/me", response_model=AgentOut)
+async def me(owner: KeyOwnerDep) -> AgentOut:
+    """The agent this API key belongs to (`agent@NAME:KEY`), or null for a shared or open key."""
+    return AgentOut(agent=owner)
 
 
 @router.get("/{ticket_id}", response_model=TicketDetailOut)

@@ -167,6 +167,12 @@ class TicketsOut(BaseModel):
     offset: int
 
 
+class AgentOut(BaseModel):
+    """Who the presented key acts as: a name for `agent@NAME:KEY` keys, else null (name yourself in bodies)."""
+
+    agent: str | None
+
+
 class ClaimIn(Strict):
     """Who takes the ticket (may be left out when the API key names its agent)."""
 

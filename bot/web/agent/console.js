@@ -146,7 +146,21 @@
     ui.connection.textContent = keyed ? "Signed in" : "Open server (no keys configured)";
     loadIntents();
     startPolling();
+    await useKeyOwner();
     if (!agentName()) ui.name.focus();
+  }
+
+  // A key of one's own (agent@NAME:KEY) acts only as NAME: show it and do not offer another.
+  async function useKeyOwner() {
+    let owner = null;
+    try {
+      owner = (await api("/v1/handoffs/me")).agent;
+    } catch {
+      /* an older server: keep the typed name */
+    }
+    ui.name.readOnly = Boolean(owner);
+    ui.name.title = owner ? "Your API key is yours: you act as this agent." : "";
+    if (owner) ui.name.value = owner;
   }
 
   ui.loginForm.addEventListener("submit", (event) => {
