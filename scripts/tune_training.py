@@ -29,9 +29,9 @@ DEFAULT = TrainingConfig(progress=False)
 LOSSES = {
     "contrastive only": replace(DEFAULT, margin_weight=0.0),
     "contrastive + margin 0.2": replace(DEFAULT, margin=0.2),
-    "contrastive + margin 0.35 (default)": DEFAULT,
-    "contrastive + margin 0.5": replace(DEFAULT, margin=0.5),
-    "margin 0.35 only": replace(DEFAULT, contrastive_weight=0.0),
+    "contrastive + margin 0.35": replace(DEFAULT, margin=0.35),
+    "contrastive + margin 0.5 (default)": replace(DEFAULT, margin=0.5),
+    "margin 0.35 only": replace(DEFAULT, contrastive_weight=0.0, margin=0.35),
 }
 
 
