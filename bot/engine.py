@@ -243,17 +243,11 @@ class Engine:
         Only the new text is embedded (the rest comes from the cache). Returns False when nothing changed.
         """
         with self._reload_lock:
-            state, base = self.state, self._base_intents
-            if base is None or state.intents.get(intent) is None:
+            if self.state.intents.get(intent) is None:
                 return False
             extra = {name: [t for t in texts if t != text] for name, texts in self.extra_examples.items()}
             extra.setdefault(intent, []).append(text)
-            extra = {name: texts for name, texts in extra.items() if texts}
-            if extra == self.extra_examples:
-                return False
-            self._state = self._build(base.with_extra_examples(extra), state.passages, state.calibration)
-            self.extra_examples = extra
-            return True
+            return self._swap_extra_examples(extra)
 
     def use_extra_examples(self, read: Callable[[], Mapping[str, Sequence[str]]]) -> bool:
         """Replace the learned examples with what `read` returns (under the reload lock); YAML is not re-read.
@@ -261,25 +255,26 @@ class Engine:
         Only texts not embedded before are encoded. Returns False when nothing changed.
         """
         with self._reload_lock:
-            state, base = self.state, self._base_intents
-            extra = {name: list(texts) for name, texts in read().items() if texts}
-            if base is None or extra == self.extra_examples:
-                return False
-            self._state = self._build(base.with_extra_examples(extra), state.passages, state.calibration)
-            self.extra_examples = extra
-            return True
+            return self._swap_extra_examples({name: list(texts) for name, texts in read().items()})
 
     def unlearn(self, text: str) -> bool:
         """Stop using `text` as a learned example of any intent."""
         with self._reload_lock:
-            state, base = self.state, self._base_intents
             extra = {name: [t for t in texts if t != text] for name, texts in self.extra_examples.items()}
-            extra = {name: texts for name, texts in extra.items() if texts}
-            if base is None or extra == self.extra_examples:
-                return False
-            self._state = self._build(base.with_extra_examples(extra), state.passages, state.calibration)
-            self.extra_examples = extra
-            return True
+            return self._swap_extra_examples(extra)
+
+    def _swap_extra_examples(self, extra: dict[str, list[str]]) -> bool:
+        """Rebuild the live state on the YAML intents plus `extra` (caller holds the reload lock).
+
+        Returns False, changing nothing, when `extra` equals the live learned examples or nothing is loaded.
+        """
+        extra = {name: texts for name, texts in extra.items() if texts}
+        state, base = self.state, self._base_intents
+        if base is None or extra == self.extra_examples:
+            return False
+        self._state = self._build(base.with_extra_examples(extra), state.passages, state.calibration)
+        self.extra_examples = extra
+        return True
 
     def with_intents(
         self, intents: IntentSet, calibration: Calibration | Literal["live"] | None = "live"
