@@ -194,11 +194,13 @@ def calibrate(
     names = np.array(state.intents.names)
     labels = np.array([e.label for e in examples])
     queries = engine.encoder.encode([e.text for e in examples], progress=progress)
+    # a row that is also one of its intent's examples is scored as if it were not: it must not find itself
+    left_out = engine.left_out([e.text for e in examples], list(labels), state)
     rows = np.arange(len(examples))
     chosen: tuple[tuple[bool, float, float], Calibration, PolicyFit] | None = None
     for weight, depth, prototype in AGGREGATIONS:
         raw = Scoring(1.0, 0.0, weight, depth, prototype)
-        scores = engine.intent_scores(queries, state, raw)
+        scores = engine.intent_scores(queries, state, raw, left_out)
         order = np.argsort(-scores, axis=1)
         top = scores[rows, order[:, 0]]
         second = scores[rows, order[:, 1]] if scores.shape[1] > 1 else np.full(len(rows), -np.inf)

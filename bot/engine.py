@@ -77,21 +77,42 @@ class Scoring:
             return 1.0 / (1.0 + np.exp(-self.slope * (scores - self.center)))
 
 
-_PROTOTYPES: weakref.WeakKeyDictionary[VectorIndex, np.ndarray] = weakref.WeakKeyDictionary()
+_PROTOTYPE_SUMS: weakref.WeakKeyDictionary[VectorIndex, tuple[np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _prototypes(state: RoutingState) -> np.ndarray:
-    """Unit mean vector of each intent, computed once per index (states are immutable)."""
+def _prototype_sums(state: RoutingState) -> tuple[np.ndarray, np.ndarray]:
+    """Each intent's vector sum and its unit mean (the prototype), computed once per index (states are
+    immutable); the sums let a leave-one-out score take one vector back out."""
     index = state.intent_index
-    found = _PROTOTYPES.get(index)
+    found = _PROTOTYPE_SUMS.get(index)
     if found is None:
-        vectors = index._index.reconstruct_n(0, index.size) if index.size else np.zeros((0, index.dim))
+        vectors = index.vectors()
         padded = np.concatenate([vectors, np.zeros((1, index.dim), dtype=np.float32)])
         sums = padded[state.gather].sum(axis=1)  # gather pads with -1 -> the zero row
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        found = (sums / np.where(norms == 0, 1.0, norms)).astype(np.float32)
-        _PROTOTYPES[index] = found
+        found = (sums, (sums / np.where(norms == 0, 1.0, norms)).astype(np.float32))
+        _PROTOTYPE_SUMS[index] = found
     return found
+
+
+def _prototypes(state: RoutingState) -> np.ndarray:
+    """Unit mean vector of each intent."""
+    return _prototype_sums(state)[1]
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """Intent vectors to ignore while scoring some queries: query `rows[k]` does not see vector `vectors[k]`.
+
+    Calibrating or evaluating on messages that are also intent examples must not let a message find itself
+    (a cosine of 1.0 would promise confidence the router never has on a new message): each such message is
+    scored leave-one-out, as if its own example had not been added.
+    """
+
+    rows: np.ndarray
+    vectors: np.ndarray
 
 
 def intent_texts(intents: IntentSet) -> tuple[list[str], list[int]]:
@@ -350,7 +371,11 @@ class Engine:
     # -- scoring ---------------------------------------------------------------------------------
 
     def intent_scores(
-        self, queries: np.ndarray, state: RoutingState | None = None, scoring: Scoring | None = None
+        self,
+        queries: np.ndarray,
+        state: RoutingState | None = None,
+        scoring: Scoring | None = None,
+        left_out: LeftOut | None = None,
     ) -> np.ndarray:
         """Aggregated score of every intent for each query row (`-inf` where no vector was near)."""
         state = state or self.state
@@ -360,6 +385,8 @@ class Engine:
         rows = np.arange(len(queries))[:, None]
         sims[rows, np.where(hits.ids >= 0, hits.ids, state.intent_index.size)] = hits.scores
         sims[:, -1] = -np.inf  # padding column for `gather == -1`
+        if left_out is not None:
+            sims[left_out.rows, left_out.vectors] = -np.inf
         per_intent = sims[:, state.gather]  # (queries, intents, vectors of that intent)
         best = per_intent.max(axis=2)
         weight, depth = scoring.aggregation_weight, scoring.aggregation_depth
@@ -372,12 +399,46 @@ class Engine:
         if scoring.prototype_weight > 0.0 and len(queries):
             # the prototype pools every example, so one stray example near the message weighs less
             prototype = np.asarray(queries, dtype=np.float32) @ _prototypes(state).T
+            if left_out is not None and len(left_out.rows):
+                prototype = self._prototype_without(prototype, queries, state, left_out)
             scores = np.where(
                 np.isfinite(best),
                 (1 - scoring.prototype_weight) * scores + scoring.prototype_weight * prototype,
                 -np.inf,
             )
         return scores
+
+    @staticmethod
+    def _prototype_without(
+        prototype: np.ndarray, queries: np.ndarray, state: RoutingState, left_out: LeftOut
+    ) -> np.ndarray:
+        """Prototype cosines where each left-out vector is taken back out of its intent's mean."""
+        sums, _ = _prototype_sums(state)
+        owners = state.owners[left_out.vectors]
+        rest = sums[owners] - state.intent_index.vectors(left_out.vectors)
+        norms = np.linalg.norm(rest, axis=1)
+        cosines = np.einsum("ij,ij->i", np.asarray(queries, dtype=np.float32)[left_out.rows], rest)
+        prototype = prototype.copy()
+        prototype[left_out.rows, owners] = np.where(norms > 1e-6, cosines / np.maximum(norms, 1e-6), -np.inf)
+        return prototype
+
+    def left_out(
+        self, texts: Sequence[str], labels: Sequence[str], state: RoutingState | None = None
+    ) -> LeftOut:
+        """The intent vectors each labelled message must not see: its own text among its intent's texts."""
+        state = state or self.state
+        vector_ids: dict[tuple[int, str], int] = {}
+        all_texts, owners = intent_texts(state.intents)
+        for vector_id, (text, owner) in enumerate(zip(all_texts, owners, strict=True)):
+            vector_ids[(owner, text)] = vector_id
+        positions = {name: position for position, name in enumerate(state.intents.names)}
+        pairs = [
+            (row, vector_ids[(positions[label], text)])
+            for row, (text, label) in enumerate(zip(texts, labels, strict=True))
+            if label in positions and (positions[label], text) in vector_ids
+        ]
+        found = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        return LeftOut(rows=found[:, 0], vectors=found[:, 1])
 
     def _candidates(self, scores: np.ndarray, state: RoutingState) -> tuple[Candidate, ...]:
         confidences = state.scoring.confidence(scores)
@@ -392,9 +453,11 @@ class Engine:
             if math.isfinite(float(scores[i]))
         )
 
-    def decide_vectors(self, queries: np.ndarray, state: RoutingState) -> list[Decision]:
+    def decide_vectors(
+        self, queries: np.ndarray, state: RoutingState, left_out: LeftOut | None = None
+    ) -> list[Decision]:
         """Decisions (answers not rendered) for already-encoded messages against `state`."""
-        scores = self.intent_scores(queries, state)
+        scores = self.intent_scores(queries, state, left_out=left_out)
         knowledge = state.knowledge_index.search(queries, 1)
         anger = self.tone.anger(queries)
         decisions = []

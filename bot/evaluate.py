@@ -153,10 +153,18 @@ def confused_pairs(
     ]
 
 
-def route_examples(engine: Engine, examples: Sequence[Example], *, progress: bool = False) -> list[Decision]:
-    """Decisions for labelled rows, with message vectors from the embedding cache so re-runs are quick."""
-    vectors = engine.encoder.encode([e.text for e in examples], progress=progress)
-    return engine.decide_vectors(vectors, engine.state)
+def route_examples(
+    engine: Engine, examples: Sequence[Example], *, progress: bool = False, leave_one_out: bool = False
+) -> list[Decision]:
+    """Decisions for labelled rows, with message vectors from the embedding cache so re-runs are quick.
+
+    With `leave_one_out`, a row that is also one of its intent's examples does not see that example, so
+    rows that feed the intents can still be judged as new messages.
+    """
+    texts = [e.text for e in examples]
+    vectors = engine.encoder.encode(texts, progress=progress)
+    left_out = engine.left_out(texts, [e.label for e in examples]) if leave_one_out else None
+    return engine.decide_vectors(vectors, engine.state, left_out)
 
 
 def _share(count: int, total: int) -> float:

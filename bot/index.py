@@ -57,6 +57,18 @@ class VectorIndex:
         """Vector dimension."""
         return int(self._index.d)
 
+    def vectors(self, ids: np.ndarray | None = None) -> np.ndarray:
+        """The stored vectors (all, or those with the given ids), read back from FAISS."""
+        if ids is None:
+            return (
+                self._index.reconstruct_n(0, self.size) if self.size else np.zeros((0, self.dim), np.float32)
+            )
+        return (
+            np.stack([self._index.reconstruct(int(i)) for i in ids])
+            if len(ids)
+            else np.zeros((0, self.dim), np.float32)
+        )
+
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         """The `k` nearest vectors of each query row (fewer if the index is smaller)."""
         k = max(1, min(k, self.size))

@@ -215,3 +215,35 @@ def test_a_template_that_fails_on_odd_metadata_hands_off(tmp_path: Path, bundled
     decision = engine.route("which exchange rate do you use", RouteContext(metadata={"tags": 5}))
     assert decision.route == "handoff" and "template" in decision.reason
     assert decision.answer == engine.settings.handoff_message
+
+
+def test_a_left_out_example_scores_as_if_it_had_never_been_added(tmp_path: Path) -> None:
+    from bot.engine import Scoring
+    from bot.intents import load_intents
+
+    folder = write(tmp_path / "intents" / "bank.yaml", SMALL).parent
+    engine = Engine(Settings(intents_dir=folder, cache_dir=tmp_path / "cache"), encoder=FakeEncoder())
+    engine.load()
+    base = load_intents(folder)
+    extra = {
+        "card_arrival": ["my card has still not come"],
+        "lost_or_stolen_card": ["card stolen from my bag"],
+    }
+    texts = ["my card has still not come", "card stolen from my bag", "what rate for my card in euros"]
+    labels = ["card_arrival", "lost_or_stolen_card", "exchange_rate"]
+    queries = FakeEncoder().encode(texts)
+    scoring = Scoring(1.0, 0.0, aggregation_weight=0.3, aggregation_depth=3, prototype_weight=0.3)
+    full = engine.with_intents(base.with_extra_examples(extra), None)
+    left_out = engine.left_out(texts, labels, full)
+    assert left_out.rows.tolist() == [0, 1]  # the third message is no example
+    got = engine.intent_scores(queries, full, scoring, left_out)
+    for row, (label, own) in enumerate(extra.items()):
+        without = engine.with_intents(
+            base.with_extra_examples({k: v for k, v in extra.items() if k != label}), None
+        )
+        expected = engine.intent_scores(queries[row : row + 1], without, scoring)[0]
+        np.testing.assert_allclose(got[row], expected, atol=1e-5)
+        assert texts[row] == own[0]
+    np.testing.assert_allclose(got[2], engine.intent_scores(queries[2:], full, scoring)[0], atol=1e-6)
+    seen = engine.intent_scores(queries[:1], full, scoring)[0]
+    assert seen[0] > got[0][0] + 0.1  # finding itself would have inflated its own intent's score
