@@ -15,6 +15,7 @@ import argparse
 import random
 import sys
 import time
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +33,22 @@ LOSSES = {
     "contrastive + margin 0.35": replace(DEFAULT, margin=0.35),
     "contrastive + margin 0.5 (default)": replace(DEFAULT, margin=0.5),
     "margin 0.35 only": replace(DEFAULT, contrastive_weight=0.0, margin=0.35),
+    "margin 0.5, weights averaged over epochs 2-4": replace(DEFAULT, average_from_epoch=2),
+    "margin 0.5, soup of 3 seeds": replace(DEFAULT, runs=3),
+    "margin 0.5, embeddings and 2 lower layers frozen": replace(DEFAULT, frozen_layers=2),
+    "margin 0.5, anchored to the untuned model (weight 1)": replace(DEFAULT, anchor_weight=1.0),
+    "margin 0.5, 32 intents per batch": replace(DEFAULT, intents_per_batch=32),
 }
+
+
+def _with_overrides(text: str) -> TrainingConfig:
+    """DEFAULT with `field=value` pairs applied, each value parsed as the field's type."""
+    changes: dict[str, object] = {}
+    for pair in text.split(","):
+        field, _, value = pair.partition("=")
+        current = getattr(DEFAULT, field.strip())
+        changes[field.strip()] = type(current)(value) if current is not None else int(value)
+    return replace(DEFAULT, **changes)  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -47,20 +63,37 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000, help="Other train rows each model is scored on.")
     parser.add_argument("--models", type=Path, default=Path("models/tune"))
     parser.add_argument("--cache", type=Path, default=Path(".bot_cache"))
+    parser.add_argument(
+        "--only", default="", help="Comma-separated row numbers (0-based) to run; all rows by default."
+    )
+    parser.add_argument(
+        "--try",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE[,FIELD=VALUE]",
+        help="An extra row: the default config with these TrainingConfig fields changed (repeatable).",
+    )
     args = parser.parse_args()
     if "test" in args.data.name:
         raise SystemExit("tune on training data only; test.csv is for reporting")
     train = read_dataset(args.data)
     base = load_intents(args.intents)
     seeds = [int(s) for s in args.seeds.split(",")]
-    results: dict[str, list[float]] = {name: [] for name in LOSSES}
+    wanted = {int(n) for n in args.only.split(",")} if args.only else set(range(len(LOSSES)))
+    chosen = {name: config for number, (name, config) in enumerate(LOSSES.items()) if number in wanted}
+    if args.extra and not args.only:
+        chosen = {}
+    for overrides in args.extra:
+        chosen[f"default with {overrides}"] = _with_overrides(overrides)
+    results: dict[str, list[float]] = {name: [] for name in chosen}
     for seed in seeds:
         shot = few_shot(train, args.shots, seed)
         intents = base.with_extra_examples(shot)
         rows = random.Random(123).sample(without_texts(train, shot), args.rows)
-        for name, config in LOSSES.items():
+        for name, config in chosen.items():
             started = time.perf_counter()
-            out = args.models / f"s{seed}-{list(LOSSES).index(name)}"
+            out = args.models / f"s{seed}-{list(chosen).index(name)}-{zlib.crc32(name.encode()) % 10**6}"
             model = fine_tune("bundled", intents, out, replace(config, seed=0)).path
             engine = Engine(
                 Settings(intents_dir=args.intents, model=str(model), torch_threads=2, cache_dir=args.cache)
