@@ -12,7 +12,6 @@ import typer
 from rich.table import Table
 
 from bot.cli import IntentsOption, JsonOption, command, err, out, settings_for
-from bot.training import TrainingConfig
 
 if TYPE_CHECKING:
     from bot.datasets import Example
@@ -181,21 +180,11 @@ def train(
     shots: ShotsOption = None,
     seed: SeedOption = 0,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training texts.")] = 4,
-    runs: Annotated[
-        int,
-        typer.Option(
-            "--runs",
-            min=1,
-            max=10,
-            help="Fine-tune this many times with different seeds and average the weights (a model soup): "
-            "slower training, same routing speed.",
-        ),
-    ] = TrainingConfig.runs,
 ) -> None:
     """Fine-tune the encoder contrastively on intents, examples and messages; then set BOT_MODEL to --out."""
     from bot.datasets import group_by_label, read_dataset
     from bot.intents import load_intents
-    from bot.training import fine_tune, reviewed_examples
+    from bot.training import TrainingConfig, fine_tune, reviewed_examples
 
     settings = settings_for(intents, torch_threads=os.cpu_count() or 1)
     extra = few_shot_examples(train_file, shots, seed, "train")
@@ -208,7 +197,7 @@ def train(
         settings.model,
         intent_set,
         out_dir,
-        TrainingConfig(epochs=epochs, runs=runs, seed=seed, threads=settings.torch_threads),
+        TrainingConfig(epochs=epochs, seed=seed, threads=settings.torch_threads),
     )
     out.print(
         f"wrote {result.path} ({result.texts} texts, {result.steps} steps, {result.seconds:.0f}s); "

@@ -11,13 +11,12 @@ Full fine-tuning of MiniLM fits a CPU in minutes.
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,15 +48,6 @@ class TrainingConfig:
     margin: float = 0.5  # best mean of scripts/tune_training.py (0.2-0.5 all within 0.3 points)
     margin_scale: float = 30.0
     intent_vector_learning_rate: float = 1e-3  # the intent vectors start at the prototypes and move faster
-    # Fine-tune this many times from the same start with different seeds and average the weights (a
-    # uniform "model soup", Wortsman et al. 2022): costs `runs` times the training, routes as fast as one.
-    runs: int = 1
-    # Average the weights at the end of every epoch from this one on (stochastic weight averaging);
-    # None keeps only the last epoch's weights.
-    average_from_epoch: int | None = None
-    frozen_layers: int = 0  # keep the token embeddings and this many lower transformer layers as they are
-    anchor_weight: float = 0.0  # pull each text toward where the untuned model put it (forgets less)
-    word_dropout: float = 0.0  # chance that each word of a training text is left out at a step (augmentation)
     seed: int = 0
     threads: int = 2
     progress: bool = True
@@ -138,19 +128,10 @@ def _batch(
     others = [i for i in range(len(groups)) if i not in chosen]
     chosen += rng.sample(others, count - len(chosen))
     return [
-        (_drop_words(text, config.word_dropout, rng), position)
+        (text, position)
         for position in chosen
         for text in rng.sample(groups[position], min(config.texts_per_intent, len(groups[position])))
     ]
-
-
-def _drop_words(text: str, share: float, rng: random.Random) -> str:
-    """The text with each word left out at chance `share` (never all of them)."""
-    if share <= 0:
-        return text
-    words = text.split()
-    kept = [word for word in words if rng.random() >= share]
-    return " ".join(kept) if kept else text
 
 
 def contrastive_loss(embeddings: Any, labels: Any, scale: float) -> Any:
@@ -199,10 +180,7 @@ def train_network(
     texts = sum(len(g) for g in groups)
     per_epoch = max(1, math.ceil(texts / (config.intents_per_batch * config.texts_per_intent)))
     steps = config.epochs * per_epoch
-    _freeze_lower_layers(network, config.frozen_layers)
-    teacher = copy.deepcopy(network).eval() if config.anchor_weight > 0 else None
-    trainable = [parameter for parameter in network.parameters() if parameter.requires_grad]
-    groups_to_learn: list[dict[str, Any]] = [{"params": trainable, "lr": config.learning_rate}]
+    groups_to_learn: list[dict[str, Any]] = [{"params": network.parameters(), "lr": config.learning_rate}]
     intent_vectors = None
     if config.margin_weight > 0:  # one learned vector per intent, starting at its prototype
         intent_vectors = torch.nn.Parameter(torch.from_numpy(_prototypes(network, groups)))
@@ -216,7 +194,6 @@ def train_network(
         getattr(network, "preprocess", None) or network.tokenize
     )  # `tokenize` is deprecated in newer releases
     bar = tqdm(total=steps, desc="training", unit="step", file=sys.stderr, disable=not config.progress)
-    averaged = WeightAverage()
     for epoch in range(1, config.epochs + 1):
         network.eval()
         neighbours = _neighbours(_prototypes(network, groups)) if config.hard_share > 0 else None
@@ -231,60 +208,18 @@ def train_network(
                 loss = loss + config.margin_weight * margin_loss(
                     embeddings, labels, intent_vectors, config.margin_scale, config.margin
                 )
-            if teacher is not None:
-                with torch.no_grad():
-                    anchors = teacher(dict(features))["sentence_embedding"]
-                drift = 1 - torch.nn.functional.cosine_similarity(embeddings, anchors, dim=1)
-                loss = loss + config.anchor_weight * drift.mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
             bar.update()
-        if config.average_from_epoch is not None and epoch >= config.average_from_epoch:
-            averaged.add(network)
         if on_epoch is not None:
             network.eval()
             on_epoch(epoch)
     bar.close()
-    averaged.load_into(network)
     network.eval()
     return steps
-
-
-def _freeze_lower_layers(network: Any, layers: int) -> None:
-    """Stop gradients into the token embeddings and the lowest `layers` transformer layers."""
-    if layers <= 0:
-        return
-    model = network[0].auto_model
-    for module in (model.embeddings, *model.encoder.layer[:layers]):
-        for parameter in module.parameters():
-            parameter.requires_grad = False
-
-
-class WeightAverage:
-    """Running mean of a network's floating-point weights (buffers such as position ids are left alone)."""
-
-    def __init__(self) -> None:
-        self._sums: dict[str, Any] = {}
-        self.count = 0
-
-    def add(self, network: Any) -> None:
-        """Add the network's current weights to the mean."""
-        for name, value in network.state_dict().items():
-            if value.is_floating_point():
-                self._sums[name] = (
-                    self._sums[name] + value.detach() if name in self._sums else value.detach().clone()
-                )
-        self.count += 1
-
-    def load_into(self, network: Any) -> None:
-        """Give the network the mean weights (nothing happens when nothing was added)."""
-        if self.count:
-            network.load_state_dict(
-                {name: total / self.count for name, total in self._sums.items()}, strict=False
-            )
 
 
 def fine_tune(
@@ -294,20 +229,13 @@ def fine_tune(
     from bot.encoder import SentenceTransformerEncoder, model_fingerprint
 
     config = config or TrainingConfig()
-    if config.runs < 1:
-        raise TrainingError(f"runs must be 1 or more, got {config.runs}")
     started = time.perf_counter()
     groups = intent_groups(intents)
     texts = sum(len(g) for g in groups)
     if sum(len(g) >= 2 for g in groups) < 2:
         raise TrainingError("training needs at least two intents with two or more texts each")
-    soup = WeightAverage()
-    steps = 0
-    for run in range(config.runs):
-        encoder = SentenceTransformerEncoder(model, threads=config.threads)
-        steps += train_network(encoder.model, groups, replace(config, seed=config.seed + run))
-        soup.add(encoder.model)
-    soup.load_into(encoder.model)
+    encoder = SentenceTransformerEncoder(model, threads=config.threads)
+    steps = train_network(encoder.model, groups, config)
     try:
         out.mkdir(parents=True, exist_ok=True)
         encoder.model.save(str(out))

@@ -33,11 +33,6 @@ LOSSES = {
     "contrastive + margin 0.35": replace(DEFAULT, margin=0.35),
     "contrastive + margin 0.5 (default)": replace(DEFAULT, margin=0.5),
     "margin 0.35 only": replace(DEFAULT, contrastive_weight=0.0, margin=0.35),
-    "margin 0.5, weights averaged over epochs 2-4": replace(DEFAULT, average_from_epoch=2),
-    "margin 0.5, soup of 3 seeds": replace(DEFAULT, runs=3),
-    "margin 0.5, embeddings and 2 lower layers frozen": replace(DEFAULT, frozen_layers=2),
-    "margin 0.5, anchored to the untuned model (weight 1)": replace(DEFAULT, anchor_weight=1.0),
-    "margin 0.5, 32 intents per batch": replace(DEFAULT, intents_per_batch=32),
 }
 
 

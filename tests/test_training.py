@@ -8,14 +8,7 @@ import pytest
 
 from bot.config import Settings
 from bot.intents import load_intents
-from bot.training import (
-    TrainingConfig,
-    WeightAverage,
-    contrastive_loss,
-    fine_tune,
-    margin_loss,
-    reviewed_examples,
-)
+from bot.training import TrainingConfig, contrastive_loss, fine_tune, margin_loss, reviewed_examples
 from tests.conftest import write
 from tests.test_evaluate import bot
 
@@ -59,45 +52,6 @@ def test_margin_loss_asks_for_a_lead_not_just_the_top_place() -> None:
     # with a margin, a narrow lead still costs about as much as losing without one
     without = margin_loss(narrow, labels, intents, 30.0, 0.0)
     assert margin_loss(narrow, labels, intents, 30.0, 0.35) > without + 5.0
-
-
-def test_weight_average_is_the_mean_of_the_added_weights_and_leaves_integer_buffers() -> None:
-    import torch
-
-    network = torch.nn.Linear(2, 1)
-    network.register_buffer("position_ids", torch.tensor([0, 1, 2]))
-    average = WeightAverage()
-    before = network.weight.detach().clone()
-    average.load_into(network)  # nothing added yet: the weights stay
-    assert torch.equal(network.weight.detach(), before)
-    for weight, bias in (([[1.0, 2.0]], [0.0]), ([[3.0, -2.0]], [1.0]), ([[2.0, 3.0]], [2.0])):
-        with torch.no_grad():
-            network.weight.copy_(torch.tensor(weight))
-            network.bias.copy_(torch.tensor(bias))
-        average.add(network)
-    average.load_into(network)
-    assert network.weight.detach().tolist() == [[2.0, 1.0]] and network.bias.detach().tolist() == [1.0]
-    assert network.position_ids.tolist() == [0, 1, 2] and network.position_ids.dtype == torch.int64
-
-
-@pytest.mark.slow
-def test_a_soup_of_two_runs_is_the_mean_of_the_two_runs(tmp_path: Path) -> None:
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    intents = load_intents(write(tmp_path / "intents" / "bank.yaml", TINY).parent)
-    config = TrainingConfig(epochs=1, progress=False)
-    first = fine_tune("bundled", intents, tmp_path / "first", config)
-    fine_tune("bundled", intents, tmp_path / "second", TrainingConfig(epochs=1, progress=False, seed=1))
-    soup = fine_tune("bundled", intents, tmp_path / "soup", TrainingConfig(epochs=1, progress=False, runs=2))
-    assert soup.steps == 2 * first.steps
-    weights = [
-        SentenceTransformer(str(tmp_path / n), device="cpu").state_dict() for n in ("first", "second", "soup")
-    ]
-    name = next(
-        k for k, v in weights[0].items() if v.is_floating_point() and not torch.equal(v, weights[1][k])
-    )
-    assert torch.allclose(weights[2][name], (weights[0][name] + weights[1][name]) / 2, atol=1e-6)
 
 
 @pytest.mark.slow
