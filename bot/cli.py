@@ -19,6 +19,7 @@ from rich.table import Table
 
 from bot.config import Settings, get_settings
 from bot.errors import BotError
+from bot.spool import Spool
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -190,6 +191,40 @@ def db_upgrade() -> None:
     settings = get_settings()
     revision = upgrade(make_engine(settings.database_url))
     out.print(f"database {redact(settings.database_url)} is at revision {revision}")
+
+
+spool_app = typer.Typer(help="Chat turns written while the database was down.", no_args_is_help=True)
+app.add_typer(spool_app, name="spool")
+
+
+def _spool() -> Spool:
+    settings = get_settings()
+    return Spool(settings.spool_dir or settings.cache_dir / "spool")
+
+
+@spool_app.command("status")
+@user_errors
+def spool_status(as_json: JsonOption = False) -> None:
+    """Turns waiting for the database, and turns set aside because it refused them."""
+    spool = _spool()
+    found = {"pending": spool.pending(), "rejected": spool.rejected(), "folder": str(spool.folder)}
+    if as_json:
+        sys.stdout.write(json.dumps(found) + "\n")
+        return
+    out.print(f"{found['pending']} turns waiting, {found['rejected']} set aside (in {spool.rejected_path})")
+
+
+@spool_app.command("requeue")
+@user_errors
+def spool_requeue() -> None:
+    """Put set-aside turns back in the spool; a running server writes them on its next drain."""
+    spool = _spool()
+    requeued, kept = spool.requeue_rejected()
+    out.print(
+        f"requeued {requeued} turns; {kept} torn lines stay in {spool.rejected_path}"
+        if kept
+        else f"requeued {requeued} turns"
+    )
 
 
 # Commands defined in sibling modules register themselves on `app` when imported.

@@ -51,15 +51,8 @@ class Spool:
 
     def append(self, record: Record) -> None:
         """Write one record durably (flushed and fsynced) before the request is answered."""
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
         with self._locked("ab+", fcntl.LOCK_EX) as handle:
-            if handle.seek(0, os.SEEK_END) > 0:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":  # a crash tore the last append: keep this record off that line
-                    line = "\n" + line
-            handle.write(line.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
+            _append_lines(handle, [json.dumps(record, ensure_ascii=False, separators=(",", ":"))])
 
     def pending(self) -> int:
         """Records waiting to be written."""
@@ -101,6 +94,26 @@ class Spool:
         with self.rejected_path.open(encoding="utf-8") as handle:
             return sum(1 for line in handle if line.strip())
 
+    def requeue_rejected(self) -> tuple[int, int]:
+        """Put set-aside records back at the end of the spool, for the next drain to try again (say, after
+        a migration fixed what the database refused). Torn lines can never apply and stay set aside.
+        Returns (requeued, still set aside)."""
+        if not self.rejected_path.is_file():
+            return 0, 0
+        with self._locked("ab+", fcntl.LOCK_EX) as spool:  # appends and drains wait meanwhile
+            entries = [line for line in self.rejected_path.read_text("utf-8").splitlines() if line.strip()]
+            requeue: list[str] = []
+            keep: list[str] = []
+            for entry in entries:
+                line = _record_line(entry)
+                (requeue if line is not None else keep).append(line if line is not None else entry)
+            if requeue:
+                _append_lines(spool, requeue)
+            temporary = self.rejected_path.with_suffix(".jsonl.tmp")
+            temporary.write_text("".join(f"{entry}\n" for entry in keep), encoding="utf-8")
+            os.replace(temporary, self.rejected_path)  # the set-aside file is never half written
+        return len(requeue), len(keep)
+
     def _apply_line(
         self, line: str, apply: Callable[[Record], None], retryable: tuple[type[Exception], ...] | None
     ) -> bool:
@@ -126,3 +139,25 @@ class Spool:
             handle.flush()
             os.fsync(handle.fileno())
         log.error("spooled record set aside in %s: %s", self.rejected_path, entry["error"])
+
+
+def _record_line(entry: str) -> str | None:
+    """The spool line inside one `rejected.jsonl` entry, if it is a whole JSON record."""
+    try:
+        line = json.loads(entry)["line"]
+        json.loads(line)
+    except (ValueError, KeyError, TypeError):
+        return None
+    return line if isinstance(line, str) else None
+
+
+def _append_lines(handle: IO[bytes], lines: list[str]) -> None:
+    """Append whole lines durably (flushed and fsynced) to a spool file opened "ab+" under its lock."""
+    text = "".join(f"{line}\n" for line in lines)
+    if handle.seek(0, os.SEEK_END) > 0:
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) != b"\n":  # a crash tore the last append: keep these records off that line
+            text = "\n" + text
+    handle.write(text.encode("utf-8"))
+    handle.flush()
+    os.fsync(handle.fileno())

@@ -265,3 +265,36 @@ def test_a_retryable_error_still_stops_the_drain_and_keeps_the_record(tmp_path: 
     with pytest.raises(ConnectionError):
         spool.drain(down, retryable=(ConnectionError,))
     assert spool.pending() == 3 and spool.rejected() == 0
+
+
+def test_set_aside_turns_can_be_requeued_and_torn_lines_stay_aside(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append({"spool_id": "refused"})
+    spool.path.write_text(spool.path.read_text() + '{"spool_id": "tor')  # a crash tore this append
+
+    def refuse(record: dict[str, object]) -> None:
+        raise ValueError("the database refused it")
+
+    assert spool.drain(refuse, retryable=(ConnectionError,)) == 0
+    assert spool.rejected() == 2 and spool.pending() == 0
+    spool.path.write_text('{"spool_id": "tor')  # and the spool ends in a torn line again
+    assert spool.requeue_rejected() == (1, 1)
+    assert spool.rejected() == 1 and "tor" in spool.rejected_path.read_text()
+    seen: list[object] = []
+    assert spool.drain(lambda record: seen.append(record["spool_id"]), retryable=(ConnectionError,)) == 1
+    assert seen == ["refused"]  # the requeued record is whole, not glued to the torn line
+    assert spool.rejected() == 2  # the torn line of the spool itself was set aside in turn
+
+
+def test_spool_commands_report_and_requeue(tmp_path: Path) -> None:
+    from tests.test_evaluate import bot
+
+    spool = Spool(tmp_path / "spool")
+    spool.append({"spool_id": "a"})
+    spool.drain(lambda record: (_ for _ in ()).throw(ValueError("refused")), retryable=(ConnectionError,))
+    status = bot("spool", "status", "--json", cache=tmp_path)  # the spool defaults to CACHE_DIR/spool
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout) == {"pending": 0, "rejected": 1, "folder": str(tmp_path / "spool")}
+    requeued = bot("spool", "requeue", cache=tmp_path)
+    assert requeued.returncode == 0 and "requeued 1 turns" in requeued.stdout
+    assert spool.pending() == 1 and spool.rejected() == 0
