@@ -2,6 +2,7 @@
 
     python scripts/tune_training.py [--data ../shared/data/banking77/train.csv] [--intents intents]
                                     [--shots 10] [--seeds 1,2] [--rows 2000] [--models models/tune]
+                                    [--only 0,3] [--try FIELD=VALUE[,FIELD=VALUE] ...]
 
 For each draw seed, K examples per intent are drawn from train.csv (as `--train --shots --seed` does), the
 bundled model is fine-tuned on the shipped intents plus those examples with each loss below, and top-1
@@ -40,9 +41,12 @@ def _with_overrides(text: str) -> TrainingConfig:
     """DEFAULT with `field=value` pairs applied, each value parsed as the field's type."""
     changes: dict[str, object] = {}
     for pair in text.split(","):
-        field, _, value = pair.partition("=")
-        current = getattr(DEFAULT, field.strip())
-        changes[field.strip()] = type(current)(value) if current is not None else int(value)
+        field, _, value = (part.strip() for part in pair.partition("="))
+        if field not in TrainingConfig.__dataclass_fields__:
+            raise SystemExit(f"--try: no TrainingConfig field '{field}' (see bot/training.py)")
+        current = getattr(DEFAULT, field)
+        kind = type(current)
+        changes[field] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     return replace(DEFAULT, **changes)  # type: ignore[arg-type]
 
 
@@ -77,7 +81,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     wanted = {int(n) for n in args.only.split(",")} if args.only else set(range(len(LOSSES)))
     chosen = {name: config for number, (name, config) in enumerate(LOSSES.items()) if number in wanted}
-    if args.extra and not args.only:
+    if args.extra and not args.only:  # --try alone runs just the rows it names
         chosen = {}
     for overrides in args.extra:
         chosen[f"default with {overrides}"] = _with_overrides(overrides)
