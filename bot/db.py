@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,8 +122,6 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def scratch_postgres(admin_url: str, prefix: str) -> Iterator[str]:
     """A URL to a new, empty PostgreSQL database beside `admin_url`'s, dropped (connections and all)
     afterwards: for tests and benchmarks that must not touch a real database."""
-    import uuid
-
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
