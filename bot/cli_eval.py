@@ -59,13 +59,18 @@ def load_engine(intents: Path | None, extra: dict[str, list[str]]) -> Engine:
 
 
 def held_out(
-    examples: list[Example], train: Path | None, data: Path, extra: dict[str, list[str]]
+    examples: list[Example],
+    train: Path | None,
+    data: Path,
+    extra: dict[str, list[str]],
+    leave_one_out: bool = False,
 ) -> list[Example]:
-    """Rows to judge on: when they come from the training file, not those drawn as examples."""
+    """Rows to judge on: when they come from the training file, not those drawn as examples (unless each
+    row is to be judged leave-one-out, which keeps them all)."""
     from bot.datasets import without_texts
 
     same = train is not None and train.resolve() == data.resolve()
-    return without_texts(examples, extra) if same else examples
+    return without_texts(examples, extra) if same and not leave_one_out else examples
 
 
 @command(name="eval")
@@ -79,6 +84,15 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option("--report", help="Write report.md and PNG plots into this folder.")
     ] = None,
+    leave_one_out: Annotated[
+        bool,
+        typer.Option(
+            "--leave-one-out",
+            help="Judge a row that is also one of its intent's examples (YAML, reviewed or drawn with "
+            "--train) as if that example were absent: cross-validation without a held-out set. "
+            "Not valid for a model fine-tuned on those rows.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Route every row of a labelled data set and print accuracy, F1, coverage and out-of-scope figures."""
@@ -87,8 +101,8 @@ def evaluate(
 
     extra = few_shot_examples(train, shots, seed, split)
     engine = load_engine(intents, extra)
-    examples = held_out(read_dataset(data, split), train, data, extra)
-    decisions = route_examples(engine, examples, progress=True)
+    examples = held_out(read_dataset(data, split), train, data, extra, leave_one_out)
+    decisions = route_examples(engine, examples, progress=True, leave_one_out=leave_one_out)
     metrics = compute_metrics(examples, decisions)
     if report is not None:
         from bot.report import write_report

@@ -203,3 +203,27 @@ def test_eval_few_shot_json_and_report(tmp_path: Path) -> None:
     report = (tmp_path / "report" / "report.md").read_text()
     assert "| card_arrival |" in report and "precision_coverage.png" in report
     assert (tmp_path / "report" / "confidence_histogram.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_eval_leave_one_out_judges_examples_as_new_messages(tmp_path: Path) -> None:
+    """Rows that are also examples find themselves at cosine 1 and look surer than any new message;
+    --leave-one-out takes that away, and keeps the drawn rows that the plain protocol would drop."""
+    rows = (
+        "text,category\n"
+        "my card never came in the post,card_arrival\n"
+        "which rate do you use for euros,exchange_rate\n"
+        "what exchange rate will I get for dollars,card_arrival\n"  # deliberately the wrong intent
+    )
+    train = write(tmp_path / "train.csv", rows)
+    copy = write(tmp_path / "copy.csv", rows)  # another path, so the plain protocol keeps every row
+    folder = write(tmp_path / "intents" / "bank.yaml", SMALL).parent
+    common = ("--train", str(train), "--shots", "5", "--intents", str(folder), "--json")
+    plain = bot("eval", "--data", str(copy), *common, cache=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    loo = bot("eval", "--data", str(train), "--leave-one-out", *common, cache=tmp_path)
+    assert loo.returncode == 0, loo.stderr
+    seen, unseen = json.loads(plain.stdout), json.loads(loo.stdout)
+    assert unseen["n"] == seen["n"] == 3  # the drawn rows are judged, not dropped
+    assert seen["coverage"] == 1.0  # self-matches clear every threshold
+    assert unseen["coverage"] < seen["coverage"]
