@@ -6,6 +6,8 @@ synthetic data; `bot calibrate` (bot/cli_eval.py) feeds them the engine's scores
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,15 @@ class Calibration(BaseModel):
     target_precision: Unit | None = None
     expected_precision: Unit | None = None
     expected_coverage: Unit | None = None
+
+
+def calibration_id(calibration: Calibration | None) -> str:
+    """Names the scoring a decision was made with: 'settings' (no calibration applied) or a content hash
+    of the calibration, so a logged decision can be replayed against the calibration.yaml it came from."""
+    if calibration is None:
+        return "settings"
+    content = json.dumps(calibration.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(content.encode()).hexdigest()[:12]
 
 
 def load_calibration(folder: Path, model_id: str) -> Calibration | None:

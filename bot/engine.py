@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bot.calibration import Calibration, load_calibration
+from bot.calibration import Calibration, calibration_id, load_calibration
 from bot.config import Settings
 from bot.encoder import BatchingEncoder, CachedEncoder, EmbeddingCache, Encoder, make_encoder
 from bot.errors import NotFoundError, TemplateError
@@ -151,6 +151,11 @@ class RoutingState:
     def version(self) -> str:
         """The intent set's content hash."""
         return self.intents.version
+
+    @property
+    def calibration_id(self) -> str:
+        """'settings', or the content hash of the calibration applied (which the intents hash leaves out)."""
+        return calibration_id(self.calibration)
 
 
 @dataclass(frozen=True)
@@ -480,6 +485,7 @@ class Engine:
                     anger=round(float(anger[row]), 4),
                     model_id=self.model_id,
                     intents_version=state.version,
+                    calibration_id=state.calibration_id,
                 )
             )
         return decisions
@@ -578,5 +584,6 @@ class Engine:
             margin=state.policy.margin,
             model_id=self.model_id,
             intents_version=state.version,
+            calibration_id=state.calibration_id,
         )
         return self.render(decision, text, metadata or {}, state)

@@ -38,6 +38,7 @@ COLUMNS = (
     "chosen",
     "model_id",
     "intents_version",
+    "calibration_id",
     "latency_ms",
     "reviewed",
     "review_verdict",

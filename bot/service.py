@@ -114,6 +114,7 @@ def decision_values(
         "chosen": chosen,
         "model_id": decision.model_id,
         "intents_version": decision.intents_version,
+        "calibration_id": decision.calibration_id,
         "latency_ms": round(latency_ms, 3),
         "reviewed": False,
         "created_at": at,

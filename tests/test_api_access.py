@@ -204,7 +204,7 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     result = run_bot("db", "upgrade", env={"BOT_DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
-    assert "is at revision 0003" in result.stdout
+    assert "is at revision 0004" in result.stdout
     bad = run_bot("db", "upgrade", env={"BOT_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
     assert (
         bad.returncode == 2

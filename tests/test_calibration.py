@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.calibration import Calibration, fit_confidence, fit_policy, load_calibration, save_calibration
+from bot.calibration import (
+    Calibration,
+    calibration_id,
+    fit_confidence,
+    fit_policy,
+    load_calibration,
+    save_calibration,
+)
 from tests.conftest import write
 from tests.test_evaluate import bot
 
@@ -120,6 +127,7 @@ def test_calibrate_writes_a_calibration_the_engine_loads(tmp_path: Path, bundled
     assert calibration.intents_version == engine.intents.version
     assert engine.state.policy.threshold == calibration.threshold
     decisions = [engine.route(text) for text, _ in ROWS]
+    assert {d.calibration_id for d in decisions} == {calibration_id(calibration)} != {"settings"}
     right = [d.intent == label for d, (_, label) in zip(decisions, ROWS, strict=True) if d.route == "answer"]
     assert right and sum(right) / len(right) >= 0.9  # what it promised on the same rows
 

@@ -219,6 +219,7 @@ class LogOut(BaseModel):
     chosen: bool
     model_id: str
     intents_version: str
+    calibration_id: str
     latency_ms: float
     reviewed: bool
     created_at: datetime
