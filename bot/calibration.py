@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -55,13 +55,14 @@ class Calibration(BaseModel):
     expected_coverage: Unit | None = None
 
 
-def calibration_id(calibration: Calibration | None) -> str:
-    """Names the scoring a decision was made with: 'settings' (no calibration applied) or a content hash
-    of the calibration, so a logged decision can be replayed against the calibration.yaml it came from."""
-    if calibration is None:
-        return "settings"
-    content = json.dumps(calibration.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(content.encode()).hexdigest()[:12]
+def content_id(values: Mapping[str, Any]) -> str:
+    """A 12-character hash of JSON-able values, independent of key order."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def calibration_id(calibration: Calibration) -> str:
+    """Names a calibration by its content, so a logged decision can be matched to its calibration.yaml."""
+    return content_id(calibration.model_dump(mode="json"))
 
 
 def load_calibration(folder: Path, model_id: str) -> Calibration | None:

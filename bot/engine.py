@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bot.calibration import Calibration, calibration_id, load_calibration
+from bot.calibration import Calibration, calibration_id, content_id, load_calibration
 from bot.config import Settings
 from bot.encoder import BatchingEncoder, CachedEncoder, EmbeddingCache, Encoder, make_encoder
 from bot.errors import NotFoundError, TemplateError
@@ -154,8 +154,11 @@ class RoutingState:
 
     @property
     def calibration_id(self) -> str:
-        """'settings', or the content hash of the calibration applied (which the intents hash leaves out)."""
-        return calibration_id(self.calibration)
+        """What scored this state's decisions, which the intents hash leaves out: the applied calibration's
+        content hash, or 'settings-' and a hash of the scoring the settings give (they can change too)."""
+        if self.calibration is not None:
+            return calibration_id(self.calibration)
+        return "settings-" + content_id(dataclasses.asdict(self.scoring))[:8]
 
 
 @dataclass(frozen=True)

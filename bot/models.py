@@ -99,7 +99,7 @@ class DecisionLog(SQLModel, table=True):
     chosen: bool = False  # the customer picked this intent from clarify options
     model_id: str = Field(max_length=200)
     intents_version: str = Field(max_length=64)
-    # what turned scores into confidences and thresholds: 'settings' or the calibration's content hash
+    # what turned scores into confidences: the calibration's content hash, or 'settings-' + a hash
     calibration_id: str = Field(default="", max_length=64)
     latency_ms: float
     reviewed: bool = Field(default=False, index=True)

@@ -61,7 +61,7 @@ class Decision:
     anger: float = 0.0
     model_id: str = ""
     intents_version: str = ""
-    calibration_id: str = ""  # 'settings' or the applied calibration's content hash
+    calibration_id: str = ""  # the applied calibration's content hash, or 'settings-' + a hash
 
 
 def _fmt(candidate: Candidate) -> str:

@@ -70,7 +70,7 @@ def test_answer_is_stored_with_everything_needed_to_replay_it(client: TestClient
     assert log["id"] == reply["decision_id"] and log["message_id"] == reply["message_id"]
     assert log["threshold"] == 0.5 and log["margin"] == 0.1 and log["latency_ms"] > 0
     assert log["model_id"].startswith("all-MiniLM-L6-v2@") and len(log["intents_version"]) == 12
-    assert log["calibration_id"] == "settings"  # this folder has no calibration.yaml
+    assert log["calibration_id"].startswith("settings-")  # this folder has no calibration.yaml
     assert log["candidates"][0]["intent"] == "card_arrival" and log["reason"]
 
 

@@ -127,7 +127,8 @@ def test_calibrate_writes_a_calibration_the_engine_loads(tmp_path: Path, bundled
     assert calibration.intents_version == engine.intents.version
     assert engine.state.policy.threshold == calibration.threshold
     decisions = [engine.route(text) for text, _ in ROWS]
-    assert {d.calibration_id for d in decisions} == {calibration_id(calibration)} != {"settings"}
+    assert {d.calibration_id for d in decisions} == {calibration_id(calibration)}
+    assert len(calibration_id(calibration)) == 12
     right = [d.intent == label for d, (_, label) in zip(decisions, ROWS, strict=True) if d.route == "answer"]
     assert right and sum(right) / len(right) >= 0.9  # what it promised on the same rows
 

@@ -247,3 +247,14 @@ def test_a_left_out_example_scores_as_if_it_had_never_been_added(tmp_path: Path)
     np.testing.assert_allclose(got[2], engine.intent_scores(queries[2:], full, scoring)[0], atol=1e-6)
     seen = engine.intent_scores(queries[:1], full, scoring)[0]
     assert seen[0] > got[0][0] + 0.1  # finding itself would have inflated its own intent's score
+
+
+def test_calibration_id_names_the_scoring_in_effect(small_engine: Engine) -> None:
+    """Without a calibration, the id follows the settings' scoring, so a changed setting shows in the log."""
+    import dataclasses
+
+    state = small_engine.state
+    assert state.calibration is None and state.calibration_id.startswith("settings-")
+    assert small_engine.route("where is my card").calibration_id == state.calibration_id
+    moved = dataclasses.replace(state, scoring=dataclasses.replace(state.scoring, prototype_weight=0.5))
+    assert moved.calibration_id.startswith("settings-") and moved.calibration_id != state.calibration_id
