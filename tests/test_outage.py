@@ -298,3 +298,23 @@ def test_spool_commands_report_and_requeue(tmp_path: Path) -> None:
     requeued = bot("spool", "requeue", cache=tmp_path)
     assert requeued.returncode == 0 and "requeued 1 turns" in requeued.stdout
     assert spool.pending() == 1 and spool.rejected() == 0
+
+
+def test_a_turn_spooled_before_calibration_id_existed_still_replays() -> None:
+    """Spool lines outlive upgrades: a decision without the newer calibration_id field loads with ''."""
+    from datetime import UTC, datetime
+
+    from bot.router import Candidate, Decision
+    from bot.service import PendingWrite
+
+    decision = Decision(
+        "answer", "card_arrival", 0.9, (Candidate("card_arrival", 0.8, 0.9),), "why", 0.5, 0.1
+    )
+    pending = PendingWrite(
+        spool_id="a" * 32, conversation_id="c" * 32, channel="web", metadata={}, text="where is my card",
+        decision=decision, latency_ms=3.0, chosen=False, at=datetime.now(UTC),
+    )  # fmt: skip
+    record = json.loads(json.dumps(pending.to_record()))
+    assert PendingWrite.from_record(record) == pending  # the round trip, as the spool does it
+    del record["decision"]["calibration_id"]
+    assert PendingWrite.from_record(record).decision.calibration_id == ""
