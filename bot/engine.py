@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import math
@@ -152,7 +153,7 @@ class RoutingState:
         """The intent set's content hash."""
         return self.intents.version
 
-    @property
+    @functools.cached_property  # read on every decision; the state never changes
     def calibration_id(self) -> str:
         """What scored this state's decisions, which the intents hash leaves out: the applied calibration's
         content hash, or 'settings-' and a hash of the scoring the settings give (they can change too)."""

@@ -59,15 +59,8 @@ class VectorIndex:
 
     def vectors(self, ids: np.ndarray | None = None) -> np.ndarray:
         """The stored vectors (all, or those with the given ids), read back from FAISS."""
-        if ids is None:
-            return (
-                self._index.reconstruct_n(0, self.size) if self.size else np.zeros((0, self.dim), np.float32)
-            )
-        return (
-            np.stack([self._index.reconstruct(int(i)) for i in ids])
-            if len(ids)
-            else np.zeros((0, self.dim), np.float32)
-        )
+        every = self._index.reconstruct_n(0, self.size) if self.size else np.zeros((0, self.dim), np.float32)
+        return every if ids is None else every[ids]
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
         """The `k` nearest vectors of each query row (fewer if the index is smaller)."""

@@ -106,7 +106,10 @@ class Spool:
             keep: list[str] = []
             for entry in entries:
                 line = _record_line(entry)
-                (requeue if line is not None else keep).append(line if line is not None else entry)
+                if line is None:
+                    keep.append(entry)
+                else:
+                    requeue.append(line)
             if requeue:
                 _append_lines(spool, requeue)
             temporary = self.rejected_path.with_suffix(".jsonl.tmp")

@@ -31,7 +31,7 @@ from bot.config import Settings
 from bot.datasets import Example, few_shot, read_dataset, without_texts
 from bot.engine import Engine, RoutingState, intent_texts
 from bot.intents import IntentSet, load_intents
-from bot.training import TrainingConfig, fine_tune
+from bot.training import TrainingConfig, fine_tune, intent_groups
 
 TOP = 5  # candidates the re-ranker re-scores
 
@@ -47,6 +47,7 @@ class Draw:
         self.rows: list[Example] = random.Random(123).sample(without_texts(train, shot), 2000)
         self.texts, owners = intent_texts(self.intents)
         self.owners = np.array(owners)
+        self.gold = np.array([self.intents.names.index(r.label) for r in self.rows])  # right intent positions
 
     def model(self, training_seed: int = 0) -> Path:
         """The default `bot train` model on this draw (trained once, then reused)."""
@@ -67,12 +68,8 @@ class Draw:
         engine, state = self.engine(model)
         return engine.intent_scores(engine.encoder.encode([r.text for r in self.rows]), state)
 
-    def gold(self) -> np.ndarray:
-        names = self.intents.names
-        return np.array([names.index(r.label) for r in self.rows])
-
     def accuracy(self, scores: np.ndarray) -> float:
-        return float((scores.argmax(axis=1) == self.gold()).mean())
+        return float((scores.argmax(axis=1) == self.gold).mean())
 
 
 def wise(draw: Draw, base: np.ndarray) -> list[tuple[str, float]]:
@@ -147,13 +144,7 @@ def rerank(draw: Draw, base: np.ndarray) -> list[tuple[str, float]]:
 
     torch.manual_seed(0)
     engine, _ = draw.engine(draw.model())
-    names, groups = (
-        draw.intents.names,
-        [
-            [t for t, o in zip(draw.texts, draw.owners, strict=True) if o == i]
-            for i in range(len(draw.intents.names))
-        ],
-    )
+    names, groups = draw.intents.names, intent_groups(draw.intents)
     vectors = engine.encoder.encode(draw.texts)
     prototypes = np.stack([vectors[draw.owners == i].mean(axis=0) for i in range(len(names))])
     neighbours = np.argsort(-(prototypes @ prototypes.T), axis=1)[:, 1:7]
@@ -206,7 +197,7 @@ def rerank(draw: Draw, base: np.ndarray) -> list[tuple[str, float]]:
             logits[row] = model(**features).logits.view(-1).numpy()
     print(f"re-ranking: {1000 * (time.perf_counter() - started) / len(draw.rows):.0f} ms per message")
     picked = np.take_along_axis(base, top, axis=1)
-    gold = draw.gold()
+    gold = draw.gold
     results = [("cross-encoder alone", float((top[np.arange(len(top)), logits.argmax(1)] == gold).mean()))]
     for weight in (0.01, 0.02, 0.03, 0.05, 0.1):
         choice = top[np.arange(len(top)), (picked + weight * logits).argmax(axis=1)]
