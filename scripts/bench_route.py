@@ -28,9 +28,10 @@ import faiss
 import numpy as np
 
 from bot.config import Settings
-from bot.encoder import bundled_model_path, set_torch_threads
-from bot.engine import Engine, intent_texts
-from bot.intents import load_intents
+from bot.content.intents import load_intents
+from bot.routing.encoder import bundled_model_path, set_torch_threads
+from bot.routing.engine import Engine
+from bot.routing.state import intent_texts
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "banking77" / "test.csv"
 

@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 ruff check bot tests scripts
 ruff format --check bot tests scripts
 mypy bot
+lint-imports  # the import rule in pyproject.toml: packages import downwards only
 python -m pytest "$@"

@@ -41,7 +41,7 @@ import httpx
 import numpy as np
 from sqlalchemy import bindparam, create_engine, text
 
-from bot.db import scratch_postgres
+from bot.store.db import scratch_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "banking77" / "test.csv"

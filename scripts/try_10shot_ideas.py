@@ -28,10 +28,12 @@ from typing import Any
 import numpy as np
 
 from bot.config import Settings
-from bot.datasets import Example, few_shot, read_dataset, without_texts
-from bot.engine import Engine, RoutingState, intent_texts
-from bot.intents import IntentSet, load_intents
-from bot.training import TrainingConfig, fine_tune, intent_groups
+from bot.content.intents import IntentSet, load_intents
+from bot.routing.engine import Engine
+from bot.routing.scoring import intent_scores, left_out_rows
+from bot.routing.state import RoutingState, intent_texts
+from bot.tuning.datasets import Example, few_shot, read_dataset, without_texts
+from bot.tuning.training import TrainingConfig, fine_tune, intent_groups
 
 TOP = 5  # candidates the re-ranker re-scores
 
@@ -60,13 +62,11 @@ class Draw:
     def engine(self, model: Path | str) -> tuple[Engine, RoutingState]:
         engine = Engine(Settings(intents_dir=self.intents_dir, model=str(model), torch_threads=2))
         engine.load()
-        state = engine.with_intents(self.intents)
-        engine.use(state)
-        return engine, state
+        return engine, engine.with_intents(self.intents)
 
     def scores(self, model: Path | str) -> np.ndarray:
         engine, state = self.engine(model)
-        return engine.intent_scores(engine.encoder.encode([r.text for r in self.rows]), state)
+        return intent_scores(state, engine.encoder.encode([r.text for r in self.rows]))
 
     def accuracy(self, scores: np.ndarray) -> float:
         return float((scores.argmax(axis=1) == self.gold).mean())
@@ -74,7 +74,7 @@ class Draw:
 
 def wise(draw: Draw, base: np.ndarray) -> list[tuple[str, float]]:
     """Weights `alpha * tuned + (1 - alpha) * untuned`."""
-    from bot.encoder import SentenceTransformerEncoder
+    from bot.routing.encoder import SentenceTransformerEncoder
 
     tuned = draw.model()
     untuned = SentenceTransformerEncoder("bundled").model.state_dict()
@@ -123,8 +123,8 @@ def hubness(draw: Draw, base: np.ndarray) -> list[tuple[str, float]]:
     engine, state = draw.engine(draw.model())
     names = draw.intents.names
     vectors = engine.encoder.encode(draw.texts)
-    left_out = engine.left_out(draw.texts, [names[o] for o in draw.owners], state)
-    pool = engine.intent_scores(vectors, state, left_out=left_out)
+    left_out = left_out_rows(state, draw.texts, [names[o] for o in draw.owners])
+    pool = intent_scores(state, vectors, left_out=left_out)
     pool[np.arange(len(draw.texts)), draw.owners] = -np.inf  # only other intents' texts
     pool = np.where(np.isfinite(pool), pool, -1.0)
     results = []
@@ -140,7 +140,7 @@ def rerank(draw: Draw, base: np.ndarray) -> list[tuple[str, float]]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from bot.encoder import bundled_model_path
+    from bot.routing.encoder import bundled_model_path
 
     torch.manual_seed(0)
     engine, _ = draw.engine(draw.model())

@@ -28,9 +28,11 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from bot.config import Settings
-from bot.datasets import few_shot, without_texts
-from bot.engine import Engine, Scoring
-from bot.evaluate import read_dataset
+from bot.routing.engine import Engine
+from bot.routing.scoring import intent_scores
+from bot.routing.state import Scoring
+from bot.tuning.datasets import few_shot, without_texts
+from bot.tuning.evaluate import read_dataset
 
 
 def few_shot_accuracy(
@@ -47,7 +49,7 @@ def few_shot_accuracy(
         labels = np.array([e.label for e in rest])
         queries = engine.encoder.encode([e.text for e in rest])
         for position, (weight, depth, prototype) in enumerate(grid):
-            scores = engine.intent_scores(queries, state, Scoring(1.0, 0.0, weight, depth, prototype))
+            scores = intent_scores(state, queries, Scoring(1.0, 0.0, weight, depth, prototype))
             totals[position] += float(np.mean(names[scores.argmax(1)] == labels)) / len(seeds)
     return totals
 
@@ -83,7 +85,7 @@ def main() -> None:
     ]
     zero = []
     for weight, depth, prototype in grid:
-        scores = engine.intent_scores(queries, scoring=Scoring(1.0, 0.0, weight, depth, prototype))
+        scores = intent_scores(engine.state, queries, scoring=Scoring(1.0, 0.0, weight, depth, prototype))
         zero.append(float(np.mean(names[scores.argmax(1)] == labels)))
     seeds = [int(s) for s in args.seeds.split(",")]
     few = few_shot_accuracy(engine, examples, args.shots, seeds, grid) if args.shots else zero
@@ -93,7 +95,7 @@ def main() -> None:
     chosen = max(range(len(grid)), key=lambda i: (zero[i] + few[i]) / 2)
     best_acc, best_agg = zero[chosen], grid[chosen]
     weight, depth, prototype = best_agg
-    scores = engine.intent_scores(queries, scoring=Scoring(1.0, 0.0, weight, depth, prototype))
+    scores = intent_scores(engine.state, queries, scoring=Scoring(1.0, 0.0, weight, depth, prototype))
     order = np.argsort(-scores, axis=1)
     top, second = scores[np.arange(len(scores)), order[:, 0]], scores[np.arange(len(scores)), order[:, 1]]
     right = names[order[:, 0]] == labels

@@ -7,7 +7,7 @@
 For each draw seed, K examples per intent are drawn from train.csv (as `--train --shots --seed` does), the
 bundled model is fine-tuned on the shipped intents plus those examples with each loss below, and top-1
 accuracy is measured on `--rows` other train rows (a fixed sample). Prints a Markdown table; each run takes
-about 3 minutes on 2 CPU cores (30 minutes for the whole table). The defaults in `bot.training.TrainingConfig` come from this table.
+about 3 minutes on 2 CPU cores (30 minutes for the whole table). The defaults in `bot.tuning.training.TrainingConfig` come from this table.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.config import Settings
-from bot.datasets import few_shot, read_dataset, without_texts
-from bot.engine import Engine
-from bot.evaluate import compute_metrics, route_examples
-from bot.intents import load_intents
-from bot.training import TrainingConfig, fine_tune
+from bot.content.intents import load_intents
+from bot.routing.engine import Engine
+from bot.tuning.datasets import few_shot, read_dataset, without_texts
+from bot.tuning.evaluate import compute_metrics, route_examples
+from bot.tuning.training import TrainingConfig, fine_tune
 
 DEFAULT = TrainingConfig(progress=False)
 LOSSES = {
@@ -43,7 +43,7 @@ def _with_overrides(text: str) -> TrainingConfig:
     for pair in text.split(","):
         field, _, value = (part.strip() for part in pair.partition("="))
         if field not in TrainingConfig.__dataclass_fields__:
-            raise SystemExit(f"--try: no TrainingConfig field '{field}' (see bot/training.py)")
+            raise SystemExit(f"--try: no TrainingConfig field '{field}' (see bot/tuning/training.py)")
         current = getattr(DEFAULT, field)
         kind = type(current)
         changes[field] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
@@ -98,8 +98,8 @@ def main() -> None:
                 Settings(intents_dir=args.intents, model=str(model), torch_threads=2, cache_dir=args.cache)
             )
             engine.load()
-            engine.use(engine.with_intents(intents))
-            accuracy = compute_metrics(rows, route_examples(engine, rows)).top1_accuracy
+            state = engine.with_intents(intents)
+            accuracy = compute_metrics(rows, route_examples(engine, rows, state=state)).top1_accuracy
             results[name].append(accuracy)
             sys.stderr.write(f"seed {seed}, {name}: {accuracy:.4f} ({time.perf_counter() - started:.0f} s)\n")
     print("| loss | " + " | ".join(f"draw seed {s}" for s in seeds) + " | mean |")

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.db import scratch_postgres
+from bot.store.db import scratch_postgres
 from tests.conftest import write
 
 PG_ADMIN_URL = os.environ.get(
     "BOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 
+DEMO_INTENTS = Path(__file__).resolve().parent.parent / "intents"
 INTENTS = """\
 intents:
   - name: card_arrival
@@ -51,6 +52,8 @@ def make_intents(folder: Path) -> Path:
     """Write the small API intent set into `folder`."""
     write(folder / "bank.yaml", INTENTS)
     write(folder / "knowledge" / "faq.yaml", FAQ)
+    # a bank's intents come with the demo bank's description of an angry customer (bot.content.tone)
+    write(folder / "tone.yaml", (DEMO_INTENTS / "tone.yaml").read_text(encoding="utf-8"))
     return folder
 
 
@@ -68,7 +71,7 @@ def postgres_available() -> bool:
 def temporary_database(kind: str, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database of `kind` (sqlite or postgresql) that is dropped afterwards."""
     if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bot.db'}"
+        yield f"sqlite:///{tmp_path / 'bot.store.db'}"
         return
     if not postgres_available():
         if os.environ.get("CI"):

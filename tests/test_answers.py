@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answers import compile_template
+from bot.content.answers import compile_template
 from bot.errors import TemplateError
 
 

@@ -15,8 +15,8 @@ from sqlalchemy import create_engine, text
 
 from bot.api import create_app
 from bot.config import Settings
-from bot.engine import Engine
-from bot.service import PendingWrite
+from bot.routing.engine import Engine
+from bot.store.turns import PendingWrite
 from tests.api_support import make_intents, row_counts, temporary_database
 
 POLICY = {"threshold": 0.5, "margin": 0.1, "retrieval_threshold": 0.5}

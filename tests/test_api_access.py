@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 
 from bot.api import create_app
 from bot.config import Settings
-from bot.db import _alembic_config, current_revision, make_engine, upgrade
-from bot.engine import Engine
 from bot.errors import ConfigError
+from bot.routing.engine import Engine
+from bot.store.db import _alembic_config, current_revision, make_engine, upgrade
 from tests.api_support import make_intents, temporary_database
 
 KEYS = "widget:w-key,agent:a-key,analyst:n-key,admin:root-key,widget:w-key-2"
@@ -32,7 +32,7 @@ def app_client(
     config = Settings(
         intents_dir=make_intents(tmp_path / "intents"),
         cache_dir=cache_dir,
-        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        database_url=f"sqlite:///{tmp_path / 'bot.store.db'}",
         **settings,
     )
     engine = Engine(config, encoder=encoder)
@@ -162,7 +162,7 @@ def test_migrations_are_idempotent_and_match_the_models(kind: str, tmp_path: Pat
         config = _alembic_config()
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.check(config)  # raises if the tables differ from bot/models.py
+            command.check(config)  # raises if the tables differ from bot/store/models.py
         engine.dispose()
 
 

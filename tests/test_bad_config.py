@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.engine import Engine
+from bot.content.intents import load_intents
 from bot.errors import IntentFileError
-from bot.intents import load_intents
+from bot.routing.engine import Engine
 from tests.api_support import make_intents
 from tests.conftest import INTENTS, FakeEncoder
 

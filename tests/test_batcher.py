@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bot.batcher import AsyncBatcher, ClosedError
+from bot.chat.batcher import AsyncBatcher, ClosedError
 
 
 def run(coroutine):

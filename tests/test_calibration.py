@@ -8,14 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.calibration import (
-    Calibration,
-    calibration_id,
-    fit_confidence,
-    fit_policy,
-    load_calibration,
-    save_calibration,
-)
+from bot.routing.calibration import Calibration, calibration_id, load_calibration, save_calibration
+from bot.tuning.calibrate import fit_confidence, fit_policy
 from tests.conftest import write
 from tests.test_evaluate import bot
 
@@ -108,7 +102,7 @@ ROWS = [
 @pytest.mark.slow
 def test_calibrate_writes_a_calibration_the_engine_loads(tmp_path: Path, bundled_encoder) -> None:
     from bot.config import Settings
-    from bot.engine import Engine
+    from bot.routing.engine import Engine
 
     folder = tmp_path / "intents"
     write(folder / "bank.yaml", SMALL)

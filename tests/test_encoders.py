@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.encoder import BatchingEncoder, make_encoder
 from bot.errors import ModelError
+from bot.routing.encoder import BatchingEncoder, make_encoder
 from tests.conftest import FakeEncoder
 
 TEXTS = [
@@ -100,7 +100,7 @@ def test_errors_reach_every_waiting_request() -> None:
 
 
 def test_length_groups_keep_similar_lengths_together_and_cover_every_text() -> None:
-    from bot.encoder_onnx import length_groups
+    from bot.routing.encoder_onnx import length_groups
 
     lengths = [12, 40, 11, 90, 13, 41, 12, 10]
     groups = length_groups(lengths, most=3)

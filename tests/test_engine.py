@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.engine import Engine, RouteContext
-from bot.errors import IndexFileError, IntentFileError
-from bot.index import VectorIndex
+from bot.errors import IntentFileError
+from bot.routing.engine import Engine, RouteContext
 from tests.conftest import FakeEncoder, write
 
 SMALL = """\
@@ -153,19 +152,6 @@ def test_an_example_learned_during_a_reload_survives_it(small_engine: Engine) ->
     assert small_engine.extra_examples == {"card_arrival": ["where is my plastic"]}
 
 
-def test_saved_index_refuses_another_model(tmp_path: Path) -> None:
-    vectors = FakeEncoder().encode(["a b", "c d"])
-    index = VectorIndex(vectors, model_id="fake@0", content_hash="abc")
-    index.save(tmp_path / "intents.faiss")
-    again = VectorIndex.load(tmp_path / "intents.faiss", model_id="fake@0", content_hash="abc")
-    assert again.size == 2
-    np.testing.assert_array_equal(again.search(vectors[:1], 1).ids, [[0]])
-    with pytest.raises(IndexFileError, match="built with model fake@0, not other@1"):
-        VectorIndex.load(tmp_path / "intents.faiss", model_id="other@1", content_hash="abc")
-    with pytest.raises(IndexFileError, match="other content"):
-        VectorIndex.load(tmp_path / "intents.faiss", model_id="fake@0", content_hash="xyz")
-
-
 def test_demo_bank_routes_the_quick_start_message(demo_engine: Engine) -> None:
     decision = demo_engine.route("my new card still hasn't come")
     assert (decision.route, decision.intent) == ("answer", "card_arrival")
@@ -218,8 +204,9 @@ def test_a_template_that_fails_on_odd_metadata_hands_off(tmp_path: Path, bundled
 
 
 def test_a_left_out_example_scores_as_if_it_had_never_been_added(tmp_path: Path) -> None:
-    from bot.engine import Scoring
-    from bot.intents import load_intents
+    from bot.content.intents import load_intents
+    from bot.routing.scoring import intent_scores, left_out_rows
+    from bot.routing.state import Scoring
 
     folder = write(tmp_path / "intents" / "bank.yaml", SMALL).parent
     engine = Engine(Settings(intents_dir=folder, cache_dir=tmp_path / "cache"), encoder=FakeEncoder())
@@ -234,18 +221,18 @@ def test_a_left_out_example_scores_as_if_it_had_never_been_added(tmp_path: Path)
     queries = FakeEncoder().encode(texts)
     scoring = Scoring(1.0, 0.0, aggregation_weight=0.3, aggregation_depth=3, prototype_weight=0.3)
     full = engine.with_intents(base.with_extra_examples(extra), None)
-    left_out = engine.left_out(texts, labels, full)
+    left_out = left_out_rows(full, texts, labels)
     assert left_out.rows.tolist() == [0, 1]  # the third message is no example
-    got = engine.intent_scores(queries, full, scoring, left_out)
+    got = intent_scores(full, queries, scoring, left_out)
     for row, (label, own) in enumerate(extra.items()):
         without = engine.with_intents(
             base.with_extra_examples({k: v for k, v in extra.items() if k != label}), None
         )
-        expected = engine.intent_scores(queries[row : row + 1], without, scoring)[0]
+        expected = intent_scores(without, queries[row : row + 1], scoring)[0]
         np.testing.assert_allclose(got[row], expected, atol=1e-5)
         assert texts[row] == own[0]
-    np.testing.assert_allclose(got[2], engine.intent_scores(queries[2:], full, scoring)[0], atol=1e-6)
-    seen = engine.intent_scores(queries[:1], full, scoring)[0]
+    np.testing.assert_allclose(got[2], intent_scores(full, queries[2:], scoring)[0], atol=1e-6)
+    seen = intent_scores(full, queries[:1], scoring)[0]
     assert seen[0] > got[0][0] + 0.1  # finding itself would have inflated its own intent's score
 
 

@@ -11,10 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.datasets import few_shot, without_texts
-from bot.evaluate import DataFileError, Example, compute_metrics, confused_pairs, per_intent, read_dataset
-from bot.report import precision_coverage_curve
-from bot.router import Candidate, Decision
+from bot.routing.policy import Candidate, Decision
+from bot.tuning.datasets import few_shot, without_texts
+from bot.tuning.evaluate import (
+    DataFileError,
+    Example,
+    compute_metrics,
+    confused_pairs,
+    per_intent,
+    read_dataset,
+)
+from bot.tuning.report import precision_coverage_curve
 from tests.conftest import write
 
 SMALL = """\

@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from bot.api import create_app
-from bot.engine import Engine
+from bot.routing.engine import Engine
 from tests.api_support import make_intents
 from tests.browser_support import LiveServer
 

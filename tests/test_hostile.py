@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from bot.api import create_app
 from bot.api.guard import clean_string
-from bot.engine import Engine
-from bot.redact import redact
+from bot.chat.redact import redact
+from bot.routing.engine import Engine
 from tests.api_support import make_intents, temporary_database
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.content.intents import load_intents
 from bot.errors import IntentFileError
-from bot.intents import load_intents
 from tests.conftest import INTENTS, write
 
 GOOD = """\

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.content.knowledge import load_knowledge, split_markdown
 from bot.errors import KnowledgeFileError
-from bot.knowledge import load_knowledge, split_markdown
 from tests.conftest import INTENTS, write
 
 

@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.api import create_app
+from bot.chat.spool import Spool
 from bot.config import Settings
-from bot.engine import Engine
-from bot.spool import Spool
+from bot.routing.engine import Engine
 from tests.api_support import make_intents, row_counts, temporary_database
 
 
@@ -174,7 +174,7 @@ def test_a_record_replayed_twice_is_written_once(tmp_path: Path, bundled_encoder
         engine.load()
         with TestClient(create_app(settings, engine=engine)) as client:
             service = client.app.state.service  # type: ignore[attr-defined]
-            from bot.db import make_engine
+            from bot.store.db import make_engine
 
             service.database = make_engine("sqlite:////nonexistent/dir/x.db")  # unreachable: spools
             assert (
@@ -304,8 +304,8 @@ def test_a_turn_spooled_before_calibration_id_existed_still_replays() -> None:
     """Spool lines outlive upgrades: a decision without the newer calibration_id field loads with ''."""
     from datetime import UTC, datetime
 
-    from bot.router import Candidate, Decision
-    from bot.service import PendingWrite
+    from bot.routing.policy import Candidate, Decision
+    from bot.store.turns import PendingWrite
 
     decision = Decision(
         "answer", "card_arrival", 0.9, (Candidate("card_arrival", 0.8, 0.9),), "why", 0.5, 0.1

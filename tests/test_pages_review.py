@@ -15,9 +15,9 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from bot.api import create_app
-from bot.db import make_engine, session_scope
-from bot.engine import Engine
-from bot.models import Conversation, DecisionLog, Message, Review
+from bot.routing.engine import Engine
+from bot.store.db import make_engine, session_scope
+from bot.store.models import Conversation, DecisionLog, Message, Review
 from tests.browser_support import LiveServer, screenshot
 
 TARGET = "the plastic thingy you promised me, any news?"  # hands off on the demo intents: no intent fits
@@ -55,7 +55,7 @@ HISTORY = [
 
 @pytest.fixture()
 def server(demo_engine: Engine, tmp_path: Path) -> Iterator[LiveServer]:
-    settings = demo_engine.settings.with_overrides(database_url=f"sqlite:///{tmp_path / 'bot.db'}")
+    settings = demo_engine.settings.with_overrides(database_url=f"sqlite:///{tmp_path / 'bot.store.db'}")
     engine = Engine(settings, encoder=demo_engine.query_encoder)
     engine.load()
     with LiveServer(create_app(settings, engine=engine)) as live:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.api import create_app
-from bot.engine import Engine
+from bot.routing.engine import Engine
 from tests.browser_support import LiveServer, screenshot
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ KEYS = "widget:w-key,agent:a-key"
 def live(demo_engine: Engine, tmp_path: Path, **settings: object) -> LiveServer:
     """The real app on the shipped demo intents with a fresh engine and an empty SQLite database."""
     configured = demo_engine.settings.with_overrides(
-        database_url=f"sqlite:///{tmp_path / 'bot.db'}", **settings
+        database_url=f"sqlite:///{tmp_path / 'bot.store.db'}", **settings
     )
     engine = Engine(configured, encoder=demo_engine.query_encoder)
     engine.load()

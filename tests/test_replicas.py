@@ -122,11 +122,11 @@ def test_examples_learned_by_another_process_reach_this_one(
 
     from bot.api import create_app
     from bot.config import Settings
-    from bot.db import make_engine, session_scope, upgrade
-    from bot.engine import Engine
-    from bot.examples import forget, remember
+    from bot.routing.engine import Engine
+    from bot.store.db import make_engine, session_scope, upgrade
+    from bot.store.examples import forget, remember
 
-    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    url = f"sqlite:///{tmp_path / 'bot.store.db'}"
     settings = Settings(
         intents_dir=make_intents(tmp_path / "intents"),
         cache_dir=cache_dir,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import yaml
 
-from bot.discovery import cluster_messages, keywords
+from bot.insights.discovery import cluster_messages, keywords
 
 CRYPTO = [
     "can I buy bitcoin in the app",

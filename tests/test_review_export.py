@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.config import get_settings
-from bot.db import make_engine, session_scope, upgrade
-from bot.examples import remember
-from bot.models import Conversation, DecisionLog, LearnedExample, Review
+from bot.store.db import make_engine, session_scope, upgrade
+from bot.store.examples import remember
+from bot.store.models import Conversation, DecisionLog, LearnedExample, Review
 from tests.conftest import write
 
 CARDS = """\
@@ -57,7 +57,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path,
     folder = tmp_path / "intents"
     write(folder / "cards.yaml", CARDS)
     write(folder / "other.yaml", OTHER)
-    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    url = f"sqlite:///{tmp_path / 'bot.store.db'}"
     monkeypatch.setenv("BOT_DATABASE_URL", url)
     monkeypatch.setenv("BOT_INTENTS_DIR", str(folder))
     get_settings.cache_clear()
@@ -135,7 +135,7 @@ def test_export_adds_only_the_new_examples_and_a_second_run_changes_nothing(env:
         '      - "What rate do you use?"\n      - "what rate for dollars"\n',
     )
 
-    from bot.intents import load_intents
+    from bot.content.intents import load_intents
 
     intents = load_intents(folder)
     assert intents.get("lost_card").spec.examples == ('I think I left my card at the "Red Lion"',)

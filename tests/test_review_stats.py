@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 
 from bot.api import create_app
 from bot.config import Settings
-from bot.db import make_engine, session_scope, upgrade
-from bot.engine import Engine
-from bot.models import Conversation, DecisionLog, Review
-from bot.stats import compute_stats
+from bot.insights.stats import compute_stats
+from bot.routing.engine import Engine
+from bot.store.db import make_engine, session_scope, upgrade
+from bot.store.models import Conversation, DecisionLog, Review
 from tests.api_support import make_intents, temporary_database
 from tests.test_review_discovery import CRYPTO
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.router import Candidate, IntentRule, Policy, decide
+from bot.routing.policy import Candidate, IntentRule, Policy, decide
 
 POLICY = Policy(threshold=0.5, margin=0.1, retrieval_threshold=0.6, max_clarify_options=3)
 
@@ -88,6 +88,6 @@ def test_importing_router_pulls_in_no_heavy_library() -> None:
     import subprocess
     import sys
 
-    code = "import sys, bot.router; heavy = {'torch', 'faiss', 'fastapi', 'sentence_transformers'} & set(sys.modules); print(sorted(heavy))"
+    code = "import sys, bot.routing.policy; heavy = {'torch', 'faiss', 'fastapi', 'sentence_transformers'} & set(sys.modules); print(sorted(heavy))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.intents import load_intents
-from bot.training import TrainingConfig, contrastive_loss, fine_tune, margin_loss, reviewed_examples
+from bot.content.intents import load_intents
+from bot.tuning.training import TrainingConfig, contrastive_loss, fine_tune, margin_loss, reviewed_examples
 from tests.conftest import write
 from tests.test_evaluate import bot
 
@@ -56,7 +56,7 @@ def test_margin_loss_asks_for_a_lead_not_just_the_top_place() -> None:
 
 @pytest.mark.slow
 def test_tiny_training_run_gives_a_loadable_model_with_a_new_id(tmp_path: Path, bundled_encoder) -> None:
-    from bot.encoder import SentenceTransformerEncoder
+    from bot.routing.encoder import SentenceTransformerEncoder
 
     folder = write(tmp_path / "intents" / "bank.yaml", TINY).parent
     result = fine_tune(
@@ -82,7 +82,7 @@ def test_train_command_from_a_csv(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "BOT_MODEL=" in result.stdout and (tmp_path / "m" / "modules.json").is_file()
     assert "training" in result.stderr  # the progress bar goes to stderr
-    from bot import db  # type: ignore[attr-defined,unused-ignore]
+    from bot.store import db  # type: ignore[attr-defined,unused-ignore]
 
     if not hasattr(db, "reviewed_examples"):  # until the review store serves them: one line, exit 2
         missing = bot("train", "--intents", str(folder), "--data", "reviewed", cache=tmp_path / "cache")
@@ -90,9 +90,9 @@ def test_train_command_from_a_csv(tmp_path: Path) -> None:
 
 
 def test_reviewed_examples_come_from_the_review_store(tmp_path: Path) -> None:
-    from bot.db import make_engine, session_scope, upgrade
-    from bot.examples import remember
-    from bot.training import TrainingError
+    from bot.store.db import make_engine, session_scope, upgrade
+    from bot.store.examples import remember
+    from bot.tuning.training import TrainingError
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}")
     database = make_engine(settings.database_url)

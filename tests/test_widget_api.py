@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from bot.api import create_app
 from bot.config import Settings
-from bot.engine import Engine
+from bot.routing.engine import Engine
 from tests.api_support import make_intents, temporary_database
 
 POLICY = {"threshold": 0.5, "margin": 0.1, "retrieval_threshold": 0.5}
@@ -41,7 +41,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path, small_engine: Engine)
 
 @pytest.fixture()
 def keyed(tmp_path: Path, small_engine: Engine) -> Iterator[TestClient]:
-    with serve(small_engine, f"sqlite:///{tmp_path / 'bot.db'}", api_keys=KEYS) as test_client:
+    with serve(small_engine, f"sqlite:///{tmp_path / 'bot.store.db'}", api_keys=KEYS) as test_client:
         yield test_client
 
 

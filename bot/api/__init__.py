@@ -19,13 +19,13 @@ from bot import __version__
 from bot.api import admin, agents, chat, insights, review, widget
 from bot.api.errors import install_error_handlers
 from bot.api.guard import RateLimits, RequestGuard
+from bot.chat.pipeline import ChatPipeline
+from bot.chat.service import ChatService
+from bot.chat.spool import Spool
 from bot.config import Settings, get_settings
-from bot.db import make_engine, upgrade
-from bot.engine import Engine
-from bot.examples import learned_examples, learned_fingerprint
-from bot.pipeline import ChatPipeline
-from bot.service import ChatService
-from bot.spool import Spool
+from bot.routing.engine import Engine
+from bot.store.db import make_engine, upgrade
+from bot.store.examples import learned_examples, learned_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, ServiceDep, SettingsDep, require
 from bot.api.schemas import HealthOut, IntentOut, IntentsOut, QueueOut, ReloadOut
-from bot.db import ping
-from bot.examples import learned_examples
+from bot.store.db import ping
+from bot.store.examples import learned_examples
 
 router = APIRouter(tags=["admin"])
 

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from sqlmodel import Session, col, select
 
-from bot import handoffs
 from bot.api.deps import DatabaseDep, EngineDep, KeyOwnerDep, acting_agent, require
 from bot.api.schemas import (
     AgentOut,
@@ -21,7 +20,8 @@ from bot.api.schemas import (
     TicketsOut,
 )
 from bot.errors import InvalidInputError
-from bot.models import DecisionLog, Message
+from bot.store import handoffs
+from bot.store.models import DecisionLog, Message
 
 TicketId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Ticket id.")]
 router = APIRouter(prefix="/v1/handoffs", tags=["agents"], dependencies=[Depends(require("agent"))])

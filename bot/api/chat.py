@@ -20,8 +20,8 @@ from bot.api.schemas import (
     RouteOut,
 )
 from bot.errors import InvalidInputError
-from bot.handoffs import messages_after
-from bot.router import Decision
+from bot.routing.policy import Decision
+from bot.store.handoffs import messages_after
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 ChatRole = Depends(require("widget", "agent", "analyst"))

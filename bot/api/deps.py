@@ -15,10 +15,10 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine as Database
 
+from bot.chat.pipeline import ChatPipeline
+from bot.chat.service import ChatService
 from bot.config import Settings
-from bot.engine import Engine
-from bot.pipeline import ChatPipeline
-from bot.service import ChatService
+from bot.routing.engine import Engine
 
 _bearer = HTTPBearer(auto_error=False, description="API key: Authorization: Bearer KEY")
 

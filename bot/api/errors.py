@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.batcher import ClosedError
+from bot.chat.batcher import ClosedError
 from bot.errors import BotError, ConflictError, IntentFileError, InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)

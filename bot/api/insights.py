@@ -11,11 +11,12 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from bot import discovery, stats
 from bot.api.deps import DatabaseDep, EngineDep, require
 from bot.api.widget import PAGE_HEADERS
-from bot.engine import Engine
 from bot.errors import NotFoundError
+from bot.insights import discovery, stats
+from bot.routing.engine import Engine
+from bot.routing.scoring import intent_scores
 
 router = APIRouter(tags=["analysts"])
 Analyst = Depends(require("analyst"))
@@ -87,7 +88,7 @@ def nearest_intents(engine: Engine) -> discovery.Nearest:
     state = engine.state
 
     def nearest(vectors: np.ndarray) -> list[tuple[str, float]]:
-        scores = engine.intent_scores(vectors, state)
+        scores = intent_scores(state, vectors)
         best = np.argmax(scores, axis=1)
         confidence = state.scoring.confidence(scores[np.arange(len(best)), best])
         return [(state.intents.intents[int(b)].name, float(c)) for b, c in zip(best, confidence, strict=True)]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from bot import reviews
 from bot.api.deps import DatabaseDep, EngineDep, require
 from bot.api.schemas import LogOut, LogsOut, ReviewIn, ReviewOut
 from bot.errors import InvalidInputError
+from bot.routing.policy import Route
+from bot.store import reviews
 
 router = APIRouter(prefix="/v1/logs", tags=["analysts"], dependencies=[Depends(require("analyst"))])
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/logs", tags=["analysts"], dependencies=[Depends(r
 @router.get("", response_model=LogsOut)
 def list_logs(
     database: DatabaseDep,
-    route: Literal["answer", "clarify", "retrieve", "handoff"] | None = None,
+    route: Route | None = None,
     intent: Annotated[str | None, Query(max_length=100)] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,

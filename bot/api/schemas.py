@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.intents import NAME_PATTERN
+from bot.content.intents import NAME_PATTERN
+from bot.routing.policy import Route
 
 IntentName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 AgentName = Annotated[str, Field(min_length=1, max_length=128)]
@@ -76,7 +77,7 @@ class ChatOut(BaseModel):
     message_id: int | None  # None while the database is down: the turn is spooled (`stored` false)
     decision_id: int | None
     stored: bool = True
-    route: Literal["answer", "clarify", "retrieve", "handoff"]
+    route: Route
     intent: str | None
     confidence: float
     answer: str

@@ -1,0 +1,92 @@
+"""Conversation rules: what a turn means given the conversation so far. Plain code over a `Conversation`
+row (no database, no encoder), so each rule is tested on its own.
+
+- a conversation a person holds keeps the bot quiet;
+- an angry message, or a second fallback in a row, escalates to a person;
+- a clarify pick must be one of the options the bot offered;
+- what the next turn needs (fallback streak, open clarify options, the previous message) is remembered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from bot.config import Settings
+from bot.errors import InvalidInputError
+from bot.routing.policy import Decision
+from bot.store.models import Conversation
+from bot.store.turns import PendingWrite
+
+ESCALATE_AFTER_FALLBACKS = 2
+
+
+class ConversationRules:
+    """The rules with the settings they read (anger threshold, handoff message)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.anger_threshold = settings.anger_threshold
+        self.handoff_message = settings.handoff_message
+
+    def for_stored_turn(
+        self, conversation: Conversation, pending: PendingWrite
+    ) -> tuple[Decision, str | None]:
+        """The rules as the turn writer applies them (`bot.store.turns.TurnRules`).
+
+        A spooled turn was already answered while the database was down: it is stored as sent, and only
+        remembered, not decided again.
+        """
+        if pending.offline:
+            self.remember(conversation, pending.decision, pending.text, pending.chosen)
+            return pending.decision, pending.escalation
+        return self.apply(conversation, pending.decision, pending.text, pending.chosen)
+
+    def apply(
+        self, conversation: Conversation, decision: Decision, text: str, chosen: bool
+    ) -> tuple[Decision, str | None]:
+        """Escalate angry messages and repeated fallbacks; keep quiet while a person has the chat."""
+        escalation = None
+        if conversation.status == "handoff":
+            escalation = "with_agent"
+            decision = dataclasses.replace(
+                decision,
+                route="handoff",
+                answer="",
+                reason="The conversation is with a person; the bot stays quiet.",
+            )
+        elif decision.anger > self.anger_threshold:
+            escalation = "angry"
+            decision = self.escalate(
+                decision, f"The message reads as an angry complaint (anger {decision.anger:.2f})."
+            )
+        elif decision.route == "retrieve" and conversation.fallback_streak + 1 >= ESCALATE_AFTER_FALLBACKS:
+            # an unmatched handoff is already with a person; a second knowledge-base guess should be too
+            escalation = "repeated_fallback"
+            decision = self.escalate(decision, "Second message in a row that no intent could take.")
+        self.remember(conversation, decision, text, chosen)
+        return decision, escalation
+
+    @staticmethod
+    def remember(conversation: Conversation, decision: Decision, text: str, chosen: bool) -> None:
+        """Update what the next turn needs: fallback streak, open clarify options, context."""
+        accepted = decision.route in ("answer", "clarify") or decision.intent is not None
+        conversation.fallback_streak = 0 if accepted else conversation.fallback_streak + 1
+        clarifying = decision.route == "clarify"
+        conversation.pending_options = list(decision.options) if clarifying else []
+        conversation.pending_text = text if clarifying else None
+        if not chosen:  # a picked option answers the earlier question; that stays the context
+            conversation.last_user_text = text
+
+    def escalate(self, decision: Decision, why: str) -> Decision:
+        """Hand off to a person; a handoff the router already chose keeps its own answer."""
+        answer = decision.answer if decision.route == "handoff" else self.handoff_message
+        return dataclasses.replace(
+            decision, route="handoff", answer=answer, reason=f"{why} {decision.reason}"
+        )
+
+
+def check_choice(choice: str, offered: Sequence[str]) -> None:
+    """A clarify pick must be one of the options the bot offered (or, offline, any known intent)."""
+    if choice not in offered:
+        allowed = ", ".join(offered) if offered else "none: there is no open clarify question"
+        raise InvalidInputError("choice", f"'{choice}' was not offered; allowed: {allowed}")

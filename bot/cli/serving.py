@@ -1,0 +1,120 @@
+"""`bot serve`, `bot db` and `bot spool`: running the HTTP API and looking after its storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from bot.chat.spool import Spool
+from bot.cli.app import IntentsOption, JsonOption, app, command, out, settings_for, user_errors
+from bot.config import get_settings
+from bot.errors import BotError
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    intents: IntentsOption = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (each loads the model).")] = 1,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Proxies whose X-Forwarded-For is trusted (comma-separated, or '*'); rate limits per address "
+            "need the real client address behind a load balancer."
+        ),
+    ] = "127.0.0.1,::1",
+) -> None:
+    """Run the HTTP API under uvicorn; the model and indexes load once at start-up."""
+    import uvicorn
+
+    settings = settings_for(intents)
+    keys = settings.keys_by_role()
+    if not keys and host not in LOCAL_HOSTS:
+        raise BotError(
+            f"refusing to listen on {host} without API keys: set BOT_API_KEYS='widget:KEY,agent:KEY,...' "
+            "or listen on 127.0.0.1"
+        )
+    # fail fast with one clear line, before uvicorn starts, on a bad folder, model or database
+    from bot.routing.engine import Engine
+    from bot.store.db import make_engine, upgrade
+
+    engine = Engine(settings)
+    engine.load()
+    database = make_engine(settings.database_url)
+    upgrade(database)
+    database.dispose()
+    if not keys:
+        sys.stderr.write(
+            "warning: no API keys configured (BOT_API_KEYS): every endpoint is open, localhost only\n"
+        )
+    if workers > 1:
+        os.environ["BOT_INTENTS_DIR"] = str(settings.intents_dir)
+        uvicorn.run(
+            "bot.api.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            forwarded_allow_ips=forwarded_allow_ips,
+        )
+        return
+    from bot.api import create_app
+
+    app_ = create_app(settings, engine=engine)  # bad rate-limit settings fail here, as one line
+    uvicorn.run(app_, host=host, port=port, log_level="info", forwarded_allow_ips=forwarded_allow_ips)
+
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@user_errors
+def db_upgrade() -> None:
+    """Apply database migrations up to the newest schema."""
+    from bot.store.db import make_engine, upgrade, url_without_password
+
+    settings = get_settings()
+    revision = upgrade(make_engine(settings.database_url))
+    out.print(f"database {url_without_password(settings.database_url)} is at revision {revision}")
+
+
+spool_app = typer.Typer(help="Chat turns written while the database was down.", no_args_is_help=True)
+app.add_typer(spool_app, name="spool")
+
+
+def _spool() -> Spool:
+    settings = get_settings()
+    return Spool(settings.spool_dir or settings.cache_dir / "spool")
+
+
+@spool_app.command("status")
+@user_errors
+def spool_status(as_json: JsonOption = False) -> None:
+    """Turns waiting for the database, and turns set aside because it refused them."""
+    spool = _spool()
+    found = {"pending": spool.pending(), "rejected": spool.rejected(), "folder": str(spool.folder)}
+    if as_json:
+        sys.stdout.write(json.dumps(found) + "\n")
+        return
+    out.print(f"{found['pending']} turns waiting, {found['rejected']} set aside (in {spool.rejected_path})")
+
+
+@spool_app.command("requeue")
+@user_errors
+def spool_requeue() -> None:
+    """Put set-aside turns back in the spool; a running server writes them on its next drain."""
+    spool = _spool()
+    requeued, kept = spool.requeue_rejected()
+    out.print(
+        f"requeued {requeued} turns; {kept} torn lines stay in {spool.rejected_path}"
+        if kept
+        else f"requeued {requeued} turns"
+    )

@@ -1,0 +1,226 @@
+"""`bot eval`, `bot calibrate` and `bot train`: measuring and improving routing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from bot.cli.app import IntentsOption, JsonOption, command, err, out, settings_for
+
+if TYPE_CHECKING:
+    from bot.routing.engine import Engine
+    from bot.tuning.datasets import Example
+
+DataOption = Annotated[
+    Path,
+    typer.Option("--data", help="CSV (text, category|label; 'oos' = out of scope) or CLINC150-style JSON."),
+]
+SplitOption = Annotated[str, typer.Option("--split", help="Split of a JSON data set (plus its oos_ rows).")]
+TrainOption = Annotated[
+    Path | None, typer.Option("--train", help="Labelled file to draw few-shot examples from (with --shots).")
+]
+ShotsOption = Annotated[
+    int | None, typer.Option("--shots", min=1, help="Examples per intent drawn from --train (default: all).")
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the few-shot draw.")]
+
+
+def few_shot_examples(train: Path | None, shots: int | None, seed: int, split: str) -> dict[str, list[str]]:
+    """The few-shot sample `--train/--shots/--seed` ask for (empty without `--train`)."""
+    from bot.tuning.datasets import DataFileError, few_shot, group_by_label, read_dataset
+
+    if train is None:
+        if shots is not None:
+            raise DataFileError("--shots needs --train FILE to draw the examples from")
+        return {}
+    rows = read_dataset(train, "train" if train.suffix.lower() == ".json" else split)
+    return few_shot(rows, shots, seed) if shots is not None else group_by_label(rows)
+
+
+def load_engine(intents: Path | None, extra: dict[str, list[str]]) -> Engine:
+    """An engine on the folder's intents plus `extra` examples (in memory), with progress on stderr."""
+    from bot.routing.engine import Engine
+
+    settings = settings_for(intents, torch_threads=os.cpu_count() or 1)  # batch work: use every core
+    engine = Engine(settings, progress=True)
+    engine.load(extra_examples=extra)
+    unknown = sorted(set(extra) - set(engine.intents.names))
+    if unknown:
+        err.print(
+            f"note: {len(unknown)} training labels have no intent and were skipped: {', '.join(unknown[:5])}"
+        )
+    return engine
+
+
+def held_out(
+    examples: list[Example],
+    train: Path | None,
+    data: Path,
+    extra: dict[str, list[str]],
+    leave_one_out: bool = False,
+) -> list[Example]:
+    """Rows to judge on: when they come from the training file, not those drawn as examples (unless each
+    row is to be judged leave-one-out, which keeps them all)."""
+    from bot.tuning.datasets import without_texts
+
+    same = train is not None and train.resolve() == data.resolve()
+    return without_texts(examples, extra) if same and not leave_one_out else examples
+
+
+@command(name="eval")
+def evaluate(
+    data: DataOption,
+    intents: IntentsOption = None,
+    split: SplitOption = "test",
+    train: TrainOption = None,
+    shots: ShotsOption = None,
+    seed: SeedOption = 0,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write report.md and PNG plots into this folder.")
+    ] = None,
+    leave_one_out: Annotated[
+        bool,
+        typer.Option(
+            "--leave-one-out",
+            help="Judge a row that is also one of its intent's examples (YAML, reviewed or drawn with "
+            "--train) as if that example were absent: cross-validation without a held-out set. "
+            "Not valid for a model fine-tuned on those rows.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Route every row of a labelled data set and print accuracy, F1, coverage and out-of-scope figures."""
+    from bot.tuning.datasets import read_dataset
+    from bot.tuning.evaluate import compute_metrics, route_examples
+
+    extra = few_shot_examples(train, shots, seed, split)
+    engine = load_engine(intents, extra)
+    examples = held_out(read_dataset(data, split), train, data, extra, leave_one_out)
+    decisions = route_examples(engine, examples, progress=True, leave_one_out=leave_one_out)
+    metrics = compute_metrics(examples, decisions)
+    if report is not None:
+        from bot.tuning.report import write_report
+
+        title = f"{data.name}" + (
+            f", {shots}-shot from {train.name} (seed {seed})" if train and shots else ""
+        )
+        path = write_report(
+            report, title, examples, decisions, metrics, engine.model_id, engine.intents.version
+        )
+        err.print(f"report: {path}")
+    values = metrics.as_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(values) + "\n")
+        return
+    table = Table("metric", "value", title=f"{data} ({len(examples)} rows)")
+    for key, value in values.items():
+        table.add_row(
+            key, "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+        )
+    out.print(table)
+
+
+@command()
+def calibrate(
+    data: DataOption,
+    intents: IntentsOption = None,
+    split: Annotated[
+        str, typer.Option("--split", help="Split of a JSON data set (plus its oos_ rows).")
+    ] = "val",
+    target_precision: Annotated[
+        float,
+        typer.Option("--target-precision", min=0.01, max=1.0, help="Share of answers that must be right."),
+    ] = 0.95,
+    train: TrainOption = None,
+    shots: ShotsOption = None,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit confidence, thresholds and aggregation on labelled data; write calibration.yaml to the intents folder."""
+    from bot.routing.calibration import save_calibration
+    from bot.tuning.calibrate import calibrate as fit
+    from bot.tuning.datasets import DataFileError, read_dataset
+
+    if "test" in data.stem.lower() or split == "test":
+        raise DataFileError(f"{data}: refusing to calibrate on a test set; use training or validation data")
+    extra = few_shot_examples(train, shots, seed, split)
+    engine = load_engine(intents, extra)
+    examples = held_out(read_dataset(data, split), train, data, extra)
+    calibration, policy = fit(
+        engine,
+        examples,
+        target_precision,
+        data=f"{data.name}:{split}" if data.suffix.lower() == ".json" else data.name,
+        progress=True,
+    )
+    path = save_calibration(engine.intents_dir, calibration)
+    summary = {
+        "file": str(path),
+        "expected_precision": round(policy.precision, 4),
+        "expected_coverage": round(policy.coverage, 4),
+        "target_reached": policy.reached,
+        "threshold": policy.threshold,
+        "margin": policy.margin,
+        "intent_thresholds": len(policy.intent_thresholds),
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    if not policy.reached:
+        err.print(f"warning: no threshold reaches precision {target_precision}; kept the most precise one")
+    out.print(
+        f"wrote {path}: expected precision {policy.precision:.3f} at coverage {policy.coverage:.3f} "
+        f"(threshold {policy.threshold:.2f}, margin {policy.margin:.2f}, "
+        f"{len(policy.intent_thresholds)} intent thresholds)"
+    )
+
+
+@command()
+def train(
+    intents: IntentsOption = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="'reviewed' (the review store) or a CSV of text,category.")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder of the fine-tuned model.")] = Path(
+        "models/tuned"
+    ),
+    train_file: TrainOption = None,
+    shots: ShotsOption = None,
+    seed: SeedOption = 0,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training texts.")] = 4,
+) -> None:
+    """Fine-tune the encoder contrastively on intents, examples and messages; then set BOT_MODEL to --out."""
+    from bot.content.intents import load_intents
+    from bot.tuning.datasets import group_by_label, read_dataset
+    from bot.tuning.training import TrainingConfig, fine_tune, reviewed_examples
+
+    settings = settings_for(intents, torch_threads=os.cpu_count() or 1)
+    extra = few_shot_examples(train_file, shots, seed, "train")
+    if data == "reviewed":
+        extra = _merge(extra, reviewed_examples(settings))
+    elif data is not None:
+        extra = _merge(extra, group_by_label(read_dataset(Path(data), "train")))
+    intent_set = load_intents(settings.intents_dir).with_extra_examples(extra)
+    result = fine_tune(
+        settings.model,
+        intent_set,
+        out_dir,
+        TrainingConfig(epochs=epochs, seed=seed, threads=settings.torch_threads),
+    )
+    out.print(
+        f"wrote {result.path} ({result.texts} texts, {result.steps} steps, {result.seconds:.0f}s); "
+        f"model id {result.model_id}. Use it with: BOT_MODEL={result.path}"
+    )
+
+
+def _merge(first: dict[str, list[str]], second: dict[str, list[str]]) -> dict[str, list[str]]:
+    merged = {k: list(v) for k, v in first.items()}
+    for label, texts in second.items():
+        merged.setdefault(label, []).extend(t for t in texts if t not in merged[label])
+    return merged

@@ -1,0 +1,1 @@
+"""Intents YAML, the knowledge base and sandboxed answer templates: what a bot builder writes."""

@@ -1,0 +1,241 @@
+"""Intent YAML: the schema, a loader that reports `path:line` errors, and the intent set's content hash."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from bot.content.answers import AnswerTemplate, compile_template
+from bot.errors import IntentFileError, TemplateError
+
+NAME_PATTERN = r"^[a-z0-9_]+$"
+# live in the folder but are not intent files: fitted calibration (bot calibrate), anger phrases (bot.content.tone)
+RESERVED_FILES = frozenset({"calibration.yaml", "tone.yaml"})
+NonEmptyStr = Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+
+
+class IntentSpec(BaseModel):
+    """One intent as written in YAML."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[StrictStr, Field(pattern=NAME_PATTERN, max_length=100)]
+    description: NonEmptyStr
+    title: NonEmptyStr | None = None
+    examples: tuple[NonEmptyStr, ...] = ()
+    answer: StrictStr | None = None
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    handoff: StrictBool = False
+    tags: tuple[NonEmptyStr, ...] = ()
+
+    @field_validator("description", "title", "examples", "answer", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        """Blank text counts as missing, so `description: "  "` is rejected like an empty one."""
+        if isinstance(value, str):
+            return value.strip()
+        if isinstance(value, list | tuple):
+            return tuple(v.strip() if isinstance(v, str) else v for v in value)
+        return value
+
+    @property
+    def label(self) -> str:
+        """A short human label, for clarify buttons."""
+        return self.title or self.name.replace("_", " ").capitalize()
+
+
+ALLOWED_KEYS = tuple(IntentSpec.model_fields)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A validated intent with its compiled answer and where it was defined."""
+
+    spec: IntentSpec
+    path: Path
+    line: int
+    template: AnswerTemplate | None = field(compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The intent's unique name."""
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class IntentSet:
+    """All intents of a folder, in file order, with a content hash that names this version."""
+
+    intents: tuple[Intent, ...]
+    version: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {i.name: i for i in self.intents})
+        object.__setattr__(self, "_names", tuple(i.name for i in self.intents))  # read per decision
+
+    def get(self, name: str) -> Intent | None:
+        """The intent called `name`, or None."""
+        by_name: dict[str, Intent] = object.__getattribute__(self, "_by_name")
+        return by_name.get(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Intent names in file order."""
+        names: tuple[str, ...] = object.__getattribute__(self, "_names")
+        return names
+
+    def with_extra_examples(self, extra: dict[str, list[str]]) -> IntentSet:
+        """A copy where intents gain examples (few-shot evaluation, reviewed messages); YAML untouched."""
+        intents = []
+        for intent in self.intents:
+            added = [e for e in extra.get(intent.name, []) if e not in intent.spec.examples]
+            if added:
+                spec = intent.spec.model_copy(update={"examples": (*intent.spec.examples, *added)})
+                intent = Intent(spec=spec, path=intent.path, line=intent.line, template=intent.template)
+            intents.append(intent)
+        return IntentSet(intents=tuple(intents), version=content_hash(i.spec for i in intents))
+
+
+def content_hash(specs: Any) -> str:
+    """A short stable hash of intent specs, so logs can name the exact intent set that decided."""
+    payload = json.dumps([s.model_dump(mode="json") for s in specs], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _line_of(node: Any, loc: tuple[int | str, ...], fallback: int) -> int:
+    """1-based line of the YAML node at `loc` inside `node`, as close as the path allows."""
+    line = fallback
+    current = node
+    for part in loc:
+        if isinstance(current, CommentedMap) and part in current:
+            line = current.lc.key(part)[0] + 1
+            current = current[part]
+        elif isinstance(current, CommentedSeq) and isinstance(part, int) and part < len(current):
+            line = current.lc.item(part)[0] + 1
+            current = current[part]
+        else:
+            break
+    return line
+
+
+def first_error(exc: ValidationError) -> dict[str, Any]:
+    """The error to report: a misspelt key first, since it usually explains the rest."""
+    errors: list[dict[str, Any]] = list(exc.errors())  # type: ignore[arg-type]
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One readable sentence for one pydantic error."""
+    loc = [str(p) for p in error["loc"]]
+    key = loc[0] if loc else "intent"
+    where = ".".join(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(key, ALLOWED_KEYS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown key '{key}'{hint}; allowed: {', '.join(ALLOWED_KEYS)}"
+    if kind == "missing":
+        return f"missing required key '{key}'"
+    if kind == "string_pattern_mismatch":
+        return f"'{where}' must use only lowercase letters, digits and underscores, got {error['input']!r}"
+    if kind == "string_too_short":
+        return f"'{where}' must not be empty"
+    if kind == "model_type":
+        return f"each intent must be a mapping of keys, got {type(error['input']).__name__}"
+    return f"'{where}': {error['msg'].lower()}, got {error['input']!r}"
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def read_yaml(path: Path, error_type: type[IntentFileError] = IntentFileError) -> Any:
+    """Parse one YAML file keeping line numbers, turning syntax errors into `path:line` errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error_type(path, None, f"cannot read file: {exc}") from None
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise error_type(path, line, f"YAML syntax error: {problem}") from None
+
+
+def _load_file(path: Path) -> list[Intent]:
+    data = read_yaml(path)
+    if data is None:
+        return []
+    if not isinstance(data, CommentedMap):
+        raise IntentFileError(path, 1, "the file must be a mapping with the key 'intents'")
+    unknown = [key for key in data if key != "intents"]
+    if unknown:
+        line = data.lc.key(unknown[0])[0] + 1
+        raise IntentFileError(path, line, f"unknown top-level key '{unknown[0]}'; allowed: intents")
+    if not isinstance(data.get("intents"), CommentedSeq):
+        raise IntentFileError(path, data.lc.line + 1, "the file needs a list under 'intents'")
+    raw_intents = data["intents"]
+    intents: list[Intent] = []
+    for position, raw in enumerate(raw_intents):
+        line = raw_intents.lc.item(position)[0] + 1
+        try:
+            spec = IntentSpec.model_validate(dict(raw) if isinstance(raw, CommentedMap) else raw)
+        except ValidationError as exc:
+            first = first_error(exc)
+            raise IntentFileError(path, _line_of(raw, first["loc"], line), _describe(first)) from None
+        template = None
+        if spec.answer:
+            try:
+                template = compile_template(spec.answer)
+            except TemplateError as exc:
+                answer_line = _line_of(raw, ("answer",), line)
+                raise IntentFileError(path, answer_line, f"answer of '{spec.name}': {exc.message}") from None
+        intents.append(Intent(spec=spec, path=path, line=line, template=template))
+    return intents
+
+
+def intent_files(folder: Path) -> list[Path]:
+    """The intent files of a folder, sorted, without reserved files such as calibration.yaml."""
+    files = [*folder.glob("*.yaml"), *folder.glob("*.yml")]
+    return sorted(f for f in files if f.name not in RESERVED_FILES)
+
+
+def load_intents(folder: Path | str) -> IntentSet:
+    """Load and validate every intent file of `folder`; raise `IntentFileError` on the first problem."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise IntentFileError(
+            folder, None, "intents folder does not exist (set BOT_INTENTS_DIR or --intents)"
+        )
+    files = intent_files(folder)
+    if not files:
+        raise IntentFileError(folder, None, "no *.yaml intent files in this folder")
+    seen: dict[str, Intent] = {}
+    ordered: list[Intent] = []
+    for path in files:
+        for intent in _load_file(path):
+            first = seen.get(intent.name)
+            if first is not None:
+                raise IntentFileError(
+                    path,
+                    intent.line,
+                    f"duplicate intent name '{intent.name}'; first defined at {first.path}:{first.line}",
+                )
+            seen[intent.name] = intent
+            ordered.append(intent)
+    if not ordered:
+        raise IntentFileError(folder, None, "the intent files define no intents")
+    return IntentSet(intents=tuple(ordered), version=content_hash(i.spec for i in ordered))

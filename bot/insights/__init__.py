@@ -1,0 +1,1 @@
+"""What analysts read: stats, new-intent discovery, review export, log export."""

@@ -1,0 +1,82 @@
+"""`calibration.yaml`: fitted scoring and thresholds that belong to one intent folder and one model.
+
+This module owns the file format, reading and writing it, and naming a calibration by its content;
+fitting one from labelled data is `bot.tuning.calibrate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.config import DEFAULT_PROTOTYPE_WEIGHT
+from bot.content.intents import first_error, read_yaml
+from bot.errors import IntentFileError
+
+CALIBRATION_FILE = "calibration.yaml"
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Calibration(BaseModel):
+    """What `bot calibrate` fits; the engine applies it when it loads the folder with the same model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_id: str
+    slope: float = Field(gt=0.0)
+    center: float
+    threshold: Unit
+    margin: Unit
+    aggregation_weight: Unit = 0.0
+    aggregation_depth: int = Field(3, ge=1, le=20)
+    prototype_weight: Unit = DEFAULT_PROTOTYPE_WEIGHT
+    intent_thresholds: dict[str, Unit] = Field(default_factory=dict)
+    # Provenance, so a reader can tell what the figures above were fitted on and what they promise.
+    intents_version: str | None = None
+    data: str | None = None
+    target_precision: Unit | None = None
+    expected_precision: Unit | None = None
+    expected_coverage: Unit | None = None
+
+
+def content_id(values: Mapping[str, Any]) -> str:
+    """A 12-character hash of JSON-able values, independent of key order."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def calibration_id(calibration: Calibration) -> str:
+    """Names a calibration by its content, so a logged decision can be matched to its calibration.yaml."""
+    return content_id(calibration.model_dump(mode="json"))
+
+
+def load_calibration(folder: Path, model_id: str) -> Calibration | None:
+    """The folder's calibration if it exists and was fitted for `model_id`; None otherwise."""
+    path = folder / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    data = read_yaml(path)
+    try:
+        calibration = Calibration.model_validate(dict(data or {}))
+    except ValidationError as exc:
+        first = first_error(exc)
+        key = ".".join(str(p) for p in first["loc"])
+        raise IntentFileError(path, None, f"'{key}': {first['msg'].lower()}") from None
+    return calibration if calibration.model_id == model_id else None
+
+
+def save_calibration(folder: Path, calibration: Calibration) -> Path:
+    """Write `calibration.yaml` into the intents folder (plain YAML, keys in schema order)."""
+    from ruamel.yaml import YAML
+
+    path = folder / CALIBRATION_FILE
+    yaml = YAML()
+    yaml.default_flow_style = False
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("# Written by `bot calibrate`; refit after changing intents, data or model.\n")
+        yaml.dump(calibration.model_dump(mode="json"), handle)
+    return path

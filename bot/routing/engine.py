@@ -1,0 +1,280 @@
+"""The routing engine: loads an intent folder into a `RoutingState`, swaps states atomically, routes messages.
+
+Scoring itself is functions over the immutable state (`bot.routing.scoring`); the engine owns the encoders,
+the live state and the lock that makes reloads and learned examples atomic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from bot.config import Settings
+from bot.content.intents import IntentSet, load_intents
+from bot.content.knowledge import Passage, load_knowledge
+from bot.content.tone import TonePhrases, load_tone
+from bot.errors import NotFoundError, TemplateError
+from bot.routing.calibration import Calibration, load_calibration
+from bot.routing.context import RouteContext, read_together, wants_context
+from bot.routing.encoder import BatchingEncoder, CachedEncoder, EmbeddingCache, Encoder, make_encoder
+from bot.routing.index import limit_native_threads
+from bot.routing.policy import Candidate, Decision, Route
+from bot.routing.scoring import decide_vectors
+from bot.routing.state import RoutingState, build_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload did."""
+
+    version: str
+    intents: int
+    passages: int
+    embedded_texts: int
+    seconds: float
+
+
+class Engine:
+    """Routes messages against the live intent set; `reload` swaps in a new set only if it loads cleanly."""
+
+    def __init__(self, settings: Settings, encoder: Encoder | None = None, *, progress: bool = False) -> None:
+        self.settings = settings
+        self.progress = progress
+        limit_native_threads(settings.torch_threads)
+        raw = encoder or make_encoder(
+            settings.model,
+            backend=settings.encoder_backend,
+            threads=settings.torch_threads,
+            cache_dir=settings.cache_dir,
+        )
+        if isinstance(raw, BatchingEncoder):  # another engine's (tests share one model): reuse its batcher
+            batching: BatchingEncoder | None = raw
+            raw = raw.inner
+        elif settings.batch_max_size > 1:
+            batching = BatchingEncoder(
+                raw, max_batch=settings.batch_max_size, max_wait_ms=settings.batch_wait_ms
+            )
+        else:
+            batching = None
+        self.query_encoder: Encoder = batching or raw  # single messages from many threads
+        self.direct_encoder: Encoder = raw  # batches formed by the caller (`route_batch`)
+        self.encoder = CachedEncoder(raw, EmbeddingCache(settings.cache_dir / "embeddings.sqlite3"))
+        self.intents_dir = Path(settings.intents_dir)
+        self.extra_examples: dict[str, list[str]] = {}  # learned from reviews and tickets, not in YAML
+        self._base_intents: IntentSet | None = None
+        self._reload_lock = threading.Lock()
+        self._state: RoutingState | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The encoder's model id."""
+        return self.encoder.model_id
+
+    @property
+    def state(self) -> RoutingState:
+        """The live routing state (load first)."""
+        if self._state is None:
+            raise RuntimeError("Engine.load() has not been called")
+        return self._state
+
+    @property
+    def intents(self) -> IntentSet:
+        """The live intent set."""
+        return self.state.intents
+
+    def load(
+        self,
+        intents_dir: Path | None = None,
+        extra_examples: Mapping[str, Sequence[str]] | Callable[[], Mapping[str, Sequence[str]]] | None = None,
+    ) -> ReloadResult:
+        """Build a routing state from the folder and swap it in; on any error the old state stays live.
+
+        `extra_examples` may be a function (reading the learned examples from the database): it is called
+        under the reload lock, so an example learned while this reload runs is either in what it reads or
+        applied after it, never overwritten by a read taken before it.
+        """
+        started = time.perf_counter()
+        with self._reload_lock:
+            folder = Path(intents_dir) if intents_dir is not None else self.intents_dir
+            source = extra_examples() if callable(extra_examples) else extra_examples
+            extra = {k: list(v) for k, v in (source if source is not None else self.extra_examples).items()}
+            base = load_intents(folder)
+            intents = base.with_extra_examples(extra)
+            passages = load_knowledge(folder / "knowledge")
+            calibration = load_calibration(folder, self.model_id)
+            state = self._build(intents, passages, calibration, load_tone(folder))
+            self._state = state
+            self.intents_dir = folder
+            self.extra_examples = extra
+            self._base_intents = base
+        seconds = time.perf_counter() - started
+        log.info(
+            "loaded %d intents, %d passages (version %s) in %.2fs",
+            len(intents.intents),
+            len(passages),
+            intents.version,
+            seconds,
+        )
+        return ReloadResult(
+            intents.version, len(intents.intents), len(passages), state.embedded_texts, seconds
+        )
+
+    def learn(self, intent: str, text: str) -> bool:
+        """Make `text` a live example of `intent` (and of no other intent) without a restart or a YAML edit.
+
+        Only the new text is embedded (the rest comes from the cache). Returns False when nothing changed.
+        """
+        with self._reload_lock:
+            if self.state.intents.get(intent) is None:
+                return False
+            extra = {name: [t for t in texts if t != text] for name, texts in self.extra_examples.items()}
+            extra.setdefault(intent, []).append(text)
+            return self._swap_extra_examples(extra)
+
+    def use_extra_examples(self, read: Callable[[], Mapping[str, Sequence[str]]]) -> bool:
+        """Replace the learned examples with what `read` returns (under the reload lock); YAML is not re-read.
+
+        Only texts not embedded before are encoded. Returns False when nothing changed.
+        """
+        with self._reload_lock:
+            return self._swap_extra_examples({name: list(texts) for name, texts in read().items()})
+
+    def unlearn(self, text: str) -> bool:
+        """Stop using `text` as a learned example of any intent."""
+        with self._reload_lock:
+            extra = {name: [t for t in texts if t != text] for name, texts in self.extra_examples.items()}
+            return self._swap_extra_examples(extra)
+
+    def _swap_extra_examples(self, extra: dict[str, list[str]]) -> bool:
+        """Rebuild the live state on the YAML intents plus `extra` (caller holds the reload lock).
+
+        Returns False, changing nothing, when `extra` equals the live learned examples or nothing is loaded.
+        """
+        extra = {name: texts for name, texts in extra.items() if texts}
+        state, base = self.state, self._base_intents
+        if base is None or extra == self.extra_examples:
+            return False
+        self._state = self._build(
+            base.with_extra_examples(extra), state.passages, state.calibration, state.tone_phrases
+        )
+        self.extra_examples = extra
+        return True
+
+    def with_intents(
+        self, intents: IntentSet, calibration: Calibration | Literal["live"] | None = "live"
+    ) -> RoutingState:
+        """Build (not swap in) a state for another intent set or calibration, sharing this engine's knowledge."""
+        live = self.state
+        fitted = live.calibration if calibration == "live" else calibration
+        return self._build(intents, live.passages, fitted, live.tone_phrases)
+
+    def _build(
+        self,
+        intents: IntentSet,
+        passages: tuple[Passage, ...],
+        calibration: Calibration | None,
+        tone: TonePhrases,
+    ) -> RoutingState:
+        return build_state(
+            self.encoder, self.settings, intents, passages, calibration, tone, progress=self.progress
+        )
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def route(self, text: str, context: RouteContext | None = None) -> Decision:
+        """Decide what to do with one message and render its answer (concurrent callers share batches)."""
+        return self._route(self.query_encoder, [text], [context or RouteContext()])[0]
+
+    def route_batch(self, texts: Sequence[str], contexts: Sequence[RouteContext]) -> list[Decision]:
+        """`route` for messages the caller has already gathered into a batch (one encoder call)."""
+        return self._route(self.direct_encoder, texts, contexts)
+
+    def _route(
+        self, encoder: Encoder, texts: Sequence[str], contexts: Sequence[RouteContext]
+    ) -> list[Decision]:
+        state = self.state  # one read: a concurrent reload cannot mix two versions in one decision
+        decisions = decide_vectors(state, encoder.encode(list(texts)))
+        follow_ups = [
+            row
+            for row, (decision, text, context) in enumerate(zip(decisions, texts, contexts, strict=True))
+            if wants_context(decision, text, context)
+        ]
+        if follow_ups:
+            combined_texts = [f"{contexts[row].previous_user_text} {texts[row]}" for row in follow_ups]
+            combined = decide_vectors(state, encoder.encode(combined_texts))
+            for row, together in zip(follow_ups, combined, strict=True):
+                decisions[row] = read_together(decisions[row], together)
+        return [
+            self.render(decision, text, context.metadata, state)
+            for decision, text, context in zip(decisions, texts, contexts, strict=True)
+        ]
+
+    def route_many(
+        self, texts: Sequence[str], *, state: RoutingState | None = None, progress: bool = False
+    ) -> list[Decision]:
+        """Decisions for many independent messages at once (batch classification, evaluation), against
+        the live state or `state` (one built by `with_intents` for an experiment)."""
+        state = state or self.state
+        vectors = self.query_encoder.encode(texts, progress=progress)
+        return [
+            self.render(d, t, {}, state) for d, t in zip(decide_vectors(state, vectors), texts, strict=True)
+        ]
+
+    def render(
+        self, decision: Decision, text: str, metadata: Mapping[str, Any], state: RoutingState | None = None
+    ) -> Decision:
+        """Fill `answer`: the intent's template, the knowledge passage, a clarify question or a handoff notice."""
+        state = state or self.state
+        intent = state.intents.get(decision.intent) if decision.intent else None
+        if decision.route in ("answer", "handoff") and intent is not None and intent.template is not None:
+            try:
+                answer = intent.template.render(message=text, intent=intent.name, metadata=metadata)
+            except TemplateError as exc:  # e.g. metadata of an unexpected type: a person answers instead
+                log.warning("answer template of '%s' failed: %s", intent.name, exc)
+                return dataclasses.replace(
+                    decision,
+                    route="handoff",
+                    answer=self.settings.handoff_message,
+                    reason=f"The answer template of '{intent.name}' failed ({exc}), so a person takes it.",
+                )
+        elif decision.route == "handoff":
+            answer = self.settings.handoff_message
+        elif decision.route == "retrieve" and decision.passage is not None:
+            answer = state.passages[decision.passage].text
+        else:
+            offered = (state.intents.get(name) for name in decision.options)
+            labels = [intent.spec.label for intent in offered if intent is not None]
+            answer = "Did you mean: " + ", or ".join(labels) + "?"
+        return dataclasses.replace(decision, answer=answer)
+
+    def answer_choice(
+        self, intent_name: str, text: str, metadata: Mapping[str, Any] | None = None
+    ) -> Decision:
+        """The decision when a customer picks `intent_name` from clarify options."""
+        state = self.state
+        intent = state.intents.get(intent_name)
+        if intent is None:
+            raise NotFoundError(f"unknown intent '{intent_name}'; choose one of the offered options")
+        rule = state.rules[intent_name]
+        route: Route = "handoff" if rule.handoff or not rule.has_answer else "answer"
+        decision = Decision(
+            route=route,
+            intent=intent_name,
+            confidence=1.0,
+            candidates=(Candidate(intent=intent_name, score=1.0, confidence=1.0),),
+            reason=f"The customer chose '{intent_name}' from the clarify options.",
+            threshold=rule.threshold if rule.threshold is not None else state.policy.threshold,
+            margin=state.policy.margin,
+            model_id=state.model_id,
+            intents_version=state.version,
+            calibration_id=state.calibration_id,
+        )
+        return self.render(decision, text, metadata or {}, state)

@@ -1,0 +1,1 @@
+"""Tables, the database, migrations, tickets, reviews and learned examples."""

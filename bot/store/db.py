@@ -1,0 +1,136 @@
+"""Database engine, sessions and migrations (SQLite by default, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, create_engine
+
+from bot.errors import ConfigError
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for `url`; SQLite gets WAL and a busy timeout so concurrent writers wait."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise ConfigError(f"BOT_DATABASE_URL '{url_without_password(url)}' cannot be used: {exc}") from None
+
+
+def url_without_password(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is shown as its scheme only
+        return url.split(":", 1)[0] + "://..."
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+MIGRATION_LOCK = 774_201  # PostgreSQL advisory-lock key: replicas starting together migrate one at a time
+
+
+def upgrade(engine: Engine) -> str:
+    """Bring the schema to the newest migration; returns the revision now in place.
+
+    Several replicas may start at once: on PostgreSQL an advisory lock serialises them; elsewhere a
+    replica that loses the race retries and then finds the schema already current.
+    """
+    config = _alembic_config()
+    for attempt in range(3):
+        try:
+            with engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+            break
+        except SQLAlchemyError as exc:
+            if attempt == 2 or "already exists" not in str(exc):
+                raise ConfigError(
+                    f"cannot migrate database {url_without_password(str(engine.url))}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+                ) from None
+            time.sleep(0.5)
+    return ScriptDirectory.from_config(config).get_current_head() or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def ping(engine: Engine) -> str:
+    """'ok', or what is wrong with the database connection."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return "ok"
+    except (
+        SQLAlchemyError
+    ) as exc:  # the detail (hosts, users) goes to the log, not to unauthenticated callers
+        log.warning("database ping failed: %s", str(exc).splitlines()[0])
+        return f"error: {exc.__class__.__name__}"
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error, so nothing is half-written."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@contextmanager
+def scratch_postgres(admin_url: str, prefix: str) -> Iterator[str]:
+    """A URL to a new, empty PostgreSQL database beside `admin_url`'s, dropped (connections and all)
+    afterwards: for tests and benchmarks that must not touch a real database."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

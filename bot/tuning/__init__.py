@@ -1,0 +1,1 @@
+"""Measuring and improving routing: datasets, evaluation, calibration fitting, training, reports."""

@@ -1,0 +1,187 @@
+"""Fitting a calibration on labelled rows: aggregation, confidence map, threshold, margin, per-intent thresholds.
+
+`fit_policy` and `fit_confidence` are pure numpy over per-message scores, so they are tested on
+synthetic data; `calibrate` feeds them the scores of a routing state (`bot calibrate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bot.routing.calibration import Calibration
+from bot.routing.scoring import intent_scores, left_out_rows
+from bot.routing.state import Scoring
+
+if TYPE_CHECKING:
+    from bot.routing.engine import Engine
+    from bot.routing.state import RoutingState
+    from bot.tuning.datasets import Example
+
+THRESHOLDS = np.round(np.arange(0.05, 0.995, 0.01), 3)
+MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
+MIN_INTENT_SUPPORT = 20  # rows an intent needs before it earns a threshold of its own
+# An intent's own threshold never drops below this: labelled sets rarely hold the out-of-scope messages
+# that would show the cost of answering at a confidence where the map itself expects more wrong than right.
+MIN_INTENT_THRESHOLD = 0.5
+
+
+def fit_confidence(top_scores: np.ndarray, right: np.ndarray) -> tuple[float, float]:
+    """Slope and center of `sigmoid(slope * (score - center))`: a logistic fit of "top intent is right"."""
+    from sklearn.linear_model import LogisticRegression
+
+    if right.all() or not right.any():  # one class only: keep a steep map around the observed scores
+        return 20.0, float(np.median(top_scores)) - (0.1 if right.all() else -0.1)
+    fit = LogisticRegression(C=100.0).fit(top_scores.reshape(-1, 1), right)
+    slope = float(fit.coef_[0, 0])
+    if slope <= 0:  # higher score must not mean lower confidence; fall back to a neutral map
+        return 20.0, float(np.median(top_scores))
+    return slope, float(-fit.intercept_[0] / slope)
+
+
+@dataclass(frozen=True)
+class PolicyFit:
+    """Thresholds chosen on a labelled set and what they achieved there."""
+
+    threshold: float
+    margin: float
+    intent_thresholds: dict[str, float]
+    precision: float
+    coverage: float
+    reached: bool  # whether `precision` reaches the target
+
+
+def _outcome(accept: np.ndarray, right: np.ndarray) -> tuple[float, float]:
+    accepted = int(accept.sum())
+    return (float(right[accept].mean()) if accepted else 0.0), accepted / max(len(accept), 1)
+
+
+def fit_policy(
+    top_confidence: np.ndarray,
+    second_confidence: np.ndarray,
+    top_intent: np.ndarray,
+    right: np.ndarray,
+    target_precision: float,
+) -> PolicyFit:
+    """Threshold, margin and per-intent thresholds with the highest coverage whose precision reaches the target.
+
+    A message is accepted when its top confidence passes the (intent's) threshold and leads the runner-up
+    by the margin, as in `bot.routing.policy.decide`; `right` says whether its top intent is its label.
+    """
+    lead = top_confidence - second_confidence
+    best: tuple[float, float, float, float] | None = None  # coverage, precision, threshold, margin
+    fallback = (-1.0, 0.0, float(THRESHOLDS[-1]), 0.0)  # if nothing reaches the target: most precise
+    for margin in MARGINS:
+        clear = lead >= margin
+        for threshold in THRESHOLDS:
+            precision, coverage = _outcome(clear & (top_confidence >= threshold), right)
+            if coverage == 0:
+                continue
+            if precision >= target_precision and (best is None or coverage > best[0]):
+                best = (coverage, precision, float(threshold), margin)
+            if precision > fallback[1] or (precision == fallback[1] and coverage > fallback[0]):
+                fallback = (coverage, precision, float(threshold), margin)
+    chosen = best or fallback
+    threshold, margin = chosen[2], chosen[3]
+    clear = lead >= margin
+    per_intent = _intent_thresholds(top_confidence, top_intent, right, clear, threshold, target_precision)
+    limits = np.array([per_intent.get(str(i), threshold) for i in top_intent])
+    precision, coverage = _outcome(clear & (top_confidence >= limits), right)
+    if per_intent and (precision < target_precision or coverage < chosen[0]):
+        per_intent = {}  # together they miss what the global threshold alone achieves: keep it simple
+        precision, coverage = chosen[1], chosen[0]
+    return PolicyFit(
+        threshold=threshold,
+        margin=margin,
+        intent_thresholds=per_intent,
+        precision=precision,
+        coverage=max(coverage, 0.0),
+        reached=precision >= target_precision,
+    )
+
+
+def _intent_thresholds(
+    confidence: np.ndarray,
+    intent: np.ndarray,
+    right: np.ndarray,
+    clear: np.ndarray,
+    default: float,
+    target: float,
+) -> dict[str, float]:
+    """For intents with enough rows, the lowest threshold at which their own answers reach the target."""
+    fitted: dict[str, float] = {}
+    for name in np.unique(intent):
+        mine = clear & (intent == name)
+        if mine.sum() < MIN_INTENT_SUPPORT:
+            continue
+        for threshold in (t for t in THRESHOLDS if t >= min(MIN_INTENT_THRESHOLD, default)):
+            accept = mine & (confidence >= threshold)
+            if accept.sum() == 0:
+                break
+            if right[accept].mean() >= target:
+                if abs(threshold - default) > 0.005:
+                    fitted[str(name)] = float(threshold)
+                break
+    return fitted
+
+
+# Aggregations tried by `calibrate`: (aggregation_weight, aggregation_depth, prototype_weight).
+AGGREGATIONS = tuple((w, d, p) for p in (0.0, 0.2, 0.3, 0.4, 0.5) for w, d in ((0.0, 1), (0.3, 3)))
+
+
+def calibrate(
+    engine: Engine,
+    examples: Sequence[Example],
+    target_precision: float,
+    *,
+    data: str,
+    state: RoutingState | None = None,
+    progress: bool = False,
+) -> tuple[Calibration, PolicyFit]:
+    """Choose aggregation, confidence map and thresholds on labelled rows for the engine's live intents
+    (or for `state`, one built by `Engine.with_intents`)."""
+    state = state or engine.state
+    names = np.array(state.intents.names)
+    labels = np.array([e.label for e in examples])
+    queries = engine.encoder.encode([e.text for e in examples], progress=progress)
+    # a row that is also one of its intent's examples is scored as if it were not: it must not find itself
+    left_out = left_out_rows(state, [e.text for e in examples], list(labels))
+    rows = np.arange(len(examples))
+    chosen: tuple[tuple[bool, float, float], Calibration, PolicyFit] | None = None
+    for weight, depth, prototype in AGGREGATIONS:
+        raw = Scoring(1.0, 0.0, weight, depth, prototype)
+        scores = intent_scores(state, queries, raw, left_out)
+        order = np.argsort(-scores, axis=1)
+        top = scores[rows, order[:, 0]]
+        second = scores[rows, order[:, 1]] if scores.shape[1] > 1 else np.full(len(rows), -np.inf)
+        right = names[order[:, 0]] == labels
+        slope, center = fit_confidence(np.where(np.isfinite(top), top, -1.0), right)
+        scoring = Scoring(slope, center, weight, depth, prototype)
+        fit = fit_policy(
+            scoring.confidence(top), scoring.confidence(second), names[order[:, 0]], right, target_precision
+        )
+        # reach the target first, then cover the most; accuracy breaks ties
+        key = (fit.reached, fit.coverage if fit.reached else fit.precision, float(right.mean()))
+        if chosen is None or key > chosen[0]:
+            calibration = Calibration(
+                model_id=engine.model_id,
+                slope=round(slope, 4),
+                center=round(center, 4),
+                threshold=fit.threshold,
+                margin=fit.margin,
+                aggregation_weight=weight,
+                aggregation_depth=depth,
+                prototype_weight=prototype,
+                intent_thresholds=fit.intent_thresholds,
+                intents_version=state.version,
+                data=data,
+                target_precision=target_precision,
+                expected_precision=round(fit.precision, 4),
+                expected_coverage=round(fit.coverage, 4),
+            )
+            chosen = (key, calibration, fit)
+    assert chosen is not None  # AGGREGATIONS is not empty
+    return chosen[1], chosen[2]
