@@ -14,6 +14,7 @@ from rich.table import Table
 from bot.cli.app import IntentsOption, JsonOption, command, err, out, settings_for
 
 if TYPE_CHECKING:
+    from bot.routing.calibration import CalibrationSource
     from bot.routing.engine import Engine
     from bot.tuning.datasets import Example
 
@@ -126,9 +127,43 @@ def evaluate(
     out.print(table)
 
 
+ReviewedData = "reviewed"
+
+
+def reviewed_labelled_rows(intents: Path | None) -> list[Example]:
+    """Analysts' verdicts and resolved tickets from the review store, as labelled rows."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.store.db import make_engine, url_without_password
+    from bot.store.reviews import reviewed_rows
+    from bot.tuning.datasets import OUT_OF_SCOPE, DataFileError, Example
+
+    settings = settings_for(intents)
+    database = make_engine(settings.database_url)
+    try:
+        rows = reviewed_rows(database)
+    except SQLAlchemyError as exc:
+        where = url_without_password(settings.database_url)
+        raise DataFileError(f"cannot read reviews from {where}: {str(exc).splitlines()[0]}") from None
+    finally:
+        database.dispose()
+    if not rows:
+        raise DataFileError(
+            "the review store has no reviewed messages yet: review some at /review, or pass --data FILE.csv"
+        )
+    return [Example(text, label if label is not None else OUT_OF_SCOPE) for text, label in rows]
+
+
 @command()
 def calibrate(
-    data: DataOption,
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            help="'reviewed' (analysts' verdicts and resolved tickets in the review store), or a CSV "
+            "(text, category|label; 'oos' = out of scope) or CLINC150-style JSON.",
+        ),
+    ],
     intents: IntentsOption = None,
     split: Annotated[
         str, typer.Option("--split", help="Split of a JSON data set (plus its oos_ rows).")
@@ -137,6 +172,16 @@ def calibrate(
         float,
         typer.Option("--target-precision", min=0.01, max=1.0, help="Share of answers that must be right."),
     ] = 0.95,
+    oos_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--oos-rate",
+            min=0.0,
+            max=0.95,
+            help="Share of live traffic expected to be out of scope; the promised precision holds at that "
+            "share, whatever the labelled set's own (default: the set's own share).",
+        ),
+    ] = None,
     train: TrainOption = None,
     shots: ShotsOption = None,
     seed: SeedOption = 0,
@@ -147,38 +192,74 @@ def calibrate(
     from bot.tuning.calibrate import calibrate as fit
     from bot.tuning.datasets import DataFileError, read_dataset
 
-    if "test" in data.stem.lower() or split == "test":
-        raise DataFileError(f"{data}: refusing to calibrate on a test set; use training or validation data")
     extra = few_shot_examples(train, shots, seed, split)
-    engine = load_engine(intents, extra)
-    examples = held_out(read_dataset(data, split), train, data, extra)
+    source: CalibrationSource
+    if data == ReviewedData:
+        # the learned examples are live intent examples too: the fit scores them leave-one-out
+        from bot.store.db import make_engine
+        from bot.store.examples import learned_examples
+
+        database = make_engine(settings_for(intents).database_url)
+        try:
+            extra = _merge(extra, learned_examples(database))
+        finally:
+            database.dispose()
+        examples = reviewed_labelled_rows(intents)
+        engine = load_engine(intents, extra)
+        source, label = "reviews", "reviewed messages"
+    else:
+        path = Path(data)
+        if "test" in path.stem.lower() or split == "test":
+            raise DataFileError(
+                f"{path}: refusing to calibrate on a test set; use training or validation data"
+            )
+        engine = load_engine(intents, extra)
+        examples = held_out(read_dataset(path, split), train, path, extra)
+        source, label = "labelled", f"{path.name}:{split}" if path.suffix.lower() == ".json" else path.name
     calibration, policy = fit(
-        engine,
-        examples,
-        target_precision,
-        data=f"{data.name}:{split}" if data.suffix.lower() == ".json" else data.name,
-        progress=True,
+        engine, examples, target_precision, data=label, oos_rate=oos_rate, source=source, progress=True
     )
     path = save_calibration(engine.intents_dir, calibration)
+    own_share = sum(not e.in_scope for e in examples) / len(examples)
     summary = {
         "file": str(path),
+        "rows": len(examples),
+        "oos_share_in_data": round(own_share, 4),
+        "oos_rate": oos_rate,
         "expected_precision": round(policy.precision, 4),
         "expected_coverage": round(policy.coverage, 4),
         "target_reached": policy.reached,
         "threshold": policy.threshold,
         "margin": policy.margin,
         "intent_thresholds": len(policy.intent_thresholds),
+        "expected_by_oos_rate": {
+            str(r): {"precision": p, "coverage": c} for r, (p, c) in policy.by_oos_rate.items()
+        },
     }
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
         return
     if not policy.reached:
         err.print(f"warning: no threshold reaches precision {target_precision}; kept the most precise one")
+    share = (
+        f"at {oos_rate:.0%} out-of-scope traffic"
+        if oos_rate is not None
+        else f"on this data ({own_share:.0%} out of scope)"
+    )
     out.print(
-        f"wrote {path}: expected precision {policy.precision:.3f} at coverage {policy.coverage:.3f} "
+        f"wrote {path}: expected precision {policy.precision:.3f} at coverage {policy.coverage:.3f} {share} "
         f"(threshold {policy.threshold:.2f}, margin {policy.margin:.2f}, "
         f"{len(policy.intent_thresholds)} intent thresholds)"
     )
+    if policy.by_oos_rate:
+        table = Table(
+            "out-of-scope share", "expected precision", "expected coverage", title="if traffic differs"
+        )
+        for rate, (precision, coverage) in policy.by_oos_rate.items():
+            table.add_row(f"{rate:.0%}", f"{precision:.3f}", f"{coverage:.3f}")
+        out.print(table)
+    else:
+        err.print("note: the data has no out-of-scope rows; pass --oos-rate R to plan for them")
 
 
 @command()

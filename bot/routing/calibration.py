@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,6 +20,9 @@ from bot.errors import IntentFileError
 
 CALIBRATION_FILE = "calibration.yaml"
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+# Where a calibration came from: a labelled file (`bot calibrate --data FILE`), analysts' reviews
+# (`bot calibrate --data reviewed`), or the intents folder itself (self-calibration, no labels).
+CalibrationSource = Literal["labelled", "reviews", "self"]
 
 
 class Calibration(BaseModel):
@@ -39,6 +42,8 @@ class Calibration(BaseModel):
     # Provenance, so a reader can tell what the figures above were fitted on and what they promise.
     intents_version: str | None = None
     data: str | None = None
+    source: CalibrationSource = "labelled"
+    oos_rate: Unit | None = None  # the out-of-scope share of traffic the expected figures assume
     target_precision: Unit | None = None
     expected_precision: Unit | None = None
     expected_coverage: Unit | None = None

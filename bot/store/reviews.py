@@ -13,7 +13,7 @@ from bot.errors import InvalidInputError, NotFoundError
 from bot.routing.policy import ROUTES
 from bot.store.db import session_scope
 from bot.store.examples import forget, remember
-from bot.store.models import DecisionLog, Review
+from bot.store.models import DecisionLog, LearnedExample, Review
 
 VERDICTS = ("correct", "wrong")
 
@@ -126,3 +126,30 @@ def review(
         session.add(row)
         session.flush()
         return Reviewed(review=row, text=decision.text)
+
+
+def reviewed_rows(database: Database) -> list[tuple[str, str | None]]:
+    """Analysts' and agents' verdicts as labelled messages: (text, intent), or (text, None) out of scope.
+
+    In scope: every learned example (a confirmed or reassigned review, a ticket resolved with an intent),
+    its latest intent. Out of scope: messages whose latest review says a new intent is needed, which no
+    current intent should have answered.
+    """
+    with Session(database) as session:
+        learned = session.exec(select(LearnedExample).order_by(col(LearnedExample.id))).all()
+        rows: list[tuple[str, str | None]] = [(row.text, row.intent) for row in learned]
+        latest = (
+            select(Review.decision_id, func.max(Review.id).label("id"))
+            .group_by(col(Review.decision_id))
+            .subquery()
+        )
+        unknown = session.exec(
+            select(DecisionLog.text)
+            .join(Review, col(Review.decision_id) == col(DecisionLog.id))
+            .join(latest, col(latest.c.id) == col(Review.id))
+            .where(col(Review.new_intent).is_not(None))
+            .order_by(col(DecisionLog.id))
+        ).all()
+    taken = {text for text, _ in rows}
+    rows.extend((text, None) for text in dict.fromkeys(unknown) if text not in taken)
+    return rows

@@ -6,15 +6,17 @@ synthetic data; `calibrate` feeds them the scores of a routing state (`bot calib
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.routing.calibration import Calibration
+from bot.routing.calibration import Calibration, CalibrationSource
 from bot.routing.scoring import intent_scores, left_out_rows
 from bot.routing.state import Scoring
+from bot.tuning.datasets import OUT_OF_SCOPE
 
 if TYPE_CHECKING:
     from bot.routing.engine import Engine
@@ -52,11 +54,70 @@ class PolicyFit:
     precision: float
     coverage: float
     reached: bool  # whether `precision` reaches the target
+    # expected (precision, coverage) if that share of traffic were out of scope (`bot calibrate` prints it)
+    by_oos_rate: dict[float, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
 
-def _outcome(accept: np.ndarray, right: np.ndarray) -> tuple[float, float]:
-    accepted = int(accept.sum())
-    return (float(right[accept].mean()) if accepted else 0.0), accepted / max(len(accept), 1)
+OOS_RATES = (0.0, 0.05, 0.1, 0.2, 0.3)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The top two raw scores of each labelled row, its top intent, whether that is right, whether in scope."""
+
+    top: np.ndarray
+    second: np.ndarray
+    top_intent: np.ndarray
+    right: np.ndarray
+    in_scope: np.ndarray
+    scoring: Scoring | None = None
+
+    @classmethod
+    def of(cls, scores: np.ndarray, names: np.ndarray, labels: np.ndarray) -> Ranking:
+        """From a (rows, intents) score matrix and each row's label ("" or "oos" for out of scope)."""
+        rows = np.arange(len(scores))
+        order = np.argsort(-scores, axis=1)
+        top = scores[rows, order[:, 0]]
+        second = scores[rows, order[:, 1]] if scores.shape[1] > 1 else np.full(len(rows), -np.inf)
+        top_intent = names[order[:, 0]]
+        return cls(top, second, top_intent, top_intent == labels, ~np.isin(labels, ["", OUT_OF_SCOPE]))
+
+    def expected(self, fit: PolicyFit, rates: tuple[float, ...]) -> dict[float, tuple[float, float]]:
+        """(precision, coverage) of `fit` at each out-of-scope share (needs out-of-scope rows to say)."""
+        if self.scoring is None or self.in_scope.all():
+            return {}
+        top = self.scoring.confidence(self.top)
+        limits = np.array([fit.intent_thresholds.get(str(i), fit.threshold) for i in self.top_intent])
+        accept = (top - self.scoring.confidence(self.second) >= fit.margin) & (top >= limits)
+        found = {}
+        for rate in rates:
+            precision, coverage = _outcome(accept, self.right, prior_weights(self.in_scope, rate))
+            found[rate] = (round(precision, 4), round(coverage, 4))
+        return found
+
+
+def _outcome(accept: np.ndarray, right: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
+    """Precision and coverage of accepting `accept`; rows weigh `weights` (default: one each)."""
+    if weights is None:
+        accepted = int(accept.sum())
+        return (float(right[accept].mean()) if accepted else 0.0), accepted / max(len(accept), 1)
+    mass = float(weights[accept].sum())
+    total = float(weights.sum())
+    precision = float(weights[accept & right].sum()) / mass if mass > 0 else 0.0
+    return precision, mass / total if total > 0 else 0.0
+
+
+def prior_weights(in_scope: np.ndarray, oos_rate: float | None) -> np.ndarray | None:
+    """Row weights that make out-of-scope rows `oos_rate` of the traffic, whatever their share here.
+
+    A labelled set with 3% out-of-scope rows promises a precision that 20% out-of-scope traffic does not
+    deliver: each wrongly accepted out-of-scope message weighs more there. None (no reweighting) when no
+    rate is given or the set lacks one of the two kinds.
+    """
+    n_in, n_out = int(in_scope.sum()), int((~in_scope).sum())
+    if oos_rate is None or n_in == 0 or n_out == 0:
+        return None
+    return np.where(in_scope, (1.0 - oos_rate) / n_in, oos_rate / n_out)
 
 
 def fit_policy(
@@ -65,11 +126,13 @@ def fit_policy(
     top_intent: np.ndarray,
     right: np.ndarray,
     target_precision: float,
+    weights: np.ndarray | None = None,
 ) -> PolicyFit:
     """Threshold, margin and per-intent thresholds with the highest coverage whose precision reaches the target.
 
     A message is accepted when its top confidence passes the (intent's) threshold and leads the runner-up
     by the margin, as in `bot.routing.policy.decide`; `right` says whether its top intent is its label.
+    `weights` (see `prior_weights`) let out-of-scope rows count as they will in traffic.
     """
     lead = top_confidence - second_confidence
     best: tuple[float, float, float, float] | None = None  # coverage, precision, threshold, margin
@@ -77,7 +140,7 @@ def fit_policy(
     for margin in MARGINS:
         clear = lead >= margin
         for threshold in THRESHOLDS:
-            precision, coverage = _outcome(clear & (top_confidence >= threshold), right)
+            precision, coverage = _outcome(clear & (top_confidence >= threshold), right, weights)
             if coverage == 0:
                 continue
             if precision >= target_precision and (best is None or coverage > best[0]):
@@ -89,7 +152,7 @@ def fit_policy(
     clear = lead >= margin
     per_intent = _intent_thresholds(top_confidence, top_intent, right, clear, threshold, target_precision)
     limits = np.array([per_intent.get(str(i), threshold) for i in top_intent])
-    precision, coverage = _outcome(clear & (top_confidence >= limits), right)
+    precision, coverage = _outcome(clear & (top_confidence >= limits), right, weights)
     if per_intent and (precision < target_precision or coverage < chosen[0]):
         per_intent = {}  # together they miss what the global threshold alone achieves: keep it simple
         precision, coverage = chosen[1], chosen[0]
@@ -139,29 +202,56 @@ def calibrate(
     *,
     data: str,
     state: RoutingState | None = None,
+    oos_rate: float | None = None,
+    source: CalibrationSource = "labelled",
     progress: bool = False,
 ) -> tuple[Calibration, PolicyFit]:
     """Choose aggregation, confidence map and thresholds on labelled rows for the engine's live intents
-    (or for `state`, one built by `Engine.with_intents`)."""
+    (or for `state`, one built by `Engine.with_intents`).
+
+    With `oos_rate`, precision is judged as if `oos_rate` of the traffic were out of scope: the set's own
+    out-of-scope rows are reweighted to that share, or, when it has none, each in-scope row scored
+    without its own intent stands in for an out-of-scope message (the nearest kind: a sibling request
+    the folder does not cover).
+    """
     state = state or engine.state
     names = np.array(state.intents.names)
     labels = np.array([e.label for e in examples])
     queries = engine.encoder.encode([e.text for e in examples], progress=progress)
     # a row that is also one of its intent's examples is scored as if it were not: it must not find itself
     left_out = left_out_rows(state, [e.text for e in examples], list(labels))
-    rows = np.arange(len(examples))
-    chosen: tuple[tuple[bool, float, float], Calibration, PolicyFit] | None = None
+    in_scope = np.array([e.in_scope for e in examples])
+    positions = {name: position for position, name in enumerate(names)}
+    stand_ins = np.array(
+        [row for row, label in enumerate(labels) if label in positions]
+        if oos_rate is not None and in_scope.all()
+        else [],
+        dtype=np.int64,
+    )
+    chosen: tuple[tuple[bool, float, float], Calibration, PolicyFit, Ranking] | None = None
     for weight, depth, prototype in AGGREGATIONS:
         raw = Scoring(1.0, 0.0, weight, depth, prototype)
         scores = intent_scores(state, queries, raw, left_out)
-        order = np.argsort(-scores, axis=1)
-        top = scores[rows, order[:, 0]]
-        second = scores[rows, order[:, 1]] if scores.shape[1] > 1 else np.full(len(rows), -np.inf)
-        right = names[order[:, 0]] == labels
-        slope, center = fit_confidence(np.where(np.isfinite(top), top, -1.0), right)
+        if len(stand_ins):  # the same rows again, their own intent removed: out of scope by construction
+            without = scores[stand_ins].copy()
+            without[np.arange(len(stand_ins)), [positions[label] for label in labels[stand_ins]]] = -np.inf
+            scores = np.concatenate([scores, without])
+        ranking = Ranking.of(scores, names, np.concatenate([labels, np.full(len(stand_ins), "")]))
+        ranking = dataclasses.replace(
+            ranking, in_scope=np.concatenate([in_scope, np.zeros(len(stand_ins), dtype=bool)])
+        )
+        top, second, right = ranking.top, ranking.second, ranking.right
+        # the confidence map tracks "the top intent is right" on the real rows only
+        real = slice(0, len(examples))
+        slope, center = fit_confidence(np.where(np.isfinite(top[real]), top[real], -1.0), right[real])
         scoring = Scoring(slope, center, weight, depth, prototype)
         fit = fit_policy(
-            scoring.confidence(top), scoring.confidence(second), names[order[:, 0]], right, target_precision
+            scoring.confidence(top),
+            scoring.confidence(second),
+            ranking.top_intent,
+            right,
+            target_precision,
+            prior_weights(ranking.in_scope, oos_rate),
         )
         # reach the target first, then cover the most; accuracy breaks ties
         key = (fit.reached, fit.coverage if fit.reached else fit.precision, float(right.mean()))
@@ -178,10 +268,13 @@ def calibrate(
                 intent_thresholds=fit.intent_thresholds,
                 intents_version=state.version,
                 data=data,
+                source=source,
+                oos_rate=oos_rate,
                 target_precision=target_precision,
                 expected_precision=round(fit.precision, 4),
                 expected_coverage=round(fit.coverage, 4),
             )
-            chosen = (key, calibration, fit)
+            chosen = (key, calibration, fit, dataclasses.replace(ranking, scoring=scoring))
     assert chosen is not None  # AGGREGATIONS is not empty
-    return chosen[1], chosen[2]
+    _, calibration, fit, ranking = chosen
+    return calibration, dataclasses.replace(fit, by_oos_rate=ranking.expected(fit, OOS_RATES))
