@@ -142,3 +142,34 @@ def test_intent_thresholds_do_not_drop_below_even_odds() -> None:
     right = (mixed == "a") | (confidence >= 0.97)  # "a" is always right, "b" only near the top
     fit = fit_policy(confidence, np.zeros(400), mixed, right, 0.95)
     assert all(t >= 0.5 for t in fit.intent_thresholds.values())
+
+
+def test_an_out_of_scope_prior_keeps_the_promise_when_traffic_has_more_of_them() -> None:
+    """3% out-of-scope rows in the labelled set, 20% in traffic: the prior makes the fit plan for 20%."""
+    from bot.tuning.calibrate import prior_weights
+
+    rng = np.random.default_rng(1)
+    inside = rng.uniform(0.3, 1.0, 9_700)  # confidence of in-scope rows; right with that chance
+    right_in = rng.uniform(0, 1, inside.size) < inside
+    outside = rng.uniform(0.0, 0.9, 300)  # out-of-scope rows: never right
+    confidence = np.concatenate([inside, outside])
+    right = np.concatenate([right_in, np.zeros(outside.size, dtype=bool)])
+    in_scope = np.concatenate([np.ones(inside.size, bool), np.zeros(outside.size, bool)])
+    weights = prior_weights(in_scope, 0.2)
+    assert weights is not None and np.isclose(weights[~in_scope].sum(), 0.2)
+    assert prior_weights(in_scope, None) is None and prior_weights(np.ones(3, bool), 0.2) is None
+    plain = fit_policy(confidence, confidence - 1.0, np.array(["a"] * confidence.size), right, 0.9)
+    planned = fit_policy(confidence, confidence - 1.0, np.array(["a"] * confidence.size), right, 0.9, weights)
+    assert planned.threshold > plain.threshold  # more off-topic traffic: a stricter threshold
+    # what the planned fit promises is what 20% out-of-scope traffic gets
+    traffic_in, traffic_out = inside[:4000], rng.uniform(0.0, 0.9, 1000)
+    accepted_right = ((traffic_in >= planned.threshold) & (rng.uniform(0, 1, 4000) < traffic_in)).sum()
+    accepted = (traffic_in >= planned.threshold).sum() + (traffic_out >= planned.threshold).sum()
+    assert accepted_right / accepted == pytest.approx(planned.precision, abs=0.03)
+
+
+def test_a_calibration_applies_to_the_onnx_exports_of_its_model() -> None:
+    from bot.routing.calibration import same_model
+
+    assert same_model("m@1", "m@1") and same_model("m@1", "m@1+onnx-int8")
+    assert not same_model("m@1", "m@2") and not same_model("m@1+onnx", "m@1")

@@ -214,6 +214,21 @@ def test_stats_page_shows_charts_and_discovered_topics(
     for chart in ("chart-daily", "chart-intents", "chart-confidence", "chart-accuracy"):
         assert browser.find_elements(By.CSS_SELECTOR, f"#{chart} svg rect, #{chart} svg circle"), chart
     assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-daily svg rect")) >= 14
+    point = httpx.get(f"{server.url}/v1/stats", params={"days": 14}).json()["operating_point"]
+    panel = browser.find_element(By.ID, "operating-point")
+    assert panel.get_attribute("data-source") == point["source"]
+    words = {
+        "defaults": "Defaults",
+        "self": "Self-calibration from the intents folder",
+        "labelled": "Labelled file",
+        "reviews": "Analysts' reviews",
+    }
+    assert browser.find_element(By.ID, "op-source").text.startswith(words[point["source"]])
+    assert float(browser.find_element(By.ID, "op-threshold").text) == pytest.approx(point["threshold"])
+    assert float(browser.find_element(By.ID, "op-margin").text) == pytest.approx(point["margin"])
+    measured = browser.find_element(By.ID, "op-measured").text
+    assert f"of {point['reviewed']} reviewed decision" in measured and point["reviewed"] > 0
+    assert point["calibration_id"] in panel.text
     clusters = browser.find_elements(By.CSS_SELECTOR, "#clusters .cluster")
     assert clusters and any(
         w in clusters[0].find_element(By.TAG_NAME, "h3").text for w in ("bitcoin", "crypto", "buy")

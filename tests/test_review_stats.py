@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from bot.api import create_app
 from bot.config import Settings
 from bot.insights.stats import compute_stats
+from bot.routing.calibration import Calibration, calibration_id, save_calibration
 from bot.routing.engine import Engine
 from bot.store.db import make_engine, session_scope, upgrade
 from bot.store.models import Conversation, DecisionLog, Review
@@ -142,6 +143,10 @@ def test_stats_of_a_seeded_database(client: TestClient, db_url: str) -> None:
         (week, reviewed, correct) for week, (reviewed, correct) in sorted(weeks.items())
     ]
 
+    point = stats["operating_point"]  # measured beside the promise: the same reviewed figures
+    assert (point["reviewed"], point["reviewed_accuracy"]) == (5, 0.4)
+    assert point["source"] in {"defaults", "self"} and 0 <= point["threshold"] <= 1
+
     week = client.get("/v1/stats", params={"days": 7}).json()
     assert week["total"] == 9 and week["reviewed"] == 4 and len(week["per_day"]) == 7
     assert client.get("/v1/stats", params={"days": 0}).status_code == 422
@@ -195,3 +200,46 @@ def test_pages_are_public_and_their_data_needs_an_analyst_key(small_engine: Engi
             assert client.get(path).status_code == 401
             assert client.get(path, headers={"Authorization": "Bearer W1"}).status_code == 403
             assert client.get(path, headers={"Authorization": "Bearer A1"}).status_code == 200
+
+
+def test_stats_name_the_operating_point_and_where_it_came_from(small_engine: Engine, tmp_path: Path) -> None:
+    folder = make_intents(tmp_path / "intents")
+    settings = Settings(
+        intents_dir=folder,
+        cache_dir=small_engine.settings.cache_dir,
+        database_url=f"sqlite:///{tmp_path / 'point.db'}",
+        self_calibrate=False,
+    )
+    engine = Engine(settings, encoder=small_engine.query_encoder)
+    engine.load()
+    with TestClient(create_app(settings, engine=engine)) as client:
+        point = client.get("/v1/stats").json()["operating_point"]
+        assert point["source"] == "defaults"
+        assert (point["threshold"], point["margin"]) == (settings.threshold, settings.margin)
+        assert point["expected_precision"] is None and point["expected_coverage"] is None
+        assert point["calibration_id"] == engine.state.calibration_id
+        assert point["calibration_id"].startswith("settings-")
+        assert (point["intents_version"], point["model_id"]) == (engine.state.version, engine.model_id)
+        assert (point["reviewed"], point["reviewed_accuracy"]) == (0, None)
+
+        fitted = Calibration(
+            model_id=engine.model_id,
+            slope=12.0,
+            center=0.45,
+            threshold=0.62,
+            margin=0.04,
+            source="labelled",
+            data="train.csv",
+            oos_rate=0.2,
+            target_precision=0.95,
+            expected_precision=0.95,
+            expected_coverage=0.6,
+        )
+        save_calibration(folder, fitted)
+        engine.load()
+        point = client.get("/v1/stats").json()["operating_point"]
+        assert point["source"] == "labelled" and point["data"] == "train.csv"
+        assert (point["threshold"], point["margin"]) == (0.62, 0.04)
+        assert (point["expected_precision"], point["expected_coverage"]) == (0.95, 0.6)
+        assert (point["oos_rate"], point["target_precision"]) == (0.2, 0.95)
+        assert point["calibration_id"] == calibration_id(fitted)

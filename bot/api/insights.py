@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bot.api.deps import DatabaseDep, EngineDep, require
@@ -17,6 +17,7 @@ from bot.errors import NotFoundError
 from bot.insights import discovery, stats
 from bot.routing.engine import Engine
 from bot.routing.scoring import intent_scores
+from bot.routing.state import RoutingState
 
 router = APIRouter(tags=["analysts"])
 Analyst = Depends(require("analyst"))
@@ -56,10 +57,65 @@ def asset(name: str) -> FileResponse:
 # -- JSON ---------------------------------------------------------------------------------------------
 
 
-@router.get("/v1/stats", response_model=stats.StatsOut, dependencies=[Analyst])
-def get_stats(database: DatabaseDep, days: Days = 30) -> stats.StatsOut:
-    """Messages per day by route, top intents, fallback and handoff rates, confidence, confusions, accuracy."""
-    return stats.compute_stats(database, days=days)
+class OperatingPointOut(BaseModel):
+    """The threshold and margin the router decides with now, where they came from and what they promise."""
+
+    source: Literal["defaults", "self", "labelled", "reviews"] = Field(
+        description="'defaults': the settings' values (fitted on BANKING77); 'self': self-calibration from "
+        "the intents folder alone; 'labelled': `bot calibrate --data FILE`; 'reviews': `bot calibrate "
+        "--data reviewed`."
+    )
+    threshold: float
+    margin: float
+    expected_precision: float | None = Field(
+        description="Share of answers expected right; null for defaults."
+    )
+    expected_coverage: float | None = Field(description="Share of in-scope messages expected to be answered.")
+    oos_rate: float | None = Field(description="Out-of-scope share of traffic the expected figures assume.")
+    target_precision: float | None
+    data: str | None = Field(description="What the calibration was fitted on (a file name, 'reviewed', ...).")
+    calibration_id: str
+    intents_version: str
+    model_id: str
+    reviewed: int = Field(description="Decisions of the stats window reviewed by analysts (`reviewed`).")
+    reviewed_accuracy: float | None = Field(
+        description="Share of those judged correct, all routes (`review_accuracy`); null without reviews."
+    )
+
+
+class StatsWithOperatingPoint(stats.StatsOut):
+    """The stats page's figures and the router's current operating point."""
+
+    operating_point: OperatingPointOut
+
+
+def operating_point(state: RoutingState, figures: stats.StatsOut) -> OperatingPointOut:
+    """What the live state decides with, and the reviewed accuracy the stats measured beside it."""
+    calibration = state.calibration
+    return OperatingPointOut(
+        source="defaults" if calibration is None else calibration.source,
+        threshold=state.policy.threshold,
+        margin=state.policy.margin,
+        expected_precision=calibration.expected_precision if calibration else None,
+        expected_coverage=calibration.expected_coverage if calibration else None,
+        oos_rate=calibration.oos_rate if calibration else None,
+        target_precision=calibration.target_precision if calibration else None,
+        data=calibration.data if calibration else None,
+        calibration_id=state.calibration_id,
+        intents_version=state.version,
+        model_id=state.model_id,
+        reviewed=figures.reviewed,
+        reviewed_accuracy=figures.review_accuracy,
+    )
+
+
+@router.get("/v1/stats", response_model=StatsWithOperatingPoint, dependencies=[Analyst])
+def get_stats(database: DatabaseDep, engine: EngineDep, days: Days = 30) -> StatsWithOperatingPoint:
+    """Messages per day by route, top intents, fallback and handoff rates, confidence, confusions, accuracy,
+    and the operating point (threshold, margin, their source and expected figures) in force."""
+    state = engine.state  # read once: a reload swaps the whole state
+    figures = stats.compute_stats(database, days=days)
+    return StatsWithOperatingPoint(**dict(figures), operating_point=operating_point(state, figures))
 
 
 class ClusterOut(BaseModel):

@@ -47,6 +47,8 @@ class Calibration(BaseModel):
     target_precision: Unit | None = None
     expected_precision: Unit | None = None
     expected_coverage: Unit | None = None
+    # expected (precision, coverage) at other out-of-scope shares of traffic, keyed by the share
+    expected_by_oos_rate: dict[str, tuple[Unit, Unit]] = Field(default_factory=dict)
 
 
 def content_id(values: Mapping[str, Any]) -> str:
@@ -57,6 +59,13 @@ def content_id(values: Mapping[str, Any]) -> str:
 def calibration_id(calibration: Calibration) -> str:
     """Names a calibration by its content, so a logged decision can be matched to its calibration.yaml."""
     return content_id(calibration.model_dump(mode="json"))
+
+
+def same_model(fitted_for: str, model_id: str) -> bool:
+    """Whether a calibration fitted for `fitted_for` applies to `model_id`: the same model, or an ONNX
+    export of it (`...+onnx`, `...+onnx-int8`), whose vectors agree with the original's to 0.97 cosine or better
+    (tests/test_encoders.py), so a folder routes alike on every backend."""
+    return fitted_for == model_id or fitted_for == model_id.split("+", 1)[0]
 
 
 def load_calibration(folder: Path, model_id: str) -> Calibration | None:
@@ -71,7 +80,7 @@ def load_calibration(folder: Path, model_id: str) -> Calibration | None:
         first = first_error(exc)
         key = ".".join(str(p) for p in first["loc"])
         raise IntentFileError(path, None, f"'{key}': {first['msg'].lower()}") from None
-    return calibration if calibration.model_id == model_id else None
+    return calibration if same_model(calibration.model_id, model_id) else None
 
 
 def save_calibration(folder: Path, calibration: Calibration) -> Path:

@@ -26,7 +26,8 @@ from bot.routing.encoder import BatchingEncoder, CachedEncoder, EmbeddingCache, 
 from bot.routing.index import limit_native_threads
 from bot.routing.policy import Candidate, Decision, Route
 from bot.routing.scoring import decide_vectors
-from bot.routing.state import RoutingState, build_state
+from bot.routing.self_calibration import cached_self_calibration
+from bot.routing.state import RoutingState, build_state, with_calibration
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class ReloadResult:
     passages: int
     embedded_texts: int
     seconds: float
+    # the operating point in force: "calibration.yaml", "self-calibration (fitted)" or "(cached)", "defaults"
+    operating_point: str = "defaults"
 
 
 class Engine:
@@ -111,6 +114,14 @@ class Engine:
             passages = load_knowledge(folder / "knowledge")
             calibration = load_calibration(folder, self.model_id)
             state = self._build(intents, passages, calibration, load_tone(folder))
+            operating_point = "calibration.yaml" if calibration is not None else "defaults"
+            if calibration is None and self.settings.self_calibrate:
+                found = cached_self_calibration(state, self.settings)
+                if found.calibration is not None:
+                    state = with_calibration(state, self.settings, found.calibration)
+                    operating_point = f"self-calibration ({'fitted' if found.fitted else 'cached'})"
+                else:
+                    operating_point = "defaults (too few intents or examples to self-calibrate)"
             self._state = state
             self.intents_dir = folder
             self.extra_examples = extra
@@ -124,7 +135,12 @@ class Engine:
             seconds,
         )
         return ReloadResult(
-            intents.version, len(intents.intents), len(passages), state.embedded_texts, seconds
+            intents.version,
+            len(intents.intents),
+            len(passages),
+            state.embedded_texts,
+            seconds,
+            operating_point,
         )
 
     def learn(self, intent: str, text: str) -> bool:

@@ -102,6 +102,49 @@ def intent_texts(intents: IntentSet) -> tuple[list[str], list[int]]:
     return texts, owners
 
 
+def intent_text_kinds(intents: IntentSet) -> list[str]:
+    """What each text of `intent_texts` is: 'name', 'title', 'description' or 'example' (same order)."""
+    kinds: list[str] = []
+    for intent in intents.intents:
+        spec = intent.spec
+        own = [(spec.name.replace("_", " "), "name"), (spec.description, "description")]
+        own += [(example, "example") for example in spec.examples]
+        if spec.title:
+            own.insert(1, (spec.title, "title"))
+        first: dict[str, str] = {}
+        for text, kind in own:
+            first.setdefault(text, kind)
+        kinds.extend(first.values())
+    return kinds
+
+
+def with_calibration(
+    state: RoutingState, settings: Settings, calibration: Calibration | None
+) -> RoutingState:
+    """The same vectors and indexes, scored and decided with another calibration."""
+    scoring, policy = apply_calibration(settings, calibration)
+    return dataclasses.replace(
+        state,
+        scoring=scoring,
+        policy=policy,
+        calibration=calibration,
+        rules=intent_rules(state.intents, calibration),
+    )
+
+
+def intent_rules(intents: IntentSet, calibration: Calibration | None) -> dict[str, IntentRule]:
+    """What the policy needs per intent; a threshold the bot builder wrote in YAML beats a fitted one."""
+    fitted = calibration.intent_thresholds if calibration is not None else {}
+    return {
+        i.name: IntentRule(
+            threshold=i.spec.threshold if i.spec.threshold is not None else fitted.get(i.name),
+            handoff=i.spec.handoff,
+            has_answer=i.template is not None,
+        )
+        for i in intents.intents
+    }
+
+
 @dataclass(frozen=True)
 class RoutingState:
     """Everything one version of the intent set routes with; replaced whole on reload."""
@@ -176,15 +219,6 @@ def build_state(
         gather[owner, fill[owner]] = vector_id
         fill[owner] += 1
     scoring, policy = apply_calibration(settings, calibration)
-    fitted = calibration.intent_thresholds if calibration is not None else {}
-    rules = {  # a threshold the bot builder wrote in YAML beats a fitted one
-        i.name: IntentRule(
-            threshold=i.spec.threshold if i.spec.threshold is not None else fitted.get(i.name),
-            handoff=i.spec.handoff,
-            has_answer=i.template is not None,
-        )
-        for i in intents.intents
-    }
     knowledge_hash = hashlib.sha256("\n".join(p.embed_text for p in passages).encode()).hexdigest()[:12]
     return RoutingState(
         intents=intents,
@@ -197,7 +231,7 @@ def build_state(
         ),
         owners=owners,
         gather=gather,
-        rules=rules,
+        rules=intent_rules(intents, calibration),
         scoring=scoring,
         policy=policy,
         calibration=calibration,

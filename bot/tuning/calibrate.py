@@ -15,8 +15,11 @@ import numpy as np
 
 from bot.routing.calibration import Calibration, CalibrationSource
 from bot.routing.scoring import intent_scores, left_out_rows
+from bot.routing.self_calibration import fit_confidence
 from bot.routing.state import Scoring
 from bot.tuning.datasets import OUT_OF_SCOPE
+
+__all__ = ["PolicyFit", "calibrate", "fit_confidence", "fit_policy", "prior_weights"]
 
 if TYPE_CHECKING:
     from bot.routing.engine import Engine
@@ -29,19 +32,6 @@ MIN_INTENT_SUPPORT = 20  # rows an intent needs before it earns a threshold of i
 # An intent's own threshold never drops below this: labelled sets rarely hold the out-of-scope messages
 # that would show the cost of answering at a confidence where the map itself expects more wrong than right.
 MIN_INTENT_THRESHOLD = 0.5
-
-
-def fit_confidence(top_scores: np.ndarray, right: np.ndarray) -> tuple[float, float]:
-    """Slope and center of `sigmoid(slope * (score - center))`: a logistic fit of "top intent is right"."""
-    from sklearn.linear_model import LogisticRegression
-
-    if right.all() or not right.any():  # one class only: keep a steep map around the observed scores
-        return 20.0, float(np.median(top_scores)) - (0.1 if right.all() else -0.1)
-    fit = LogisticRegression(C=100.0).fit(top_scores.reshape(-1, 1), right)
-    slope = float(fit.coef_[0, 0])
-    if slope <= 0:  # higher score must not mean lower confidence; fall back to a neutral map
-        return 20.0, float(np.median(top_scores))
-    return slope, float(-fit.intercept_[0] / slope)
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,47 @@ function clusterCards(data) {
 
 const $ = (id) => document.getElementById(id);
 
+// A threshold or margin with two decimals, three when it has them (0.62, 0.025).
+function decimal(value) {
+  return Math.round(value * 1000) % 10 ? value.toFixed(3) : value.toFixed(2);
+}
+
+function sourceWords(point) {
+  if (point.source === "self") return "Self-calibration from the intents folder";
+  if (point.source === "labelled") return point.data ? `Labelled file ${point.data}` : "Labelled file";
+  if (point.source === "reviews") return "Analysts' reviews";
+  return "Defaults";
+}
+
+function expectedWords(point) {
+  if (point.source === "defaults") return "No promise for these intents: the settings' defaults were fitted on BANKING77.";
+  if (point.expected_precision === null) return "This calibration recorded no expected figures.";
+  let text = `Expected ${point.expected_precision.toFixed(2)} precision`;
+  if (point.expected_coverage !== null) text += ` at ${pct(point.expected_coverage)} coverage`;
+  if (point.oos_rate !== null) text += `, planning for ${pct(point.oos_rate)} out-of-scope traffic`;
+  if (point.target_precision !== null) text += ` (target ${point.target_precision.toFixed(2)})`;
+  return `${text}.`;
+}
+
+function measuredWords(point) {
+  if (point.reviewed_accuracy === null) return "No reviewed decisions in this period yet.";
+  const n = point.reviewed;
+  return `${pct(point.reviewed_accuracy)} of ${n} reviewed decision${n === 1 ? "" : "s"} judged correct in this period (all routes).`;
+}
+
+// Every value goes in as text (textContent), never as markup.
+function showOperatingPoint(point) {
+  $("operating-point").dataset.source = point.source;
+  $("op-source").textContent = sourceWords(point);
+  $("op-threshold").textContent = decimal(point.threshold);
+  $("op-margin").textContent = decimal(point.margin);
+  $("op-expected").textContent = expectedWords(point);
+  $("op-measured").textContent = measuredWords(point);
+  const ids = [`calibration ${point.calibration_id}`, `intents ${point.intents_version}`, `model ${point.model_id}`];
+  if (point.data) ids.push(`data ${point.data}`);
+  $("op-ids").textContent = ids.join(" · ");
+}
+
 function kpi(label, value, sub) {
   return h("div", { class: "kpi" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), h("div", { class: "sub" }, sub));
 }
@@ -178,6 +219,7 @@ async function load() {
   const stats = await api(`/v1/stats?days=${days}`);
   const fmt = (iso) => new Date(iso).toLocaleDateString(undefined, { month: "short", day: "numeric", year: "numeric", timeZone: "UTC" });
   $("range").textContent = `${fmt(stats.since)} – ${fmt(new Date(Date.parse(stats.until) - 1).toISOString())} (UTC)`;
+  showOperatingPoint(stats.operating_point);
   $("kpis").replaceChildren(
     kpi("Messages", stats.total.toLocaleString(), `${(stats.total / stats.days).toFixed(1)} a day`),
     kpi("Answered", pct(stats.answer_rate), `${stats.routes.answer} by an intent · clarify ${pct(stats.clarify_rate)}`),
