@@ -135,6 +135,11 @@ class Settings(BaseSettings):
     # as many in-scope messages as the shipped defaults did (0.660 vs 0.645 at precision 0.930; 0.05
     # already falls to 0.569). The margin still refuses messages no intent clearly owns; a business that
     # expects off-topic traffic states its share here and gets a stricter point with a promise to match.
+    self_train: bool = Field(
+        True,
+        description="Route a folder without calibration.yaml with the bundled model fine-tuned on the folder's "
+        "own texts (trained once per folder version, cached in BOT_CACHE_DIR/models).",
+    )
     oos_rate: float = Field(
         0.0,
         ge=0.0,

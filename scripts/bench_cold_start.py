@@ -1,7 +1,8 @@
 """Cold-start benchmark: a folder routed with zero labelled data, against the oracle operating point.
 
     python scripts/bench_cold_start.py [--intents scripts/hwu64/intents] [--data ../shared/data/hwu64/test.csv]
-                                       [--holdout 12] [--seed 0] [--model bundled] [--oos-rate R] [--json]
+                                       [--holdout 12] [--seed 0] [--model bundled] [--oos-rate R]
+                                       [--self-train] [--json]
 
 1. in scope      the folder, self-calibrated from its own texts (no calibration.yaml, no labels), routes
                  every row of --data: top-1, in-scope accuracy, coverage, answer precision, and what the
@@ -11,6 +12,8 @@
 3. unknown       --holdout intents (drawn with --seed) removed from the folder, their rows relabelled
                  out of scope; the rest self-calibrates again: out-of-scope recall and AUROC, against the
                  oracle's recall at the same in-scope accuracy.
+With --self-train, each run routes with the encoder fine-tuned on its folder's own texts first (what
+`BOT_SELF_TRAIN` does for a folder without calibration.yaml; trained once, cached in .bot_cache/models).
 Nothing is tuned on --data: every setting was chosen on BANKING77 train (bot/routing/self_calibration.py).
 Progress goes to stderr; the Markdown table (or --json) to stdout.
 """
@@ -33,6 +36,7 @@ from bot.routing.state import RoutingState, with_calibration
 from bot.tuning.datasets import OUT_OF_SCOPE, Example, read_dataset
 from bot.tuning.evaluate import Metrics, compute_metrics, route_examples
 from bot.tuning.oracle import Ranked, best_in_scope_at_precision, best_oos_recall_at_in_scope
+from bot.tuning.self_training import self_trained_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,10 +93,23 @@ def run(engine: Engine, state: RoutingState, rows: list[Example]) -> dict[str, o
 def self_calibrated(engine: Engine, intents: IntentSet, settings: Settings) -> RoutingState:
     """A state for `intents`, self-calibrated as `Engine.load` would (no calibration file)."""
     state = engine.with_intents(intents, calibration=None)
+    settings = settings.with_overrides(model=engine.settings.model)  # the bias depends on the model
     found = cached_self_calibration(state, settings).calibration
     if found is None:
         raise SystemExit("the folder is too small to self-calibrate")
     return with_calibration(state, settings, found)
+
+
+def engine_for(settings: Settings, intents: IntentSet, self_train: bool) -> Engine:
+    """An engine with the stock model, or with the model fine-tuned on `intents`' texts."""
+    if self_train:
+        path = self_trained_model(settings, intents)
+        if path is None:
+            raise SystemExit("the folder is too small to train on")
+        settings = settings.with_overrides(model=str(path))
+    engine = Engine(settings, progress=True)
+    engine.load()
+    return engine
 
 
 def main() -> None:
@@ -107,6 +124,7 @@ def main() -> None:
     parser.add_argument("--model", default="bundled")
     parser.add_argument("--oos-rate", type=float, default=None, help="BOT_OOS_RATE (default: the setting's)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--self-train", action="store_true", help="fine-tune on each folder's texts first")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     overrides: dict[str, object] = {"oos_rate": args.oos_rate} if args.oos_rate is not None else {}
@@ -121,9 +139,8 @@ def main() -> None:
     ).with_overrides()
     fit_settings = settings.with_overrides(cache_dir=cache)
     rows = read_dataset(args.data, "test")
-    engine = Engine(settings, progress=True)
-    engine.load()
     base = load_intents(args.intents)
+    engine = engine_for(settings, base, args.self_train)
     unknown_labels = sorted({r.label for r in rows} - set(base.names))
     if unknown_labels:
         raise SystemExit(f"--data has labels with no intent in --intents: {', '.join(unknown_labels[:5])}")
@@ -136,6 +153,8 @@ def main() -> None:
     kept = tuple(i for i in base.intents if i.name not in held)
     subset = IntentSet(intents=kept, version=content_hash(i.spec for i in kept))
     relabelled = [Example(r.text, OUT_OF_SCOPE if r.label in held else r.label) for r in rows]
+    if args.self_train:  # the subset's own model: trained on the kept intents only
+        engine = engine_for(settings, subset, True)
     results["unknown"] = run(engine, self_calibrated(engine, subset, fit_settings), relabelled)
     results["unknown"]["held_out"] = sorted(held)
     if args.json:
@@ -150,7 +169,8 @@ def print_table(args: argparse.Namespace, results: dict[str, dict[str, object]])
     def fmt(value: object) -> str:
         return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
 
-    print(f"{args.data} with {args.intents}, zero labelled data\n")
+    trained = ", encoder trained on each folder's own texts" if args.self_train else ""
+    print(f"{args.data} with {args.intents}, zero labelled data{trained}\n")
     print(
         "| run | top-1 | in-scope acc. | coverage | answer precision (promised) | oos recall | AUROC | threshold / margin |"
     )

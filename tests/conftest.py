@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests pin their model: self-training (minutes per folder) is tested on purpose, in test_self_training.py
+os.environ.setdefault("BOT_SELF_TRAIN", "false")
 
 pytest_plugins = ["tests.browser_support"]  # the `browser` fixture for page tests
 

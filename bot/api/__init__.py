@@ -26,6 +26,7 @@ from bot.config import Settings, get_settings
 from bot.routing.engine import Engine
 from bot.store.db import make_engine, upgrade
 from bot.store.examples import learned_examples, learned_fingerprint
+from bot.tuning.self_training import ensure_self_trained
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         routing = engine
         if routing is None:
-            routing = Engine(settings)
+            routing = Engine(ensure_self_trained(settings))
             routing.load()
         database = make_engine(settings.database_url)
         upgrade(database)

@@ -69,7 +69,8 @@ def settings_for(intents: Path | None, **overrides: object) -> Settings:
 
 def engine_for(settings: Settings, *, progress: bool = False) -> Engine:
     from bot.routing.engine import Engine  # heavy: torch and FAISS load only for commands that route
+    from bot.tuning.self_training import ensure_self_trained
 
-    engine = Engine(settings, progress=progress)
+    engine = Engine(ensure_self_trained(settings), progress=progress)
     engine.load()
     return engine

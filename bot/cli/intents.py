@@ -45,8 +45,9 @@ def check(
 def expectations(settings: Settings, limit: int) -> None:
     """The operating point the folder routes with and the intent pairs its own texts confuse."""
     from bot.tuning.confusion import confusable_pairs
+    from bot.tuning.self_training import ensure_self_trained
 
-    engine = Engine(settings, progress=False)
+    engine = Engine(ensure_self_trained(settings), progress=False)
     result = engine.load()
     state = engine.state
     calibration = state.calibration

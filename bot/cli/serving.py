@@ -44,7 +44,9 @@ def serve(
     # fail fast with one clear line, before uvicorn starts, on a bad folder, model or database
     from bot.routing.engine import Engine
     from bot.store.db import make_engine, upgrade
+    from bot.tuning.self_training import ensure_self_trained
 
+    settings = ensure_self_trained(settings)  # a new folder version trains first (minutes, once)
     engine = Engine(settings)
     engine.load()
     database = make_engine(settings.database_url)

@@ -47,9 +47,10 @@ def few_shot_examples(train: Path | None, shots: int | None, seed: int, split: s
 def load_engine(intents: Path | None, extra: dict[str, list[str]]) -> Engine:
     """An engine on the folder's intents plus `extra` examples (in memory), with progress on stderr."""
     from bot.routing.engine import Engine
+    from bot.tuning.self_training import ensure_self_trained
 
     settings = settings_for(intents, torch_threads=os.cpu_count() or 1)  # batch work: use every core
-    engine = Engine(settings, progress=True)
+    engine = Engine(ensure_self_trained(settings), progress=True)
     engine.load(extra_examples=extra)
     unknown = sorted(set(extra) - set(engine.intents.names))
     if unknown:
