@@ -42,3 +42,42 @@ def test_syntax_error_names_the_template_line() -> None:
     with pytest.raises(TemplateError) as caught:
         compile_template("line one\n{% if %}")
     assert caught.value.line == 2 and "syntax error" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("Refunds reach you in {{ days | shout }} days", "unknown filter 'shout'"),
+        (
+            "Refunds reach you in {{ days }} days",
+            "unknown name 'days'; templates may use message, intent, metadata",
+        ),
+        ("{% if message is shiny %}!{% endif %}", "unknown test 'shiny'"),
+        ("Hi {{ metadata.first_name }}!", "metadata.first_name may be missing"),
+        ("Hi {{ metadata['first_name'] | title }}!", "metadata.first_name may be missing"),
+        ("{{ 'Hi ' ~ metadata.name }}", "metadata.name may be missing"),
+        (
+            "{% if metadata.a %}{{ metadata.a }}{% else %}{{ metadata.b }}{% endif %}",
+            "metadata.b may be missing",
+        ),
+    ],
+)
+def test_a_template_that_would_fail_or_read_badly_is_refused_at_load(source: str, problem: str) -> None:
+    with pytest.raises(TemplateError, match=problem.replace("[", r"\[")):
+        compile_template(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% if metadata.first_name %}Hi {{ metadata.first_name }}!{% else %}Hi!{% endif %}",
+        "Hi {{ metadata.first_name | default('there') }}!",
+        "Hi {{ metadata.first_name if metadata.first_name else 'there' }}!",
+        "{% if metadata.plan and metadata.name %}{{ metadata.name }} on {{ metadata.plan }}{% endif %}",
+        "{% set days = 5 %}Refunds reach you in {{ days }} days ({{ intent }}: {{ message | length }})",
+        "{% for tag in metadata.tags %}{{ tag }} {% endfor %}",
+    ],
+)
+def test_optional_metadata_written_as_optional_loads_and_renders(source: str) -> None:
+    template = compile_template(source)
+    assert "  " not in template.render(message="m", intent="i", metadata={})

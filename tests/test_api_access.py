@@ -153,6 +153,24 @@ def test_reload_keeps_the_old_set_when_yaml_is_broken(keyed: TestClient) -> None
     assert keyed.get("/v1/intents", headers=admin).json()["version"] == fixed.json()["version"] != before
 
 
+def test_reload_refuses_a_template_that_would_fail_at_the_customer(keyed: TestClient) -> None:
+    admin = bearer("root-key")
+    folder = Path(keyed.app.state.engine.intents_dir)  # type: ignore[attr-defined]
+    good = (folder / "bank.yaml").read_text()
+    for bad, problem in (
+        ("{{ days | shout }}", "unknown filter 'shout'"),
+        ("{{ days }}", "unknown name 'days'"),
+    ):
+        (folder / "bank.yaml").write_text(
+            good.replace("Cards arrive in 3-5 working days", f"Cards arrive in {bad}")
+        )
+        refused = keyed.post("/v1/admin/reload", headers=admin)
+        assert refused.status_code == 422, refused.text
+        assert problem in refused.json()["error"]["message"]
+        assert refused.json()["error"]["message"].startswith(f"{folder / 'bank.yaml'}:")
+    (folder / "bank.yaml").write_text(good)
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_migrations_are_idempotent_and_match_the_models(kind: str, tmp_path: Path) -> None:
     with temporary_database(kind, tmp_path) as url:

@@ -43,6 +43,14 @@ GOOD = "intents:\n  - name: a\n    description: Something.\n    answer: Hi.\n"
         ),
         ({"a.yaml": GOOD.replace("Hi.", "'{{ oops'")}, "a.yaml:4: answer of 'a': template syntax error"),
         ({"a.yaml": GOOD + "  - name: [\n"}, "a.yaml:6: YAML syntax error"),
+        (
+            {"a.yaml": GOOD.replace("Hi.", "'{{ days | shout }}'")},
+            "a.yaml:4: answer of 'a': unknown filter 'shout'",
+        ),
+        (
+            {"a.yaml": GOOD.replace("Hi.", "'In {{ days }} days'")},
+            "a.yaml:4: answer of 'a': unknown name 'days'",
+        ),
     ],
 )
 def test_check_reports_one_line_and_exit_2(tmp_path: Path, files: dict[str, str], expected: str) -> None:

@@ -3,6 +3,11 @@
 Templates come from YAML that bot builders edit, so they are treated as untrusted: the sandbox blocks
 unsafe calls at render time, and `compile_template` also rejects, at load time, any reference to an
 underscore attribute (the `''.__class__.__mro__` family of escapes), so a bad template never goes live.
+
+A template that would fail, or read badly, in front of a customer is refused at load too: an unknown
+filter or test, a name other than `message`, `intent` and `metadata` ("Refunds reach you in  days"),
+and a `metadata.field` printed without a guard (`{% if metadata.field %}`) or a `default(...)`: widgets
+send metadata when they have it, so every field is optional.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import TemplateError as JinjaError
-from jinja2 import TemplateSyntaxError, nodes
+from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from bot.errors import TemplateError
 
 _ENV = ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True, lstrip_blocks=True)
 _MAX_OUTPUT_CHARS = 4000
+NAMES = ("message", "intent", "metadata")  # what a template sees (`AnswerTemplate.render`)
+_DEFAULT_FILTERS = frozenset({"default", "d"})
 
 
 def _unsafe_attribute(tree: nodes.Template) -> str | None:
@@ -43,6 +50,81 @@ def _unsafe_attribute(tree: nodes.Template) -> str | None:
     return None
 
 
+def _unknown_filter_or_test(tree: nodes.Template) -> str | None:
+    """The first filter or test the environment does not have, described, if any."""
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        if isinstance(node, nodes.Filter) and node.name not in _ENV.filters:
+            return f"unknown filter '{node.name}'"
+        if isinstance(node, nodes.Test) and node.name not in _ENV.tests:
+            return f"unknown test '{node.name}'"
+    return None
+
+
+def _metadata_field(node: nodes.Node) -> str | None:
+    """`x` when `node` is `metadata.x` or `metadata['x']`."""
+    if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name) and node.node.name == "metadata":
+        return node.attr
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.node, nodes.Name)
+        and node.node.name == "metadata"
+        and isinstance(node.arg, nodes.Const)
+    ):
+        return str(node.arg.value)
+    return None
+
+
+def _tested_fields(test: nodes.Node) -> frozenset[str]:
+    """The metadata fields an `{% if %}` test (or an inline `if`) looks at."""
+    found = (test, *test.find_all((nodes.Getattr, nodes.Getitem)))
+    return frozenset(f for n in found if (f := _metadata_field(n)))
+
+
+def _printed_unguarded(expr: nodes.Node, guarded: frozenset[str]) -> tuple[str, int] | None:
+    """A `metadata.field` that this printed expression shows as it is, when nothing guards it."""
+    while isinstance(expr, nodes.Filter):
+        if expr.name in _DEFAULT_FILTERS:
+            return None  # `metadata.x | default('there')` is written to be optional
+        if expr.node is None:
+            return None
+        expr = expr.node
+    if isinstance(expr, nodes.CondExpr):  # `metadata.x if metadata.x else 'there'`
+        tested = _tested_fields(expr.test)
+        for child, scope in ((expr.expr1, guarded | tested), (expr.expr2, guarded)):
+            if child is not None and (found := _printed_unguarded(child, scope)) is not None:
+                return found
+        return None
+    if isinstance(expr, nodes.Concat):
+        for child in expr.nodes:
+            if (found := _printed_unguarded(child, guarded)) is not None:
+                return found
+        return None
+    field = _metadata_field(expr)
+    return (field, expr.lineno) if field is not None and field not in guarded else None
+
+
+def _unguarded_metadata(node: nodes.Node, guarded: frozenset[str] = frozenset()) -> tuple[str, int] | None:
+    """The first `metadata.field` printed outside an `{% if %}` that tests it and without `default()`."""
+    if isinstance(node, nodes.If):
+        tested = _tested_fields(node.test)
+        for child in node.body:
+            if (found := _unguarded_metadata(child, guarded | tested)) is not None:
+                return found
+        for child in (*node.elif_, *node.else_):
+            if (found := _unguarded_metadata(child, guarded)) is not None:
+                return found
+        return None
+    if isinstance(node, nodes.Output):
+        for expr in node.nodes:
+            if (found := _printed_unguarded(expr, guarded)) is not None:
+                return found
+        return None
+    for child in node.iter_child_nodes():
+        if isinstance(child, nodes.Stmt) and (found := _unguarded_metadata(child, guarded)) is not None:
+            return found
+    return None
+
+
 class AnswerTemplate:
     """A compiled, checked answer template."""
 
@@ -58,7 +140,24 @@ class AnswerTemplate:
                 f"template reaches for private attribute '{unsafe}'; templates may only use "
                 "message, intent, metadata and plain filters"
             )
-        self._template = _ENV.from_string(tree)
+        problem = _unknown_filter_or_test(tree)
+        if problem is not None:
+            raise TemplateError(f"{problem}; see Jinja2's built-in filters and tests")
+        unknown = sorted(meta.find_undeclared_variables(tree) - set(NAMES))
+        if unknown:
+            raise TemplateError(f"unknown name '{unknown[0]}'; templates may use {', '.join(NAMES)}")
+        unguarded = _unguarded_metadata(tree)
+        if unguarded is not None:
+            field, line = unguarded
+            raise TemplateError(
+                f"metadata.{field} may be missing: write {{% if metadata.{field} %}}...{{% endif %}} or "
+                f"{{{{ metadata.{field} | default('...') }}}}",
+                line,
+            )
+        try:
+            self._template = _ENV.from_string(tree)
+        except TemplateSyntaxError as exc:  # anything else the compiler refuses
+            raise TemplateError(f"template error: {exc.message}", exc.lineno) from None
 
     def render(self, *, message: str, intent: str, metadata: Mapping[str, Any] | None = None) -> str:
         """Render with the customer's message, the intent name and request metadata."""
