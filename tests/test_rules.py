@@ -84,6 +84,8 @@ def test_a_clarify_pick_must_be_offered() -> None:
         (decision("handoff", "human_agent"), "a person please", "I ordered a card", False),
         (decision("handoff"), "and when will it arrive?", None, False),
         (decision("handoff"), "one two three four five six seven eight nine", "I ordered a card", False),
+        (decision("clarify"), "how do I top up", "My new card still hasn't arrived", False),  # a reading
+        (decision("retrieve"), "is there a chequebook?", "how do I top up", False),  # the knowledge base's
     ],
 )
 def test_follow_ups_lean_on_the_previous_message(

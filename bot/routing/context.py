@@ -27,10 +27,14 @@ class RouteContext:
 def wants_context(decision: Decision, text: str, context: RouteContext) -> bool:
     """Whether to re-score `text` together with the previous user message.
 
-    Only when no intent was accepted: a clear request ("talk to a person") never borrows context.
+    Only when the message has no reading of its own: context may help a message that cannot stand
+    alone, never replace one that can. An accepted intent ("talk to a person"), a clarify question ("how
+    do I top up": which of two intents) and a knowledge-base answer ("is there a chequebook I can order?")
+    are all readings; only a handoff for want of any is not.
     """
     return (
-        decision.intent is None
+        decision.route == "handoff"
+        and decision.intent is None
         and bool(context.previous_user_text)
         and len(text.split()) <= FOLLOW_UP_MAX_WORDS
     )
