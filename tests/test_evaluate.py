@@ -234,3 +234,28 @@ def test_eval_leave_one_out_judges_examples_as_new_messages(tmp_path: Path) -> N
     assert unseen["n"] == seen["n"] == 3  # the drawn rows are judged, not dropped
     assert seen["coverage"] == 1.0  # self-matches clear every threshold
     assert unseen["coverage"] < seen["coverage"]
+
+
+@pytest.mark.slow
+def test_eval_warns_about_labels_that_are_not_intents(tmp_path: Path) -> None:
+    write(
+        tmp_path / "intents" / "a.yaml",
+        "intents:\n  - name: greeting\n    description: The customer says hello.\n",
+    )
+    data = write(
+        tmp_path / "rows.csv", "text,category\nhello there,greeting\nwhere is my card,card_arrival\n"
+    )
+    done = bot(
+        "eval",
+        "--data",
+        str(data),
+        "--intents",
+        str(tmp_path / "intents"),
+        "--json",
+        cache=tmp_path / "cache",
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning: 1 labels in rows.csv are not intents of this folder and count as wrong: card_arrival"
+        in done.stderr
+    )

@@ -123,7 +123,7 @@ def test_bot_check_reports_the_operating_point_and_the_colliding_texts(tmp_path:
     write(tmp_path / "intents" / "cards.yaml", OVERLAP)
     done = bot("check", "--intents", str(tmp_path / "intents"), cache=tmp_path / "cache")
     assert done.returncode == 0, done.stderr
-    assert "ok: 3 intents in 1 files" in done.stdout
+    assert "ok: 3 intents in 1 file (" in done.stdout
     assert "operating point (" in done.stdout and "answer when confidence >=" in done.stdout
     assert "card_delivery -> card_tracking" in done.stdout or "card_tracking -> card_delivery" in done.stdout
     quick = bot("check", "--syntax-only", "--intents", str(tmp_path / "intents"), cache=tmp_path / "cache")

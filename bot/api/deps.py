@@ -137,7 +137,15 @@ def require(*roles: str) -> Callable[..., Awaitable[str]]:
             raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
         if role not in allowed:
             needed = " or ".join(sorted(allowed))
-            raise HTTPException(403, f"a {role} key may not use {request.url.path}; it needs a {needed} key")
+            raise HTTPException(
+                403,
+                f"{_article(role)} {role} key may not use {request.url.path}; it needs {_article(needed)} {needed} key",
+            )
         return role
 
     return check
+
+
+def _article(word: str) -> str:
+    """'an' before a vowel sound ("an agent key", "an analyst key"), else 'a'."""
+    return "an" if word[:1].lower() in "aeio" else "a"

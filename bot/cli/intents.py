@@ -35,7 +35,8 @@ def check(
     handoff = sum(1 for i in intent_set.intents if i.spec.handoff)
     files = len({i.path for i in intent_set.intents})
     out.print(
-        f"ok: {len(intent_set.intents)} intents in {files} files ({handoff} always hand off), "
+        f"ok: {len(intent_set.intents)} intents in {files} file{'s' if files != 1 else ''} "
+        f"({handoff} always hand off), "
         f"{len(passages)} knowledge passages; version {intent_set.version}"
     )
     if not syntax_only:

@@ -104,6 +104,14 @@ def evaluate(
     extra = few_shot_examples(train, shots, seed, split)
     engine = load_engine(intents, extra)
     examples = held_out(read_dataset(data, split), train, data, extra, leave_one_out)
+    unknown = sorted({e.label for e in examples if e.in_scope} - set(engine.intents.names))
+    if unknown:  # such rows can never be right: say so rather than report a silently lower accuracy
+        shown = ", ".join(unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+        err.print(
+            f"warning: {len(unknown)} labels in {data.name} are not intents of this folder and count as wrong: "
+            f"{shown} (label such rows 'oos' if no intent should take them)",
+            markup=False,
+        )
     decisions = route_examples(engine, examples, progress=True, leave_one_out=leave_one_out)
     metrics = compute_metrics(examples, decisions)
     if report is not None:

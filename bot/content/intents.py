@@ -149,6 +149,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"'{where}' must use only lowercase letters, digits and underscores, got {error['input']!r}"
     if kind == "string_too_short":
         return f"'{where}' must not be empty"
+    if kind in ("tuple_type", "list_type"):  # YAML has lists, not tuples
+        return f'\'{where}\' must be a list (like ["one", "two"]), got {error["input"]!r}'
     if kind == "model_type":
         return f"each intent must be a mapping of keys, got {type(error['input']).__name__}"
     return f"'{where}': {error['msg'].lower()}, got {error['input']!r}"
