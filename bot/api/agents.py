@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from bot.api.deps import DatabaseDep, EngineDep, KeyOwnerDep, acting_agent, require
@@ -20,10 +22,50 @@ from bot.api.schemas import (
     TicketsOut,
 )
 from bot.errors import InvalidInputError
+from bot.routing.engine import Engine
 from bot.store import handoffs
 from bot.store.models import DecisionLog, Message
 
 TicketId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Ticket id.")]
+MessageId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class LearnableOut(BaseModel):
+    """A customer message that resolving the ticket could teach as an example of its intent."""
+
+    message_id: int
+    text: str
+    default: bool = Field(description="Taught when the resolve body names no `learn` list.")
+    reason: str = Field(description="Why it is, or is not, the default pick (e.g. 'asked for a person').")
+    route: str | None = Field(description="The route the bot took for it.")
+    intent: str | None = Field(description="The intent the bot read in it.")
+    created_at: datetime
+
+
+class TicketLearnableOut(TicketDetailOut):
+    """A ticket with its conversation, decisions and the customer messages resolving it could teach."""
+
+    learnable: list[LearnableOut]
+
+
+class ResolveLearnIn(ResolveIn):
+    """Close a ticket; `intent` is what the customer really meant, `learn` the messages that teach it.
+
+    Without `learn`, the customer's question (the `default` of the ticket's `learnable`) is taught;
+    `learn: []` teaches nothing.
+    """
+
+    learn: Annotated[list[MessageId], Field(max_length=100)] | None = Field(
+        default=None,
+        description="Ids of the conversation's customer messages to learn as examples of `intent`.",
+    )
+
+
+def handoff_intents(engine: Engine) -> frozenset[str]:
+    """Intents that always hand off (`handoff: true`): a message routed to one asked for a person."""
+    return frozenset(name for name, rule in engine.state.rules.items() if rule.handoff)
+
+
 router = APIRouter(prefix="/v1/handoffs", tags=["agents"], dependencies=[Depends(require("agent"))])
 
 
@@ -47,13 +89,15 @@ async def me(owner: KeyOwnerDep) -> AgentOut:
     return AgentOut(agent=owner)
 
 
-@router.get("/{ticket_id}", response_model=TicketDetailOut)
+@router.get("/{ticket_id}", response_model=TicketLearnableOut)
 def ticket_detail(
     ticket_id: TicketId,
     database: DatabaseDep,
+    engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many latest messages.")] = 500,
-) -> TicketDetailOut:
-    """One ticket with its conversation's messages and the bot's decisions, oldest first (read-only)."""
+) -> TicketLearnableOut:
+    """One ticket with its conversation's messages and the bot's decisions, oldest first (read-only),
+    and the customer messages resolving it could teach (`learnable`, the default pick marked)."""
     with Session(database) as session:
         ticket = handoffs.get_ticket(session, ticket_id)
         # agents need the decision trail but not the analysts' log search, so this reads one conversation
@@ -69,10 +113,12 @@ def ticket_detail(
             .order_by(col(DecisionLog.id).desc())
             .limit(limit)
         ).all()
-        return TicketDetailOut(
+        learnable = handoffs.learnable(session, ticket, handoff_intents=handoff_intents(engine))
+        return TicketLearnableOut(
             ticket=TicketOut.model_validate(ticket),
             messages=[MessageOut.model_validate(m) for m in reversed(messages)],
             decisions=[LogOut.model_validate(d) for d in reversed(decisions)],
+            learnable=[LearnableOut.model_validate(m, from_attributes=True) for m in learnable],
         )
 
 
@@ -94,17 +140,32 @@ def reply(ticket_id: TicketId, body: ReplyIn, database: DatabaseDep, owner: KeyO
 
 @router.post("/{ticket_id}/resolve", response_model=TicketOut)
 def resolve(
-    ticket_id: TicketId, body: ResolveIn, database: DatabaseDep, engine: EngineDep, owner: KeyOwnerDep
+    ticket_id: TicketId,
+    body: ResolveLearnIn,
+    database: DatabaseDep,
+    engine: EngineDep,
+    owner: KeyOwnerDep,
 ) -> TicketOut:
-    """Close the ticket with the intent the customer really meant; the bot answers the chat again."""
+    """Close the ticket with the intent the customer really meant; the bot answers the chat again.
+
+    The customer's question becomes an example of the intent: the messages in `learn`, or by default
+    the latest one before the handoff that did not ask for a person, escalate or pick an option.
+    """
     if body.intent is not None and engine.intents.get(body.intent) is None:
         raise InvalidInputError("intent", f"unknown intent '{body.intent}'; see GET /v1/intents")
     agent = acting_agent(owner, body.agent)
     resolved = handoffs.resolve(
-        database, ticket_id=ticket_id, agent=agent, intent=body.intent, note=body.note
+        database,
+        ticket_id=ticket_id,
+        agent=agent,
+        intent=body.intent,
+        note=body.note,
+        handoff_intents=handoff_intents(engine),
+        learn=body.learn,
     )
-    if body.intent is not None and resolved.learned is not None:
-        engine.learn(body.intent, resolved.learned)
+    if body.intent is not None:
+        for text in resolved.learned:
+            engine.learn(body.intent, text)
     return TicketOut.model_validate(resolved.ticket)
 
 

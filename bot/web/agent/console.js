@@ -39,12 +39,16 @@
     resolveForm: $("resolve-form"),
     search: $("intent-search"),
     intentList: $("intent-list"),
+    learnBox: $("learn-box"),
+    learnList: $("learn-list"),
     note: $("note"),
   };
 
   let selectedId = null;
   let detail = null; // the last GET /v1/handoffs/{id} answer for the selected ticket
   let transcriptSignature = "";
+  let learnSignature = "";
+  let learnChoices = new Map(); // message id -> checked, for boxes the agent changed on this ticket
   let intents = []; // [{name, label}] from GET /v1/intents
   let timers = [];
 
@@ -228,6 +232,8 @@
     selectedId = id;
     detail = null;
     transcriptSignature = "";
+    learnSignature = "";
+    learnChoices = new Map();
     showError("");
     for (const button of document.querySelectorAll(".ticket-item")) {
       button.toggleAttribute("aria-current", Number(button.dataset.id) === id);
@@ -263,6 +269,8 @@
       fillIntents(ticket.intent);
     }
 
+    renderLearnable(data.learnable);
+
     const signature = `${data.messages.map((m) => m.id).join(",")}|${data.decisions.length}`;
     if (signature !== transcriptSignature) {
       transcriptSignature = signature;
@@ -290,6 +298,48 @@
     if (!items.length) items.push(el("li", { class: "none", text: "No messages." }));
     box.replaceChildren(...items);
     if (atBottom || fresh) box.scrollTop = box.scrollHeight; // follow new lines unless reading back
+  }
+
+  // The customer messages resolving may teach: the default pick checked, the others with why not.
+  // The list is rebuilt only when it changes, and keeps the boxes the agent ticked or cleared.
+  function renderLearnable(learnable) {
+    if (!Array.isArray(learnable)) {
+      ui.learnBox.hidden = true; // an older server: it picks the message itself
+      return;
+    }
+    const signature = learnable.map((m) => `${m.message_id}:${m.default}`).join(",");
+    if (signature === learnSignature) return;
+    learnSignature = signature;
+    ui.learnBox.hidden = false;
+    const items = learnable.map((m) => {
+      const checked = learnChoices.has(m.message_id) ? learnChoices.get(m.message_id) : m.default;
+      const box = el("input", {
+        type: "checkbox",
+        class: "learn-check",
+        "data-id": String(m.message_id),
+        checked,
+        onchange: (event) => learnChoices.set(m.message_id, event.target.checked),
+      });
+      return el(
+        "li",
+        { class: m.default ? "learn-item default" : "learn-item" },
+        el(
+          "label",
+          {},
+          box,
+          el("span", { class: "learn-text", text: m.text }),
+          el("span", { class: "learn-why", text: m.reason }),
+        ),
+      );
+    });
+    if (!items.length) items.push(el("li", { class: "none", text: "No customer messages to learn from." }));
+    ui.learnList.replaceChildren(...items);
+  }
+
+  function checkedLearnIds() {
+    return [...ui.learnList.querySelectorAll("input.learn-check")]
+      .filter((box) => box.checked)
+      .map((box) => Number(box.dataset.id));
   }
 
   // The bot's decision under the customer's message: route, intent, confidence, and on demand why.
@@ -375,6 +425,8 @@
     const body = {};
     if (agentName()) body.agent = agentName();
     if (ui.intentList.value) body.intent = ui.intentList.value;
+    // the messages to teach, only with an intent to teach them for (an empty list teaches nothing)
+    if (body.intent && !ui.learnBox.hidden) body.learn = checkedLearnIds();
     if (ui.note.value.trim()) body.note = ui.note.value.trim();
     act(async () => {
       await api(`/v1/handoffs/${selectedId}/resolve`, body);
