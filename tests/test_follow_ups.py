@@ -33,7 +33,7 @@ def test_a_change_of_topic_keeps_its_own_reading(demo_engine: Engine) -> None:
 def test_context_helps_follow_ups_and_breaks_no_topic_change(demo_engine: Engine) -> None:
     figures = measure(demo_engine, ROWS)
     assert figures["topic_change"]["with_context"] == figures["topic_change"]["without_context"] >= 0.8
-    assert figures["follow_up"]["with_context"] >= 0.6 > figures["follow_up"]["without_context"]
+    assert figures["follow_up"]["with_context"] >= 0.5 > figures["follow_up"]["without_context"]
     changed = [r for r in ROWS if r["kind"] == "topic_change"]
     for row in changed:  # each one: context never turns a right answer wrong
         alone = right(demo_engine.route(row["second"]), row["expected"])

@@ -47,3 +47,15 @@ def test_shipped_knowledge_base_is_substantial() -> None:
     pages = {p.path for p in passages if p.path.suffix == ".md"}
     assert len(faq) >= 30 and len(pages) >= 3
     assert all(p.text and p.source for p in passages)
+
+
+def test_every_faq_question_reaches_its_own_entry(demo_engine) -> None:
+    """Asked word for word, each of the shipped FAQ questions is answered by its own entry."""
+    questions = [(i, p) for i, p in enumerate(demo_engine.state.passages) if p.path.suffix == ".yaml"]
+    assert len(questions) == 40
+    missed = [
+        (p.title, d.route, d.intent)
+        for i, p in questions
+        if (d := demo_engine.route(p.title)).route != "retrieve" or d.passage != i
+    ]
+    assert missed == []

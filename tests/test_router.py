@@ -6,7 +6,7 @@ import pytest
 
 from bot.routing.policy import Candidate, IntentRule, Policy, decide
 
-POLICY = Policy(threshold=0.5, margin=0.1, retrieval_threshold=0.6, max_clarify_options=3)
+POLICY = Policy(threshold=0.5, margin=0.1, retrieval_threshold=0.6, max_clarify_options=3, knowledge_lead=2.0)
 
 
 def cands(*pairs: tuple[str, float]) -> list[Candidate]:
@@ -91,3 +91,24 @@ def test_importing_router_pulls_in_no_heavy_library() -> None:
     code = "import sys, bot.routing.policy; heavy = {'torch', 'faiss', 'fastapi', 'sentence_transformers'} & set(sys.modules); print(sorted(heavy))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("top_score", "retrieval", "route"),
+    [
+        (0.75, 0.95, "retrieve"),  # the passage is 0.20 closer than the accepted intent: it answers
+        (0.75, 0.85, "answer"),  # 0.10 is not enough of a lead
+        (0.75, 0.55, "answer"),  # below the retrieval threshold
+    ],
+)
+def test_a_knowledge_passage_far_closer_than_the_intent_wins(
+    top_score: float, retrieval: float, route: str
+) -> None:
+    policy = Policy(
+        threshold=0.5, margin=0.1, retrieval_threshold=0.6, max_clarify_options=3, knowledge_lead=0.15
+    )
+    candidates = [Candidate("card_arrival", top_score, 0.9), Candidate("exchange_rate", 0.3, 0.2)]
+    decision = decide(candidates, RULES, policy, retrieval)
+    assert decision.route == route
+    if route == "retrieve":
+        assert decision.intent is None and "closer than the best intent" in decision.reason

@@ -42,6 +42,8 @@ class Policy:
     margin: float
     retrieval_threshold: float
     max_clarify_options: int
+    # a knowledge passage this much closer (in cosine) than the top intent's score wins over the intent
+    knowledge_lead: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,18 @@ def decide(
             retrieval_score=retrieval_score,
         )
 
+    if (
+        top is not None
+        and retrieval_score is not None
+        and retrieval_score >= policy.retrieval_threshold
+        and retrieval_score - top.score >= policy.knowledge_lead
+    ):
+        return make(
+            "retrieve",
+            None,
+            f"A knowledge passage matches with {retrieval_score:.2f}, {retrieval_score - top.score:.2f} closer "
+            f"than the best intent {_fmt(top)} (score {top.score:.2f}); the passage answers it.",
+        )
     if top is not None and top.confidence >= threshold:
         close = [c for c in ranked[1:] if top.confidence - c.confidence < policy.margin]
         if close:

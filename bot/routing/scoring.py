@@ -127,7 +127,7 @@ def decide_vectors(
         passage: int | None = None
         if state.knowledge_index.size:
             retrieval_score = round(float(knowledge.scores[row, 0]), 4)
-            passage = int(knowledge.ids[row, 0])
+            passage = int(state.knowledge_owners[knowledge.ids[row, 0]])
         decision = decide(candidates(state, scores[row]), state.rules, state.policy, retrieval_score)
         retrieved = decision.route == "retrieve" and passage is not None
         decisions.append(

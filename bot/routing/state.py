@@ -74,6 +74,7 @@ def policy_from_settings(settings: Settings) -> Policy:
         margin=settings.margin,
         retrieval_threshold=settings.retrieval_threshold,
         max_clarify_options=settings.max_clarify_options,
+        knowledge_lead=settings.knowledge_lead,
     )
 
 
@@ -152,7 +153,8 @@ class RoutingState:
     intents: IntentSet
     passages: tuple[Passage, ...]
     intent_index: VectorIndex
-    knowledge_index: VectorIndex
+    knowledge_index: VectorIndex  # each passage's title (an FAQ question) alone, and title with text
+    knowledge_owners: np.ndarray  # knowledge vector id -> passage position
     owners: np.ndarray  # vector id -> intent position
     gather: np.ndarray  # intent position -> its vector ids, padded with -1
     rules: Mapping[str, IntentRule]
@@ -208,7 +210,14 @@ def build_state(
     texts, owners_list = intent_texts(intents)
     vectors = encoder.encode(texts, progress=progress)
     embedded = encoder.last_misses
-    knowledge_vectors = encoder.encode([p.embed_text for p in passages], progress=progress)
+    # An FAQ question asked word for word must find its entry: embedded with its long answer the question
+    # matched at 0.15-0.89 and lost to intents; the question alone is a second vector of the passage.
+    knowledge_texts, knowledge_owner_list = [], []
+    for position, passage in enumerate(passages):
+        for text in dict.fromkeys((passage.title, passage.embed_text)):
+            knowledge_texts.append(text)
+            knowledge_owner_list.append(position)
+    knowledge_vectors = encoder.encode(knowledge_texts, progress=progress)
     embedded += encoder.last_misses
     tone = ToneDetector(encoder.encode(list(tone_phrases.angry)), encoder.encode(list(tone_phrases.calm)))
     owners = np.asarray(owners_list, dtype=np.int64)
@@ -219,16 +228,17 @@ def build_state(
         gather[owner, fill[owner]] = vector_id
         fill[owner] += 1
     scoring, policy = apply_calibration(settings, calibration)
-    knowledge_hash = hashlib.sha256("\n".join(p.embed_text for p in passages).encode()).hexdigest()[:12]
+    knowledge_hash = hashlib.sha256("\n".join(knowledge_texts).encode()).hexdigest()[:12]
     return RoutingState(
         intents=intents,
         passages=passages,
         intent_index=VectorIndex(vectors, model_id=encoder.model_id, content_hash=intents.version),
         knowledge_index=VectorIndex(
-            knowledge_vectors.reshape(len(passages), encoder.dim),
+            knowledge_vectors.reshape(len(knowledge_texts), encoder.dim),
             model_id=encoder.model_id,
             content_hash=knowledge_hash,
         ),
+        knowledge_owners=np.asarray(knowledge_owner_list, dtype=np.int64),
         owners=owners,
         gather=gather,
         rules=intent_rules(intents, calibration),
