@@ -12,7 +12,7 @@ The confidence map is a logistic fit of "the top intent is right" on the in-scop
 threshold and margin are the pair with the most in-scope answers whose precision reaches the target when
 `oos_rate` of the traffic is out of scope. Fits take well under a second for 150 intents and are cached
 by intents version and model (`cached_self_calibration`), so restarts and reloads of an unchanged folder
-do not refit. A folder too small to support a fit keeps the settings' defaults, with a warning.
+do not refit. A folder too small to support a fit keeps the settings' defaults (logged; `bot check` warns).
 """
 
 from __future__ import annotations
