@@ -267,4 +267,8 @@ def calibrate(
             chosen = (key, calibration, fit, dataclasses.replace(ranking, scoring=scoring))
     assert chosen is not None  # AGGREGATIONS is not empty
     _, calibration, fit, ranking = chosen
-    return calibration, dataclasses.replace(fit, by_oos_rate=ranking.expected(fit, OOS_RATES))
+    expected = ranking.expected(fit, OOS_RATES)
+    table = {f"{rate:g}": figures for rate, figures in expected.items()}  # kept in calibration.yaml too
+    return calibration.model_copy(update={"expected_by_oos_rate": table}), dataclasses.replace(
+        fit, by_oos_rate=expected
+    )
