@@ -204,16 +204,12 @@ def calibrate(
     extra = few_shot_examples(train, shots, seed, split)
     source: CalibrationSource
     if data == ReviewedData:
-        # the learned examples are live intent examples too: the fit scores them leave-one-out
-        from bot.store.db import make_engine
-        from bot.store.examples import learned_examples
+        from bot.tuning.datasets import group_by_label
 
-        database = make_engine(settings_for(intents).database_url)
-        try:
-            extra = _merge(extra, learned_examples(database))
-        finally:
-            database.dispose()
         examples = reviewed_labelled_rows(intents)
+        # the learned examples (the in-scope rows) are live intent examples too: the fit scores them
+        # leave-one-out; taken from the same read of the review store
+        extra = _merge(extra, group_by_label(examples))
         engine = load_engine(intents, extra)
         source, label = "reviews", "reviewed messages"
     else:

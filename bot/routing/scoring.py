@@ -99,6 +99,15 @@ def left_out_rows(state: RoutingState, texts: Sequence[str], labels: Sequence[st
     return LeftOut(rows=found[:, 0], vectors=found[:, 1])
 
 
+def top_two(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of a (messages, intents) score matrix: the best intent's position, its score, the runner-up's
+    score (`-inf` when there is a single intent)."""
+    rows = np.arange(len(scores))
+    order = np.argsort(-scores, axis=1)
+    second = scores[rows, order[:, 1]] if scores.shape[1] > 1 else np.full(len(rows), -np.inf)
+    return order[:, 0], scores[rows, order[:, 0]], second
+
+
 def candidates(state: RoutingState, scores: np.ndarray) -> tuple[Candidate, ...]:
     """The `top_k` intents of one message's score row, best first, with their confidences."""
     confidences = state.scoring.confidence(scores)

@@ -27,13 +27,13 @@ from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.routing.calibration import Calibration, content_id
-from bot.routing.scoring import LeftOut, intent_scores
+from bot.routing.scoring import LeftOut, intent_scores, top_two
 from bot.routing.state import RoutingState, Scoring, intent_text_kinds
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "self-2"  # part of the cache key: a changed algorithm refits every folder once
-THRESHOLDS = np.round(np.arange(0.05, 0.995, 0.01), 3)
+THRESHOLDS = np.round(np.arange(0.05, 0.995, 0.01), 3)  # confidence grid, shared with `bot calibrate`
 MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2)
 MIN_INTENTS = 3  # fewer cannot show what an out-of-scope message looks like
 MIN_QUERIES = 6  # examples that can be scored leave-one-out (an intent keeps its name and description)
@@ -65,17 +65,6 @@ def fit_confidence(top_scores: np.ndarray, right: np.ndarray) -> tuple[float, fl
     if slope <= 0:  # higher score must not mean lower confidence; fall back to a neutral map
         return 20.0, float(np.median(top_scores))
     return slope, float(-fit.intercept_[0] / slope)
-
-
-def _top_two(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows = np.arange(len(scores))
-    order = np.argsort(-scores, axis=1)[:, :2]
-    second = scores[rows, order[:, 1]] if scores.shape[1] > 1 else np.full(len(scores), -np.inf)
-    return (
-        order[:, 0],
-        np.where(np.isfinite(scores[rows, order[:, 0]]), scores[rows, order[:, 0]], -1.0),
-        second,
-    )
 
 
 @dataclass(frozen=True)
@@ -162,9 +151,11 @@ def fit_self_calibration(
     inside = intent_scores(state, vectors, raw, LeftOut(rows=np.arange(len(queries)), vectors=queries))
     outside = intent_scores(state, vectors, raw)
     outside[np.arange(len(queries)), owners] = -np.inf  # the whole intent left out
-    top_in, score_in, second_in = _top_two(inside)
+    top_in, score_in, second_in = top_two(inside)
+    score_in = np.where(np.isfinite(score_in), score_in, -1.0)  # an intent with no vector left: far away
     right = top_in == owners
-    _, score_out, second_out = _top_two(outside)
+    _, score_out, second_out = top_two(outside)
+    score_out = np.where(np.isfinite(score_out), score_out, -1.0)
     slope, center = fit_confidence(score_in, right)
     scoring = Scoring(slope, center, raw.aggregation_weight, raw.aggregation_depth, raw.prototype_weight)
     conf_in, conf_out = scoring.confidence(score_in), scoring.confidence(score_out)

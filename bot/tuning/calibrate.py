@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bot.routing.calibration import Calibration, CalibrationSource
-from bot.routing.scoring import intent_scores, left_out_rows
-from bot.routing.self_calibration import fit_confidence
+from bot.routing.scoring import intent_scores, left_out_rows, top_two
+from bot.routing.self_calibration import THRESHOLDS, fit_confidence
 from bot.routing.state import Scoring
 from bot.tuning.datasets import OUT_OF_SCOPE
 
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from bot.routing.state import RoutingState
     from bot.tuning.datasets import Example
 
-THRESHOLDS = np.round(np.arange(0.05, 0.995, 0.01), 3)
 MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 MIN_INTENT_SUPPORT = 20  # rows an intent needs before it earns a threshold of its own
 # An intent's own threshold never drops below this: labelled sets rarely hold the out-of-scope messages
@@ -65,11 +64,8 @@ class Ranking:
     @classmethod
     def of(cls, scores: np.ndarray, names: np.ndarray, labels: np.ndarray) -> Ranking:
         """From a (rows, intents) score matrix and each row's label ("" or "oos" for out of scope)."""
-        rows = np.arange(len(scores))
-        order = np.argsort(-scores, axis=1)
-        top = scores[rows, order[:, 0]]
-        second = scores[rows, order[:, 1]] if scores.shape[1] > 1 else np.full(len(rows), -np.inf)
-        top_intent = names[order[:, 0]]
+        best, top, second = top_two(scores)
+        top_intent = names[best]
         return cls(top, second, top_intent, top_intent == labels, ~np.isin(labels, ["", OUT_OF_SCOPE]))
 
     def expected(self, fit: PolicyFit, rates: tuple[float, ...]) -> dict[float, tuple[float, float]]:
