@@ -121,8 +121,9 @@ def get_stats(database: DatabaseDep, engine: EngineDep, days: Days = 30) -> Stat
 class ClusterOut(BaseModel):
     """A group of similar messages no intent took, with a drafted intent."""
 
-    size: int
-    messages: list[str]
+    size: int = Field(description="Messages in the cluster, repeats included: the sum of `counts`.")
+    messages: list[str] = Field(description="The distinct texts, most central first.")
+    counts: list[int] = Field(description="How often each of `messages` was sent, in the same order.")
     nearest_intent: str | None
     nearest_score: float | None
     name: str
@@ -131,7 +132,7 @@ class ClusterOut(BaseModel):
 
 
 class DiscoveryOut(BaseModel):
-    """Clusters among recent messages that ended in retrieval or handoff without an intent."""
+    """Clusters among recent messages that neither an intent nor the knowledge base answered."""
 
     days: int
     messages: int
@@ -184,6 +185,7 @@ async def get_discovery(
             ClusterOut(
                 size=c.size,
                 messages=list(c.messages),
+                counts=list(c.counts),
                 nearest_intent=c.nearest_intent,
                 nearest_score=c.nearest_score,
                 name=c.name,

@@ -19,10 +19,14 @@ import numpy as np
 if TYPE_CHECKING:
     from bot.routing.encoder import Encoder
 
-# Average cosine distance under which messages count as one topic. On the bundled MiniLM, 20 paraphrases
-# of one question sit 0.58 apart on average, unrelated customer questions 0.87: 0.75 keeps such a topic
-# whole without pulling strangers in (tests/test_review_discovery.py plants one).
-DEFAULT_DISTANCE = 0.75
+# Average cosine distance under which messages count as one topic, and the similarity to its centre a
+# message needs to stay in the topic. Chosen with scripts/bench_discovery.py on BANKING77 train (10 intents
+# removed from the demo folder, their messages fed as unmatched traffic; docs/evaluation.md, Discovery):
+# purity 0.36-0.44 at the former 0.75 with no pruning (one cluster mixed "interest on savings" into
+# mortgages), 0.70-0.73 at 0.60/0.60, which still keeps 15 of 20 paraphrases of one broad topic
+# (tests/test_review_discovery.py) in one draft; tighter splits such a topic into several drafts.
+DEFAULT_DISTANCE = 0.6
+DEFAULT_MIN_SIMILARITY = 0.6
 DEFAULT_MIN_SIZE = 3
 MAX_MESSAGES = 3000  # average linkage needs an n x n distance matrix: keep it in tens of megabytes
 REPRESENTATIVES = 5
@@ -36,8 +40,9 @@ Nearest = Callable[[np.ndarray], list[tuple[str, float]]]
 class Cluster:
     """A group of similar messages, with a drafted intent for it."""
 
-    size: int  # messages, counting repeats of the same text
+    size: int  # messages, counting repeats of the same text: always sum(counts)
     messages: tuple[str, ...]  # distinct texts, most central first
+    counts: tuple[int, ...]  # how often each of `messages` was sent, in the same order
     nearest_intent: str | None
     nearest_score: float | None
     name: str
@@ -76,6 +81,24 @@ def draft_yaml(name: str, description: str, examples: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _centre(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The unit-length mean of `vectors`, each counted as often as its text was sent."""
+    centre = (vectors * weights[:, None]).sum(axis=0)
+    return centre / max(float(np.linalg.norm(centre)), 1e-12)
+
+
+def _core(group: np.ndarray, vectors: np.ndarray, weights: np.ndarray, min_similarity: float) -> np.ndarray:
+    """`group` without the members farther than `min_similarity` from its centre, the centre recomputed
+    without them until nobody else drops out (a stranger pulls the centre towards itself)."""
+    while len(group) > 1 and min_similarity > 0:
+        similarity = vectors[group] @ _centre(vectors[group], weights[group])
+        kept = group[similarity >= min_similarity]
+        if len(kept) == len(group):
+            break
+        group = kept
+    return group
+
+
 def cluster_messages(
     texts: Sequence[str],
     encoder: Encoder,
@@ -83,8 +106,14 @@ def cluster_messages(
     nearest: Nearest | None = None,
     distance_threshold: float = DEFAULT_DISTANCE,
     min_size: int = DEFAULT_MIN_SIZE,
+    min_similarity: float = DEFAULT_MIN_SIMILARITY,
 ) -> list[Cluster]:
-    """Clusters of at least `min_size` messages, largest first; repeats of a text count towards the size."""
+    """Clusters of at least `min_size` messages, largest first; repeats of a text count towards the size.
+
+    A message less than `min_similarity` (cosine) from its group's centre is left out of the group: average
+    linkage lets a cluster keep a stranger as long as the average stays under the threshold, and a drafted
+    intent with a stranger among its examples teaches the router the wrong thing. 0 keeps everyone.
+    """
     from sklearn.cluster import AgglomerativeClustering  # heavy: only when someone asks for clusters
 
     counts: Counter[str] = Counter()
@@ -106,12 +135,15 @@ def cluster_messages(
             n_clusters=None, metric="cosine", linkage="average", distance_threshold=distance_threshold
         ).fit_predict(vectors)
 
-    groups = [np.flatnonzero(labels == label) for label in np.unique(labels)]
-    groups = [g for g in groups if sum(counts[keys[i]] for i in g) >= min_size]
+    weights = np.asarray([counts[k] for k in keys], dtype=np.float32)
+    groups = [
+        _core(np.flatnonzero(labels == label), vectors, weights, min_similarity)
+        for label in np.unique(labels)
+    ]
+    groups = [g for g in groups if weights[g].sum() >= min_size]
     if not groups:
         return []
-    centroids = np.stack([vectors[g].mean(axis=0) for g in groups])
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    centroids = np.stack([_centre(vectors[g], weights[g]) for g in groups])
     near: list[tuple[str | None, float | None]] = (
         list(nearest(centroids)) if nearest is not None else [(None, None)] * len(groups)
     )
@@ -128,8 +160,9 @@ def cluster_messages(
         )
         clusters.append(
             Cluster(
-                size=sum(counts[keys[i]] for i in group),
+                size=sum(counts[keys[i]] for i in order),
                 messages=tuple(members),
+                counts=tuple(counts[keys[i]] for i in order),
                 nearest_intent=intent,
                 nearest_score=None if score is None else round(float(score), 4),
                 name=name,

@@ -215,17 +215,20 @@ def compute_stats(database: Database, *, days: int = 30, now: datetime | None = 
 
 
 def unrouted_messages(database: Database, *, days: int, limit: int, now: datetime | None = None) -> list[str]:
-    """Recent customer messages that ended in retrieval or handoff with no intent, newest first.
+    """Recent customer messages that no intent and no knowledge passage answered, newest first.
 
-    Messages an analyst has since assigned to an intent are left out: they are no longer a gap.
+    A message the knowledge base answered (route `retrieve`, or any decision with a passage as its source)
+    is not a gap, and clustered with real gaps it drafts an intent with wrong examples. Messages an analyst
+    has since assigned to an intent are left out too: they are no longer a gap.
     """
     since, until = window(days, now)
     assigned = select(Review.decision_id).where(col(Review.intent).is_not(None))
     query = (
         select(DecisionLog.text)
         .where(
-            col(DecisionLog.route).in_(("retrieve", "handoff")),
+            col(DecisionLog.route) == "handoff",
             col(DecisionLog.intent).is_(None),
+            col(DecisionLog.source).is_(None),
             col(DecisionLog.created_at) >= since,
             col(DecisionLog.created_at) < until,
             col(DecisionLog.escalation).is_(None) | (col(DecisionLog.escalation) != NOT_A_BOT_DECISION),

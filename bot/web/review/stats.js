@@ -142,24 +142,33 @@ function pairsTable(pairs) {
       h("tr", {},
         h("td", {}, p.predicted || h("span", { class: "muted" }, "no intent")),
         h("td", {}, h("span", { class: "arrow", "aria-hidden": "true" }, "→"), p.meant, p.new_intent ? h("span", { class: "pill" }, " new") : null),
-        h("td", {}, h("div", { class: "bar", style: `width:${Math.max((p.count / max) * 100, 8)}px;display:inline-block;margin-right:8px` },
-          h("span", { style: "width:100%;background:#d6336c" })), p.count),
+        // the bar is a share of its cell, never a fixed width: it stays inside the card at any size
+        h("td", { class: "count-cell" }, h("span", { class: "pair-count" },
+          h("span", { class: "bar pair-bar", "aria-hidden": "true" },
+            h("span", { style: `width:${Math.max((p.count / max) * 100, 6).toFixed(1)}%` })),
+          h("span", { class: "num" }, p.count))),
       ))),
   );
 }
 
+// Every message of a cluster is listed (a long list scrolls inside the card), a repeated text once with
+// "×N", so the messages listed always add up to the size on the card.
+function clusterMessages(c) {
+  return h("ul", { class: "cluster-messages", style: "max-height:9.5em;overflow-y:auto", tabindex: "0", "aria-label": `Messages of ${c.name}` },
+    c.messages.map((m, i) => h("li", {}, m, c.counts[i] > 1 ? h("span", { class: "muted" }, ` ×${c.counts[i]}`) : null)));
+}
+
 function clusterCards(data) {
   $("disc-caption").textContent =
-    `${data.messages} message${data.messages === 1 ? "" : "s"} ended in retrieval or handoff without an intent in this period; ` +
+    `${data.messages} message${data.messages === 1 ? "" : "s"} went to a person with no intent or knowledge passage to answer ${data.messages === 1 ? "it" : "them"} in this period; ` +
     `${data.clusters.length} group${data.clusters.length === 1 ? "" : "s"} of similar ones. Paste a draft under "intents:" in a YAML file, then review it.`;
   if (!data.clusters.length) return [h("p", { class: "muted" }, "No groups of similar unrouted messages yet.")];
   return data.clusters.map((c) =>
     h("article", { class: "cluster", "aria-label": `Cluster ${c.name}` },
-      h("header", {}, h("h3", {}, c.name), h("span", { class: "pill bad" }, `${c.size} messages`)),
+      h("header", {}, h("h3", {}, c.name), h("span", { class: "pill bad" }, `${c.size} message${c.size === 1 ? "" : "s"}`)),
       h("p", { class: "muted" }, "Nearest intent: ",
         c.nearest_intent ? [h("strong", {}, c.nearest_intent), ` (confidence ${c.nearest_score.toFixed(2)})`] : "none"),
-      h("ul", {}, c.messages.slice(0, 4).map((m) => h("li", {}, m))),
-      c.messages.length > 4 ? h("p", { class: "muted" }, `…and ${c.messages.length - 4} more`) : null,
+      clusterMessages(c),
       h("details", {},
         h("summary", {}, "Draft intent (YAML)"),
         h("pre", {}, c.yaml),
