@@ -110,3 +110,42 @@ def test_length_groups_keep_similar_lengths_together_and_cover_every_text() -> N
         spread = [lengths[i] for i in group]
         assert max(spread) <= min(spread) * 1.25 + 2
     assert [90] in [[lengths[i] for i in g] for g in groups]  # the long outlier pads nobody
+
+
+def test_the_first_onnx_export_leaves_no_torch_in_the_serving_process(tmp_path: Path) -> None:
+    """The export needs torch (hundreds of MB, never given back); a first start must end as lean as a warm
+    one, so it runs in a child process."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from pathlib import Path; from bot.routing.encoder import make_encoder; "
+        f"e = make_encoder('bundled', backend='onnx-int8', threads=1, cache_dir=Path({str(tmp_path)!r})); "
+        "e.encode(['hi']); print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    finished = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.strip().splitlines()[-1] == "[]"
+    assert list(tmp_path.rglob("model_int8.onnx")) and not list(tmp_path.rglob("*.partial*"))
+
+
+def test_repeated_texts_reuse_the_exact_vector_and_the_cache_stays_bounded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    cache = tmp_path_factory.getbasetemp() / "onnx-cache"
+    plain = make_encoder("bundled", backend="onnx-int8", threads=1, cache_dir=cache)
+    cached = make_encoder("bundled", backend="onnx-int8", threads=1, cache_dir=cache, repeat_cache=2)
+    repeats = cached.repeats  # type: ignore[attr-defined]
+    first = cached.encode(["Thanks!", "talk to a human"])
+    hits_before = repeats.hits
+    # the same tokens (the model is uncased and splits punctuation): one entry, the very same vector
+    again = cached.encode(["  thanks !", "my card is lost", "Talk to a HUMAN"])
+    assert repeats.hits - hits_before == 2
+    np.testing.assert_array_equal(again[0], first[0])
+    np.testing.assert_array_equal(again[2], first[1])
+    np.testing.assert_array_equal(again, plain.encode(["  thanks !", "my card is lost", "Talk to a HUMAN"]))
+    assert len(repeats._entries) == 2  # least recently used dropped beyond the bound
+    with pytest.raises(ValueError):  # nobody can change a vector other requests will get
+        again_cached = cached.encode(["my card is lost"])
+        repeats.get_many([next(iter(repeats._entries))])[0][0] = 1.0
+    assert again_cached.shape == (1, 384)

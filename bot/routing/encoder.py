@@ -319,7 +319,9 @@ class BatchingEncoder(_Wrapping):
                 future.set_result(vector)
 
 
-def make_encoder(model: str, *, backend: str, threads: int, cache_dir: Path) -> Encoder:
+def make_encoder(
+    model: str, *, backend: str, threads: int, cache_dir: Path, repeat_cache: int = 0
+) -> Encoder:
     """The encoder a configuration names: sentence-transformers on torch, or ONNX Runtime fp32 / int8."""
     if backend == "torch":
         return SentenceTransformerEncoder(model, threads=threads)
@@ -329,6 +331,11 @@ def make_encoder(model: str, *, backend: str, threads: int, cache_dir: Path) -> 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = resolve_model_path(model)
         return OnnxEncoder(
-            path, model_fingerprint(path), cache_dir, quantized=backend == "onnx-int8", threads=threads
+            path,
+            model_fingerprint(path),
+            cache_dir,
+            quantized=backend == "onnx-int8",
+            threads=threads,
+            repeat_cache=repeat_cache,
         )
     raise ModelError(f"unknown encoder backend '{backend}'; allowed: torch, onnx, onnx-int8")

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,59 +44,89 @@ def _max_length(model_path: Path) -> int:
 
 
 def export_onnx(model_path: Path, target: Path, *, quantized: bool) -> Path:
-    """Write `target` (model.onnx, or model_int8.onnx next to it) unless it exists; returns its path."""
+    """`target`'s model.onnx (or model_int8.onnx next to it), exported first if missing; returns its path.
+
+    The export needs torch and transformers (several hundred MB once imported, never given back), so it
+    runs in a child process: a server's first start then holds the same memory as a warm start.
+    """
+    file = target / ("model_int8.onnx" if quantized else "model.onnx")
     with _export_lock:
-        fp32 = target / "model.onnx"
-        int8 = target / "model_int8.onnx"
-        if not fp32.is_file():
-            import torch
-            from transformers import AutoModel
-
-            log.warning("exporting %s to ONNX (once; cached in %s)", model_path, target)
-            target.mkdir(parents=True, exist_ok=True)
-            base = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
-
-            class LastHiddenState(torch.nn.Module):
-                def __init__(self, model: torch.nn.Module) -> None:
-                    super().__init__()
-                    self.model = model
-
-                def forward(
-                    self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
-                ) -> torch.Tensor:
-                    out = self.model(
-                        input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-                    )
-                    return out.last_hidden_state
-
-            dummy = torch.ones((2, 8), dtype=torch.long)
-            partial = fp32.with_suffix(".onnx.partial")
-            torch.onnx.export(
-                LastHiddenState(base),
-                (dummy, dummy, torch.zeros_like(dummy)),
-                str(partial),
-                input_names=list(INPUTS),
-                output_names=["last_hidden_state"],
-                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")},
-                opset_version=17,
-                dynamo=False,
+        if not file.is_file():
+            log.warning("exporting %s to ONNX (once, about 20 s; cached in %s)", model_path, target)
+            command = [sys.executable, "-m", __name__, str(model_path), str(target)]
+            finished = subprocess.run(
+                [*command, *(["--int8"] if quantized else [])],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
             )
-            partial.replace(fp32)  # never leave a half-written model where the next start would load it
-        if quantized and not int8.is_file():
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+            if finished.returncode != 0 or not file.is_file():
+                tail = "\n".join(finished.stdout.strip().splitlines()[-5:])
+                raise ModelError(f"exporting '{model_path}' to ONNX failed:\n{tail}")
+    return file
 
-            partial = int8.with_suffix(".onnx.partial")
-            # per-channel scales keep int8 vectors within ~0.98 cosine of fp32 (per-tensor: ~0.92)
-            quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=True)
-            partial.replace(int8)
-        return int8 if quantized else fp32
+
+def _export_here(model_path: Path, target: Path, *, quantized: bool) -> None:
+    """The export itself (in the child process `export_onnx` starts)."""
+    fp32 = target / "model.onnx"
+    int8 = target / "model_int8.onnx"
+    # a private partial file per process: two replicas starting at once must not write into one file
+    suffix = f".onnx.partial-{os.getpid()}"
+    if not fp32.is_file():
+        import torch
+        from transformers import AutoModel
+
+        target.mkdir(parents=True, exist_ok=True)
+        base = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
+
+        class LastHiddenState(torch.nn.Module):
+            def __init__(self, model: torch.nn.Module) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(
+                self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+            ) -> torch.Tensor:
+                out = self.model(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                )
+                return out.last_hidden_state
+
+        dummy = torch.ones((2, 8), dtype=torch.long)
+        partial = fp32.with_suffix(suffix)
+        torch.onnx.export(
+            LastHiddenState(base),
+            (dummy, dummy, torch.zeros_like(dummy)),
+            str(partial),
+            input_names=list(INPUTS),
+            output_names=["last_hidden_state"],
+            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*INPUTS, "last_hidden_state")},
+            opset_version=17,
+            dynamo=False,
+        )
+        partial.replace(fp32)  # never leave a half-written model where the next start would load it
+    if quantized and not int8.is_file():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        partial = int8.with_suffix(suffix)
+        # per-channel scales keep int8 vectors within ~0.98 cosine of fp32 (per-tensor: ~0.92)
+        quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=True)
+        partial.replace(int8)
 
 
 class OnnxEncoder:
     """Sentence vectors from an ONNX export of a mean-pooling sentence-transformers model."""
 
     def __init__(
-        self, model_path: Path, base_model_id: str, cache_dir: Path, *, quantized: bool, threads: int
+        self,
+        model_path: Path,
+        base_model_id: str,
+        cache_dir: Path,
+        *,
+        quantized: bool,
+        threads: int,
+        repeat_cache: int = 0,
     ) -> None:
         if _pooling_mode(model_path) != "mean":
             raise ModelError(
@@ -122,6 +156,7 @@ class OnnxEncoder:
         # per message in-process, about 10% fewer HTTP requests/s from more GIL hand-offs) so a
         # decision never depends on concurrent traffic and replays exactly. fp32 does not depend on it.
         self._group_size = 1 if quantized else 16
+        self._repeats = RepeatCache(repeat_cache)
         self._dim = int(self.encode(["x"]).shape[1])
 
     @property
@@ -134,20 +169,47 @@ class OnnxEncoder:
         """Vector dimension."""
         return self._dim
 
+    @property
+    def repeats(self) -> RepeatCache:
+        """The cache of recent texts' vectors (hits and misses for /healthz and benchmarks)."""
+        return self._repeats
+
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
         if not texts:
             return np.zeros((0, getattr(self, "_dim", 0)), dtype=np.float32)
         encoded = self._tokenizer.encode_batch(list(texts))
+        # The cache is keyed by token ids, the model's own normalisation: "Thanks!" and " thanks !" are
+        # one entry exactly when the model could not tell them apart, so a hit returns the very vector
+        # the model would have computed (int8 runs texts one at a time, so vectors never depend on company).
+        keys = [bytes(np.asarray(e.ids, dtype=np.int32)) for e in encoded] if self._repeats.size else []
+        found = self._repeats.get_many(keys) if keys else {}
+        todo = [i for i in range(len(encoded)) if i not in found]
+        out = np.empty((len(encoded), getattr(self, "_dim", 0) or 0), dtype=np.float32) if found else None
+        if todo:
+            computed = self._run([encoded[i].ids for i in todo])
+            if out is None:
+                out = computed
+            else:
+                out[todo] = computed
+            if keys:
+                self._repeats.put_many([keys[i] for i in todo], computed)
+        assert out is not None
+        for i, vector in found.items():
+            out[i] = vector
+        return out
+
+    def _run(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Vectors for tokenised texts through the ONNX session, in length-sorted groups."""
         parts: list[np.ndarray] = []
         positions: list[int] = []
-        for group in length_groups([len(e.ids) for e in encoded], most=self._group_size):
-            width = max(len(encoded[i].ids) for i in group)
+        for group in length_groups([len(ids) for ids in token_ids], most=self._group_size):
+            width = max(len(token_ids[i]) for i in group)
             ids = np.full((len(group), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(group), width), dtype=np.int64)
             for row, i in enumerate(group):
-                ids[row, : len(encoded[i].ids)] = encoded[i].ids
-                mask[row, : len(encoded[i].ids)] = 1
+                ids[row, : len(token_ids[i])] = token_ids[i]
+                mask[row, : len(token_ids[i])] = 1
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
             weights = mask[..., None].astype(np.float32)
@@ -156,8 +218,47 @@ class OnnxEncoder:
             positions.extend(group)
         vectors = np.concatenate(parts).astype(np.float32, copy=False)
         ordered = np.empty_like(vectors)
-        ordered[positions] = vectors  # back to the order of `texts`
+        ordered[positions] = vectors  # back to the order of the input
         return ordered
+
+
+class RepeatCache:
+    """A bounded least-recently-used map of token ids -> vector, shared by the routing threads.
+
+    Real traffic repeats ("hi", "thanks", "talk to a human", the top questions); a repeat then costs a
+    dictionary lookup instead of an encoder run. `size` 0 turns it off.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[int, np.ndarray]:
+        """Cached vectors by position in `keys`; each hit becomes the most recently used."""
+        found: dict[int, np.ndarray] = {}
+        with self._lock:
+            for position, key in enumerate(keys):
+                vector = self._entries.get(key)
+                if vector is not None:
+                    self._entries.move_to_end(key)
+                    found[position] = vector
+            self.hits += len(found)
+            self.misses += len(keys) - len(found)
+        return found
+
+    def put_many(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        """Remember vectors (read-only copies), dropping the least recently used beyond `size`."""
+        with self._lock:
+            for key, vector in zip(keys, vectors, strict=True):
+                stored = vector.copy()
+                stored.flags.writeable = False  # callers share it: nobody may change a cached vector
+                self._entries[key] = stored
+                self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
 
 def length_groups(lengths: Sequence[int], *, most: int = 16, slack: float = 1.25) -> list[list[int]]:
@@ -176,3 +277,12 @@ def length_groups(lengths: Sequence[int], *, most: int = 16, slack: float = 1.25
         else:
             groups.append([position])
     return groups
+
+
+if (
+    __name__ == "__main__"
+):  # the child process of `export_onnx`: python -m bot.routing.encoder_onnx MODEL DIR [--int8]
+    import warnings
+
+    warnings.filterwarnings("ignore")  # tracer and quantizer chatter: the parent reports failures itself
+    _export_here(Path(sys.argv[1]), Path(sys.argv[2]), quantized="--int8" in sys.argv[3:])

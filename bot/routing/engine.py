@@ -57,6 +57,7 @@ class Engine:
             backend=settings.encoder_backend,
             threads=settings.torch_threads,
             cache_dir=settings.cache_dir,
+            repeat_cache=settings.repeat_cache,
         )
         if isinstance(raw, BatchingEncoder):  # another engine's (tests share one model): reuse its batcher
             batching: BatchingEncoder | None = raw
