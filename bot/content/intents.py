@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, field_validator
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
 
 from bot.content.answers import AnswerTemplate, compile_template
+from bot.content.yaml_io import excerpt, read_yaml
 from bot.errors import IntentFileError, TemplateError
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
@@ -146,35 +145,14 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "missing":
         return f"missing required key '{key}'"
     if kind == "string_pattern_mismatch":
-        return f"'{where}' must use only lowercase letters, digits and underscores, got {error['input']!r}"
+        return f"'{where}' must use only lowercase letters, digits and underscores, got {excerpt(error['input'])}"
     if kind == "string_too_short":
         return f"'{where}' must not be empty"
     if kind in ("tuple_type", "list_type"):  # YAML has lists, not tuples
-        return f'\'{where}\' must be a list (like ["one", "two"]), got {error["input"]!r}'
+        return f'\'{where}\' must be a list (like ["one", "two"]), got {excerpt(error["input"])}'
     if kind == "model_type":
         return f"each intent must be a mapping of keys, got {type(error['input']).__name__}"
-    return f"'{where}': {error['msg'].lower()}, got {error['input']!r}"
-
-
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    return yaml
-
-
-def read_yaml(path: Path, error_type: type[IntentFileError] = IntentFileError) -> Any:
-    """Parse one YAML file keeping line numbers, turning syntax errors into `path:line` errors."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error_type(path, None, f"cannot read file: {exc}") from None
-    try:
-        return _yaml().load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise error_type(path, line, f"YAML syntax error: {problem}") from None
+    return f"'{where}': {error['msg'].lower()}, got {excerpt(error['input'])}"
 
 
 def _load_file(path: Path) -> list[Intent]:

@@ -11,7 +11,8 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from bot.content.intents import first_error, read_yaml
+from bot.content.intents import first_error
+from bot.content.yaml_io import read_yaml
 from bot.errors import KnowledgeFileError
 
 Text = Annotated[StrictStr, Field(min_length=1)]

@@ -14,7 +14,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml.comments import CommentedMap
 
-from bot.content.intents import first_error, read_yaml
+from bot.content.intents import first_error
+from bot.content.yaml_io import read_yaml
 from bot.errors import IntentFileError
 
 TONE_FILE = "tone.yaml"
@@ -76,6 +77,8 @@ def load_tone(folder: Path) -> TonePhrases:
             message = f"unknown key '{key}'; allowed: angry, calm"
         elif first["type"] == "missing":
             message = f"missing required key '{key}' (a list of phrases)"
+        elif first["type"] in ("tuple_type", "list_type"):  # YAML has lists; pydantic would say "tuple"
+            message = f'\'{key}\' must be a list of phrases (like ["one", "two"]), got {first["input"]!r}'
         else:
             message = f"'{'.'.join(str(p) for p in first['loc'])}': {first['msg'].lower()}"
         raise IntentFileError(path, line, message) from None
