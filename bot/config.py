@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     )
     redact_region: str = Field("GB", description="Region for recognising national phone numbers.")
     max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest customer message accepted.")
+    max_yaml_bytes: int = Field(
+        1_000_000, ge=1024, le=100_000_000, description="Largest intents/knowledge YAML file read (bytes)."
+    )
     torch_threads: int = Field(
         1, ge=1, le=64, description="Threads the encoder (torch or ONNX), BLAS and FAISS may each use."
     )
