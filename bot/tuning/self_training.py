@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,8 +54,32 @@ def ensure_self_trained(settings: Settings, intents: IntentSet | None = None) ->
     training does not apply or the folder is too small to train on."""
     if not applies(settings):
         return settings
-    path = self_trained_model(settings, intents or load_intents(settings.intents_dir))
-    return settings.with_overrides(model=str(path)) if path is not None else settings
+    intents = intents or load_intents(settings.intents_dir)
+    path = self_trained_path(settings, intents)
+    if not (path / SELF_TRAINING_FILE).is_file():
+        train_in_child(settings)
+    trained = (path / SELF_TRAINING_FILE).is_file()  # absent: too few texts, the stock model routes
+    return settings.with_overrides(model=str(path)) if trained else settings
+
+
+def train_in_child(settings: Settings) -> None:
+    """`self_trained_model` in a child process: training imports torch (several hundred MB a process
+    never gives back), and a server that trained on its first start must not keep it."""
+    command = [
+        sys.executable,
+        "-m",
+        __name__,
+        str(settings.intents_dir),
+        settings.model,
+        str(settings.cache_dir),
+    ]
+    command.append(str(settings.torch_threads))
+    finished = subprocess.run(command, check=False)  # progress goes to our stderr as it happens
+    if finished.returncode != 0:
+        raise TrainingError(
+            f"self-training on '{settings.intents_dir}' failed (exit {finished.returncode}); see the output "
+            "above, or set BOT_SELF_TRAIN=false to route with the stock model"
+        )
 
 
 def self_trained_model(settings: Settings, intents: IntentSet) -> Path | None:
@@ -82,3 +107,10 @@ def self_trained_model(settings: Settings, intents: IntentSet) -> Path | None:
     (path / SELF_TRAINING_FILE).write_text(json.dumps(marker), encoding="utf-8")
     log.info("self-trained %s in %.0f s (%d steps)", path, result.seconds, result.steps)
     return path
+
+
+if __name__ == "__main__":  # `train_in_child`: python -m bot.tuning.self_training DIR MODEL CACHE THREADS
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    folder, model, cache, threads = sys.argv[1:5]
+    child = Settings(intents_dir=Path(folder), model=model, cache_dir=Path(cache), torch_threads=int(threads))
+    self_trained_model(child, load_intents(child.intents_dir))
