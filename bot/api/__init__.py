@@ -16,7 +16,7 @@ from sqlalchemy import Engine as Database
 from starlette.concurrency import run_in_threadpool
 
 from bot import __version__
-from bot.api import admin, agents, chat, insights, review, widget
+from bot.api import admin, agents, chat, insights, review, versions, widget
 from bot.api.errors import install_error_handlers
 from bot.api.guard import RateLimits, RequestGuard
 from bot.chat.pipeline import ChatPipeline
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             routing.load(extra_examples=learned)
         app.state.engine = routing
         app.state.database = database
+        version_follower = await versions.start(app, routing, database, settings)
         spool = Spool(settings.spool_dir or settings.cache_dir / "spool")
         service = ChatService(routing, database, spool)
         app.state.service = service
@@ -117,8 +118,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         finally:
             await pipeline.close()  # every accepted chat turn is written before the database closes
             drainer.cancel()
-            if follower is not None:
-                follower.cancel()
+            for task in (follower, version_follower):
+                if task is not None:
+                    task.cancel()
             with contextlib.suppress(Exception):  # a last try: the database may be back
                 await run_in_threadpool(service.drain_spool)
             database.dispose()
@@ -147,6 +149,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, limits=limits)
     install_error_handlers(app)
-    for module in (chat, agents, review, admin, insights, widget):
+    for module in (chat, agents, review, admin, insights, versions, widget):
         app.include_router(module.router)
     return app

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from bot.api import versions
 from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, ServiceDep, SettingsDep, require
 from bot.api.schemas import HealthOut, IntentOut, IntentsOut, QueueOut, ReloadOut
 from bot.store.db import ping
-from bot.store.examples import learned_examples
 
 router = APIRouter(tags=["admin"])
 
@@ -41,9 +41,14 @@ def list_intents(engine: EngineDep) -> IntentsOut:
 
 
 @router.post("/v1/admin/reload", response_model=ReloadOut, dependencies=[Depends(require())])
-async def reload(engine: EngineDep, database: DatabaseDep) -> ReloadOut:
-    """Re-read the intents folder and learned examples; an invalid folder keeps the old set live (`path:line`)."""
-    result = await run_in_threadpool(engine.load, None, lambda: learned_examples(database))
+async def reload(request: Request) -> ReloadOut:
+    """Re-read the intents folder and learned examples; an invalid folder keeps the old set live (`path:line`).
+
+    The folder is stored as an intents version and made live on every replica (bot.api.versions).
+    """
+    loaded = await run_in_threadpool(request.app.state.versions.reload, versions.who(request))
+    result = loaded.result
+    assert result is not None
     return ReloadOut(
         version=result.version,
         intents=result.intents,

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from bot.cli import intents, review, serving, tuning  # noqa: F401  (each registers its commands on `app`)
+from bot.cli import intents, review, serving, tuning, versions  # noqa: F401  (each registers its commands on `app`)
 from bot.cli.app import app
 
 __all__ = ["app", "main"]

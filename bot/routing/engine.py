@@ -110,19 +110,8 @@ class Engine:
             folder = Path(intents_dir) if intents_dir is not None else self.intents_dir
             source = extra_examples() if callable(extra_examples) else extra_examples
             extra = {k: list(v) for k, v in (source if source is not None else self.extra_examples).items()}
-            base = load_intents(folder)
-            intents = base.with_extra_examples(extra)
-            passages = load_knowledge(folder / "knowledge")
-            calibration = load_calibration(folder, self.model_id)
-            state = self._build(intents, passages, calibration, load_tone(folder))
-            operating_point = "calibration.yaml" if calibration is not None else "defaults"
-            if calibration is None and self.settings.self_calibrate:
-                found = cached_self_calibration(state, self.settings)
-                if found.calibration is not None:
-                    state = with_calibration(state, self.settings, found.calibration)
-                    operating_point = f"self-calibration ({'fitted' if found.fitted else 'cached'})"
-                else:
-                    operating_point = "defaults (too few intents or examples to self-calibrate)"
+            base, state, operating_point = self._prepare(folder, extra)
+            intents, passages = state.intents, state.passages
             self._state = state
             self.intents_dir = folder
             self.extra_examples = extra
@@ -143,6 +132,31 @@ class Engine:
             seconds,
             operating_point,
         )
+
+    def candidate(self, folder: Path) -> tuple[RoutingState, str]:
+        """Build (not swap in) the state `load(folder)` would make, with the live learned examples, and
+        its operating point: what a routing diff or a shadow run compares against the live state."""
+        _base, state, operating_point = self._prepare(Path(folder), self.extra_examples)
+        return state, operating_point
+
+    def _prepare(
+        self, folder: Path, extra: Mapping[str, list[str]]
+    ) -> tuple[IntentSet, RoutingState, str]:
+        """Read, validate, embed and calibrate a folder: its YAML intents, the state and the operating point."""
+        base = load_intents(folder)
+        intents = base.with_extra_examples(dict(extra))
+        passages = load_knowledge(folder / "knowledge")
+        calibration = load_calibration(folder, self.model_id)
+        state = self._build(intents, passages, calibration, load_tone(folder))
+        operating_point = "calibration.yaml" if calibration is not None else "defaults"
+        if calibration is None and self.settings.self_calibrate:
+            found = cached_self_calibration(state, self.settings)
+            if found.calibration is not None:
+                state = with_calibration(state, self.settings, found.calibration)
+                operating_point = f"self-calibration ({'fitted' if found.fitted else 'cached'})"
+            else:
+                operating_point = "defaults (too few intents or examples to self-calibrate)"
+        return base, state, operating_point
 
     def learn(self, intent: str, text: str) -> bool:
         """Make `text` a live example of `intent` (and of no other intent) without a restart or a YAML edit.

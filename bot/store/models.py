@@ -164,3 +164,34 @@ class SpoolApplied(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     applied_at: datetime = _timestamp()
+
+
+class IntentsVersion(SQLModel, table=True):
+    """One intents folder as a server loaded it: every file's text, the model, and what changed.
+
+    Identified by `hash` (files and model id): loading the same folder twice reuses its row.
+    """
+
+    __tablename__ = "intents_version"
+
+    id: int | None = Field(default=None, primary_key=True)
+    hash: str = Field(max_length=64, unique=True)
+    intents_version: str = Field(max_length=64, index=True)  # the intents' content hash decisions record
+    model_id: str = Field(max_length=200)
+    files: dict[str, str] = _json({})  # path inside the folder -> text
+    specs: dict[str, Any] = _json({})  # intent name -> its YAML fields, for summaries and diffs
+    summary: str = ""  # what changed against the version live before it, one line
+    loaded_by: str = Field(max_length=128)
+    created_at: datetime = _timestamp()
+
+
+class IntentsActivation(SQLModel, table=True):
+    """A version made live; the newest row is what every replica routes by."""
+
+    __tablename__ = "intents_activation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="intents_version.id", index=True)
+    action: str = Field(max_length=16)  # start | reload | activate | promote
+    activated_by: str = Field(max_length=128)
+    created_at: datetime = _timestamp()

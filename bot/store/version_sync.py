@@ -1,0 +1,122 @@
+"""Keeping one process's engine on the live intents version: record what it loads, follow what others activate.
+
+Every replica holds one `VersionSync`. What it loads from disk (start-up, `/v1/admin/reload`) is stored
+and activated; a version activated anywhere (rollback, promotion) is loaded from the database here within
+one poll, from the stored files, so replicas need not share a disk.
+
+At start-up the folder on disk wins when it is new (a deploy), but a folder that is a known older version
+while the database names another live one does not: that is a replica restarting after a rollback, and
+it must not undo it. It serves the live version and says so in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine as Database
+
+from bot.config import Settings
+from bot.routing.engine import Engine, ReloadResult
+from bot.store import versions
+from bot.store.examples import learned_examples
+from bot.store.models import IntentsVersion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A version made live in this process, and what loading it did."""
+
+    version: IntentsVersion
+    result: ReloadResult | None  # None when the version was live already (nothing reloaded)
+
+
+class VersionSync:
+    """Records and follows intents versions for one engine (thread-safe; one per process)."""
+
+    def __init__(self, engine: Engine, database: Database, settings: Settings) -> None:
+        self.engine = engine
+        self.database = database
+        self.settings = settings
+        self.live_hash: str | None = None
+        self._lock = threading.Lock()
+
+    def _learned(self) -> Callable[[], Mapping[str, Sequence[str]]]:
+        return lambda: learned_examples(self.database)
+
+    def start(self, by: str = "server start") -> Loaded:
+        """Record the folder the engine loaded, or switch to the live version (see the module docstring)."""
+        with self._lock:
+            found = versions.snapshot(self.engine.intents_dir, self.engine.model_id)
+            current = versions.live(self.database)
+            known = versions.find(self.database, found.hash)
+            if current is not None and known is not None and current.version.hash != found.hash:
+                log.warning(
+                    "the folder %s is stored version %s, but version %s was made live by %s at %s; serving "
+                    "version %s (`bot versions checkout %s --intents DIR` writes it to disk)",
+                    self.engine.intents_dir,
+                    known.id,
+                    current.version.id,
+                    current.activation.activated_by,
+                    current.activation.created_at,
+                    current.version.id,
+                    current.version.id,
+                )
+                return self._load(current.version)
+            version = versions.store(self.database, found, by)
+            if current is None or current.version.id != version.id:
+                versions.activate(self.database, version, action="start", by=by)
+            self.live_hash = version.hash
+            return Loaded(version, None)
+
+    def reload(self, by: str) -> Loaded:
+        """Re-read the configured folder from disk, store it as a version and make it live everywhere."""
+        with self._lock:
+            result = self.engine.load(Path(self.settings.intents_dir), self._learned())
+            found = versions.snapshot(self.engine.intents_dir, self.engine.model_id)
+            version = versions.store(self.database, found, by)
+            current = versions.live(self.database)
+            if current is None or current.version.id != version.id:
+                versions.activate(self.database, version, action="reload", by=by)
+            self.live_hash = version.hash
+            return Loaded(version, result)
+
+    def activate(self, version_id: int, by: str, action: str = "activate") -> Loaded:
+        """Load a stored version here (an invalid one changes nothing), then make it live everywhere."""
+        with self._lock:
+            version = versions.get(self.database, version_id)
+            loaded = self._load(version)
+            versions.activate(self.database, version, action=action, by=by)
+            return loaded
+
+    def follow(self) -> Loaded | None:
+        """Load the live version if another process activated one this process does not route by."""
+        with self._lock:
+            current = versions.live(self.database)
+            if current is None or current.version.hash == self.live_hash:
+                return None
+            log.info(
+                "intents version %s was made live by %s (%s): loading it",
+                current.version.id,
+                current.activation.activated_by,
+                current.activation.action,
+            )
+            return self._load(current.version)
+
+    def _load(self, version: IntentsVersion) -> Loaded:
+        if version.model_id != self.engine.model_id:
+            log.warning(
+                "intents version %s was stored with model %s; this process routes it with %s",
+                version.id,
+                version.model_id,
+                self.engine.model_id,
+            )
+        folder = versions.materialize(version, self.settings.cache_dir)
+        result = self.engine.load(folder, self._learned())
+        self.live_hash = version.hash
+        return Loaded(version, result)
