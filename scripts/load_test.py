@@ -1,15 +1,30 @@
 """HTTP load test of `bot serve` on 127.0.0.1: N concurrent clients for T seconds, bounded, then checks.
 
     python scripts/load_test.py [--db sqlite|postgresql] [--clients 32] [--seconds 20] [--runs 3]
+                                [--peer] [--limit] [--cold] [--repeats 0.3]
                                 [--backend onnx-int8] [--workers 1] [--client wrk|httpx]
                                 [--url http://127.0.0.1:PORT --database-url URL]
 
-Without --url it starts `bot serve` itself on a free localhost port with a fresh database (a temporary
-SQLite file, or a temporary PostgreSQL database on 127.0.0.1:5432 that is dropped afterwards), waits for
-/healthz, drives it, and stops it. Every message is distinct (BANKING77 test texts with a unique suffix),
-so no cache stands in for routing. Each client sends its next message as soon as the last is answered.
-Prints requests/s, p50/p95/p99 latency, errors, and whether the stored decisions equal the successful
+Without --url it starts `bot serve` itself, as the README's first command does (its default backend,
+unless --backend), on a free localhost port with a fresh database (a temporary SQLite file, or a
+temporary PostgreSQL database on 127.0.0.1:5432 that is dropped afterwards), waits for /healthz, drives
+it, and stops it. Every message is distinct (BANKING77 test texts with a unique suffix), so no cache
+stands in for routing. Each client sends its next message as soon as the last is answered. Prints
+requests/s, p50/p95/p99 latency, errors, and whether the stored decisions equal the successful
 requests, for each run and the median over runs. Only loopback addresses are contacted; it stops by itself.
+
+In the same run, interleaved with bot's runs so machine drift hits all alike:
+  --peer   the plain server a user would write (scripts/peer_server.py: sync FastAPI endpoint,
+           sentence-transformers encode on one torch thread, FAISS top-1, one SQLModel commit per
+           request) on its own fresh database, driven the same way: THE COMPARISON, not the product;
+  --limit  the encoder alone: bot's encoder (onnx-int8), one distinct text per call from 2 threads, no
+           HTTP, no storage: what the 2 cores can encode at most;
+then each ratio (bot vs limit, bot vs peer, peer's p99 vs bot's).
+  --cold     start bot with an empty cache folder, so its resident memory includes a first start
+             (the ONNX export, which runs in a child process);
+  --repeats R  a share R of messages drawn Zipf-like from 100 common texts ("hi", "thanks", the top
+             questions) instead of distinct ones: the repeated-text cache's figure, reported beside the
+             all-distinct one, never instead of it.
 
 The load generator shares the machine with the server, so its own CPU counts against the figures: `wrk`
 (Debian package `wrk`, written in C) is used when installed, else an httpx client in Python, which on 2
@@ -33,7 +48,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,40 +81,58 @@ def fresh_database(kind: str, folder: Path) -> Iterator[str]:
 
 
 @contextmanager
-def server(database_url: str, args: argparse.Namespace, folder: Path) -> Iterator[str]:
-    """`bot serve` in a subprocess on a free localhost port, stopped afterwards."""
+def server(
+    database_url: str, args: argparse.Namespace, folder: Path, *, peer: bool = False
+) -> Iterator[tuple[str, int]]:
+    """`bot serve` (or, with `peer`, the plain comparison server) in a subprocess on a free localhost
+    port, stopped afterwards; prints its resident memory after the load."""
     port = free_port()
     env = {
         **os.environ,
         "BOT_DATABASE_URL": database_url,
-        "BOT_ENCODER_BACKEND": args.backend,
         "BOT_RATE_LIMIT_PER_IP": "",  # one load generator on one address is not abuse
         "BOT_RATE_LIMIT_PER_KEY": "",
         "BOT_API_KEYS": "",
         "HF_HUB_OFFLINE": "1",
+        "PEER_DATABASE_URL": database_url,
     }
-    command = [sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--workers", str(args.workers)]
-    log = (folder / "server.log").open("w")
+    if args.backend:
+        env["BOT_ENCODER_BACKEND"] = args.backend
+    if args.cold and not peer:  # an empty cache: the first start exports the model (in a child process)
+        env["BOT_CACHE_DIR"] = str(folder / "cold-cache")
+    if peer:
+        command = [sys.executable, "-m", "uvicorn", "scripts.peer_server:app", "--port", str(port)]
+        command += ["--log-level", "warning"]
+    else:
+        command = [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)]
+        command += ["--workers", str(args.workers)]
+    name = "peer" if peer else "bot"
+    log = (folder / f"{name}-server.log").open("w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise SystemExit(f"bot serve exited: {(folder / 'server.log').read_text()[-2000:]}")
+                raise SystemExit(
+                    f"{name} server exited: {(folder / f'{name}-server.log').read_text()[-2000:]}"
+                )
             try:
                 if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
         else:
-            raise SystemExit("bot serve did not start within 180 s")
-        yield url
-        if args.workers == 1:  # the server's resident memory after the load (its own process only)
+            raise SystemExit(f"{name} server did not start within 300 s")
+        yield url, process.pid
+        if args.workers == 1 or peer:  # the server's resident memory after the load (its own process)
             status = Path(f"/proc/{process.pid}/status")
             if status.is_file():
                 rss = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS"))
-                print(f"server resident memory after the load: {int(rss.split()[1]) // 1024} MB")
+                first = " (first start included: empty cache)" if args.cold and not peer else ""
+                print(
+                    f"{name} server resident memory after the load: {int(rss.split()[1]) // 1024} MB{first}"
+                )
     finally:
         process.terminate()
         try:
@@ -106,6 +140,13 @@ def server(database_url: str, args: argparse.Namespace, folder: Path) -> Iterato
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def common_texts() -> list[str]:
+    """100 texts real traffic repeats, most frequent first: greetings, thanks, asking for a person, then
+    BANKING77 test questions standing in for a bank's top questions."""
+    chat = ["hi", "thanks", "talk to a human", "hello", "thank you", "ok", "can I speak to an agent"]
+    return chat + [text for text in dict.fromkeys(messages()) if text not in chat][: 100 - len(chat)]
 
 
 def messages() -> list[str]:
@@ -128,6 +169,7 @@ class Result:
     stored: int | None = None
     acknowledged: list[str] | None = None  # decision ids in the 200 replies ("none" if not stored)
     missing: int | None = None  # acknowledged decisions not found in the database
+    cpu_ms: float | None = None  # the server process's CPU time per stored decision
 
     @property
     def rps(self) -> float:
@@ -176,14 +218,37 @@ local texts = {}
 for line in io.lines(os.getenv("LOAD_TEXTS")) do texts[#texts + 1] = line end
 local threads, thread_id, counter = {}, 0, 0
 function setup(thread)
+  math.randomseed(42)
   thread_id = thread_id + 1
   thread:set("id", thread_id)
   table.insert(threads, thread)
 end
+-- --repeats: a share of messages is drawn Zipf-like (weight 1/rank) from the common texts, verbatim
+local common, cumulative = {}, {}
+local repeat_share = tonumber(os.getenv("LOAD_REPEATS") or "0")
+if repeat_share > 0 then
+  local total = 0
+  for line in io.lines(os.getenv("LOAD_COMMON")) do
+    common[#common + 1] = line
+    total = total + 1 / #common
+    cumulative[#common] = total
+  end
+  for rank = 1, #common do cumulative[rank] = cumulative[rank] / total end
+end
+local function zipf_text()
+  local u = math.random()
+  for rank = 1, #common do if u <= cumulative[rank] then return common[rank] end end
+  return common[#common]
+end
 function request()
   counter = counter + 1
-  local text = texts[(counter * 7 + id) % #texts + 1]
-  local body = '{"message": "' .. text .. ' #' .. os.getenv("LOAD_TAG") .. '-' .. id .. '-' .. counter .. '"}'
+  local body
+  if repeat_share > 0 and math.random() < repeat_share then
+    body = '{"message": "' .. zipf_text() .. '"}'
+  else
+    local text = texts[(counter * 7 + id) % #texts + 1]
+    body = '{"message": "' .. text .. ' #' .. os.getenv("LOAD_TAG") .. '-' .. id .. '-' .. counter .. '"}'
+  end
   return wrk.format("POST", "/v1/chat", {["Content-Type"] = "application/json"}, body)
 end
 local acknowledged = nil
@@ -205,15 +270,25 @@ end
 """
 
 
-def drive_wrk(url: str, clients: int, seconds: float, tag: str, folder: Path) -> Result:
-    """`wrk` with one thread and `clients` connections for `seconds`, posting distinct messages."""
+def drive_wrk(url: str, clients: int, seconds: float, tag: str, folder: Path, repeats: float = 0.0) -> Result:
+    """`wrk` with one thread and `clients` connections for `seconds`, posting distinct messages (and a
+    share `repeats` of common ones)."""
     texts = folder / "texts.txt"
+    common = folder / "common.txt"
     if not texts.exists():  # one JSON-escaped text per line, spliced into the body by the Lua script
         texts.write_text("\n".join(json.dumps(t)[1:-1] for t in messages()) + "\n")
+        common.write_text("\n".join(json.dumps(t)[1:-1] for t in common_texts()) + "\n")
         (folder / "chat.lua").write_text(WRK_SCRIPT)
     command = ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s"]
     command += ["-s", str(folder / "chat.lua"), url]
-    env = {**os.environ, "LOAD_TEXTS": str(texts), "LOAD_TAG": tag, "LOAD_IDS": str(folder / f"ids-{tag}")}
+    env = {
+        **os.environ,
+        "LOAD_TEXTS": str(texts),
+        "LOAD_COMMON": str(common),
+        "LOAD_REPEATS": str(repeats),
+        "LOAD_TAG": tag,
+        "LOAD_IDS": str(folder / f"ids-{tag}"),
+    }
     finished = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     output = finished.stdout + finished.stderr
     line = next((x for x in output.splitlines() if x.startswith("RESULT ")), None)
@@ -244,72 +319,187 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=3, help="measured runs; the median is reported")
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--backend", default="onnx-int8", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument(
+        "--backend", choices=["torch", "onnx", "onnx-int8"], help="default: bot serve's own default"
+    )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
         "--client", choices=["wrk", "httpx"], default="wrk" if shutil.which("wrk") else "httpx"
     )
+    parser.add_argument("--peer", action="store_true", help="also drive the plain comparison server")
+    parser.add_argument("--limit", action="store_true", help="also measure the encoder alone")
+    parser.add_argument("--cold", action="store_true", help="start bot with an empty cache folder")
+    parser.add_argument("--repeats", type=float, default=0.0, help="share of Zipf-drawn common texts")
     parser.add_argument("--url", help="an already running server (then --database-url checks the rows)")
     parser.add_argument("--database-url")
     args = parser.parse_args()
     if not 1 <= args.clients <= 512 or not 0 < args.seconds <= 600 or not 1 <= args.runs <= 20:
         raise SystemExit("keep the run bounded: 1-512 clients, at most 600 s, 1-20 runs")
+    if not 0 <= args.repeats <= 0.9:
+        raise SystemExit("--repeats is a share of messages: 0 to 0.9")
     if args.client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk); use --client httpx")
+    if args.repeats and args.client != "wrk":
+        raise SystemExit("--repeats needs the wrk client")
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         folder = Path(tmp)
         if args.url:
-            run(args, args.url, args.database_url, folder)
-            return
-        with fresh_database(args.db, folder) as database_url, server(database_url, args, folder) as url:
-            run(args, url, database_url, folder)
+            bot = Target("bot", args.url, args.database_url, None)
+        else:
+            database_url = stack.enter_context(fresh_database(args.db, folder))
+            bot_url, bot_pid = stack.enter_context(server(database_url, args, folder))
+            bot = Target("bot", bot_url, database_url, bot_pid)
+        peer = None
+        if args.peer:
+            peer_folder = folder / "peer"
+            peer_folder.mkdir()
+            peer_database = stack.enter_context(fresh_database(args.db, peer_folder))
+            peer_url, peer_pid = stack.enter_context(server(peer_database, args, peer_folder, peer=True))
+            peer = Target("peer", peer_url, peer_database, peer_pid)
+        compare(args, bot, peer, EncoderLimit() if args.limit else None, folder)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test and the database it stores decisions in."""
+
+    name: str
+    url: str
+    database_url: str | None
+    pid: int | None  # the server process (for CPU time per request), when started here
+
+
+class EncoderLimit:
+    """The encoder alone: bot's int8 encoder, one distinct text per call from 2 threads (the cores)."""
+
+    def __init__(self) -> None:
+        from bot.config import Settings
+        from bot.routing.encoder import make_encoder
+
+        cache = Settings().cache_dir
+        cache = cache if cache.is_absolute() else ROOT / cache
+        self.encoder = make_encoder("bundled", backend="onnx-int8", threads=1, cache_dir=cache)
+        self.base = messages()
+
+    def measure(self, seconds: float, tag: str, threads: int = 2) -> float:
+        """Texts per second over `seconds`."""
+        counter = iter(range(10**9))
+        stop_at = time.monotonic() + seconds
+        done = [0] * threads
+
+        def work(slot: int) -> None:
+            while time.monotonic() < stop_at:
+                n = next(counter)
+                self.encoder.encode([f"{self.base[n % len(self.base)]} #{tag}-{n}"])
+                done[slot] += 1
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(threads)))
+        return sum(done) / (time.perf_counter() - started)
 
 
 def drive(args: argparse.Namespace, url: str, seconds: float, tag: str, folder: Path) -> Result:
     if args.client == "wrk":
-        return drive_wrk(url, args.clients, seconds, tag, folder)
+        return drive_wrk(url, args.clients, seconds, tag, folder, args.repeats)
     return asyncio.run(drive_httpx(url, args.clients, seconds, tag))
 
 
-def run(args: argparse.Namespace, url: str, database_url: str | None, folder: Path) -> None:
+def measure(args: argparse.Namespace, target: Target, seconds: float, tag: str, folder: Path) -> Result:
+    """One run against one server, with its stored decisions checked."""
+    before = count_decisions(target.database_url)
+    cpu_before = process_cpu_seconds(target.pid)
+    result = drive(args, target.url, seconds, tag, folder)
+    time.sleep(0.5)  # requests still in flight when the client stopped are answered and stored too
+    cpu_after = process_cpu_seconds(target.pid)
+    after = count_decisions(target.database_url)
+    stored = None if before is None or after is None else after - before
+    missing = missing_decisions(target.database_url, result.acknowledged or [])
+    cpu_ms = None
+    if cpu_before is not None and cpu_after is not None and stored:
+        cpu_ms = (cpu_after - cpu_before) * 1000 / stored
+    return dataclasses.replace(result, stored=stored, missing=missing, cpu_ms=cpu_ms)
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time a process (all its threads) has used: robust to what else runs, unlike
+    wall-clock rates."""
+    stat = Path(f"/proc/{pid}/stat")
+    if pid is None or not stat.is_file():
+        return None
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compare(
+    args: argparse.Namespace, bot: Target, peer: Target | None, limit: EncoderLimit | None, folder: Path
+) -> None:
+    """Interleaved runs of bot, the peer and the encoder limit; medians and ratios."""
+    mix = f", {args.repeats:.0%} repeated texts (Zipf)" if args.repeats else ", every message distinct"
     print(
-        f"target {url} ({args.db}, backend {args.backend}, {args.workers} worker(s)), "
-        f"{args.clients} clients, {args.client}, {args.runs} x {args.seconds:.0f} s"
+        f"target {bot.url} ({args.db}, backend {args.backend or 'default'}, {args.workers} worker(s)), "
+        f"{args.clients} clients, {args.client}, {args.runs} x {args.seconds:.0f} s{mix}"
     )
     run_tag = uuid.uuid4().hex[:6]
+    targets = [t for t in (bot, peer) if t is not None]
     if args.warmup:
-        drive(args, url, args.warmup, f"{run_tag}w", folder)
-    results = []
+        for target in targets:
+            drive(args, target.url, args.warmup, f"{run_tag}{target.name}w", folder)
+    results: dict[str, list[Result]] = {t.name: [] for t in targets}
+    limits: list[float] = []
     for number in range(1, args.runs + 1):
-        before = count_decisions(database_url)
-        result = drive(args, url, args.seconds, f"{run_tag}r{number}", folder)
-        time.sleep(0.5)  # requests still in flight when the client stopped are answered and stored too
-        after = count_decisions(database_url)
-        stored = None if before is None or after is None else after - before
-        missing = missing_decisions(database_url, result.acknowledged or [])
-        result = dataclasses.replace(result, stored=stored, missing=missing)
-        results.append(result)
-        print(f"run {number}: {describe(result)}")
+        for target in targets:
+            result = measure(args, target, args.seconds, f"{run_tag}{target.name}{number}", folder)
+            results[target.name].append(result)
+            print(f"run {number} {target.name}: {describe(result)}")
+        if limit is not None:
+            limits.append(limit.measure(args.seconds, f"{run_tag}l{number}"))
+            print(f"run {number} encoder alone: {limits[-1]:.0f} texts/s")
 
     def median(values: list[float]) -> float:
         return float(statistics.median(values))
 
-    print(
-        f"median of {len(results)}: requests/s {median([r.rps for r in results]):.0f}   "
-        f"errors {median([r.errors for r in results]):.0f}   latency ms "
-        f"p50 {median([r.p50_ms for r in results]):.1f}  p95 {median([r.p95_ms for r in results]):.1f}  "
-        f"p99 {median([r.p99_ms for r in results]):.1f}"
-    )
-    if all(r.missing is not None for r in results):
-        lost = sum(r.missing or 0 for r in results)
-        total = sum(r.ok for r in results)
-        verdict = "none lost" if lost == 0 else f"{lost} LOST"
-        print(f"decisions of successful requests found in the database: {total - lost} / {total}: {verdict}")
+    for target in targets:
+        runs = results[target.name]
+        print(
+            f"{target.name}: median of {len(runs)}: requests/s {median([r.rps for r in runs]):.0f}   "
+            f"errors {median([r.errors for r in runs]):.0f}   latency ms "
+            f"p50 {median([r.p50_ms for r in runs]):.1f}  p95 {median([r.p95_ms for r in runs]):.1f}  "
+            f"p99 {median([r.p99_ms for r in runs]):.1f}"
+            + (
+                f"   server CPU {median([r.cpu_ms for r in runs if r.cpu_ms]):.2f} ms/request"
+                if all(r.cpu_ms for r in runs)
+                else ""
+            )
+        )
+        if all(r.missing is not None for r in runs):
+            lost = sum(r.missing or 0 for r in runs)
+            total = sum(r.ok for r in runs)
+            verdict = "none lost" if lost == 0 else f"{lost} LOST"
+            print(
+                f"  decisions of successful requests found in the database: {total - lost} / {total}: {verdict}"
+            )
+    bot_rps = median([r.rps for r in results["bot"]])
+    if limits:
+        print(
+            f"encoder alone: median {median(limits):.0f} texts/s; bot reaches {bot_rps / median(limits):.2f} of it"
+        )
+    if peer is not None:
+        peer_runs = results["peer"]
+        peer_rps = median([r.rps for r in peer_runs])
+        bot_p99 = median([r.p99_ms for r in results["bot"]])
+        peer_p99 = median([r.p99_ms for r in peer_runs])
+        print(
+            f"bot vs peer: {bot_rps / peer_rps:.1f}x the requests/s; p99 {bot_p99 / peer_p99:.2f} of the peer's "
+            f"(1/{peer_p99 / bot_p99:.1f})"
+        )
 
 
 def describe(result: Result) -> str:
     stored = "" if result.stored is None else f"   stored {result.stored} (incl. in flight at the end)"
+    if result.cpu_ms is not None:
+        stored += f"   server CPU {result.cpu_ms:.2f} ms/request"
     return (
         f"requests/s {result.rps:.0f}   ok {result.ok}   errors {result.errors}   "
         f"latency ms p50 {result.p50_ms:.1f}  p95 {result.p95_ms:.1f}  p99 {result.p99_ms:.1f}{stored}"
