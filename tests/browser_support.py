@@ -86,6 +86,7 @@ def browser() -> Iterator[Any]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console lines, for get_log("browser")
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(30)
     try:
@@ -102,3 +103,45 @@ def screenshot(driver: Any, name: str) -> Path:
     path = folder / f"{name}.png"
     assert driver.save_screenshot(str(path)), f"could not save {path}"
     return path
+
+
+PHONE = (390, 844)  # CSS pixels of a current mid-size phone (iPhone 12-15)
+
+
+def as_phone(driver: Any) -> None:
+    """Emulate a phone: a 390x844 viewport at 2x, the meta viewport honoured, touch input."""
+    width, height = PHONE
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True},
+    )
+    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True})
+
+
+def as_desktop(driver: Any) -> None:
+    """Back to the window's own size after `as_phone`."""
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+
+
+def layout_problems(driver: Any, header: str | None = None) -> list[str]:
+    """What is wrong with the page at the current viewport: sideways scroll, a header cut off."""
+    problems = []
+    scroll, client = driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    if scroll > client:
+        problems.append(f"the page scrolls sideways: {scroll}px wide in a {client}px viewport")
+    if header is not None:
+        cut = driver.execute_script(
+            """
+            const width = document.documentElement.clientWidth;
+            return [...document.querySelectorAll(arguments[0] + ' *')]
+              .filter((node) => node.getClientRects().length && getComputedStyle(node).visibility !== 'hidden')
+              .filter((node) => { const r = node.getBoundingClientRect(); return r.left < -1 || r.right > width + 1; })
+              .map((node) => node.tagName.toLowerCase() + (node.id ? '#' + node.id : ''));
+            """,
+            header,
+        )
+        problems += [f"{node} sticks out of the header" for node in cut]
+    return problems

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.api import create_app
 from bot.routing.engine import Engine
-from tests.browser_support import LiveServer, screenshot
+from tests.browser_support import PHONE, LiveServer, as_desktop, as_phone, layout_problems, screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +110,7 @@ def test_customer_and_agent_talk_through_the_widget_and_the_console(server: Live
     # an ambiguous one: the bot asks, the customer clicks an option, the bot answers it
     widget.send("how do I top up")
     buttons = wait(driver, lambda: widget.find(".choices button"))
-    assert [b.text for b in buttons] == ["Automatic top up", "Top up failed"]
+    assert [b.text for b in buttons] == ["Automatic top up", "Top up failed", "Something else"]
     buttons[0].click()
     widget.wait_for_bubble("Auto top-up")
     assert all(not b.is_enabled() for b in widget.find(".choices button"))
@@ -125,7 +127,12 @@ def test_customer_and_agent_talk_through_the_widget_and_the_console(server: Live
     driver.switch_to.new_window("window")
     driver.get(f"{server.url}/agent")
     driver.find_element(By.ID, "agent-name").send_keys("Ann")
-    wait(driver, lambda: driver.find_elements(By.CSS_SELECTOR, "#open-list .ticket-item"))[0].click()
+    (item,) = wait(driver, lambda: driver.find_elements(By.CSS_SELECTOR, "#open-list .ticket-item"))
+    # the queue leads with the customer's own words (latest last), the bot's reading only as a label
+    assert item.find_element(By.CLASS_NAME, "said").text == XSS
+    assert item.find_element(By.CLASS_NAME, "before").text == "before: can I talk to a real person please"
+    assert "No intent" not in item.text and "#1" in item.text
+    item.click()
     transcript = driver.find_element(By.ID, "transcript")
     wait(driver, lambda: XSS in transcript.text)
     assert "can I talk to a real person please" in transcript.text
@@ -167,14 +174,23 @@ def test_customer_and_agent_talk_through_the_widget_and_the_console(server: Live
     assert not widget.find(".panel")[0].is_displayed()
     assert widget.js("return root.activeElement && root.activeElement.className") == "launcher"
 
-    # the agent resolves with the intent that was really meant; the bot answers the customer again
+    # the agent resolves with the intent that was really meant; both sides are told, the bot is back
     driver.switch_to.window(agent_window)
     driver.find_element(By.ID, "intent-search").send_keys("card arrival")
     driver.find_element(By.CSS_SELECTOR, "#resolve-form button[type=submit]").click()
-    wait(driver, lambda: "resolved" in driver.find_element(By.ID, "ticket-meta").text)
+    banner = wait(driver, lambda: driver.find_element(By.ID, "resolved").is_displayed())
+    assert banner
+    resolved = driver.find_element(By.ID, "resolved").text
+    assert "Resolved by Ann" in resolved and "Card arrival" in resolved and "customer was told" in resolved
+    wait(driver, lambda: "Ann closed this conversation" in transcript.text)
     wait(driver, lambda: driver.find_element(By.ID, "claimed-count").text == "0")
+    assert driver.find_element(By.ID, "reply-form").is_displayed() is False
     driver.switch_to.window(customer_window)
+    # before the customer writes anything, the widget says the person left and the bot is back
     widget.find(".launcher")[0].click()
+    wait(driver, lambda: widget.find(".notice"))
+    assert "Ann closed this conversation" in widget.find(".notice .bubble")[0].text
+    wait(driver, lambda: not widget.find(".status")[0].is_displayed())
     widget.send("what exchange rate do you use")
     widget.wait_for_bubble("interbank")
     wait(driver, lambda: not widget.find(".status")[0].is_displayed())
@@ -221,3 +237,114 @@ def test_a_key_of_ones_own_fills_in_and_fixes_the_agent_name(
         driver.find_element(By.ID, "api-key").send_keys("team-key\n")
         wait(driver, lambda: driver.find_element(By.ID, "app").is_displayed())
         wait(driver, lambda: name.get_attribute("readonly") is None)
+
+
+def test_a_change_of_topic_is_answered_as_itself_not_as_a_follow_up(server: LiveServer, browser: Any) -> None:
+    """#18 item 2: context may help a message that cannot stand alone, never replace one that can."""
+    driver = browser
+    driver.get(f"{server.url}/demo")
+    widget = Widget(driver)
+    widget.find(".launcher")[0].click()
+    widget.send("My new card still hasn't arrived")
+    widget.wait_for_bubble("Track delivery")
+    widget.send("how do I top up")  # stands alone: a top-up question, not more about the card
+    buttons = wait(driver, lambda: widget.find(".choices button"))
+    assert [b.text for b in buttons][:2] == ["Automatic top up", "Top up failed"]
+    assert sum("Track delivery" in text for text in widget.bubbles()) == 1  # no second card-delivery text
+    widget.send("Is there a chequebook I can order?")  # the knowledge base answers this one alone
+    widget.wait_for_bubble("chequebooks")
+    link = wait(driver, lambda: widget.find(".msg.bot .source a"))[-1]
+    assert "chequebooks" in link.get_attribute("href")
+    assert not any("top-up" in text.lower() for text in widget.bubbles()[-1:])
+
+
+def test_customer_facing_lines_angry_apology_no_stray_source_and_greeting_first(
+    server: LiveServer, browser: Any, tmp_path: Path
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    driver = browser
+    driver.get(f"{server.url}/demo")
+    widget = Widget(driver)
+    widget.find(".launcher")[0].click()
+    # an angry complaint hears an apology, not the everyday "I'm passing you to a member of our team"
+    widget.send("I am sick of this, my top up failed again, absolutely unacceptable!!!")
+    widget.wait_for_bubble("I'm sorry this has been so frustrating")
+    wait(driver, lambda: "ticket #1" in widget.status())
+    assert not any("I'm passing you" in b for b in widget.bubbles())
+
+    # while the ticket is open the bot is quiet: a knowledge-base hit must not put a link under an old line
+    widget.send("Do you have branches?")
+    wait(driver, lambda: not widget.find(".msg.pending") and not widget.find(".typing"))
+    wait(driver, lambda: "Do you have branches?" in widget.bubbles()[-1])
+    assert widget.find(".source") == []
+
+    # the conversation started an hour ago: after a reload the greeting is not later than what follows it
+    database = create_engine(f"sqlite:///{tmp_path / 'bot.store.db'}")
+    with database.begin() as connection:
+        rows = connection.execute(text("SELECT id, created_at FROM message")).all()
+        for row_id, created in rows:
+            earlier = datetime.fromisoformat(str(created)) - timedelta(hours=1)
+            connection.execute(
+                text("UPDATE message SET created_at = :at WHERE id = :id"), {"at": earlier, "id": row_id}
+            )
+    database.dispose()
+    driver.refresh()
+    widget = Widget(driver)
+    wait(driver, lambda: len(widget.find(".msg[data-id]")) >= 3)
+    times = widget.js(
+        "return [...root.querySelectorAll('.log > li')].map((li) => li.querySelector('.meta:last-child'))"
+        ".filter(Boolean).map((meta) => meta.textContent)"
+    )
+    first_stored = widget.js("return root.querySelector('.msg[data-id] .meta:last-child').textContent")
+    assert times[0] == first_stored, times  # the greeting takes the first message's time
+
+
+def test_without_a_key_customers_read_a_friendly_line_and_developers_the_cause(
+    demo_engine: Engine, tmp_path: Path, browser: Any
+) -> None:
+    driver = browser
+    with live(demo_engine, tmp_path, api_keys=KEYS) as keyed:
+        driver.get(f"{keyed.url}/demo")  # no ?key=: the widget has none
+        widget = Widget(driver)
+        widget.find(".launcher")[0].click()
+        widget.send("my new card still hasn't come")
+        wait(driver, lambda: widget.find(".status.error"))
+        line = widget.status()
+        assert "isn't available right now" in line
+        for technical in ("API key", "Authorization", "Bearer", "HTTP"):
+            assert technical not in line
+        console = " ".join(entry["message"] for entry in driver.get_log("browser"))
+        assert "missing API key" in console  # the cause is in the console, for the site's developers
+
+
+def test_on_a_phone_the_panel_is_full_screen_and_something_else_asks_to_rephrase(
+    server: LiveServer, browser: Any
+) -> None:
+    driver = browser
+    as_phone(driver)
+    driver.get(f"{server.url}/demo")
+    widget = Widget(driver)
+    assert layout_problems(driver) == []
+    widget.find(".launcher")[0].click()
+    panel = widget.js(
+        "const r = root.querySelector('.panel').getBoundingClientRect(); return [r.x, r.y, r.width, r.height]"
+    )
+    assert panel == [0, 0, PHONE[0], PHONE[1]]  # the whole screen, as chat apps are on a phone
+    assert layout_problems(driver) == []
+
+    # "Something else" under a clarify question: the bot asks the customer to say it in other words
+    widget.send("how do I top up")
+    buttons = wait(driver, lambda: widget.find(".choices button"))
+    assert buttons[-1].text == "Something else"
+    buttons[-1].click()
+    widget.wait_for_bubble("Could you tell me in a few words what you need?")
+    assert widget.bubbles()[-2] == "Something else"
+    assert all(not b.is_enabled() for b in widget.find(".choices button"))
+    log = httpx.get(f"{server.url}/v1/logs", params={"limit": 1}).json()["items"][0]
+    assert (log["route"], log["intent"], log["chosen"]) == ("retrieve", None, True)
+    # a second miss in a row goes to a person, as any second fallback does
+    widget.send("the plastic thingy you promised me, any news?")
+    wait(driver, lambda: "ticket #" in widget.status())
+    screenshot(driver, "widget-phone")
+    as_desktop(driver)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat.rules import ConversationRules, check_choice
+from bot.chat.rules import ANGRY_HANDOFF_MESSAGE, NONE_OF_THESE, ConversationRules, check_choice
 from bot.config import Settings
 from bot.content.tone import GENERIC_ANGRY, load_tone
 from bot.errors import IntentFileError, InvalidInputError
@@ -38,10 +38,13 @@ def decision(route: str, intent: str | None = None, anger: float = 0.0, **extra:
     [
         ("bot", 0, decision("answer", "card_arrival"), "answer", None, "answer answer"),
         ("handoff", 0, decision("answer", "card_arrival"), "handoff", "with_agent", ""),
-        ("bot", 0, decision("answer", "card_arrival", anger=0.3), "handoff", "angry", "A person will reply."),
+        # an angry customer hears an apology, not the everyday handoff line
+        ("bot", 0, decision("answer", "card_arrival", anger=0.3), "handoff", "angry", ANGRY_HANDOFF_MESSAGE),
         ("bot", 0, decision("retrieve"), "retrieve", None, "retrieve answer"),
         ("bot", 1, decision("retrieve"), "handoff", "repeated_fallback", "A person will reply."),
-        ("bot", 1, decision("handoff", anger=0.5), "handoff", "angry", "handoff answer"),
+        ("bot", 1, decision("handoff", anger=0.5), "handoff", "angry", ANGRY_HANDOFF_MESSAGE),
+        # a handoff intent's own answer (e.g. a complaint's) was written for this: it is kept
+        ("bot", 0, decision("handoff", "complaint", anger=0.5), "handoff", "angry", "handoff answer"),
     ],
 )
 def test_conversation_rules(
@@ -74,6 +77,12 @@ def test_a_clarify_pick_must_be_offered() -> None:
         check_choice("c", ["a", "b"])
     with pytest.raises(InvalidInputError, match="there is no open clarify question"):
         check_choice("c", [])
+
+
+def test_something_else_is_a_choice_only_while_a_question_is_open() -> None:
+    check_choice(NONE_OF_THESE, ["a", "b"])
+    with pytest.raises(InvalidInputError, match="there is no open clarify question"):
+        check_choice(NONE_OF_THESE, [])
 
 
 @pytest.mark.parametrize(

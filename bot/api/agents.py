@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine as Database
+from sqlmodel import Session, col, func, select
 
 from bot.api.deps import DatabaseDep, EngineDep, KeyOwnerDep, acting_agent, require
 from bot.api.schemas import (
@@ -61,6 +62,58 @@ class ResolveLearnIn(ResolveIn):
     )
 
 
+QUEUE_MESSAGES = 2  # the customer's latest messages shown in the queue: enough to triage, short to scan
+
+
+class QueueTicketOut(TicketOut):
+    """A ticket as the queue shows it: with the customer's own latest words, so agents can triage."""
+
+    customer_messages: list[str] = Field(
+        description=f"The customer's latest {QUEUE_MESSAGES} messages in the conversation, oldest first."
+    )
+
+
+class QueueOut(TicketsOut):
+    """A page of tickets with the customer's latest messages."""
+
+    items: list[QueueTicketOut]  # type: ignore[assignment]  # a TicketOut with one more field
+
+
+def latest_customer_messages(database: Database, conversation_ids: list[str]) -> dict[str, list[str]]:
+    """Each conversation's latest `QUEUE_MESSAGES` customer messages, oldest first, in one query."""
+    if not conversation_ids:
+        return {}
+    rank = (
+        func.row_number()
+        .over(partition_by=col(Message.conversation_id), order_by=col(Message.id).desc())
+        .label("rank")
+    )
+    recent = (
+        select(col(Message.conversation_id), col(Message.id), col(Message.text), rank)
+        .where(col(Message.conversation_id).in_(conversation_ids), col(Message.role) == "user")
+        .subquery()
+    )
+    query = (
+        select(recent.c.conversation_id, recent.c.text)
+        .where(recent.c.rank <= QUEUE_MESSAGES)
+        .order_by(recent.c.conversation_id, recent.c.id)
+    )
+    found: dict[str, list[str]] = {}
+    with Session(database) as session:
+        for conversation_id, text in session.exec(query).all():
+            found.setdefault(conversation_id, []).append(text)
+    return found
+
+
+def closed_notice(agent: str | None) -> str:
+    """What the customer reads when a ticket is resolved: who left, and that the bot answers again."""
+    who = agent or "Our team"
+    return (
+        f"{who} closed this conversation. You're chatting with our virtual assistant again; "
+        "ask for a person at any time."
+    )
+
+
 def handoff_intents(engine: Engine) -> frozenset[str]:
     """Intents that always hand off (`handoff: true`): a message routed to one asked for a person."""
     return frozenset(name for name, rule in engine.state.rules.items() if rule.handoff)
@@ -69,18 +122,23 @@ def handoff_intents(engine: Engine) -> frozenset[str]:
 router = APIRouter(prefix="/v1/handoffs", tags=["agents"], dependencies=[Depends(require("agent"))])
 
 
-@router.get("", response_model=TicketsOut)
+@router.get("", response_model=QueueOut)
 def list_handoffs(
     database: DatabaseDep,
     status: Literal["open", "claimed", "resolved"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> TicketsOut:
-    """Tickets, oldest first, optionally by status."""
+) -> QueueOut:
+    """Tickets, oldest first, optionally by status, each with the customer's latest messages."""
     rows, total = handoffs.list_tickets(database, status=status, limit=limit, offset=offset)
-    return TicketsOut(
-        items=[TicketOut.model_validate(t) for t in rows], total=total, limit=limit, offset=offset
-    )
+    words = latest_customer_messages(database, [t.conversation_id for t in rows])
+    items = [
+        QueueTicketOut(
+            **TicketOut.model_validate(t).model_dump(), customer_messages=words.get(t.conversation_id, [])
+        )
+        for t in rows
+    ]
+    return QueueOut(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/me", response_model=AgentOut)
@@ -162,6 +220,7 @@ def resolve(
         note=body.note,
         handoff_intents=handoff_intents(engine),
         learn=body.learn,
+        notice=closed_notice(agent),
     )
     if body.intent is not None:
         for text in resolved.learned:

@@ -36,7 +36,7 @@ PAGE_HEADERS = {
 # within minutes, and loadable by pages that set Cross-Origin-Embedder-Policy.
 WIDGET_HEADERS = {"Cache-Control": "public, max-age=300", "Cross-Origin-Resource-Policy": "cross-origin"}
 KEY_PLACEHOLDER = b"__WIDGET_KEY__"
-MEDIA_TYPES = {"js": "text/javascript", "css": "text/css", "html": "text/html"}
+MEDIA_TYPES = {"js": "text/javascript", "css": "text/css", "html": "text/html", "ico": "image/x-icon"}
 
 
 def asset(relative: str) -> bytes:
@@ -93,3 +93,9 @@ def agent_js(request: Request) -> Response:
 def agent_css(request: Request) -> Response:
     """The agent console's stylesheet."""
     return serve(request, asset("agent/console.css"), "css", {})
+
+
+@router.api_route("/favicon.ico", methods=["GET", "HEAD"])
+def favicon(request: Request) -> Response:
+    """The pages' icon (browsers ask for it on every page; without it each visit logs a 404)."""
+    return serve(request, asset("favicon.ico"), "ico", {"Cache-Control": "public, max-age=86400"})

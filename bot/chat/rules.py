@@ -3,7 +3,9 @@ row (no database, no encoder), so each rule is tested on its own.
 
 - a conversation a person holds keeps the bot quiet;
 - an angry message, or a second fallback in a row, escalates to a person;
-- a clarify pick must be one of the options the bot offered;
+- a clarify pick must be one of the options the bot offered, or "none of these" (`NONE_OF_THESE`): the bot
+  then asks the customer to say it in other words, and counts it as a fallback (a second one hands off);
+- an angry customer is handed off with an apology, not the everyday handoff line;
 - what the next turn needs (fallback streak, open clarify options, the previous message) is remembered.
 """
 
@@ -15,10 +17,24 @@ from collections.abc import Sequence
 from bot.config import Settings
 from bot.errors import InvalidInputError
 from bot.routing.policy import Decision
+from bot.routing.state import RoutingState
 from bot.store.models import Conversation
 from bot.store.turns import PendingWrite
 
 ESCALATE_AFTER_FALLBACKS = 2
+# The clarify answer "something else": a choice no intent can take (an intent of that name, if a folder
+# defines one, is picked as itself when it is offered).
+NONE_OF_THESE = "none_of_these"
+NONE_OF_THESE_LABEL = "Something else"
+REPHRASE_MESSAGE = (
+    "No problem. Could you tell me in a few words what you need? If I still can't help, I'll pass you to "
+    "a member of our team."
+)
+# An angry customer hears that they were heard before they hear what happens next.
+ANGRY_HANDOFF_MESSAGE = (
+    "I'm sorry this has been so frustrating. I've asked a member of our team to take over; they'll reply "
+    "here as soon as they can."
+)
 
 
 class ConversationRules:
@@ -57,7 +73,9 @@ class ConversationRules:
         elif decision.anger > self.anger_threshold:
             escalation = "angry"
             decision = self.escalate(
-                decision, f"The message reads as an angry complaint (anger {decision.anger:.2f})."
+                decision,
+                f"The message reads as an angry complaint (anger {decision.anger:.2f}).",
+                apologise=True,
             )
         elif decision.route == "retrieve" and conversation.fallback_streak + 1 >= ESCALATE_AFTER_FALLBACKS:
             # an unmatched handoff is already with a person; a second knowledge-base guess should be too
@@ -77,16 +95,50 @@ class ConversationRules:
         if not chosen:  # a picked option answers the earlier question; that stays the context
             conversation.last_user_text = text
 
-    def escalate(self, decision: Decision, why: str) -> Decision:
-        """Hand off to a person; a handoff the router already chose keeps its own answer."""
-        answer = decision.answer if decision.route == "handoff" else self.handoff_message
+    def escalate(self, decision: Decision, why: str, apologise: bool = False) -> Decision:
+        """Hand off to a person; a handoff intent the router already chose keeps its own answer.
+
+        `apologise` (an angry customer) says sorry instead of the everyday handoff line, unless the
+        router handed off to an intent whose own answer was written for exactly this.
+        """
+        if decision.route == "handoff" and (decision.intent is not None or not apologise):
+            answer = decision.answer
+        else:
+            answer = ANGRY_HANDOFF_MESSAGE if apologise else self.handoff_message
         return dataclasses.replace(
             decision, route="handoff", answer=answer, reason=f"{why} {decision.reason}"
         )
 
 
+def none_of_these(question: str, offered: Sequence[str], state: RoutingState) -> Decision:
+    """The decision when the customer answers a clarify question with "something else".
+
+    No intent took the message, so it is a fallback (route `retrieve`, no intent): the customer is asked
+    to rephrase, and `ConversationRules.apply` hands a second fallback in a row to a person.
+    """
+    return Decision(
+        route="retrieve",
+        intent=None,
+        confidence=0.0,
+        candidates=(),
+        reason=(
+            f"The customer said none of the options offered for '{question}' fit "
+            f"({', '.join(offered) or 'none recorded'}); asked them to rephrase."
+        ),
+        threshold=state.policy.threshold,
+        margin=state.policy.margin,
+        answer=REPHRASE_MESSAGE,
+        model_id=state.model_id,
+        intents_version=state.version,
+        calibration_id=state.calibration_id,
+    )
+
+
 def check_choice(choice: str, offered: Sequence[str]) -> None:
-    """A clarify pick must be one of the options the bot offered (or, offline, any known intent)."""
+    """A clarify pick must be one of the options the bot offered (or, offline, any known intent), or
+    `NONE_OF_THESE` while a clarify question is open."""
+    if choice == NONE_OF_THESE and offered:
+        return
     if choice not in offered:
         allowed = ", ".join(offered) if offered else "none: there is no open clarify question"
         raise InvalidInputError("choice", f"'{choice}' was not offered; allowed: {allowed}")

@@ -21,7 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from bot.chat.redact import redact, redact_values
-from bot.chat.rules import ConversationRules, check_choice
+from bot.chat.rules import NONE_OF_THESE, NONE_OF_THESE_LABEL, ConversationRules, check_choice, none_of_these
 from bot.chat.spool import Spool
 from bot.errors import InvalidInputError, NotFoundError
 from bot.routing.context import RouteContext
@@ -135,6 +135,10 @@ class ChatService:
         if conversation is not None and not turn.database_down:
             offered = conversation.pending_options
         check_choice(choice, offered)
+        if choice == NONE_OF_THESE and choice not in offered:  # "something else": ask to rephrase
+            text = turn.message or NONE_OF_THESE_LABEL
+            question = conversation.pending_text if conversation and conversation.pending_text else text
+            return text, none_of_these(question, offered, self.engine.state)
         label = self.engine.intents.get(choice)
         text = turn.message or (label.spec.label if label else choice)
         question = conversation.pending_text if conversation and conversation.pending_text else text

@@ -208,11 +208,14 @@ def resolve(
     note: str | None,
     handoff_intents: Collection[str] = (),
     learn: Sequence[int] | None = None,
+    notice: str | None = None,
 ) -> Resolved:
     """Close a ticket, recording the intent the customer really meant; the bot answers the chat again.
 
     With an intent, the customer's question becomes an example of it: the messages `learn` names (ids
     of the conversation's customer messages; empty = none), or by default the pick of `learnable`.
+    `notice`, if given, is stored in the conversation as a `system` message (the widget reads it as "the
+    person left, the bot answers again"), in the same transaction as the ticket's closing.
     """
     with session_scope(database) as session:
         ticket = session.exec(
@@ -261,6 +264,10 @@ def resolve(
             conversation.status = "bot"
             conversation.fallback_streak = 0
             session.add(conversation)
+            if notice:
+                session.add(
+                    Message(conversation_id=conversation.id, role="system", text=notice, author=agent)
+                )
         session.add(ticket)
         return Resolved(ticket=ticket, learned=tuple(learned))
 

@@ -42,6 +42,8 @@
     learnBox: $("learn-box"),
     learnList: $("learn-list"),
     note: $("note"),
+    resolved: $("resolved"),
+    resolvedText: $("resolved-text"),
   };
 
   let selectedId = null;
@@ -199,6 +201,10 @@
     const focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
     const items = page.items.map((ticket) => {
       const mine = ticket.claimed_by && ticket.claimed_by === agentName();
+      // the customer's own words first: that is what an agent triages by; the bot's reading is secondary
+      const words = Array.isArray(ticket.customer_messages) ? ticket.customer_messages : [];
+      const said = words.length ? words[words.length - 1] : ticket.reason;
+      const before = words.length > 1 ? words[words.length - 2] : null;
       const button = el(
         "button",
         {
@@ -211,13 +217,19 @@
         el(
           "span",
           { class: "row" },
-          el("strong", { text: `#${ticket.id} ${intentLabel(ticket.intent)}` }),
+          el("strong", { class: "said", text: said }),
           el("span", { class: "when", text: ago(ticket.created_at) }),
         ),
-        el("span", { class: "reason", text: ticket.reason }),
-        ticket.claimed_by
-          ? el("span", { class: mine ? "chip mine" : "chip", text: mine ? "You" : ticket.claimed_by })
-          : "",
+        before ? el("span", { class: "before", text: `before: ${before}` }) : "",
+        el(
+          "span",
+          { class: "tags" },
+          el("span", { class: "chip id", text: `#${ticket.id}` }),
+          ticket.intent ? el("span", { class: "chip intent", text: intentLabel(ticket.intent) }) : "",
+          ticket.claimed_by
+            ? el("span", { class: mine ? "chip mine" : "chip", text: mine ? "You" : ticket.claimed_by })
+            : "",
+        ),
       );
       return el("li", {}, button);
     });
@@ -255,10 +267,11 @@
     const { ticket } = data;
     ui.empty.hidden = true;
     ui.ticket.hidden = false;
-    ui.title.textContent = `Ticket #${ticket.id} · ${intentLabel(ticket.intent)}`;
+    ui.title.textContent = ticket.intent ? `Ticket #${ticket.id} · ${intentLabel(ticket.intent)}` : `Ticket #${ticket.id}`;
     ui.title.tabIndex = -1;
     const who = ticket.claimed_by ? ` by ${ticket.claimed_by}` : "";
     ui.meta.textContent = `Opened ${time(ticket.created_at)} · ${ticket.status}${who} · ${ticket.reason}`;
+    renderResolved(ticket);
 
     const mine = ticket.status === "claimed" && ticket.claimed_by === agentName();
     ui.claim.hidden = ticket.status !== "open";
@@ -278,11 +291,29 @@
     }
   }
 
+  // A resolved ticket says so plainly: who closed it, with which intent, and that the customer was told.
+  function renderResolved(ticket) {
+    ui.resolved.hidden = ticket.status !== "resolved";
+    if (ui.resolved.hidden) return;
+    const meant = ticket.resolved_intent ? ` as “${intentLabel(ticket.resolved_intent)}”` : "";
+    const by = ticket.claimed_by ? ` by ${ticket.claimed_by}` : "";
+    ui.resolvedText.textContent =
+      `Resolved${by}${meant} at ${time(ticket.resolved_at)}. ` +
+      "The customer was told, and the bot answers this conversation again.";
+  }
+
   function renderTranscript({ messages, decisions }, fresh) {
     const box = ui.transcript;
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
     const byMessage = new Map(decisions.map((d) => [d.message_id, d]));
     const items = messages.map((message) => {
+      if (message.role === "system") {
+        return el(
+          "li",
+          { class: "line system", "data-id": String(message.id) },
+          el("p", { class: "text", text: `${message.text} · ${time(message.created_at)}` }),
+        );
+      }
       const speaker =
         message.role === "user" ? "Customer" : message.role === "agent" ? `${message.author} (agent)` : "Bot";
       const item = el(

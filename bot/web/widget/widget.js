@@ -111,6 +111,18 @@
   const CLOSE_ICON = ["M6 6l12 12", "M18 6L6 18"];
   const SEND_ICON = ["M4 12l16-8-6 16-2-7-8-1z"];
 
+  // What a customer reads when something fails: never the API's technical message (that goes to the
+  // console for whoever embeds the widget), and something they can do.
+  function friendly(error) {
+    console.error("[intent-router widget]", error.status || "", error.message); // for the site's developers
+    if (error.status === 401 || error.status === 403)
+      return "Sorry, chat isn't available right now. Please try again later or contact us another way.";
+    if (error.status === 429) return "You're sending messages very quickly. Please wait a moment and try again.";
+    if (error.status === 422) return "Sorry, that message couldn't be sent. Please shorten or rephrase it.";
+    if (!error.status) return "We couldn't reach our assistant. Check your connection and try again.";
+    return "Sorry, something went wrong on our side. Please try again in a moment.";
+  }
+
   function timeOf(iso) {
     const date = iso ? new Date(iso) : new Date();
     return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -175,6 +187,10 @@
       border: 1px solid #cfe9da; }
     .msg.agent .meta:first-child { color: var(--agent-ink); font-weight: 600; }
     .msg.pending .bubble { opacity: .65; }
+    .notice { align-self: center; max-width: 92%; display: flex; flex-direction: column; align-items: center;
+      gap: 3px; text-align: center; }
+    .notice .bubble { padding: 6px 12px; font-size: 13px; color: var(--muted); background: #eef0f5;
+      border-radius: 999px; }
     .msg.failed .bubble { background: #fdecec; color: #8a1c1c; }
     .source { font-size: 12.5px; padding: 0 4px; }
     .source a { color: var(--accent); }
@@ -183,6 +199,7 @@
       background: #fff; color: var(--accent); font-weight: 600; font-size: 14px; }
     .choices button:hover:not(:disabled) { background: var(--accent); color: var(--accent-ink); }
     .choices button:disabled { cursor: default; opacity: .55; }
+    .choices button.other { border-color: #cfd3de; color: var(--muted); font-weight: 500; }
     .choices button[aria-pressed="true"] { background: var(--accent); color: var(--accent-ink); opacity: 1; }
     .typing { align-self: flex-start; display: flex; gap: 4px; padding: 12px 14px; border-radius: 14px;
       background: var(--bot); }
@@ -201,9 +218,14 @@
     .send svg { width: 20px; height: 20px; fill: currentColor; }
     .foot { margin: 0; padding: 0 12px 9px; font-size: 11px; color: var(--muted); text-align: center;
       background: #fff; }
+    /* a phone: the open panel is the whole screen (as chat apps are), the launcher a corner button */
     @media (max-width: 480px) {
-      .root { right: 8px; bottom: 8px; }
-      .panel { height: calc(100vh - 90px); }
+      .root { right: 12px; bottom: 12px; }
+      .panel { position: fixed; inset: 0; width: 100%; height: 100%; margin: 0; border: 0; border-radius: 0;
+        box-shadow: none; }
+      header { padding-top: max(14px, env(safe-area-inset-top)); }
+      form { padding-bottom: max(12px, env(safe-area-inset-bottom)); }
+      textarea { font-size: 16px; } /* below 16px iOS zooms the page on focus */
     }
   `;
 
@@ -286,14 +308,27 @@
   }
 
   function renderMessage(message) {
+    if (message.role === "system") return renderNotice(message);
     const role = WHO[message.role] ? message.role : "bot";
     const who = role === "agent" ? `${message.author || "Support agent"} · our team` : WHO[role];
     const item = el(
       "li",
-      { class: `msg ${role}`, "data-id": message.id ?? undefined },
+      { class: `msg ${role}`, "data-id": message.id ?? undefined, "data-at": message.created_at ?? undefined },
       // the speaker is read out before every line; the visible name only where it adds something
       el("span", { class: role === "agent" ? "meta" : "sr-only", text: role === "agent" ? who : `${who}:` }),
       el("div", { class: "bubble", text: message.text }),
+      el("span", { class: "meta", "aria-hidden": "true", text: timeOf(message.created_at) }),
+    );
+    addToLog(item);
+    return item;
+  }
+
+  // A line from the server about the conversation itself (today: a person closed it, the bot is back).
+  function renderNotice(message) {
+    const item = el(
+      "li",
+      { class: "notice", "data-id": message.id ?? undefined, "data-at": message.created_at ?? undefined },
+      el("span", { class: "bubble", text: message.text }),
       el("span", { class: "meta", "aria-hidden": "true", text: timeOf(message.created_at) }),
     );
     addToLog(item);
@@ -305,10 +340,19 @@
     if (rendered.has(message.id)) return;
     rendered.add(message.id);
     renderMessage(message);
-    if (message.role === "agent") {
-      state.agent = message.author || "our team";
+    if (message.role === "system") {
+      // the ticket was resolved: no one from the team is on the chat any more, the bot answers again
+      state.ticketId = null;
+      state.agent = null;
       save();
       showPersonStatus();
+    }
+    if (message.role === "agent" || message.role === "system") {
+      if (message.role === "agent") {
+        state.agent = message.author || "our team";
+        save();
+        showPersonStatus();
+      }
       if (panel.hidden) {
         unread += 1;
         badge.textContent = String(unread);
@@ -318,12 +362,17 @@
     }
   }
 
+  // The options, then "Something else": the API takes it as the choice `none_of_these` and asks the
+  // customer to say it in other words (a second miss in a row hands the chat to a person).
+  const SOMETHING_ELSE = { intent: "none_of_these", label: "Something else" };
+
   function renderChoices(options) {
     const group = el("li", { class: "choices", role: "group", "aria-label": "Did you mean" });
-    for (const option of options) {
+    for (const option of [...options, SOMETHING_ELSE]) {
       group.append(
         el("button", {
           type: "button",
+          class: option === SOMETHING_ELSE ? "other" : undefined,
           text: option.label,
           "aria-pressed": "false",
           onclick: (event) => {
@@ -338,7 +387,9 @@
     addToLog(group);
   }
 
-  function addSource(url) {
+  // The link goes under the bot's reply to the customer's message `afterId`, and nowhere else: while a
+  // person holds the chat the bot writes nothing, and an older bubble must not look like it cited it.
+  function addSource(url, afterId) {
     let safe;
     try {
       safe = new URL(url);
@@ -346,9 +397,9 @@
       return;
     }
     if (safe.protocol !== "https:" && safe.protocol !== "http:") return; // no javascript: links
-    const last = [...log.querySelectorAll(".msg.bot")].pop();
-    if (!last) return;
-    last.append(
+    const reply = [...log.querySelectorAll(".msg.bot[data-id]")].find((node) => Number(node.dataset.id) > afterId);
+    if (!reply || reply.querySelector(".source")) return;
+    reply.append(
       el(
         "span",
         { class: "source" },
@@ -425,13 +476,13 @@
         state.agent = null;
         showPersonStatus();
       }
-      if (reply.source) addSource(reply.source);
+      if (reply.source && reply.route !== "handoff") addSource(reply.source, reply.message_id);
       save();
     } catch (error) {
       pending.classList.remove("pending");
       pending.classList.add("failed");
       pending.querySelector(".meta:last-child").textContent = "Not sent";
-      setStatus(`Sorry, the message could not be sent: ${error.message}`, "error");
+      setStatus(friendly(error), "error");
       if (error.status === 404) {
         // the conversation is gone (e.g. the server's database was reset): the next message starts anew
         resetConversation();
@@ -518,9 +569,19 @@
 
   /* ---------- start: restore the conversation from the API ---------- */
 
+  // The greeting is not stored, so it keeps the time it was first shown; it opens the conversation, so it
+  // is never later than the first stored message (a conversation from before greetedAt existed).
+  function greetingTime() {
+    const first = log.querySelector(".msg[data-id]");
+    const firstAt = first ? first.dataset.at : null;
+    if (firstAt && (!state.greetedAt || new Date(firstAt) < new Date(state.greetedAt))) state.greetedAt = firstAt;
+    if (!state.greetedAt) state.greetedAt = new Date().toISOString();
+    return state.greetedAt;
+  }
+
   async function restore() {
     log.setAttribute("aria-busy", "true"); // history is not news: don't read it all out
-    renderMessage({ role: "bot", text: GREETING });
+    const greeting = renderMessage({ role: "bot", text: GREETING, created_at: state.greetedAt });
     if (state.conversationId) {
       try {
         await sync();
@@ -528,9 +589,11 @@
         showPersonStatus();
       } catch (error) {
         if (error.status === 404) resetConversation();
-        else setStatus(`Could not load the conversation: ${error.message}`, "error");
+        else setStatus(friendly(error), "error");
       }
     }
+    greeting.querySelector(".meta:last-child").textContent = timeOf(greetingTime());
+    save();
     log.removeAttribute("aria-busy");
     log.scrollTop = log.scrollHeight;
     schedulePoll();
