@@ -59,9 +59,31 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(65_536, ge=1024, le=10_000_000, description="Largest request body accepted.")
     rate_limit_per_ip: str = Field(
-        "120/minute", description="Requests per client address ('N/second|minute|hour'); empty = no limit."
+        "120/minute",
+        description="API requests per client address, polls aside ('N/second|minute|hour'); empty = no limit.",
     )
-    rate_limit_per_key: str = Field("3000/minute", description="Requests per API key; empty = no limit.")
+    rate_limit_per_key: str = Field(
+        "3000/minute",
+        description="Requests per agent, analyst or admin key; widget keys are public, so they are limited "
+        "per client instead; empty = no limit.",
+    )
+    rate_limit_polls_per_ip: str = Field(
+        "600/minute",
+        description="Message polls (GET /v1/conversations/ID/messages) per client address; empty = no limit.",
+    )
+    rate_limit_polls_per_conversation: str = Field(
+        "60/minute", description="Message polls per client address and conversation; empty = no limit."
+    )
+    rate_limit_route_chars: str = Field(
+        "100000/minute",
+        description="Characters POST /v1/route may classify per key (each message counts at least 100); "
+        "empty = no limit.",
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Proxies (addresses or networks, comma-separated, or '*') whose X-Forwarded-For names the "
+        "client; empty = trust no proxy.",
+    )
     rate_limit_storage: str = Field(
         "memory://", description="Where counts live: memory:// (per process) or redis://host:6379 (shared)."
     )

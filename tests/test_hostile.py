@@ -105,13 +105,23 @@ def test_rate_limits_answer_429_with_retry_after(tmp_path: Path, bundled_encoder
     engine = Engine(settings, encoder=bundled_encoder)
     engine.load()
     with TestClient(create_app(settings, engine=engine)) as client:
+        # an agent key is limited per key (5), not per address: a team shares an office address
         statuses = [
-            client.get("/v1/handoffs", headers={"Authorization": "Bearer a1"}).status_code for _ in range(4)
+            client.get("/v1/handoffs", headers={"Authorization": "Bearer a1"}).status_code for _ in range(6)
         ]
-        assert statuses == [200, 200, 200, 429]  # the per-address limit (3) bites before the key's (5)
+        assert statuses == [200, 200, 200, 200, 200, 429]
         limited = client.get("/v1/handoffs", headers={"Authorization": "Bearer a1"})
         assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
-        assert limited.json()["error"]["type"] == "rate_limited"
+        assert limited.json()["error"] == {
+            "type": "rate_limited",
+            "message": f"too many requests with this key (5 per 1 minute); retry in {limited.headers['Retry-After']} s",
+        }
+        # the widget key is public: it is limited per client address (3), never as one bucket
+        widget = {"Authorization": "Bearer w1"}
+        statuses = [
+            client.post("/v1/chat", json={"message": "hi"}, headers=widget).status_code for _ in range(4)
+        ]
+        assert statuses == [200, 200, 200, 429]
         assert client.get("/healthz").status_code == 200  # monitoring is never limited
 
 

@@ -17,6 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from bot import __version__
 from bot.api import admin, agents, chat, insights, review, versions, widget
+from bot.api.access_log import install_access_log_redactor
+from bot.api.callers import TrustedProxies
 from bot.api.errors import install_error_handlers
 from bot.api.guard import RateLimits, RequestGuard
 from bot.chat.pipeline import ChatPipeline
@@ -142,12 +144,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    limits = (
-        RateLimits(settings.rate_limit_per_key, settings.rate_limit_per_ip, settings.rate_limit_storage)
-        if settings.rate_limit_per_key or settings.rate_limit_per_ip
-        else None
+    limits = RateLimits.from_settings(settings)  # bad limits or proxies fail here, before anything listens
+    app.state.limits = limits
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        limits=limits,
+        keys=keys,
+        names=app.state.key_names,
+        proxies=TrustedProxies(settings.forwarded_allow_ips),
     )
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, limits=limits)
+    install_access_log_redactor()  # conversation ids and ?key= never reach uvicorn's access log
     install_error_handlers(app)
     for module in (chat, agents, review, admin, insights, versions, widget):
         app.include_router(module.router)

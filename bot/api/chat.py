@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, SettingsDep, require
+from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, SettingsDep, caller_of, require
+from bot.api.guard import RateLimits
 from bot.api.schemas import (
     CandidateOut,
     ChatIn,
@@ -31,6 +32,24 @@ def _candidates(decision: Decision) -> list[CandidateOut]:
     return [
         CandidateOut(intent=c.intent, score=c.score, confidence=c.confidence) for c in decision.candidates
     ]
+
+
+async def _charge_route_work(request: Request, cost: int) -> None:
+    """Count `cost` characters against the caller's routing budget; 422 if one request exceeds it, 429 if spent."""
+    limits: RateLimits | None = request.app.state.limits
+    limit = limits.route_chars if limits is not None else None
+    if limits is None or limit is None:
+        return
+    if cost > limit.item.amount:
+        raise InvalidInputError(
+            "messages",
+            f"would route {cost} characters (each message counts at least {ROUTE_MIN_CHARS}); "
+            f"the limit is {limit.item} (BOT_RATE_LIMIT_ROUTE_CHARS): send fewer or shorter messages",
+        )
+    over = await limits.charge_route(caller_of(request), cost)
+    if over is not None:
+        wait, which = over
+        raise HTTPException(429, f"too many {which}; retry in {wait} s", headers={"Retry-After": str(wait)})
 
 
 def _check_length(text: str | None, limit: int, field: str) -> None:
@@ -94,11 +113,21 @@ def conversation_messages(
     )
 
 
-@router.post("/route", response_model=RouteOut, dependencies=[Depends(require("widget", "analyst"))])
-async def route(body: RouteIn, engine: EngineDep, settings: SettingsDep) -> RouteOut:
-    """Decisions for up to 100 messages; nothing is stored (integrations, batch classification)."""
+ROUTE_MIN_CHARS = 100  # what a message costs at least in the /v1/route budget: encoding has a fixed cost
+
+
+# Analysts (and admins) only: batch classification is an analyst's tool. The widget key is public, and a
+# request of 100 long messages costs seconds of CPU that chat needs.
+@router.post("/route", response_model=RouteOut, dependencies=[Depends(require("analyst"))])
+async def route(body: RouteIn, request: Request, engine: EngineDep, settings: SettingsDep) -> RouteOut:
+    """Decisions for up to 100 messages; nothing is stored (batch classification).
+
+    Charged by work: each message costs its length in characters (at least 100) against the key's
+    BOT_RATE_LIMIT_ROUTE_CHARS budget; 429 with Retry-After when it is spent.
+    """
     for position, text in enumerate(body.messages):
         _check_length(text, settings.max_message_chars, f"messages.{position}")
+    await _charge_route_work(request, sum(max(len(text), ROUTE_MIN_CHARS) for text in body.messages))
     decisions = await run_in_threadpool(engine.route_many, body.messages)
     return RouteOut(
         decisions=[

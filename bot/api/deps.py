@@ -6,7 +6,6 @@ thread, a thread hop per dependency per request that cost a third of the event l
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Annotated
@@ -15,6 +14,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine as Database
 
+from bot.api.callers import Caller, identify
+from bot.api.guard import CALLER
 from bot.chat.pipeline import ChatPipeline
 from bot.chat.service import ChatService
 from bot.config import Settings
@@ -62,26 +63,53 @@ async def get_pipeline(request: Request) -> ChatPipeline:
 PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]
 
 
-def role_of(keys: dict[str, str], presented: str) -> str | None:
-    """The role (or any value `keys` maps to) of a presented key, comparing against every key in constant time."""
-    found = None
-    for key, role in keys.items():
-        if hmac.compare_digest(key.encode(), presented.encode()):
-            found = role
-    return found
+def caller_of(request: Request) -> Caller:
+    """The request's caller as the guard read it (one parse of the credentials for limits and roles)."""
+    caller = request.scope.get(CALLER)
+    if isinstance(caller, Caller):
+        return caller
+    # an app mounted without the guard (never by create_app): read the one header the same way
+    state = request.app.state
+    host = request.client.host if request.client is not None else "unknown"
+    return identify(
+        request.headers.get("authorization", "").encode("latin-1"), host, state.keys, state.key_names
+    )
 
 
 async def key_owner(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> str | None:
-    """The person the presented key belongs to (`agent@NAME:KEY` in BOT_API_KEYS), or None."""
+    """The person the presented key belongs to (`agent@NAME:KEY` in BOT_API_KEYS), or None.
+
+    A key without an owner (a shared agent key, an admin key) may name any agent in a body's `agent`
+    field except a person who has a key of their own: that name needs that key (403). The body is
+    FastAPI's own parsed copy (read once and cached on the request), so this costs a dictionary lookup.
+    """
     names: dict[str, str] = request.app.state.key_names
-    if credentials is None or not names:
+    if not names:
         return None
-    return role_of(names, credentials.credentials)
+    owner = caller_of(request).owner
+    if owner is None and request.method in ("POST", "PUT", "PATCH"):
+        try:
+            body = await request.json()
+        except ValueError:  # not JSON: the endpoint's own validation says so
+            body = None
+        claimed = body.get("agent") if isinstance(body, dict) else None
+        if isinstance(claimed, str) and _fold(claimed) in {_fold(name) for name in names.values()}:
+            raise HTTPException(
+                403,
+                f"agent '{claimed}' has an API key of their own (agent@NAME:KEY); only that key may act "
+                f"as '{claimed}'",
+            )
+    return owner
 
 
 KeyOwnerDep = Annotated[str | None, Depends(key_owner)]
+
+
+def _fold(name: str) -> str:
+    """A name as compared for ownership: 'Ann ', 'ann' and 'ANN' are one person."""
+    return " ".join(name.split()).casefold()
 
 
 def acting_agent(owner: str | None, claimed: str | None) -> str | None:
@@ -120,19 +148,20 @@ def require(*roles: str) -> Callable[..., Awaitable[str]]:
     allowed = {*roles, "admin"}
 
     async def check(
-        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> str:
         keys: dict[str, str] = request.app.state.keys
         if not keys:
             _refuse_remote_when_open(request)
             return "admin"
-        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        caller = caller_of(request)
+        if caller.scheme.lower() != "bearer" or not caller.token:
             raise HTTPException(
                 401,
                 "missing API key: send 'Authorization: Bearer KEY'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        role = role_of(keys, credentials.credentials)
+        role = caller.role
         if role is None:
             raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
         if role not in allowed:

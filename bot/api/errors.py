@@ -71,7 +71,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+        kinds = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            429: "rate_limited",
+        }
         return JSONResponse(
             error_body(kinds.get(exc.status_code, "http_error"), str(exc.detail)),
             status_code=exc.status_code,

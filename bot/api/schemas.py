@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.content.intents import NAME_PATTERN
 from bot.routing.policy import Route
+from bot.store.turns import MAX_CONVERSATION_METADATA_KEYS
 
 IntentName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 AgentName = Annotated[str, Field(min_length=1, max_length=128)]
@@ -25,6 +26,12 @@ def _depth(value: Any) -> int:
     if isinstance(value, list):
         return 1 + max((_depth(v) for v in value), default=0)
     return 0
+
+
+ANSWER_DESCRIPTION = (
+    "Plain text, never HTML: it may contain <, > and & as typed (templates fill in customer metadata "
+    "unescaped). Show it as text (textContent, not innerHTML) or escape it first."
+)
 
 
 class Strict(BaseModel):
@@ -55,7 +62,12 @@ class ChatIn(Strict):
     message: Annotated[str, Field(max_length=100_000)] | None = None  # the real limit is a setting
     choice: IntentName | None = None
     channel: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(
+        None,
+        description="Context for answer templates (e.g. first_name), merged into the conversation's: at most "
+        "4096 bytes and 50 keys per message, and the conversation's merged metadata at most "
+        "8192 bytes and 50 keys (422 beyond).",
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -63,8 +75,14 @@ class ChatIn(Strict):
         """Metadata is context for templates, not a payload: small and shallow."""
         if value is None:
             return value
-        if len(json.dumps(value)) > MAX_METADATA_BYTES:
+        try:
+            size = len(json.dumps(value, allow_nan=False))
+        except ValueError:  # the guard refuses NaN and Infinity in bodies; this holds for any other caller
+            raise ValueError("numbers must be finite (no NaN or Infinity)") from None
+        if size > MAX_METADATA_BYTES:
             raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
+        if len(value) > MAX_CONVERSATION_METADATA_KEYS:
+            raise ValueError(f"must have at most {MAX_CONVERSATION_METADATA_KEYS} keys")
         if _depth(value) > MAX_METADATA_DEPTH:
             raise ValueError(f"must nest at most {MAX_METADATA_DEPTH} levels deep")
         return value
@@ -80,7 +98,7 @@ class ChatOut(BaseModel):
     route: Route
     intent: str | None
     confidence: float
-    answer: str
+    answer: str = Field(description=ANSWER_DESCRIPTION)
     reason: str
     candidates: list[CandidateOut]
     options: list[OptionOut] | None = None
@@ -125,7 +143,7 @@ class DecisionOut(BaseModel):
     route: str
     intent: str | None
     confidence: float
-    answer: str
+    answer: str = Field(description=ANSWER_DESCRIPTION)
     reason: str
     candidates: list[CandidateOut]
     options: list[str]

@@ -24,17 +24,19 @@ def serve(
     intents: IntentsOption = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (each loads the model).")] = 1,
     forwarded_allow_ips: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Proxies whose X-Forwarded-For is trusted (comma-separated, or '*'); rate limits per address "
-            "need the real client address behind a load balancer."
+            help="Proxies (addresses or networks, comma-separated, or '*') whose X-Forwarded-For names the "
+            "client; default BOT_FORWARDED_ALLOW_IPS, empty: trust no proxy. Behind a load balancer, name it "
+            "here so limits per client address see the real client.",
+            show_default=False,
         ),
-    ] = "127.0.0.1,::1",
+    ] = None,
 ) -> None:
     """Run the HTTP API under uvicorn; the model and indexes load once at start-up."""
     import uvicorn
 
-    settings = settings_for(intents)
+    settings = settings_for(intents, forwarded_allow_ips=forwarded_allow_ips)
     keys = settings.keys_by_role()
     if not keys and host not in LOCAL_HOSTS:
         raise BotError(
@@ -56,21 +58,19 @@ def serve(
         sys.stderr.write(
             "warning: no API keys configured (BOT_API_KEYS): every endpoint is open, localhost only\n"
         )
-    if workers > 1:
-        os.environ["BOT_INTENTS_DIR"] = str(settings.intents_dir)
-        uvicorn.run(
-            "bot.api.main:app",
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            forwarded_allow_ips=forwarded_allow_ips,
-        )
-        return
     from bot.api import create_app
 
-    app_ = create_app(settings, engine=engine)  # bad rate-limit settings fail here, as one line
-    uvicorn.run(app_, host=host, port=port, log_level="info", forwarded_allow_ips=forwarded_allow_ips)
+    app_ = create_app(settings, engine=engine)  # bad limits or proxies fail here, as one line
+    # X-Forwarded-For is the app's to read (bot.api.callers: only from BOT_FORWARDED_ALLOW_IPS, addresses
+    # validated), so uvicorn's own reading, which trusts 127.0.0.1 by default, is off
+    if workers > 1:
+        os.environ["BOT_INTENTS_DIR"] = str(settings.intents_dir)
+        os.environ["BOT_FORWARDED_ALLOW_IPS"] = settings.forwarded_allow_ips
+        uvicorn.run(
+            "bot.api.main:app", host=host, port=port, workers=workers, log_level="info", proxy_headers=False
+        )
+        return
+    uvicorn.run(app_, host=host, port=port, log_level="info", proxy_headers=False)
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -25,9 +25,14 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
-    """A SQLAlchemy engine for `url`; SQLite gets WAL and a busy timeout so concurrent writers wait."""
+    """A SQLAlchemy engine for `url`; SQLite gets WAL and a busy timeout so concurrent writers wait.
+
+    `hide_parameters`: errors and logs show statements without their values, which are customers' texts.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -39,7 +44,7 @@ def make_engine(url: str) -> Engine:
 
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise ConfigError(f"BOT_DATABASE_URL '{url_without_password(url)}' cannot be used: {exc}") from None
 

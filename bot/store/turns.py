@@ -9,6 +9,8 @@ locked conversation row, so two replicas answering one conversation never both e
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,8 +20,29 @@ from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy import text as sa_text
 from sqlmodel import Session, SQLModel, col, select
 
+from bot.errors import InvalidInputError
 from bot.routing.policy import Candidate, Decision
 from bot.store.models import Conversation, HandoffTicket, utcnow
+
+log = logging.getLogger(__name__)
+
+# A conversation's metadata is merged from every turn's and rewritten with its row on every turn, so it
+# is capped as a whole (each message's own metadata is capped by the API at 4096 bytes and these keys).
+MAX_CONVERSATION_METADATA_BYTES = 8192
+MAX_CONVERSATION_METADATA_KEYS = 50
+
+
+def metadata_problem(merged: dict[str, Any]) -> str | None:
+    """What is wrong with a conversation's merged metadata (over a cap), or None."""
+    keys = len(merged)
+    size = len(json.dumps(merged, ensure_ascii=False, default=str).encode())
+    if keys <= MAX_CONVERSATION_METADATA_KEYS and size <= MAX_CONVERSATION_METADATA_BYTES:
+        return None
+    return (
+        f"merged into the conversation's, it would have {keys} keys and {size} bytes as JSON; a conversation "
+        f"keeps at most {MAX_CONVERSATION_METADATA_KEYS} keys and {MAX_CONVERSATION_METADATA_BYTES} bytes "
+        "(a key sent again replaces its value)"
+    )
 
 
 @dataclass(frozen=True)
@@ -281,7 +304,14 @@ def _apply_turn(
         conversations[conversation.id] = conversation
         created.append(conversation)
     elif pending.metadata:
-        conversation.meta = {**conversation.meta, **pending.metadata}
+        merged = {**conversation.meta, **pending.metadata}
+        problem = metadata_problem(merged)
+        if problem is None:
+            conversation.meta = merged
+        elif pending.offline:  # a spooled turn was answered long ago: keep it, without the new metadata
+            log.warning("spooled turn %s: metadata not merged: %s", pending.spool_id, problem)
+        else:  # checked when the turn arrived; only a concurrent turn of the same conversation gets here
+            raise InvalidInputError("metadata", problem)
     decision, escalation = rules(conversation, pending)
     if decision.route == "handoff":  # now, so a later turn in the same batch sees it
         conversation.status = "handoff"
