@@ -229,3 +229,33 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
         and bad.stderr.startswith("error: cannot migrate database")
         and "Traceback" not in bad.stderr
     )
+
+
+def test_a_shared_key_cannot_act_as_an_agent_with_a_personal_key(
+    tmp_path: Path, bundled_encoder, cache_dir
+) -> None:
+    keys = "widget:w-key,agent@ann:ann-key,agent:team-key,admin:root-key"
+    with app_client(tmp_path, bundled_encoder, cache_dir, api_keys=keys) as client:
+        ticket = client.post(
+            "/v1/chat", json={"message": "I want to talk to a real person"}, headers=bearer("w-key")
+        ).json()["ticket_id"]
+        path = f"/v1/handoffs/{ticket}"
+        for key in ("team-key", "root-key"):
+            for name in ("ann", "ANN", " ann "):
+                posing = client.post(f"{path}/claim", json={"agent": name}, headers=bearer(key))
+                assert posing.status_code == 403, (key, name, posing.text)
+                assert "has an API key of their own" in posing.json()["error"]["message"]
+        # a name without a key of its own is still the shared key's to use
+        claimed = client.post(f"{path}/claim", json={"agent": "bob"}, headers=bearer("team-key"))
+        assert claimed.status_code == 200 and claimed.json()["claimed_by"] == "bob"
+        for action, body in (("reply", {"text": "hi"}), ("resolve", {})):
+            posing = client.post(
+                f"{path}/{action}", json={**body, "agent": "ann"}, headers=bearer("team-key")
+            )
+            assert posing.status_code == 403, (action, posing.text)
+        assert (
+            client.post(
+                f"{path}/reply", json={"agent": "bob", "text": "Bob here."}, headers=bearer("team-key")
+            ).status_code
+            == 200
+        )
