@@ -51,6 +51,18 @@ GOOD = "intents:\n  - name: a\n    description: Something.\n    answer: Hi.\n"
             {"a.yaml": GOOD.replace("Hi.", "'In {{ days }} days'")},
             "a.yaml:4: answer of 'a': unknown name 'days'",
         ),
+        (  # a knowledge entry's misspelt key: its own line and a suggestion, as intents files get
+            {"a.yaml": GOOD, "knowledge/faq.yaml": "entries:\n  - question: Q?\n    answr: A.\n"},
+            "knowledge/faq.yaml:3: unknown key 'answr' (did you mean 'answer'?); allowed: question, answer, source",
+        ),
+        (
+            {"a.yaml": GOOD, "knowledge/faq.yaml": "entires:\n  - question: Q?\n    answer: A.\n"},
+            "knowledge/faq.yaml:1: unknown key 'entires' (did you mean 'entries'?); allowed: entries",
+        ),
+        (  # pydantic says "a valid tuple"; the file has lists
+            {"a.yaml": GOOD, "tone.yaml": "angry: I am mad\ncalm: [fine]\n"},
+            "tone.yaml:1: 'angry' must be a list of phrases (like [\"one\", \"two\"]), got 'I am mad'",
+        ),
     ],
 )
 def test_check_reports_one_line_and_exit_2(tmp_path: Path, files: dict[str, str], expected: str) -> None:
@@ -117,3 +129,13 @@ def test_zero_shot_banking77_test_accuracy(tmp_path: Path) -> None:
     metrics = json.loads(result.stdout)
     assert metrics["n"] == 3080
     assert metrics["top1_accuracy"] >= 0.72
+
+
+@pytest.mark.parametrize(
+    "command", [(), ("check",), ("route",), ("shell",), ("db",), ("db", "upgrade"), ("logs", "export")]
+)
+def test_help_shows_no_type_for_flags(command: tuple[str, ...]) -> None:
+    """Typer's rich help printed `--help <bool>` (and `--json <bool>`) for options that take no value."""
+    result = bot(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--help" in result.stdout and "<bool>" not in result.stdout, result.stdout

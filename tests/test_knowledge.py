@@ -32,7 +32,8 @@ def test_faq_entries_and_their_errors(tmp_path: Path) -> None:
     assert (passage.title, passage.text, passage.source, passage.line) == ("Q?", "A.", "faq.yaml#q", 2)
     bad = write(tmp_path / "faq.yaml", "entries:\n  - question: Q?\n    answr: A.\n")
     with pytest.raises(
-        KnowledgeFileError, match=f"^{bad}:2: unknown key 'answr'; allowed: question, answer, source$"
+        KnowledgeFileError,
+        match=rf"^{bad}:3: unknown key 'answr' \(did you mean 'answer'\?\); allowed: question, answer, source$",
     ):
         load_knowledge(tmp_path)
 

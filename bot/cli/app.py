@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from bot.config import Settings, get_settings
 from bot.errors import BotError
@@ -18,7 +19,41 @@ from bot.errors import BotError
 if TYPE_CHECKING:
     from bot.routing.engine import Engine
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Customer-service intent router.")
+
+def _quiet_flags(params: list[Any]) -> None:
+    """An empty type column for options that take no value: Typer's rich help prints `--help <bool>`."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+
+
+def _clean_help(command: Any, ctx: Any) -> None:
+    """`_quiet_flags` for a command, its --help and, for a group, every command under it."""
+    if isinstance(command, TyperCommand | TyperGroup):
+        _quiet_flags([*command.params, command.get_help_option(ctx)])
+    if isinstance(command, TyperGroup):
+        for sub in command.commands.values():
+            _clean_help(sub, ctx)
+
+
+class BotGroup(TyperGroup):
+    """The root `bot` group: every command reached through it shows flags without a `<bool>` type."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        _quiet_flags(params)
+        return params
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _clean_help(command, ctx)
+        return command
+
+
+app = typer.Typer(
+    cls=BotGroup, add_completion=False, no_args_is_help=True, help="Customer-service intent router."
+)
 out = Console(soft_wrap=True)  # results only: scripts parse stdout
 err = Console(stderr=True, soft_wrap=True)
 
@@ -63,6 +98,17 @@ IntentsOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on a single line.")]
 
 
+LearnedOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--learned/--no-learned",
+        help="Route with the examples learned from reviews and resolved tickets, read from BOT_DATABASE_URL, "
+        "as `bot serve` does. Default: when BOT_DATABASE_URL is set or the default SQLite file exists.",
+        show_default=False,
+    ),
+]
+
+
 def settings_for(intents: Path | None, **overrides: object) -> Settings:
     return get_settings().with_overrides(intents_dir=intents, **overrides)
 
@@ -74,3 +120,46 @@ def engine_for(settings: Settings, *, progress: bool = False) -> Engine:
     engine = Engine(ensure_self_trained(settings), progress=progress)
     engine.load()
     return engine
+
+
+def database_configured() -> bool:
+    """Whether there is a database to read: BOT_DATABASE_URL set (environment), or the default SQLite file
+    that `bot serve` writes exists (reading must not create one)."""
+    settings = get_settings()
+    if "database_url" in settings.model_fields_set:
+        return True
+    url = settings.database_url
+    return url.startswith("sqlite:///") and Path(url.removeprefix("sqlite:///")).is_file()
+
+
+def add_learned_examples(engine: Engine, settings: Settings, learned: bool | None) -> int:
+    """Give `engine` the examples learned in the database, as a server has them; the number added.
+
+    With `learned` None (the default) a database that cannot be read is a warning: routing still works,
+    from the YAML alone. With --learned it is an error.
+    """
+    if learned is False or (learned is None and not database_configured()):
+        return 0
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.store.db import make_engine, url_without_password
+    from bot.store.examples import learned_examples
+
+    where = url_without_password(settings.database_url)
+    database = make_engine(settings.database_url)
+    try:
+        found = learned_examples(database)
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)  # the driver's own words, without SQLAlchemy's statement dump
+        reason = (str(orig if orig is not None else exc).strip().splitlines() or ["unknown error"])[0]
+        if learned:
+            raise BotError(f"cannot read learned examples from {where}: {reason}") from None
+        err.print(
+            f"warning: learned examples not read from {where} ({reason}); routing with the YAML only",
+            markup=False,
+        )
+        return 0
+    finally:
+        database.dispose()
+    engine.use_extra_examples(lambda: found)
+    return sum(len(e) for intent, e in found.items() if engine.state.intents.get(intent) is not None)

@@ -1,17 +1,28 @@
-"""`bot check` and `bot route`: validate a folder, route one message."""
+"""`bot check`, `bot route` and `bot shell`: validate a folder, route messages, talk to the router."""
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from bot.cli.app import IntentsOption, JsonOption, command, engine_for, err, out, settings_for
+from bot.cli.app import (
+    IntentsOption,
+    LearnedOption,
+    add_learned_examples,
+    command,
+    engine_for,
+    err,
+    out,
+    settings_for,
+)
 from bot.config import Settings
 from bot.routing.engine import Engine
+from bot.routing.policy import Decision
 
 
 @command()
@@ -96,17 +107,64 @@ def expectations(settings: Settings, limit: int) -> None:
     out.print("Rewrite one of each pair's descriptions or examples so they say what differs.")
 
 
+ROUTE_BATCH = 256  # messages encoded together when reading stdin: output flows while the rest is routed
+
+
 @command()
 def route(
-    text: Annotated[str, typer.Argument(help="The customer's message.")],
+    text: Annotated[
+        str,
+        typer.Argument(
+            help="The customer's message, or - to read messages from stdin, one per line (blank lines skipped)."
+        ),
+    ],
     intents: IntentsOption = None,
-    as_json: JsonOption = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print each decision as one JSON object on its own line (JSON lines)."),
+    ] = False,
+    learned: LearnedOption = None,
 ) -> None:
-    """Route one message and print the decision."""
-    engine = engine_for(settings_for(intents))
-    decision = engine.route(text)
+    """Route one message, or every line of stdin (one model load), and print the decisions.
+
+    Each line is routed on its own, without conversation context; `bot shell` keeps context.
+    """
+    settings = settings_for(intents)
+    engine = engine_for(settings)
+    add_learned_examples(engine, settings, learned)
+    if text != "-":
+        print_decision(engine.route(text), text, as_json)
+        return
+    batch: list[str] = []
+    for line in sys.stdin:
+        if line.strip():
+            batch.append(line.strip())
+        if len(batch) >= ROUTE_BATCH:
+            print_many(engine, batch, as_json)
+            batch = []
+    print_many(engine, batch, as_json)
+
+
+def print_many(engine: Engine, texts: list[str], as_json: bool) -> None:
+    """Route `texts` in one encoder call; one line per message (`route intent confidence text`) or JSON."""
+    if not texts:
+        return
+    for text, decision in zip(texts, engine.route_many(texts), strict=True):
+        if as_json:
+            sys.stdout.write(json.dumps({"text": text, **asdict(decision)}, ensure_ascii=False) + "\n")
+        else:
+            out.print(
+                f"{decision.route:<8} {decision.intent or '-':<30} {decision.confidence:.2f}  {text}",
+                markup=False,
+                highlight=False,
+            )
+    sys.stdout.flush()
+
+
+def print_decision(decision: Decision, text: str, as_json: bool) -> None:
+    """One decision in full: route, intent, confidence, answer, reason and the candidates."""
     if as_json:
-        out.print_json(json.dumps(asdict(decision)), indent=None)
+        sys.stdout.write(json.dumps({"text": text, **asdict(decision)}, ensure_ascii=False) + "\n")
         return
     out.print(
         f"[bold]{decision.route}[/bold]  intent={decision.intent}  confidence={decision.confidence:.2f}"
@@ -117,3 +175,27 @@ def route(
     for candidate in decision.candidates:
         table.add_row(candidate.intent, f"{candidate.score:.3f}", f"{candidate.confidence:.3f}")
     out.print(table)
+
+
+@command()
+def shell(intents: IntentsOption = None, learned: LearnedOption = None) -> None:
+    """Talk to the router line by line (like `rasa shell`): the model loads once, each line is routed with
+    the previous one as context and shows route, intent, confidence and answer. /help lists commands;
+    /exit or Ctrl-D leaves."""
+    from bot.cli.shell import run
+
+    settings = settings_for(intents)
+    engine = engine_for(settings)
+    count = add_learned_examples(engine, settings, learned)
+    state = engine.state
+    err.print(
+        f"bot shell: {len(state.intents.intents)} intents, {len(state.passages)} knowledge passages"
+        + (f", {count} learned examples" if count else "")
+        + f" from {settings.intents_dir}. Type a message; /help for commands, /exit or Ctrl-D to leave.",
+        markup=False,
+        highlight=False,
+    )
+    interactive = sys.stdin.isatty()
+    if interactive:
+        import readline  # noqa: F401  (line editing and history for input())
+    run(engine, out, input, prompt="you> " if interactive else "")

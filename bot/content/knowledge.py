@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,9 @@ class FaqEntry(BaseModel):
     question: Text
     answer: Text
     source: Text | None = None
+
+
+FAQ_KEYS = tuple(FaqEntry.model_fields)
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,14 @@ def load_faq(path: Path) -> list[Passage]:
     data = read_yaml(path, KnowledgeFileError)
     if data is None:
         return []
+    unknown = [k for k in data if k != "entries"] if isinstance(data, CommentedMap) else []
+    if unknown:  # before the missing list: 'entires:' is a typo of 'entries', say so
+        hint = " (did you mean 'entries'?)" if difflib.get_close_matches(str(unknown[0]), ["entries"]) else ""
+        raise KnowledgeFileError(
+            path, data.lc.key(unknown[0])[0] + 1, f"unknown key '{unknown[0]}'{hint}; allowed: entries"
+        )
     if not isinstance(data, CommentedMap) or not isinstance(data.get("entries"), CommentedSeq):
         raise KnowledgeFileError(path, 1, "a knowledge file needs a list under 'entries'")
-    unknown = [k for k in data if k != "entries"]
-    if unknown:
-        raise KnowledgeFileError(
-            path, data.lc.key(unknown[0])[0] + 1, f"unknown key '{unknown[0]}'; allowed: entries"
-        )
     passages = []
     entries: CommentedSeq = data["entries"]
     for position, raw in enumerate(entries):
@@ -69,11 +74,14 @@ def load_faq(path: Path) -> list[Passage]:
         except ValidationError as exc:
             first = first_error(exc)
             key = ".".join(str(p) for p in first["loc"]) or "entry"
-            message = (
-                f"unknown key '{key}'; allowed: question, answer, source"
-                if first["type"] == "extra_forbidden"
-                else f"'{key}': {first['msg'].lower()}"
-            )
+            if first["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(key, FAQ_KEYS, n=1)  # as intents files do
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                message = f"unknown key '{key}'{hint}; allowed: {', '.join(FAQ_KEYS)}"
+                if isinstance(raw, CommentedMap) and key in raw:
+                    line = raw.lc.key(key)[0] + 1  # the misspelt key's own line, not the entry's
+            else:
+                message = f"'{key}': {first['msg'].lower()}"
             raise KnowledgeFileError(path, line, message) from None
         source = entry.source or f"{path.name}#{_slug(entry.question)}"
         passages.append(Passage(title=entry.question, text=entry.answer, source=source, path=path, line=line))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml.comments import CommentedMap
 
 from bot.content.intents import first_error
-from bot.content.yaml_io import read_yaml
+from bot.content.yaml_io import excerpt, read_yaml
 from bot.errors import IntentFileError
 
 TONE_FILE = "tone.yaml"
@@ -78,7 +78,9 @@ def load_tone(folder: Path) -> TonePhrases:
         elif first["type"] == "missing":
             message = f"missing required key '{key}' (a list of phrases)"
         elif first["type"] in ("tuple_type", "list_type"):  # YAML has lists; pydantic would say "tuple"
-            message = f'\'{key}\' must be a list of phrases (like ["one", "two"]), got {first["input"]!r}'
+            message = (
+                f'\'{key}\' must be a list of phrases (like ["one", "two"]), got {excerpt(first["input"])}'
+            )
         else:
             message = f"'{'.'.join(str(p) for p in first['loc'])}': {first['msg'].lower()}"
         raise IntentFileError(path, line, message) from None
