@@ -73,17 +73,24 @@ def write_files(files: dict[str, str], folder: Path) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def parse(files: dict[str, str]) -> IntentSet:
-    """The intents `files` define (validated like a folder on disk)."""
+def parse(files: dict[str, str], where: Path | None = None) -> IntentSet:
+    """The intents `files` define (validated like a folder on disk); errors name the file under `where`
+    (the folder they were read from), not the scratch copy they were parsed in."""
     with tempfile.TemporaryDirectory(prefix="bot-version-") as tmp:
         write_files(files, Path(tmp))
-        return load_intents(Path(tmp))
+        try:
+            return load_intents(Path(tmp))
+        except IntentFileError as exc:
+            if where is None:
+                raise
+            inside = exc.path.relative_to(tmp) if exc.path.is_relative_to(tmp) else Path()
+            raise type(exc)(where / inside, exc.line, exc.message) from None
 
 
 def snapshot(folder: Path, model_id: str) -> Snapshot:
     """Read `folder` now: its files, their hash with `model_id`, and the intents they define."""
     files = folder_files(folder)
-    intents = parse(files)
+    intents = parse(files, Path(folder))
     return Snapshot(
         files=files,
         model_id=model_id,
