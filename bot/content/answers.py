@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import TemplateError as JinjaError
 from jinja2 import TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 
+from bot.content.template_limits import BoundedSandbox, LimitError, bound_tree, end_budget, start_budget
 from bot.errors import TemplateError
 
-_ENV = ImmutableSandboxedEnvironment(autoescape=False, trim_blocks=True, lstrip_blocks=True)
+_ENV = BoundedSandbox(autoescape=False, trim_blocks=True, lstrip_blocks=True)
 _MAX_OUTPUT_CHARS = 4000
 NAMES = ("message", "intent", "metadata")  # what a template sees (`AnswerTemplate.render`)
 _DEFAULT_FILTERS = frozenset({"default", "d"})
@@ -134,6 +134,8 @@ class AnswerTemplate:
             tree = _ENV.parse(source)
         except TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error: {exc.message}", exc.lineno) from None
+        except Exception as exc:  # e.g. a 5,000-digit number: Python refuses to read it
+            raise TemplateError(f"template syntax error: {_describe(exc)}") from None
         unsafe = _unsafe_attribute(tree)
         if unsafe is not None:
             raise TemplateError(
@@ -155,28 +157,74 @@ class AnswerTemplate:
                 line,
             )
         try:
-            self._template = _ENV.from_string(tree)
+            # loops and `~` are rewritten to be charged to the render budget (template_limits.py)
+            self._template = _ENV.from_string(bound_tree(tree))
         except TemplateSyntaxError as exc:  # anything else the compiler refuses
             raise TemplateError(f"template error: {exc.message}", exc.lineno) from None
+        try:  # a template over the limits with no input at all would fail every customer: refuse it now
+            self.render(message="", intent="intent", metadata={})
+        except TemplateLimitError:
+            raise
+        except TemplateError:
+            pass  # other failures with an empty message and no metadata may not happen with real ones
 
     def render(self, *, message: str, intent: str, metadata: Mapping[str, Any] | None = None) -> str:
-        """Render with the customer's message, the intent name and request metadata."""
+        """Render with the customer's message, the intent name and request metadata (HTML-escaped).
+
+        Any failure, including going over the render budget, is a `TemplateError`: the caller answers
+        that one customer another way (the engine hands off), and the other replies of a batch are
+        untouched.
+        """
+        token = start_budget()
         try:
-            text = self._template.render(message=message, intent=intent, metadata=dict(metadata or {}))
+            text = self._template.render(
+                message=message, intent=intent, metadata=escape_metadata(metadata or {})
+            )
+        except LimitError as exc:
+            raise _limit_error(str(exc)) from None
+        except RecursionError:
+            raise _limit_error("the template recursed too deep") from None
+        except MemoryError:
+            raise _limit_error("the template ran out of memory") from None
         except SecurityError as exc:
-            raise TemplateError(f"template blocked by the sandbox: {exc}") from None
-        except (
-            JinjaError,
-            TypeError,
-            ValueError,
-            AttributeError,
-            KeyError,
-            IndexError,
-            ArithmeticError,
-        ) as exc:
+            raise TemplateError(f"template blocked by the sandbox: {_describe(exc)}") from None
+        except Exception as exc:
             # metadata comes from the widget, so a template can meet data of a type it did not expect
-            raise TemplateError(f"template failed: {exc.__class__.__name__}: {exc}") from None
+            raise TemplateError(f"template failed: {exc.__class__.__name__}: {_describe(exc)}") from None
+        finally:
+            end_budget(token)
         return text.strip()[:_MAX_OUTPUT_CHARS]
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception's message, cut short: it may quote the template's or the customer's data."""
+    text = str(exc)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+class TemplateLimitError(TemplateError):
+    """A template that went over its render budget (time, memory or recursion)."""
+
+
+def _limit_error(reason: str) -> TemplateLimitError:
+    return TemplateLimitError(f"template exceeds a limit: {reason}")
+
+
+def escape_metadata(value: Any) -> Any:
+    """Metadata with `<` and `>` escaped in every string (keys too), before a template sees it.
+
+    Answers are plain text and the bot's own pages show them as text, but an integration that puts
+    `answer` into `innerHTML` would otherwise run markup a customer typed as their name. Only the two
+    characters that open and close a tag are escaped, so names like O'Brien or "Smith & Sons" read as
+    written in a text-only widget.
+    """
+    if isinstance(value, str):
+        return value.replace("<", "&lt;").replace(">", "&gt;") if ("<" in value or ">" in value) else value
+    if isinstance(value, Mapping):
+        return {escape_metadata(k): escape_metadata(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [escape_metadata(v) for v in value]
+    return value
 
 
 def compile_template(source: str) -> AnswerTemplate:
