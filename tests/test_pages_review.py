@@ -18,7 +18,7 @@ from bot.api import create_app
 from bot.routing.engine import Engine
 from bot.store.db import make_engine, session_scope
 from bot.store.models import Conversation, DecisionLog, Message, Review
-from tests.browser_support import LiveServer, screenshot
+from tests.browser_support import LiveServer, as_desktop, as_phone, layout_problems, screenshot
 
 TARGET = "the plastic thingy you promised me, any news?"  # hands off on the demo intents: no intent fits
 TODAY = [
@@ -252,3 +252,106 @@ def test_review_pages_forbid_framing_and_foreign_scripts(tmp_path: Path, demo_en
             headers = client.get(path).headers
             assert "frame-ancestors 'none'" in headers["content-security-policy"], path
             assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+
+
+# Delays every /v1/logs answer, so a filter change can land while a load is running (as on a slow link).
+SLOW_LOGS = """
+const original = window.fetch;
+window.__logs = 0;
+window.fetch = (url, options) => {
+  if (!String(url).startsWith('/v1/logs?')) return original(url, options);
+  window.__logs += 1;
+  return new Promise((resolve) => setTimeout(resolve, 700)).then(() => original(url, options));
+};
+"""
+
+
+def test_review_filters_the_latest_wins_and_the_pickers_keys_do_what_they_say(
+    server: LiveServer, browser: Any
+) -> None:
+    for text in TODAY:
+        chat(server, text)
+    browser.get(f"{server.url}/review")
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+
+    # "Text contains" starts a load; the route changes while it runs: the answer must match both filters
+    both = {"q": "card", "route": "answer", "reviewed": "false", "limit": 1}
+    expected = httpx.get(f"{server.url}/v1/logs", params=both).json()["total"]
+    text_only = httpx.get(f"{server.url}/v1/logs", params={"q": "card", "reviewed": "false"}).json()["total"]
+    assert 0 < expected < text_only  # otherwise the test could not tell the two apart
+    browser.execute_script(SLOW_LOGS)
+    browser.find_element(By.ID, "f-q").send_keys("card")
+    wait(browser, lambda d: d.execute_script("return window.__logs") == 1)  # the text's load is running
+    Select(browser.find_element(By.ID, "f-route")).select_by_value("answer")
+    wait(browser, lambda d: d.execute_script("return window.__logs") >= 2)  # (the blur may add one)
+    plural = "" if expected == 1 else "s"
+    wait(browser, lambda d: d.find_element(By.ID, "count").text == f"{expected} decision{plural}")
+    badges = [r.find_element(By.CLASS_NAME, "badge").text for r in rows(browser)]
+    assert badges == ["ANSWER"] * expected
+    assert all("card" in r.find_element(By.CLASS_NAME, "text").text.lower() for r in rows(browser))
+
+    # Enter in the reassign picker takes the best match of the typed words, not the first row
+    row = browser.find_element(By.CSS_SELECTOR, '#queue .row[aria-selected="true"]')
+    row.click()  # the keyboard now drives the queue
+    chosen = row.get_attribute("data-id")
+    message = browser.find_element(By.CLASS_NAME, "message").text
+    browser.switch_to.active_element.send_keys("r")
+    search = wait(browser, lambda d: d.find_element(By.ID, "reassign-search"))
+    search.send_keys("exchange rate")
+    first = lambda d: d.find_element(By.CSS_SELECTOR, "#reassign-list li").get_attribute("data-intent")  # noqa: E731
+    wait(browser, lambda d: first(d) == "exchange_rate")
+    # Escape closes the picker and changes nothing else: the same decision stays selected and shown
+    search.send_keys(Keys.ARROW_DOWN, Keys.ESCAPE)
+    wait(browser, lambda d: not d.find_elements(By.ID, "reassign-search"))
+    selected = browser.find_element(By.CSS_SELECTOR, '#queue .row[aria-selected="true"]')
+    assert selected.get_attribute("data-id") == chosen
+    assert browser.find_element(By.CLASS_NAME, "message").text == message
+    assert browser.find_element(By.ID, "f-q").get_attribute("value") == "card"
+    browser.switch_to.active_element.send_keys("r")
+    search = wait(browser, lambda d: d.find_element(By.ID, "reassign-search"))
+    search.send_keys("exchange rate", Keys.ENTER)
+    wait(browser, lambda d: toast_says(d, "Reassigned to exchange_rate"))
+
+    # "Change analyst key", then Escape: the old key and the page stay as they were
+    browser.execute_script("sessionStorage.setItem('bot.analystKey', 'old-key')")
+    shown = [r.get_attribute("data-id") for r in rows(browser)]
+    browser.find_element(By.ID, "key-button").click()
+    dialog = browser.find_element(By.ID, "key-dialog")
+    wait(browser, lambda d: dialog.get_attribute("open") is not None)
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait(browser, lambda d: dialog.get_attribute("open") is None)
+    assert browser.execute_script("return sessionStorage.getItem('bot.analystKey')") == "old-key"
+    assert [r.get_attribute("data-id") for r in rows(browser)] == shown
+    # and a new key, once submitted, replaces it and reloads the page with it
+    browser.find_element(By.ID, "key-button").click()
+    wait(browser, lambda d: dialog.get_attribute("open") is not None)
+    browser.switch_to.active_element.send_keys("new-key", Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    assert browser.execute_script("return sessionStorage.getItem('bot.analystKey')") == "new-key"
+
+
+def test_stats_and_review_pages_fit_a_phone_and_bars_stay_in_their_card(
+    server: LiveServer, browser: Any
+) -> None:
+    for text in TODAY:
+        chat(server, text)
+    browser.get(f"{server.url}/review/stats")
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true", 60)
+    overflowing = """
+      return [...document.querySelectorAll('#pairs .bar')].filter((bar) => {
+        const card = bar.closest('.card').getBoundingClientRect(), r = bar.getBoundingClientRect();
+        return r.right > card.right - 1 || r.left < card.left;
+      }).length;
+    """
+    assert browser.find_elements(By.CSS_SELECTOR, "#pairs .bar")
+    assert browser.execute_script(overflowing) == 0
+    as_phone(browser)
+    browser.refresh()
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true", 60)
+    assert layout_problems(browser, header=".topbar") == []
+    assert browser.execute_script(overflowing) == 0
+    screenshot(browser, "stats-phone")
+    browser.get(f"{server.url}/review")
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    assert layout_problems(browser, header=".topbar") == []
+    as_desktop(browser)

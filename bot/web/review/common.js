@@ -58,18 +58,22 @@ async function api(path, options = {}) {
       method: options.method || "GET",
       headers,
       body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: options.signal,
     });
     const data = await response.json().catch(() => ({}));
     if (response.ok) return data;
     const error = (data && data.error) || {};
     if (response.status === 401 || response.status === 403) {
-      await askForKey(error.message || "This page needs an analyst key.");
-      continue;
+      const message = error.message || "This page needs an analyst key.";
+      if (await askForKey(message)) continue;
+      throw new ApiError(response.status, `${message} (no key given: use "Change analyst key")`, error.field);
     }
     throw new ApiError(response.status, error.message || `HTTP ${response.status}`, error.field);
   }
 }
 
+// Resolves true once a key is submitted (it replaces the stored one), false when the dialog is
+// dismissed (Escape): the stored key, and what the page shows, stay as they were.
 let keyPrompt = null;
 function askForKey(reason) {
   if (keyPrompt) return keyPrompt; // several calls failing at once share one dialog
@@ -78,14 +82,22 @@ function askForKey(reason) {
   dialog.querySelector(".error").textContent = sessionStorage.getItem(KEY_STORAGE) ? reason : "";
   input.value = "";
   keyPrompt = new Promise((resolve) => {
+    let given = false;
     dialog.querySelector("form").onsubmit = (event) => {
       event.preventDefault();
       if (!input.value.trim()) return;
       sessionStorage.setItem(KEY_STORAGE, input.value.trim());
+      given = true;
       dialog.close();
-      keyPrompt = null;
-      resolve();
     };
+    dialog.addEventListener(
+      "close",
+      () => {
+        keyPrompt = null;
+        resolve(given);
+      },
+      { once: true },
+    );
   });
   dialog.showModal();
   input.focus();
@@ -95,9 +107,9 @@ function askForKey(reason) {
 function setUpKeyButton() {
   const button = document.getElementById("key-button");
   if (!button) return;
-  button.addEventListener("click", () => {
-    sessionStorage.removeItem(KEY_STORAGE);
-    askForKey("").then(() => location.reload());
+  button.addEventListener("click", async () => {
+    // the old key stays until a new one is submitted; Escape keeps it and the page as it is
+    if (await askForKey("")) location.reload();
   });
 }
 

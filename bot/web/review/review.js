@@ -2,7 +2,9 @@
 "use strict";
 
 const PAGE = 50;
-const state = { items: [], total: 0, selected: -1, intents: [], mode: null, loading: false };
+// `loading` is the request in flight (with its AbortController): a new filter aborts it, so the latest
+// filters always win and a stale answer can never overwrite a fresher one.
+const state = { items: [], total: 0, selected: -1, intents: [], mode: null, loading: null };
 const $ = (id) => document.getElementById(id);
 
 function filterParams() {
@@ -25,22 +27,29 @@ function filterParams() {
 }
 
 async function loadQueue(reset) {
-  if (state.loading) return;
-  state.loading = true;
+  if (!reset && state.loading) return state.loading.done; // "load more" waits for the load running
+  if (state.loading) state.loading.controller.abort(); // new filters: the running load is stale
+  const controller = new AbortController();
+  const load = { controller, done: null };
+  state.loading = load;
   const params = filterParams();
   params.set("limit", PAGE);
   params.set("offset", reset ? 0 : state.items.length);
-  try {
-    const page = await api(`/v1/logs?${params}`);
-    state.items = reset ? page.items : state.items.concat(page.items);
-    state.total = page.total;
-    renderQueue();
-    if (reset) select(state.items.length ? 0 : -1, false);
-  } catch (error) {
-    toast(error.message, true);
-  } finally {
-    state.loading = false;
-  }
+  load.done = (async () => {
+    try {
+      const page = await api(`/v1/logs?${params}`, { signal: controller.signal });
+      if (state.loading !== load) return; // superseded while the answer was on its way
+      state.items = reset ? page.items : state.items.concat(page.items);
+      state.total = page.total;
+      renderQueue();
+      if (reset) select(state.items.length ? 0 : -1, false);
+    } catch (error) {
+      if (error.name !== "AbortError" && state.loading === load) toast(error.message, true);
+    } finally {
+      if (state.loading === load) state.loading = null;
+    }
+  })();
+  return load.done;
 }
 
 function renderQueue() {
@@ -143,6 +152,7 @@ function renderDetail(item) {
       item.escalation ? h("span", { class: "pill bad" }, `escalation: ${item.escalation}`) : null,
       item.context_used ? h("span", { class: "pill" }, "used previous message") : null,
       item.reviewed ? h("span", { class: "pill good" }, "reviewed") : null,
+      versionFact(item),
     ),
     h(
       "div",
@@ -161,6 +171,19 @@ function renderDetail(item) {
     h("p", { class: "hint" }, "Keys: ", h("kbd", {}, "j"), " / ", h("kbd", {}, "k"), " next / previous · ", h("kbd", {}, "c"), " confirm · ", h("kbd", {}, "r"), " reassign · ", h("kbd", {}, "n"), " new intent · ", h("kbd", {}, "Esc"), " cancel"),
   );
   loadThread(item);
+}
+
+// The intents version a decision was made by: the newest activation before it (GET /v1/versions). The
+// decision's own hash names the intents with their learned examples, so it can differ from the folder's.
+function versionFact(item) {
+  const at = new Date(item.created_at).getTime();
+  const made = (state.activations || []).find((a) => new Date(a.at).getTime() <= at);
+  const label = made ? `version ${made.version_id}` : `intents ${item.intents_version}`;
+  return h(
+    "a",
+    { class: "pill", id: "decision-version", href: made ? `/review/versions#v-${made.version_id}` : "/review/versions", title: `intents ${item.intents_version} · model ${item.model_id}` },
+    label,
+  );
 }
 
 async function loadThread(item) {
@@ -216,6 +239,29 @@ function reassign(name) {
   submitReview(body, `Reassigned to ${name}: the router now answers this message with it`);
 }
 
+// How well an intent matches the typed words: 0 = not at all. Whole words in the name or label beat
+// word starts, which beat substrings, which beat the description; a name or label that starts with the
+// whole query gets a bonus. Enter takes the best match, not merely the first row that matches.
+function matchScore(intent, words) {
+  if (!words.length) return 1;
+  const name = intent.name.toLowerCase();
+  const label = (intent.label || "").toLowerCase();
+  const description = (intent.description || "").toLowerCase();
+  const tokens = `${name} ${label}`.split(/[\s_]+/).filter(Boolean);
+  let score = 0;
+  for (const word of words) {
+    if (tokens.includes(word)) score += 4;
+    else if (tokens.some((token) => token.startsWith(word))) score += 3;
+    else if (name.includes(word) || label.includes(word)) score += 2;
+    else if (description.includes(word)) score += 1;
+    else return 0;
+  }
+  const query = words.join(" ");
+  if (name === words.join("_") || label === query) score += 10;
+  else if (name.startsWith(words.join("_")) || label.startsWith(query)) score += 5;
+  return score;
+}
+
 function openReassign() {
   const item = current();
   if (!item) return;
@@ -263,8 +309,13 @@ function openReassign() {
     }
   };
   input.addEventListener("input", () => {
-    const query = input.value.trim().toLowerCase();
-    shown = ordered.filter((i) => `${i.name} ${i.label} ${i.description}`.toLowerCase().includes(query));
+    const words = input.value.trim().toLowerCase().split(/[\s_]+/).filter(Boolean);
+    // best match first; equal scores keep the bot's candidates first (sort is stable)
+    shown = ordered
+      .map((intent) => ({ intent, score: matchScore(intent, words) }))
+      .filter((m) => m.score > 0)
+      .sort((a, b) => b.score - a.score)
+      .map((m) => m.intent);
     active = 0;
     draw();
   });
@@ -275,8 +326,13 @@ function openReassign() {
       event.preventDefault();
       if (shown[active]) reassign(shown[active].name);
       return;
-    } else if (event.key === "Escape") return closePicker();
-    else return;
+    } else if (event.key === "Escape") {
+      // close the picker and nothing else: no native clearing of the search, no page shortcut
+      event.preventDefault();
+      event.stopPropagation();
+      closePicker();
+      return;
+    } else return;
     event.preventDefault();
     draw();
   });
@@ -362,6 +418,7 @@ function onKey(event) {
 async function start() {
   setUpKeyButton();
   const intents = await api("/v1/intents");
+  state.activations = (await api("/v1/versions?limit=1")).activations; // newest first
   state.intents = intents.intents.map((i) => ({ name: i.name, label: i.label, description: i.description }));
   $("intent-names").replaceChildren(...state.intents.map((i) => h("option", { value: i.name })));
   let typingTimer = null;
