@@ -118,7 +118,10 @@ def test_random_yaml_damage_is_reported_or_harmless(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"BOT_RATE_LIMIT_PER_IP": "lots"}, "error: BOT_RATE_LIMIT_PER_KEY/PER_IP"),
+        (
+            {"BOT_RATE_LIMIT_PER_IP": "lots"},
+            "error: BOT_RATE_LIMIT_PER_IP 'lots' must look like '120/minute'",
+        ),
         (
             {"BOT_RATE_LIMIT_STORAGE": "carrier-pigeon://x"},
             "error: BOT_RATE_LIMIT_STORAGE 'carrier-pigeon://x'",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -43,17 +44,25 @@ def serve(
             f"refusing to listen on {host} without API keys: set BOT_API_KEYS='widget:KEY,agent:KEY,...' "
             "or listen on 127.0.0.1"
         )
-    # fail fast with one clear line, before uvicorn starts, on a bad folder, model or database
+    # fail fast with one clear line, before uvicorn starts, on a bad folder, database or model; the
+    # files and the database first, so a typo is reported at once, not after a first start's export
+    from bot.content.intents import load_intents
+    from bot.content.knowledge import load_knowledge
+    from bot.content.tone import load_tone
     from bot.routing.engine import Engine
     from bot.store.db import make_engine, upgrade
     from bot.tuning.self_training import ensure_self_trained
 
-    settings = ensure_self_trained(settings)  # a new folder version trains first (minutes, once)
-    engine = Engine(settings)
-    engine.load()
+    folder = Path(settings.intents_dir)
+    load_intents(folder)
+    load_knowledge(folder / "knowledge")
+    load_tone(folder)
     database = make_engine(settings.database_url)
     upgrade(database)
     database.dispose()
+    settings = ensure_self_trained(settings)  # a new folder version trains first (minutes, once)
+    engine = Engine(settings)
+    engine.load()
     if not keys:
         sys.stderr.write(
             "warning: no API keys configured (BOT_API_KEYS): every endpoint is open, localhost only\n"
