@@ -10,11 +10,13 @@ from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Engine as Database
 from starlette.concurrency import run_in_threadpool
 
 from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, require
+from bot.api.widget import PAGE_HEADERS
 from bot.config import Settings
 from bot.errors import InvalidInputError
 from bot.routing.engine import Engine
@@ -24,6 +26,9 @@ from bot.tuning.diff import routing_diff
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["versions"])
+WEB = FilePath(__file__).resolve().parent.parent / "web" / "review"
+# the analyst pages' policy (bot.api.insights): this origin's scripts and styles only, no framing
+PAGE_HEADERS_NO_CACHE = {**PAGE_HEADERS, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 VersionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -47,12 +52,23 @@ class VersionOut(BaseModel):
     last_activated_by: str | None
 
 
+class ActivationOut(BaseModel):
+    """A version made live: by a server starting, a reload, a rollback or a promotion."""
+
+    version_id: int
+    action: str
+    activated_by: str
+    at: datetime
+
+
 class VersionsOut(BaseModel):
-    """Stored versions, newest first."""
+    """Stored versions, newest first, and the newest activations (the version live at any moment is the
+    newest activation before it, so a logged decision's version can be named)."""
 
     items: list[VersionOut]
     total: int
     live_id: int | None
+    activations: list[ActivationOut]
 
 
 class VersionDetailOut(VersionOut):
@@ -178,6 +194,12 @@ def list_versions(
         items=[version_out(r) for r in rows],
         total=total,
         live_id=current.version.id if current else None,
+        activations=[
+            ActivationOut(
+                version_id=a.version_id, action=a.action, activated_by=a.activated_by, at=a.created_at
+            )
+            for a in versions.activations(database)
+        ],
     )
 
 
@@ -264,6 +286,27 @@ def run_diff(body: DiffIn, engine: Engine, database: Database, settings: Setting
         ],
         seconds=report.seconds,
     )
+
+
+# -- the page: versions, the diff of one against live, and rollback --------------------------------
+
+
+@router.get("/review/versions", include_in_schema=False)
+def versions_page() -> FileResponse:
+    """Stored versions, a routing diff of any of them (or a folder) against live, and activation."""
+    return FileResponse(WEB / "versions.html", media_type="text/html", headers=PAGE_HEADERS_NO_CACHE)
+
+
+@router.get("/review/versions/versions.js", include_in_schema=False)
+def versions_js() -> FileResponse:
+    """The page's script."""
+    return FileResponse(WEB / "versions.js", media_type="text/javascript", headers=PAGE_HEADERS_NO_CACHE)
+
+
+@router.get("/review/versions/versions.css", include_in_schema=False)
+def versions_css() -> FileResponse:
+    """The page's styles (on top of the review pages' review.css)."""
+    return FileResponse(WEB / "versions.css", media_type="text/css", headers=PAGE_HEADERS_NO_CACHE)
 
 
 # -- start-up and the follower -------------------------------------------------------------------

@@ -252,6 +252,13 @@ def listing(database: Database, limit: int = 50, offset: int = 0) -> tuple[list[
     return [VersionRow(r, r.id == live_id, activations.get(r.id or 0)) for r in rows], int(total)
 
 
+def activations(database: Database, limit: int = 500) -> list[IntentsActivation]:
+    """The newest activations, newest first: which version was live when (for naming a decision's version)."""
+    with Session(database) as session:
+        query = select(IntentsActivation).order_by(col(IntentsActivation.id).desc()).limit(limit)
+        return list(session.exec(query).all())
+
+
 def describe(database: Database, version: IntentsVersion) -> VersionRow:
     """One version with whether it is live and its latest activation."""
     with Session(database) as session:

@@ -1,0 +1,86 @@
+"""The versions page in headless Chromium: a routing diff of a stored version against live, then a rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from bot.api import create_app
+from bot.config import Settings
+from bot.routing.engine import Engine
+from tests.api_support import make_intents
+from tests.browser_support import LiveServer, as_desktop, as_phone, layout_problems, screenshot
+from tests.test_diff import ESTIMATE, ESTIMATE_NEW, MESSAGES, RATE, RATE_NEW
+
+
+@pytest.fixture()
+def server(tmp_path: Path, bundled_encoder, cache_dir: Path) -> Iterator[tuple[LiveServer, Path]]:
+    folder = make_intents(tmp_path / "intents")
+    settings = Settings(
+        intents_dir=folder, cache_dir=cache_dir, database_url=f"sqlite:///{tmp_path / 'bot.store.db'}"
+    )
+    engine = Engine(settings, encoder=bundled_encoder)
+    engine.load()
+    with LiveServer(create_app(settings, engine=engine)) as live:
+        yield live, folder
+
+
+def test_versions_page_diffs_an_old_version_and_rolls_back_to_it(
+    server: tuple[LiveServer, Path], browser: Any
+) -> None:
+    live, folder = server
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        v1 = http.get("/healthz").json()["intents_version"]
+        for message in MESSAGES:  # customers talk to version 1
+            http.post("/v1/chat", json={"message": message})
+        bank = folder / "bank.yaml"
+        bank.write_text(bank.read_text().replace(ESTIMATE, ESTIMATE_NEW).replace(RATE, RATE_NEW))
+        assert http.post("/v1/admin/reload").status_code == 200  # version 2 goes live
+        expected = http.post("/v1/admin/diff", json={"version_id": 1, "examples": 50}).json()
+    assert expected["changed"] > 0
+
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{live.url}/review/versions")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#versions tbody tr")) == 2)
+    assert "live" in browser.find_element(By.ID, "v-2").get_attribute("class")
+    summary = browser.find_element(By.CSS_SELECTOR, "#v-2 td.summary").text
+    assert summary == "changed card_delivery_estimate (description), exchange_rate (description)"
+
+    browser.find_element(By.CSS_SELECTOR, '[data-diff="1"]').click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-groups .group"))
+    groups = browser.find_elements(By.CSS_SELECTOR, "#diff-groups .group")
+    shown = [g.find_element(By.CSS_SELECTOR, ".move").text for g in groups]
+    assert shown == [f"{g['before']} → {g['after']}" for g in expected["groups"]]
+    figures = browser.find_element(By.ID, "diff-figures").text
+    assert f"{expected['changed']}\ndecided differently" in figures
+    assert f"{len(MESSAGES)}\nmessages replayed" in figures
+    examples = {
+        li.text.split("”")[0].lstrip("“") for li in browser.find_elements(By.CSS_SELECTOR, ".group li")
+    }
+    assert examples == {e["text"] for g in expected["groups"] for e in g["examples"]}
+    assert layout_problems(browser, header=".topbar") == []
+    screenshot(browser, "versions")
+
+    browser.find_element(By.CSS_SELECTOR, '[data-activate="1"]').click()
+    browser.switch_to.alert.accept()  # "Make version 1 live on every replica?"
+    wait.until(lambda d: "live" in (d.find_element(By.ID, "v-1").get_attribute("class") or ""))
+    assert httpx.get(f"{live.url}/healthz").json()["intents_version"] == v1
+    assert browser.find_element(By.CSS_SELECTOR, '[data-activate="1"]').get_attribute("disabled") is not None
+
+    as_phone(browser)
+    browser.get(f"{live.url}/review/versions")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#versions tbody tr")) == 2)
+    assert layout_problems(browser, header=".topbar") == []
+    as_desktop(browser)
+
+    # the review page names the version each decision was made by
+    browser.get(f"{live.url}/review")
+    wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    pill = wait.until(lambda d: d.find_element(By.ID, "decision-version"))
+    assert pill.text == "version 1" and pill.get_attribute("href").endswith("/review/versions#v-1")
