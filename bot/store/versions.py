@@ -309,7 +309,8 @@ def checkout(version: IntentsVersion, folder: Path, *, force: bool = False) -> C
         raise IntentFileError(
             folder,
             None,
-            f"{len(overwritten)} files would be overwritten or deleted ({_names(overwritten)}); "
+            f"{len(overwritten)} file{'s' if len(overwritten) != 1 else ''} would be overwritten or deleted "
+            f"({_names(overwritten)}); "
             "pass --force to replace them with version "
             f"{version.id}, or check out into an empty folder",
         )
