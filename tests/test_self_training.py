@@ -31,10 +31,10 @@ def test_a_new_folder_trains_once_and_routes_with_its_own_model(tmp_path: Path, 
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("an unchanged folder must not train again")
 
-    monkeypatch.setattr(self_training, "fine_tune", no_training)
+    monkeypatch.setattr(self_training, "train_in_child", no_training)  # training runs in a child process
     assert ensure_self_trained(settings).model == trained.model  # a restart reuses the cached model
-    engine = Engine(trained)
-    result = engine.load()
+    engine = Engine(trained)  # the default onnx-int8 backend exports the trained model (its pooling
+    result = engine.load()  # config is sentence-transformers 5's `pooling_mode: mean`)
     assert engine.model_id.startswith(model.name) and result.operating_point.startswith("self-calibration")
     assert engine.route("switch the kitchen lamp on").intent == "lights_on"
 

@@ -30,7 +30,9 @@ def _pooling_mode(model_path: Path) -> str:
     """The model's pooling ('mean' is what we implement), from its sentence-transformers config."""
     for config in model_path.glob("*Pooling*/config.json"):
         settings = json.loads(config.read_text())
-        if settings.get("pooling_mode_mean_tokens"):
+        # sentence-transformers 3 writes flags (`pooling_mode_mean_tokens: true`); 5 writes one name
+        # (`pooling_mode: "mean"`), which is what a model saved by `bot train` here carries
+        if settings.get("pooling_mode_mean_tokens") or settings.get("pooling_mode") == "mean":
             return "mean"
         return "other"
     return "mean"
