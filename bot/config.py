@@ -131,6 +131,11 @@ class Settings(BaseSettings):
         le=3600.0,
         description="How often each process checks the database for examples other processes learned; 0 = never.",
     )
+    shadow_intents_dir: Path | None = Field(
+        None,
+        description="A candidate intents folder that decides every live message too, off the request path, "
+        "stored as shadow decisions and never shown to customers (POST /v1/admin/shadow sets one at runtime).",
+    )
     queue_max: int = Field(
         4096,
         ge=1,

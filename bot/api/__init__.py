@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         pipeline = ChatPipeline(service, settings)
         pipeline.start()
         app.state.pipeline = pipeline
+        await versions.start_shadow(app, settings)  # BOT_SHADOW_INTENTS_DIR, if set
         # the model, intents and libraries live as long as the process: keeping them out of the garbage
         # collector's scans removes pauses that showed up as 100 ms stalls in chat batches under load
         gc.collect()
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             yield
         finally:
             await pipeline.close()  # every accepted chat turn is written before the database closes
+            await versions.stop_shadow(app)  # what the shadow queued is stored too
             drainer.cancel()
             for task in (follower, version_follower):
                 if task is not None:

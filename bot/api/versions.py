@@ -17,8 +17,10 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, require
 from bot.api.widget import PAGE_HEADERS
+from bot.chat.shadow import ShadowRun
 from bot.config import Settings
-from bot.errors import InvalidInputError
+from bot.errors import ConflictError, InvalidInputError
+from bot.insights.shadow import compare as shadow_compare
 from bot.routing.engine import Engine
 from bot.store import versions
 from bot.store.version_sync import Loaded, VersionSync
@@ -286,6 +288,175 @@ def run_diff(body: DiffIn, engine: Engine, database: Database, settings: Setting
         ],
         seconds=report.seconds,
     )
+
+
+# -- shadow runs -----------------------------------------------------------------------------------
+
+
+class ShadowIn(BaseModel):
+    """The candidate a shadow run routes by: a folder on the server, or a stored version."""
+
+    intents_dir: str | None = Field(None, max_length=1000, description="A folder on the server.")
+    version_id: int | None = Field(None, ge=1, le=2**31 - 1, description="A stored version.")
+
+    @model_validator(mode="after")
+    def _one_candidate(self) -> ShadowIn:
+        if (self.intents_dir is None) == (self.version_id is None):
+            raise ValueError("give exactly one of intents_dir (a folder on the server) or version_id")
+        return self
+
+
+class ShadowRunOut(BaseModel):
+    """A shadow run in this process."""
+
+    candidate: str
+    version_id: int | None = Field(
+        description="The stored version it routes by (POST .../promote makes it live)."
+    )
+    intents_version: str
+    started_at: datetime
+    running: bool
+    decided: int
+    dropped: int = Field(description="Live messages not shadowed because the shadow's queue was full.")
+    failed: int
+    pending: int
+    errors: list[str]
+
+
+class DisagreementOut(BaseModel):
+    live: str
+    shadow: str
+    count: int
+    examples: list[str]
+
+
+class ComparisonOut(BaseModel):
+    """Live against shadow on the same messages."""
+
+    intents_version: str
+    messages: int
+    agreed: int
+    agreement: float | None
+    disagreements: list[DisagreementOut]
+    reviewed: int = Field(description="Shadowed messages an analyst reviewed.")
+    live_correct: int
+    shadow_correct: int
+    live_accuracy: float | None
+    shadow_accuracy: float | None
+
+
+class ShadowOut(BaseModel):
+    """The shadow run (if any) and how it compares with live."""
+
+    run: ShadowRunOut | None
+    comparison: ComparisonOut | None
+
+
+def _shadow(request: Request) -> ShadowRun | None:
+    run: ShadowRun | None = getattr(request.app.state, "shadow", None)
+    return run
+
+
+def shadow_out(run: ShadowRun | None, database: Database, intents_version: str | None = None) -> ShadowOut:
+    version = intents_version or (run.status.intents_version if run else None)
+    found = shadow_compare(database, version) if version else None
+    return ShadowOut(
+        run=ShadowRunOut(**{k: v for k, v in vars(run.snapshot()).items()}) if run else None,
+        comparison=ComparisonOut(
+            **{**vars(found), "disagreements": [DisagreementOut(**vars(d)) for d in found.disagreements]}
+        )
+        if found
+        else None,
+    )
+
+
+@router.get("/v1/shadow", response_model=ShadowOut, dependencies=[Depends(require("analyst"))])
+def get_shadow(
+    request: Request,
+    database: DatabaseDep,
+    intents_version: Annotated[
+        str | None, Query(max_length=64, description="An earlier shadow run's intents version.")
+    ] = None,
+) -> ShadowOut:
+    """This process's shadow run and live against shadow on the same messages."""
+    return shadow_out(_shadow(request), database, intents_version)
+
+
+@router.post("/v1/admin/shadow", response_model=ShadowOut, dependencies=[Depends(require())])
+async def start_shadow_run(body: ShadowIn, request: Request, database: DatabaseDep) -> ShadowOut:
+    """Route every live message of this process through a candidate too (replacing any shadow run); its
+    decisions are stored as shadow decisions and never shown to customers. The candidate is stored as a
+    version (not made live), so what was shadowed is exactly what `promote` makes live."""
+    run = await run_in_threadpool(begin_shadow, request.app, body.intents_dir, body.version_id, who(request))
+    return shadow_out(run, database)
+
+
+@router.delete("/v1/admin/shadow", response_model=ShadowOut, dependencies=[Depends(require())])
+async def stop_shadow_run(request: Request, database: DatabaseDep) -> ShadowOut:
+    """Stop the shadow run (what it queued is still decided and stored); its comparison stays readable."""
+    run = _shadow(request)
+    await run_in_threadpool(end_shadow, request.app)
+    return shadow_out(run, database)
+
+
+@router.post("/v1/admin/shadow/promote", response_model=ActivatedOut, dependencies=[Depends(require())])
+async def promote_shadow(request: Request, engine: EngineDep, database: DatabaseDep) -> ActivatedOut:
+    """Make the shadow's version live on every replica and stop shadowing it."""
+    run = _shadow(request)
+    if run is None or run.status.version_id is None:
+        raise ConflictError("no shadow run to promote: start one with POST /v1/admin/shadow")
+    version_id = run.status.version_id
+    await run_in_threadpool(end_shadow, request.app)
+    loaded = await run_in_threadpool(_sync(request).activate, version_id, who(request), "promote")
+    return activated_out(loaded, engine, database)
+
+
+def begin_shadow(app: FastAPI, intents_dir: str | None, version_id: int | None, by: str) -> ShadowRun:
+    """Store the candidate as a version, build its state, and put it behind the chat pipeline."""
+    engine: Engine = app.state.engine
+    database: Database = app.state.database
+    settings: Settings = app.state.settings
+    if version_id is not None:
+        version = versions.get(database, version_id)
+        label = f"version {version.id}"
+    else:
+        folder = FilePath(intents_dir or "")
+        if not folder.is_dir():
+            raise InvalidInputError("intents_dir", f"'{folder}' is not a folder on the server")
+        version = versions.store(database, versions.snapshot(folder, engine.model_id), f"{by} (shadow)")
+        label = f"version {version.id} ({folder})"
+    state, _ = engine.candidate(versions.materialize(version, settings.cache_dir))
+    run = ShadowRun(engine, database, state, candidate=label, version_id=version.id).start()
+    end_shadow(app)
+    app.state.shadow = run
+    app.state.pipeline.shadow = run
+    log.info("shadow run started: %s (intents %s)", label, state.version)
+    return run
+
+
+def end_shadow(app: FastAPI) -> None:
+    """Detach and stop the shadow run, if any (queued messages are still decided and stored)."""
+    run: ShadowRun | None = getattr(app.state, "shadow", None)
+    pipeline = getattr(app.state, "pipeline", None)
+    if pipeline is not None and pipeline.shadow is run:
+        pipeline.shadow = None
+    app.state.shadow = None
+    if run is not None:
+        run.stop()
+
+
+async def start_shadow(app: FastAPI, settings: Settings) -> None:
+    """At start-up: shadow BOT_SHADOW_INTENTS_DIR if set (an invalid folder stops the start, with `path:line`)."""
+    app.state.shadow = None
+    if settings.shadow_intents_dir is not None:
+        await run_in_threadpool(
+            begin_shadow, app, str(settings.shadow_intents_dir), None, "BOT_SHADOW_INTENTS_DIR"
+        )
+
+
+async def stop_shadow(app: FastAPI) -> None:
+    """At shutdown, after the chat pipeline has flushed and before the database closes."""
+    await run_in_threadpool(end_shadow, app)
 
 
 # -- the page: versions, the diff of one against live, and rollback --------------------------------

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.chat.batcher import AsyncBatcher, BatcherStats
 from bot.chat.service import ChatReply, ChatService, PendingWrite
+from bot.chat.shadow import ShadowRun
 from bot.config import Settings
 from bot.routing.context import RouteContext
 from bot.routing.policy import Decision
@@ -47,6 +48,7 @@ class ChatPipeline:
             max_batch=settings.write_batch_max,
             max_pending=settings.queue_max,
         )
+        self.shadow: ShadowRun | None = None  # a candidate version deciding every routed message too
 
     def start(self) -> None:
         """Start both worker threads."""
@@ -84,16 +86,22 @@ class ChatPipeline:
             turn = service.open_turn(**arguments)
         else:
             turn = await run_in_threadpool(lambda: service.open_turn(**arguments))
+        context: RouteContext | None = None
         if turn.choice is not None:
             text, decision = service.decide_choice(turn)
         else:
             assert turn.message is not None
             text = turn.message
-            decision = await self.routing.submit(_RouteJob(text, service.route_context(turn)))
+            context = service.route_context(turn)
+            decision = await self.routing.submit(_RouteJob(text, context))
         pending = service.pending_write(turn, text, decision)
         if turn.database_down:
             return await run_in_threadpool(service.spool_turn, pending)
-        return await self.writing.submit(pending)
+        reply = await self.writing.submit(pending)
+        shadow = self.shadow
+        if shadow is not None and context is not None and reply.decision_id is not None:
+            shadow.submit(reply.decision_id, text, context)  # never waits (bot.chat.shadow)
+        return reply
 
     def _route(self, jobs: list[_RouteJob]) -> list[Decision]:
         return self.service.engine.route_batch([j.text for j in jobs], [j.context for j in jobs])

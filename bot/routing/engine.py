@@ -224,14 +224,21 @@ class Engine:
         """Decide what to do with one message and render its answer (concurrent callers share batches)."""
         return self._route(self.query_encoder, [text], [context or RouteContext()])[0]
 
-    def route_batch(self, texts: Sequence[str], contexts: Sequence[RouteContext]) -> list[Decision]:
-        """`route` for messages the caller has already gathered into a batch (one encoder call)."""
-        return self._route(self.direct_encoder, texts, contexts)
+    def route_batch(
+        self, texts: Sequence[str], contexts: Sequence[RouteContext], state: RoutingState | None = None
+    ) -> list[Decision]:
+        """`route` for messages the caller has already gathered into a batch (one encoder call), against
+        the live state or `state` (a shadow run's candidate)."""
+        return self._route(self.direct_encoder, texts, contexts, state)
 
     def _route(
-        self, encoder: Encoder, texts: Sequence[str], contexts: Sequence[RouteContext]
+        self,
+        encoder: Encoder,
+        texts: Sequence[str],
+        contexts: Sequence[RouteContext],
+        state: RoutingState | None = None,
     ) -> list[Decision]:
-        state = self.state  # one read: a concurrent reload cannot mix two versions in one decision
+        state = state or self.state  # one read: a concurrent reload cannot mix two versions in one decision
         decisions = decide_vectors(state, encoder.encode(list(texts)))
         follow_ups = [
             row

@@ -195,3 +195,23 @@ class IntentsActivation(SQLModel, table=True):
     action: str = Field(max_length=16)  # start | reload | activate | promote
     activated_by: str = Field(max_length=128)
     created_at: datetime = _timestamp()
+
+
+class ShadowDecision(SQLModel, table=True):
+    """What a shadow version (a candidate routing every live message too) decided; never shown to customers.
+
+    Kept apart from `decision`, so no endpoint a customer or agent reads can return it by mistake.
+    """
+
+    __tablename__ = "shadow_decision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    decision_id: int = Field(foreign_key="decision.id", index=True)  # the live decision of the same message
+    candidate: str = Field(max_length=300)  # the folder or 'version N' the shadow routes by
+    intents_version: str = Field(max_length=64, index=True)
+    route: str = Field(max_length=16)
+    intent: str | None = Field(default=None, max_length=100)
+    confidence: float
+    source: str | None = None
+    context_used: bool = False
+    created_at: datetime = _timestamp(index=True)

@@ -21,6 +21,7 @@ from sqlalchemy import Engine as Database
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from bot.routing import outcomes
 from bot.routing.encoder import Encoder
 from bot.routing.policy import Decision
 from bot.routing.scoring import decide_vectors
@@ -46,26 +47,19 @@ class Logged:
 
 def outcome(decision: Decision) -> str:
     """What the customer gets, as a label: 'answer card_arrival', 'clarify', 'retrieve faq.yaml#fees'."""
-    if decision.route in ("answer", "handoff") and decision.intent:
-        return f"{decision.route} {decision.intent}"
-    if decision.route == "retrieve" and decision.source:
-        return f"retrieve {decision.source}"
-    return decision.route
+    return outcomes.outcome(decision.route, decision.intent, decision.source)
 
 
 def right(decision: Decision, message: Logged) -> bool | None:
-    """Whether `decision` agrees with the message's review; None when it was not reviewed.
-
-    'correct' confirms the logged route and intent; 'wrong' with an intent wants that intent taken;
-    'wrong' without one (a new intent is needed) wants no canned answer.
-    """
-    if message.verdict == "correct":
-        return (decision.route, decision.intent) == (message.route, message.intent)
-    if message.verdict == "wrong":
-        if message.meant is not None:
-            return decision.route in ("answer", "handoff") and decision.intent == message.meant
-        return decision.route != "answer"
-    return None
+    """Whether `decision` agrees with the message's review (`bot.routing.outcomes.agrees`)."""
+    return outcomes.agrees(
+        decision.route,
+        decision.intent,
+        verdict=message.verdict,
+        logged_route=message.route,
+        logged_intent=message.intent,
+        meant=message.meant,
+    )
 
 
 @dataclass(frozen=True)
