@@ -8,6 +8,8 @@ full `Engine.route` is timed per message (p50/p95/p99, sequential), then through
 (one batch) and of `--threads` concurrent callers (dynamic micro-batching). Messages are BANKING77 test
 texts, each made unique with a suffix, so no cache can stand in for routing. Medians over `--repeats`
 runs; ratios are against the baseline's p50 measured in the same run. Prints figures; asserts nothing.
+Each backend also times a reload after one description change (median of 5; the rest of the folder
+comes from the embedding cache), as `POST /v1/admin/reload` does it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -81,9 +84,11 @@ def bench_engine(
     backend: str, intents_dir: Path, cache: Path, texts: list[str], threads: int
 ) -> dict[str, float]:
     """Engine.route per message, route_many as one batch, and concurrent callers."""
-    engine = Engine(
-        Settings(intents_dir=intents_dir, cache_dir=cache, encoder_backend=backend, torch_threads=1)
+    # repeat_cache=0: the same distinct texts are routed three ways below; none may hit a cache
+    settings = Settings(
+        intents_dir=intents_dir, cache_dir=cache, encoder_backend=backend, torch_threads=1, repeat_cache=0
     )
+    engine = Engine(settings)
     engine.load()
     engine.route(texts[0])  # warm-up: first-call allocations are not routing
     timings = []
@@ -99,7 +104,39 @@ def bench_engine(
         list(pool.map(engine.route, texts))
     concurrent = len(texts) / (time.perf_counter() - started)
     p50, p95, p99 = percentiles(timings)
-    return {"p50": p50, "p95": p95, "p99": p99, "batch_per_s": batch, "concurrent_per_s": concurrent}
+    return {
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+        "batch_per_s": batch,
+        "concurrent_per_s": concurrent,
+        "reload_s": reload_seconds(engine, intents_dir, cache),
+    }
+
+
+def reload_seconds(engine: Engine, intents_dir: Path, cache: Path, times: int = 5) -> float:
+    """Median time of `Engine.load` after one description changed (a new text each time), as `POST
+    /v1/admin/reload` does it: the rest of the folder is in the embedding cache."""
+    folder = cache / "reload-intents"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(intents_dir, folder)
+    engine.load(folder)  # the copy's own texts are already cached: this one only warms up
+    spent = []
+    for n in range(times):
+        changed = sorted(folder.glob("*.yaml"))[0]
+        lines = changed.read_text().splitlines(keepends=True)
+        row = next(i for i, line in enumerate(lines) if line.strip().startswith("description:"))
+        if lines[row].rstrip().endswith((">", ">-", "|", "|-")):  # a block: its text is on the next line
+            row += 1
+            at = len(lines[row]) - len(lines[row].lstrip())
+        else:
+            at = lines[row].index("description:") + len("description: ")
+        lines[row] = lines[row][:at] + f"(revision {n}) " + lines[row][at:]
+        changed.write_text("".join(lines))
+        started = time.perf_counter()
+        engine.load(folder)
+        spent.append(time.perf_counter() - started)
+    return statistics.median(spent)
 
 
 def main() -> None:
@@ -133,13 +170,15 @@ def main() -> None:
         f"{args.messages} distinct messages, {args.repeats} runs, medians; 1 encoder thread; {os.cpu_count()} cores"
     )
     print(
-        f"{'variant':<10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p50 vs base':>12} {'batch msg/s':>12} {'concurrent msg/s':>17}"
+        f"{'variant':<10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p50 vs base':>12} {'batch msg/s':>12} "
+        f"{'concurrent msg/s':>17} {'reload s':>9}"
     )
     for variant in variants:
         m = median[variant]
         print(
             f"{variant:<10} {m['p50']:8.2f} {m['p95']:8.2f} {m['p99']:8.2f} {m['p50'] / base:11.2f}x "
-            f"{m['batch_per_s']:12.0f} {m['concurrent_per_s']:17.0f}"
+            f"{m['batch_per_s']:12.0f} {m['concurrent_per_s']:17.0f} "
+            + (f"{m['reload_s']:9.2f}" if "reload_s" in m else f"{'':>9}")
         )
 
 
