@@ -17,6 +17,7 @@ from bot.routing.engine import Engine
 from tests.api_support import make_intents
 from tests.browser_support import LiveServer, as_desktop, as_phone, layout_problems, screenshot
 from tests.test_diff import ESTIMATE, ESTIMATE_NEW, MESSAGES, RATE, RATE_NEW
+from tests.test_shadow import eventually
 
 
 @pytest.fixture()
@@ -67,6 +68,29 @@ def test_versions_page_diffs_an_old_version_and_rolls_back_to_it(
     assert layout_problems(browser, header=".topbar") == []
     screenshot(browser, "versions")
 
+    # shadow version 1 behind live version 2: the same messages again, compared on the page
+    browser.find_element(By.CSS_SELECTOR, '[data-shadow="1"]').click()
+    wait.until(lambda d: not d.find_element(By.ID, "shadow-actions").get_attribute("hidden"))
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        for message in MESSAGES:
+            http.post("/v1/chat", json={"message": message})
+        assert eventually(lambda: http.get("/v1/shadow").json()["run"]["decided"] == len(MESSAGES))
+        comparison = http.get("/v1/shadow").json()["comparison"]
+    browser.find_element(By.ID, "shadow-refresh").click()
+    wait.until(lambda d: "messages both decided" in d.find_element(By.ID, "shadow-figures").text)
+    figures = browser.find_element(By.ID, "shadow-figures").text
+    assert f"{len(MESSAGES)}\nmessages both decided" in figures
+    assert f"{comparison['agreement'] * 100:.1f}%\nagreement" in figures
+    moves = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#shadow-disagreements .move")]
+    assert moves == [f"live {d['live']} · shadow {d['shadow']}" for d in comparison["disagreements"]]
+    assert {(d["live"], d["shadow"]) for d in comparison["disagreements"]} == {
+        (g["before"], g["after"]) for g in expected["groups"]
+    }  # the shadow disagrees exactly where the diff said version 1 would
+    browser.execute_script("document.getElementById('shadow').scrollIntoView()")
+    screenshot(browser, "versions-shadow")
+    browser.find_element(By.ID, "shadow-stop").click()
+    wait.until(lambda d: d.find_element(By.ID, "shadow-actions").get_attribute("hidden") is not None)
+
     browser.find_element(By.CSS_SELECTOR, '[data-activate="1"]').click()
     browser.switch_to.alert.accept()  # "Make version 1 live on every replica?"
     wait.until(lambda d: "live" in (d.find_element(By.ID, "v-1").get_attribute("class") or ""))
@@ -83,4 +107,7 @@ def test_versions_page_diffs_an_old_version_and_rolls_back_to_it(
     browser.get(f"{live.url}/review")
     wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
     pill = wait.until(lambda d: d.find_element(By.ID, "decision-version"))
-    assert pill.text == "version 1" and pill.get_attribute("href").endswith("/review/versions#v-1")
+    # the newest message came while version 2 was live (the shadow round), the oldest under version 1
+    assert pill.text == "version 2" and pill.get_attribute("href").endswith("/review/versions#v-2")
+    browser.find_elements(By.CSS_SELECTOR, "#queue .row")[-1].click()
+    wait.until(lambda d: d.find_element(By.ID, "decision-version").text == "version 1")

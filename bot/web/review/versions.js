@@ -23,6 +23,7 @@ async function loadVersions() {
           "td",
           { class: "actions-cell" },
           h("button", { type: "button", class: "btn", "data-diff": v.id, disabled: v.live, onclick: () => diffVersion(v) }, "Diff"),
+          h("button", { type: "button", class: "btn", "data-shadow": v.id, disabled: v.live, onclick: () => startShadow(v) }, "Shadow"),
           h("button", { type: "button", class: "btn", "data-activate": v.id, disabled: v.live, onclick: () => activate(v) }, "Make live"),
         ),
       ),
@@ -107,10 +108,77 @@ async function activate(v) {
   }
 }
 
+// -- shadow run: live against the candidate on the same messages -----------------------------------
+
+async function loadShadow() {
+  showShadow(await api("/v1/shadow"));
+}
+
+function showShadow(data) {
+  const run = data.run;
+  const found = data.comparison;
+  $("shadow-actions").hidden = !run;
+  $("shadow-caption").textContent = run
+    ? `Shadowing ${run.candidate} (intents ${run.intents_version}) since ${when(run.started_at)}: ${run.decided} decided, ${run.pending} queued, ${run.dropped} dropped (queue full), ${run.failed} failed.`
+    : "No shadow run. Start one with Shadow on a version: it routes every live message too, off the request path; customers only ever see live.";
+  if (!found || !found.messages) {
+    $("shadow-figures").replaceChildren();
+    $("shadow-disagreements").replaceChildren(run ? h("p", { class: "muted" }, "No message shadowed yet.") : "");
+    return;
+  }
+  $("shadow-figures").replaceChildren(
+    figure(found.messages, "messages both decided"),
+    figure(pct(found.agreement, 1), "agreement", "good"),
+    figure(found.reviewed, "of them reviewed"),
+    figure(pct(found.live_accuracy), "live correct (reviewed)"),
+    figure(pct(found.shadow_accuracy), "shadow correct (reviewed)"),
+  );
+  $("shadow-disagreements").replaceChildren(
+    ...found.disagreements.map((d) =>
+      h(
+        "div",
+        { class: "group" },
+        h("h3", {}, h("span", { class: "move" }, `live ${d.live} · shadow ${d.shadow}`), h("span", { class: "pill" }, `${d.count}`)),
+        h("ul", {}, d.examples.map((text) => h("li", {}, `“${text}”`))),
+      ),
+    ),
+  );
+}
+
+async function startShadow(v) {
+  try {
+    showShadow(await api("/v1/admin/shadow", { method: "POST", body: { version_id: v.id } }));
+    toast(`Version ${v.id} shadows live traffic now.`);
+  } catch (error) {
+    toast(error.message, true);
+  }
+}
+
+$("shadow-refresh").addEventListener("click", () => loadShadow().catch((error) => toast(error.message, true)));
+$("shadow-stop").addEventListener("click", async () => {
+  try {
+    showShadow({ ...(await api("/v1/admin/shadow", { method: "DELETE" })), run: null });
+  } catch (error) {
+    toast(error.message, true);
+  }
+});
+$("shadow-promote").addEventListener("click", async () => {
+  if (!confirm("Make the shadow's version live on every replica?")) return;
+  try {
+    const done = await api("/v1/admin/shadow/promote", { method: "POST" });
+    toast(`Version ${done.version.id} is live; the shadow run stopped.`);
+    await Promise.all([loadVersions(), loadShadow()]);
+  } catch (error) {
+    toast(error.message, true);
+  }
+});
+
 $("folder-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const folder = $("folder").value.trim();
   if (folder) runDiff({ intents_dir: folder }, folder);
 });
 setUpKeyButton();
-loadVersions().catch((error) => toast(error.message, true));
+Promise.all([loadVersions(), loadShadow()])
+  .then(() => (document.body.dataset.ready = "true")) // page tests wait for this
+  .catch((error) => toast(error.message, true));
