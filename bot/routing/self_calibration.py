@@ -32,9 +32,12 @@ from bot.routing.state import RoutingState, Scoring, intent_text_kinds
 
 log = logging.getLogger(__name__)
 
-ALGORITHM = "self-2"  # part of the cache key: a changed algorithm refits every folder once
+ALGORITHM = "self-3"  # part of the cache key: a changed algorithm refits every folder once
 THRESHOLDS = np.round(np.arange(0.05, 0.995, 0.01), 3)  # confidence grid, shared with `bot calibrate`
-MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2)
+# Margins in steps of 0.01: with a folder's own few examples the confidence map's slope is only roughly
+# known, so a coarse grid (0.05 then 0.1) could jump from "too loose" to "far too strict" and the fit's
+# choice would swing with the encoder's rounding (int8 vs fp32 vectors of the same model)
+MARGINS = tuple(float(m) for m in np.round(np.arange(0.0, 0.205, 0.01), 2))
 MIN_INTENTS = 3  # fewer cannot show what an out-of-scope message looks like
 MIN_QUERIES = 6  # examples that can be scored leave-one-out (an intent keeps its name and description)
 QUERY_KINDS = ("example",)  # names and descriptions do not read like customer messages
