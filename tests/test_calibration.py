@@ -168,8 +168,10 @@ def test_an_out_of_scope_prior_keeps_the_promise_when_traffic_has_more_of_them()
     assert accepted_right / accepted == pytest.approx(planned.precision, abs=0.03)
 
 
-def test_a_calibration_applies_to_the_onnx_exports_of_its_model() -> None:
+def test_a_calibration_applies_to_its_model_on_every_backend() -> None:
     from bot.routing.calibration import same_model
 
     assert same_model("m@1", "m@1") and same_model("m@1", "m@1+onnx-int8")
-    assert not same_model("m@1", "m@2") and not same_model("m@1+onnx", "m@1")
+    # fitted on the default int8 backend, it still applies when a user switches to torch
+    assert same_model("m@1+onnx-int8", "m@1") and same_model("m@1+onnx", "m@1+onnx-int8")
+    assert not same_model("m@1", "m@2") and not same_model("m@1+onnx-int8", "m@2")

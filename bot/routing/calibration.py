@@ -61,11 +61,17 @@ def calibration_id(calibration: Calibration) -> str:
     return content_id(calibration.model_dump(mode="json"))
 
 
+def base_model_id(model_id: str) -> str:
+    """The model without its backend (`...+onnx`, `...+onnx-int8`): what a calibration file names, so
+    one fitted on any backend applies to all of them."""
+    return model_id.split("+", 1)[0]
+
+
 def same_model(fitted_for: str, model_id: str) -> bool:
-    """Whether a calibration fitted for `fitted_for` applies to `model_id`: the same model, or an ONNX
-    export of it (`...+onnx`, `...+onnx-int8`), whose vectors agree with the original's to 0.97 cosine or better
-    (tests/test_encoders.py), so a folder routes alike on every backend."""
-    return fitted_for == model_id or fitted_for == model_id.split("+", 1)[0]
+    """Whether a calibration fitted for `fitted_for` applies to `model_id`: the same model on any backend
+    (torch, or its ONNX exports, whose vectors agree with torch's to 0.97 cosine or better, see
+    tests/test_encoders.py), so a folder routes alike on every backend, whichever one calibrated it."""
+    return base_model_id(fitted_for) == base_model_id(model_id)
 
 
 def load_calibration(folder: Path, model_id: str) -> Calibration | None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from bot.errors import ModelError
 
@@ -52,7 +53,10 @@ def export_onnx(model_path: Path, target: Path, *, quantized: bool) -> Path:
     runs in a child process: a server's first start then holds the same memory as a warm start.
     """
     file = target / ("model_int8.onnx" if quantized else "model.onnx")
-    with _export_lock:
+    target.mkdir(parents=True, exist_ok=True)
+    # A lock file, not only a thread lock: replicas starting together on an empty cache would otherwise
+    # export at once, and the quantizer's own scratch files (model-inferred.onnx) are not per process
+    with _export_lock, FileLock(str(target / ".export.lock")):
         if not file.is_file():
             log.warning("exporting %s to ONNX (once, about 20 s; cached in %s)", model_path, target)
             command = [sys.executable, "-m", __name__, str(model_path), str(target)]

@@ -139,9 +139,7 @@ class Engine:
         _base, state, operating_point = self._prepare(Path(folder), self.extra_examples)
         return state, operating_point
 
-    def _prepare(
-        self, folder: Path, extra: Mapping[str, list[str]]
-    ) -> tuple[IntentSet, RoutingState, str]:
+    def _prepare(self, folder: Path, extra: Mapping[str, list[str]]) -> tuple[IntentSet, RoutingState, str]:
         """Read, validate, embed and calibrate a folder: its YAML intents, the state and the operating point."""
         base = load_intents(folder)
         intents = base.with_extra_examples(dict(extra))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.routing.calibration import Calibration, CalibrationSource
+from bot.routing.calibration import Calibration, CalibrationSource, base_model_id
 from bot.routing.scoring import intent_scores, left_out_rows, top_two
 from bot.routing.self_calibration import THRESHOLDS, fit_confidence
 from bot.routing.state import Scoring
@@ -243,7 +243,7 @@ def calibrate(
         key = (fit.reached, fit.coverage if fit.reached else fit.precision, float(right.mean()))
         if chosen is None or key > chosen[0]:
             calibration = Calibration(
-                model_id=engine.model_id,
+                model_id=base_model_id(engine.model_id),  # backend-neutral: see same_model
                 slope=round(slope, 4),
                 center=round(center, 4),
                 threshold=fit.threshold,
