@@ -88,6 +88,18 @@ def test_versions_page_diffs_an_old_version_and_rolls_back_to_it(
     }  # the shadow disagrees exactly where the diff said version 1 would
     browser.execute_script("document.getElementById('shadow').scrollIntoView()")
     screenshot(browser, "versions-shadow")
+
+    # the stats page compares the same run: agreement and the most frequent disagreements
+    browser.get(f"{live.url}/review/stats")
+    wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    card = browser.find_element(By.ID, "shadow-card").text
+    assert (
+        f"{comparison['agreement'] * 100:.1f}%" in card and f"{len(MESSAGES)} messages both decided" in card
+    )
+    moves = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".shadow-moves li span:first-child")]
+    assert moves == [f"live {d['live']} → shadow {d['shadow']}" for d in comparison["disagreements"]]
+    browser.get(f"{live.url}/review/versions")
+    wait.until(lambda d: not d.find_element(By.ID, "shadow-actions").get_attribute("hidden"))
     browser.find_element(By.ID, "shadow-stop").click()
     wait.until(lambda d: d.find_element(By.ID, "shadow-actions").get_attribute("hidden") is not None)
 

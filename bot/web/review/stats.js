@@ -223,6 +223,39 @@ function kpi(label, value, sub) {
   return h("div", { class: "kpi" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), h("div", { class: "sub" }, sub));
 }
 
+// The shadow run's comparison on the same messages; starting, stopping and promoting live on the
+// versions page (they change what customers get, so they sit next to the versions they act on).
+function showShadow(data) {
+  const run = data.run;
+  const found = data.comparison;
+  const link = h("a", { href: "/review/versions#shadow" }, "Versions");
+  $("shadow-caption").replaceChildren(
+    run
+      ? `Shadowing ${run.candidate} (intents ${run.intents_version}): ${run.decided} messages decided by both, ${run.dropped} skipped (queue full). Promote or stop it on `
+      : "No shadow run. Start one on ",
+    link,
+    run ? "." : ": a candidate version routes every live message too, and customers only ever see live.",
+  );
+  if (!found || !found.messages) {
+    $("shadow-kpis").replaceChildren();
+    $("shadow-disagreements").replaceChildren();
+    return;
+  }
+  $("shadow-kpis").replaceChildren(
+    kpi("Agreement", pct(found.agreement, 1), `${found.messages.toLocaleString()} messages both decided`),
+    kpi("Live correct", pct(found.live_accuracy), `of ${found.reviewed} reviewed`),
+    kpi("Shadow correct", pct(found.shadow_accuracy), `of ${found.reviewed} reviewed`),
+  );
+  $("shadow-disagreements").replaceChildren(
+    h("h3", { class: "label" }, "Most frequent disagreements"),
+    h(
+      "ul",
+      { class: "shadow-moves" },
+      found.disagreements.map((d) => h("li", {}, h("span", {}, `live ${d.live} → shadow ${d.shadow}`), h("span", { class: "pill" }, `${d.count}`))),
+    ),
+  );
+}
+
 async function load() {
   const days = $("days").value;
   const stats = await api(`/v1/stats?days=${days}`);
@@ -243,6 +276,7 @@ async function load() {
   $("chart-confidence").replaceChildren(histogram(stats.confidence_histogram));
   $("chart-accuracy").replaceChildren(accuracyChart(stats.weekly_accuracy));
   $("pairs").replaceChildren(pairsTable(stats.confused_pairs));
+  showShadow(await api("/v1/shadow"));
   $("clusters").replaceChildren(h("p", { class: "muted" }, "Clustering…"));
   const found = await api(`/v1/discovery?days=${days}`);
   $("clusters").replaceChildren(...clusterCards(found));
