@@ -149,3 +149,24 @@ def test_repeated_texts_reuse_the_exact_vector_and_the_cache_stays_bounded(
         again_cached = cached.encode(["my card is lost"])
         repeats.get_many([next(iter(repeats._entries))])[0][0] = 1.0
     assert again_cached.shape == (1, 384)
+
+
+def test_healthz_shows_the_repeat_cache_of_the_onnx_backends(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from bot.api.admin import repeat_cache_out
+    from bot.config import Settings
+    from bot.routing.engine import Engine
+
+    encoder = make_encoder(
+        "bundled", backend="onnx-int8", threads=1, cache_dir=tmp_path_factory.getbasetemp() / "onnx-cache",
+        repeat_cache=8,
+    )  # fmt: skip
+    engine = Engine(Settings(cache_dir=tmp_path, batch_max_size=1), encoder=encoder)
+    before = repeat_cache_out(engine)
+    assert before is not None and before.size == 8
+    engine.direct_encoder.encode(["thanks a lot"])
+    engine.direct_encoder.encode(["Thanks a lot"])
+    after = repeat_cache_out(engine)
+    assert after is not None and after.hits == before.hits + 1 and after.entries >= 1
+    assert repeat_cache_out(Engine(Settings(cache_dir=tmp_path), encoder=FakeEncoder())) is None

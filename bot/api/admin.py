@@ -9,7 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from bot.api import versions
 from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, ServiceDep, SettingsDep, require
-from bot.api.schemas import HealthOut, IntentOut, IntentsOut, QueueOut, ReloadOut
+from bot.api.schemas import HealthOut, IntentOut, IntentsOut, QueueOut, ReloadOut, RepeatCacheOut
+from bot.routing.engine import Engine
 from bot.store.db import ping
 
 router = APIRouter(tags=["admin"])
@@ -82,4 +83,13 @@ def healthz(
         intents=len(engine.intents.intents),
         database=db_state,
         auth="keys" if settings.api_keys.strip() else "open",
+        repeat_cache=repeat_cache_out(engine),
     )
+
+
+def repeat_cache_out(engine: Engine) -> RepeatCacheOut | None:
+    """The encoder's repeated-text cache figures, if its backend has one."""
+    cache = getattr(engine.direct_encoder, "repeats", None)
+    if cache is None:
+        return None
+    return RepeatCacheOut(size=cache.size, entries=len(cache), hits=cache.hits, misses=cache.misses)

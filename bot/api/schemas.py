@@ -321,6 +321,15 @@ class QueueOut(BaseModel):
     slowest_batch_ms: float
 
 
+class RepeatCacheOut(BaseModel):
+    """How often a message's vector came from the repeated-text cache instead of the encoder."""
+
+    size: int = Field(description="Most entries kept.")
+    entries: int
+    hits: int
+    misses: int
+
+
 class HealthOut(BaseModel):
     """Liveness and what is loaded."""
 
@@ -335,6 +344,9 @@ class HealthOut(BaseModel):
     )
     queues: dict[str, QueueOut] = Field(description="Routing and decision-writing queues of this process.")
     auth: Literal["keys", "open"]
+    repeat_cache: RepeatCacheOut | None = Field(
+        None, description="The repeated-text cache of this process (onnx backends; BOT_REPEAT_CACHE)."
+    )
 
 
 class TicketDetailOut(BaseModel):

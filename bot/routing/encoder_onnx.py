@@ -242,6 +242,9 @@ class RepeatCache:
         self._entries: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def get_many(self, keys: Sequence[bytes]) -> dict[int, np.ndarray]:
         """Cached vectors by position in `keys`; each hit becomes the most recently used."""
         found: dict[int, np.ndarray] = {}
