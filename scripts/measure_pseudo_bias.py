@@ -1,0 +1,150 @@
+"""How self-calibration's pseudo-queries differ from real messages: the `PseudoBias` factors, measured on
+BANKING77 train.csv only (never test.csv, never HWU64).
+
+    python scripts/measure_pseudo_bias.py [--self-train] [--data ../shared/data/banking77/train.csv]
+
+In scope: the shipped intents (their calibration.yaml ignored) give pseudo-queries (each example scored
+leave-one-out) and a confidence map fitted on them; train.csv messages are real queries, scored with the
+same map. For every threshold 0.30-0.80 and margin 0.00-0.10 the share answered right and answered wrong
+is computed for both; `right_in` and `wrong_in` are the medians of real / pseudo over that grid.
+Out of scope: the 20 held-out intents of docs/evaluation.md are removed from the folder; the kept
+intents' removed-intent pseudo-queries against the train messages of the removed intents (real
+out-of-scope messages): `accepted_out` is the median of real / pseudo acceptance over the same grid.
+With --self-train each folder (all intents; the kept ones) is routed with the encoder fine-tuned on its
+own texts, as `BOT_SELF_TRAIN` does (`TRAINED_BIAS`); without, the stock encoder (`FROZEN_BIAS`). The
+backend is the settings' (`BOT_ENCODER_BACKEND`, default onnx-int8). Progress on stderr, result on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bot.config import Settings
+from bot.routing.engine import Engine
+from bot.routing.scoring import intent_scores, top_two
+from bot.routing.self_calibration import PseudoQueries, pseudo_queries, query_rows
+from bot.tuning.datasets import read_dataset
+from bot.tuning.self_training import self_trained_model
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from bench_oos_prior import HELD_OUT  # noqa: E402  (the one list of the 20 held-out intents)
+
+# the grid the shipped factors were measured over: self-calibration's thresholds from 0.30 to 0.80 and
+# its former margins up to 0.10
+THRESHOLDS = np.round(np.arange(0.30, 0.805, 0.01), 2)
+MARGINS = np.array([0.0, 0.02, 0.05, 0.1])
+
+
+def folder_without(intents_dir: Path, target: Path, drop: frozenset[str]) -> Path:
+    """A copy of the folder without calibration.yaml and without the intents in `drop`."""
+    from ruamel.yaml import YAML
+
+    shutil.copytree(intents_dir, target)
+    (target / "calibration.yaml").unlink(missing_ok=True)
+    if drop:
+        yaml = YAML()
+        for path in target.glob("*.yaml"):
+            data = yaml.load(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("intents"), list):
+                data["intents"] = [i for i in data["intents"] if i.get("name") not in drop]
+                with path.open("w", encoding="utf-8") as handle:
+                    yaml.dump(data, handle)
+    return target
+
+
+def engine_for(folder: Path, cache: Path, self_train: bool) -> Engine:
+    """An engine on `folder` (stock or self-trained model), its state without any calibration."""
+    settings = Settings(
+        intents_dir=folder, cache_dir=cache, self_calibrate=False, self_train=False, torch_threads=2
+    )
+    if self_train:
+        from bot.content.intents import load_intents
+
+        path = self_trained_model(settings, load_intents(folder))
+        if path is None:
+            raise SystemExit(f"{folder} is too small to train on")
+        settings = settings.with_overrides(model=str(path))
+    engine = Engine(settings, progress=True)
+    engine.load()
+    return engine
+
+
+def real_scores(engine: Engine, pseudo: PseudoQueries, texts: list[str]) -> tuple[np.ndarray, ...]:
+    """Confidence, lead and top intent of real messages, in the pseudo-queries' confidence map."""
+    state = engine.state
+    vectors = engine.query_encoder.encode(texts, progress=True)
+    top, score, second = top_two(intent_scores(state, vectors, pseudo.scoring))
+    confidence = pseudo.scoring.confidence(score)
+    return confidence, confidence - pseudo.scoring.confidence(second), top
+
+
+def ratio_median(real: list[float], pseudo: list[float]) -> float:
+    """Median of real / pseudo over the grid points where the pseudo share is not zero."""
+    ratios = [r / p for r, p in zip(real, pseudo, strict=True) if p > 0]
+    return round(statistics.median(ratios), 2) if ratios else float("nan")
+
+
+def main() -> None:
+    """Measure and print the three factors."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
+    )
+    parser.add_argument("--intents", type=Path, default=ROOT / "intents")
+    parser.add_argument("--self-train", action="store_true")
+    args = parser.parse_args()
+    if "test" in args.data.name:
+        raise SystemExit("the factors are chosen on training data only; give train.csv")
+    rows = read_dataset(args.data)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = ROOT / ".bot_cache"  # trained models and embeddings are reused between runs
+        full = engine_for(
+            folder_without(args.intents, Path(tmp) / "all", frozenset()), cache, args.self_train
+        )
+        state = full.state
+        pseudo = pseudo_queries(state, full.settings, query_rows(state))
+        names = [intent.name for intent in state.intents.intents]
+        labelled = [r for r in rows if r.label in names]
+        confidence, lead, top = real_scores(full, pseudo, [r.text for r in labelled])
+        right = np.array([names[t] == r.label for t, r in zip(top, labelled, strict=True)])
+        real_right, real_wrong, pseudo_right, pseudo_wrong = [], [], [], []
+        for threshold in THRESHOLDS:
+            for margin in MARGINS:
+                answered = (confidence >= threshold) & (lead >= margin)
+                real_right.append(float((answered & right).mean()))
+                real_wrong.append(float((answered & ~right).mean()))
+                pseudo_answered = (pseudo.conf_in >= threshold) & (pseudo.lead_in >= margin)
+                pseudo_right.append(float((pseudo_answered & pseudo.right).mean()))
+                pseudo_wrong.append(float((pseudo_answered & ~pseudo.right).mean()))
+
+        kept = engine_for(folder_without(args.intents, Path(tmp) / "kept", HELD_OUT), cache, args.self_train)
+        kept_pseudo = pseudo_queries(kept.state, kept.settings, query_rows(kept.state))
+        outside = [r.text for r in rows if r.label in HELD_OUT]
+        out_confidence, out_lead, _ = real_scores(kept, kept_pseudo, outside)
+        real_out, pseudo_out = [], []
+        for threshold in THRESHOLDS:
+            for margin in MARGINS:
+                real_out.append(float(((out_confidence >= threshold) & (out_lead >= margin)).mean()))
+                accepted = (kept_pseudo.conf_out >= threshold) & (kept_pseudo.lead_out >= margin)
+                pseudo_out.append(float(accepted.mean()))
+    print(
+        f"{'self-trained' if args.self_train else 'stock'} encoder, {full.model_id}: "
+        f"right_in={ratio_median(real_right, pseudo_right)} wrong_in={ratio_median(real_wrong, pseudo_wrong)} "
+        f"accepted_out={ratio_median(real_out, pseudo_out)} "
+        f"({len(labelled)} in-scope and {len(outside)} out-of-scope train messages; "
+        f"{len(THRESHOLDS)} thresholds x {len(MARGINS)} margins)"
+    )
+
+
+if __name__ == "__main__":
+    main()
