@@ -426,7 +426,14 @@ def begin_shadow(app: FastAPI, intents_dir: str | None, version_id: int | None, 
         version = versions.store(database, versions.snapshot(folder, engine.model_id), f"{by} (shadow)")
         label = f"version {version.id} ({folder})"
     state, _ = engine.candidate(versions.materialize(version, settings.cache_dir))
-    run = ShadowRun(engine, database, state, candidate=label, version_id=version.id).start()
+    pipeline = app.state.pipeline
+
+    def live_busy() -> bool:
+        return any(queue.pending > 0 for queue in pipeline.stats().values())
+
+    run = ShadowRun(
+        engine, database, state, candidate=label, version_id=version.id, live_busy=live_busy
+    ).start()
     end_shadow(app)
     app.state.shadow = run
     app.state.pipeline.shadow = run
