@@ -148,3 +148,29 @@ def test_a_shadow_starts_and_stops_at_runtime_and_bad_requests_are_refused(
             "/v1/shadow", params={"intents_version": stopped["run"]["intents_version"]}
         ).json()
         assert earlier["comparison"]["messages"] == 5
+
+
+def test_a_shadow_waits_while_live_requests_are_queued_and_drains_when_stopped(
+    shadowed: tuple[TestClient, str, Path, Path],
+) -> None:
+    """Its own work would take CPU and GIL time from live requests, so it runs only in lulls; stopping
+    it still decides and stores everything it queued."""
+    client, url, _, _ = shadowed
+    run = client.app.state.shadow  # type: ignore[attr-defined]
+    busy = [True]
+    run._live_busy = lambda: busy[0]  # stands in for the pipeline's queues, so the test controls "busy"
+    for message in MESSAGES[:5]:
+        assert client.post("/v1/chat", json={"message": message}).status_code == 200
+    time.sleep(0.3)
+    assert run.snapshot().decided == 0  # live is busy: the shadow holds its batch and decides nothing
+    busy[0] = False
+    assert eventually(lambda: run.snapshot().decided == 5, seconds=30)  # a lull: it catches up
+    busy[0] = True
+    for message in MESSAGES[5:8]:
+        assert client.post("/v1/chat", json={"message": message}).status_code == 200
+    stopped = client.delete("/v1/admin/shadow")  # busy or not, what was queued is decided and stored
+    assert stopped.status_code == 200 and run.snapshot().decided == 8
+    database = make_engine(url)
+    with Session(database) as session:
+        assert len(session.exec(select(ShadowDecision)).all()) == 8
+    database.dispose()
