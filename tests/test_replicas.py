@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,12 +12,7 @@ import httpx
 import pytest
 
 from tests.api_support import make_intents, row_counts, temporary_database
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.servers import bot_servers
 
 
 @pytest.fixture()
@@ -34,43 +26,8 @@ def two_servers(tmp_path: Path, cache_dir: Path) -> Iterator[tuple[list[str], st
             "BOT_API_KEYS": "",
             "HF_HUB_OFFLINE": "1",
         }
-        ports = [free_port(), free_port()]
-        logs = [(tmp_path / f"server{p}.log").open("w") for p in ports]
-        servers = [
-            subprocess.Popen(
-                [sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port", str(port)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            for port, log in zip(ports, logs, strict=True)
-        ]
-        urls = [f"http://127.0.0.1:{p}" for p in ports]
-        try:
-            deadline = time.monotonic() + 120
-            for url_, server in zip(urls, servers, strict=True):
-                while True:
-                    assert server.poll() is None, (
-                        tmp_path / f"server{url_.rsplit(':', 1)[1]}.log"
-                    ).read_text()
-                    try:
-                        if httpx.get(f"{url_}/healthz", timeout=2).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    assert time.monotonic() < deadline, "server did not start within 120 s"
-                    time.sleep(0.5)
-            yield urls, url
-        finally:
-            for server in servers:
-                server.terminate()
-            for server in servers:
-                try:
-                    server.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-            for log in logs:
-                log.close()
+        with bot_servers(tmp_path, env, 2) as served:
+            yield [one.url for one in served], url
 
 
 @pytest.mark.slow

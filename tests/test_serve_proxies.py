@@ -4,8 +4,6 @@ access log shows. uvicorn's own proxy handling trusted any value from 127.0.0.1;
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,14 +12,12 @@ import httpx
 import pytest
 
 from tests.api_support import make_intents
-from tests.test_replicas import free_port
+from tests.servers import bot_servers
 
 
 @pytest.fixture()
 def served(tmp_path: Path, cache_dir: Path) -> Iterator[tuple[str, Path]]:
     """`bot serve` trusting 127.0.0.1 as its proxy, 3 requests a minute per client address."""
-    port = free_port()
-    log_path = tmp_path / "server.log"
     env = {
         **os.environ,
         "BOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.store.db'}",
@@ -30,29 +26,9 @@ def served(tmp_path: Path, cache_dir: Path) -> Iterator[tuple[str, Path]]:
         "BOT_RATE_LIMIT_PER_IP": "3/minute",
         "HF_HUB_OFFLINE": "1",
     }
-    command = [sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port", str(port)]
-    command += ["--intents", str(make_intents(tmp_path / "intents")), "--forwarded-allow-ips", "127.0.0.1"]
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert server.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "server did not start within 120 s"
-                time.sleep(0.5)
-            yield url, log_path
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    args = ["--intents", str(make_intents(tmp_path / "intents")), "--forwarded-allow-ips", "127.0.0.1"]
+    with bot_servers(tmp_path, env, args=args) as (served,):
+        yield served.url, served.log
 
 
 def test_forwarded_addresses_are_checked_and_the_log_keeps_secrets_out(served: tuple[str, Path]) -> None:

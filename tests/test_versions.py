@@ -190,7 +190,7 @@ def eventually(check: Callable[[], bool], seconds: float = 60) -> bool:
 
 @pytest.mark.slow
 def test_activating_on_one_replica_makes_both_route_by_it(tmp_path: Path, cache_dir: Path) -> None:
-    from tests.test_replicas import free_port
+    from tests.servers import bot_servers
 
     with temporary_database("postgresql", tmp_path) as url:
         folder = make_intents(tmp_path / "intents")
@@ -203,41 +203,13 @@ def test_activating_on_one_replica_makes_both_route_by_it(tmp_path: Path, cache_
             "BOT_LEARNED_SYNC_SECONDS": "0.5",
             "HF_HUB_OFFLINE": "1",
         }
-        ports = [free_port(), free_port()]
-        logs = [(tmp_path / f"server{p}.log").open("w") for p in ports]
-        a, b = (f"http://127.0.0.1:{p}" for p in ports)
-
-        def up(base: str) -> bool:
-            try:
-                return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
 
         def version(base: str) -> str:
             return str(httpx.get(f"{base}/healthz", timeout=5).json()["intents_version"])
 
-        servers: list[subprocess.Popen[bytes]] = []
-        try:
-            # one after the other: the second finds the first's model files (exported once) in the cache
-            for port, log, base in zip(ports, logs, (a, b), strict=True):
-                servers.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-c",
-                            "from bot.cli import main; main()",
-                            "serve",
-                            "--port",
-                            str(port),
-                        ],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-                assert eventually(lambda base=base: up(base), 120), (
-                    tmp_path / f"server{port}.log"
-                ).read_text()
+        # one after the other: the second finds the first's model files (exported once) in the cache
+        with bot_servers(tmp_path, env, 2, one_by_one=True) as served:
+            a, b = (one.url for one in served)
             v1 = version(a)
             assert version(b) == v1
             edit(folder, ARRIVAL, ARRIVAL_NEW)
@@ -251,13 +223,3 @@ def test_activating_on_one_replica_makes_both_route_by_it(tmp_path: Path, cache_
             httpx.post(f"{a}/v1/chat", json={"message": "where is my new card?"}, timeout=30)
             logged = httpx.get(f"{b}/v1/logs", params={"reviewed": "false"}, timeout=30).json()["items"]
             assert [d["intents_version"] for d in logged] == [v1]
-        finally:
-            for server in servers:
-                server.terminate()
-            for server in servers:
-                try:
-                    server.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    server.kill()
-            for log in logs:
-                log.close()
