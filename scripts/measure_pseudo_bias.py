@@ -18,18 +18,18 @@ backend is the settings' (`BOT_ENCODER_BACKEND`, default onnx-int8). Progress on
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from bot.config import Settings
+from bot.content.intents import IntentSet, content_hash, load_intents
 from bot.routing.engine import Engine
 from bot.routing.scoring import intent_scores, top_two
 from bot.routing.self_calibration import PseudoQueries, pseudo_queries, query_rows
+from bot.routing.state import RoutingState
 from bot.tuning.datasets import read_dataset
 from bot.tuning.self_training import self_trained_model
 
@@ -43,43 +43,24 @@ THRESHOLDS = np.round(np.arange(0.30, 0.805, 0.01), 2)
 MARGINS = np.array([0.0, 0.02, 0.05, 0.1])
 
 
-def folder_without(intents_dir: Path, target: Path, drop: frozenset[str]) -> Path:
-    """A copy of the folder without calibration.yaml and without the intents in `drop`."""
-    from ruamel.yaml import YAML
-
-    shutil.copytree(intents_dir, target)
-    (target / "calibration.yaml").unlink(missing_ok=True)
-    if drop:
-        yaml = YAML()
-        for path in target.glob("*.yaml"):
-            data = yaml.load(path.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and isinstance(data.get("intents"), list):
-                data["intents"] = [i for i in data["intents"] if i.get("name") not in drop]
-                with path.open("w", encoding="utf-8") as handle:
-                    yaml.dump(data, handle)
-    return target
-
-
-def engine_for(folder: Path, cache: Path, self_train: bool) -> Engine:
-    """An engine on `folder` (stock or self-trained model), its state without any calibration."""
-    settings = Settings(
-        intents_dir=folder, cache_dir=cache, self_calibrate=False, self_train=False, torch_threads=2
-    )
+def engine_for(intents_dir: Path, intents: IntentSet, self_train: bool) -> tuple[Engine, RoutingState]:
+    """An engine with the stock model or the one fine-tuned on `intents`, and `intents`' state without
+    any calibration (the folder's calibration.yaml plays no part)."""
+    settings = Settings(intents_dir=intents_dir, self_calibrate=False, self_train=False, torch_threads=2)
     if self_train:
-        from bot.content.intents import load_intents
-
-        path = self_trained_model(settings, load_intents(folder))
+        path = self_trained_model(settings, intents)
         if path is None:
-            raise SystemExit(f"{folder} is too small to train on")
+            raise SystemExit("the folder is too small to train on")
         settings = settings.with_overrides(model=str(path))
     engine = Engine(settings, progress=True)
     engine.load()
-    return engine
+    return engine, engine.with_intents(intents, calibration=None)
 
 
-def real_scores(engine: Engine, pseudo: PseudoQueries, texts: list[str]) -> tuple[np.ndarray, ...]:
+def real_scores(
+    engine: Engine, state: RoutingState, pseudo: PseudoQueries, texts: list[str]
+) -> tuple[np.ndarray, ...]:
     """Confidence, lead and top intent of real messages, in the pseudo-queries' confidence map."""
-    state = engine.state
     vectors = engine.query_encoder.encode(texts, progress=True)
     top, score, second = top_two(intent_scores(state, vectors, pseudo.scoring))
     confidence = pseudo.scoring.confidence(score)
@@ -106,37 +87,35 @@ def main() -> None:
     if "test" in args.data.name:
         raise SystemExit("the factors are chosen on training data only; give train.csv")
     rows = read_dataset(args.data)
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = ROOT / ".bot_cache"  # trained models and embeddings are reused between runs
-        full = engine_for(
-            folder_without(args.intents, Path(tmp) / "all", frozenset()), cache, args.self_train
-        )
-        state = full.state
-        pseudo = pseudo_queries(state, full.settings, query_rows(state))
-        names = [intent.name for intent in state.intents.intents]
-        labelled = [r for r in rows if r.label in names]
-        confidence, lead, top = real_scores(full, pseudo, [r.text for r in labelled])
-        right = np.array([names[t] == r.label for t, r in zip(top, labelled, strict=True)])
-        real_right, real_wrong, pseudo_right, pseudo_wrong = [], [], [], []
-        for threshold in THRESHOLDS:
-            for margin in MARGINS:
-                answered = (confidence >= threshold) & (lead >= margin)
-                real_right.append(float((answered & right).mean()))
-                real_wrong.append(float((answered & ~right).mean()))
-                pseudo_answered = (pseudo.conf_in >= threshold) & (pseudo.lead_in >= margin)
-                pseudo_right.append(float((pseudo_answered & pseudo.right).mean()))
-                pseudo_wrong.append(float((pseudo_answered & ~pseudo.right).mean()))
+    base = load_intents(args.intents)
+    full, state = engine_for(args.intents, base, args.self_train)
+    pseudo = pseudo_queries(state, full.settings, query_rows(state))
+    names = [intent.name for intent in state.intents.intents]
+    labelled = [r for r in rows if r.label in names]
+    confidence, lead, top = real_scores(full, state, pseudo, [r.text for r in labelled])
+    right = np.array([names[t] == r.label for t, r in zip(top, labelled, strict=True)])
+    real_right, real_wrong, pseudo_right, pseudo_wrong = [], [], [], []
+    for threshold in THRESHOLDS:
+        for margin in MARGINS:
+            answered = (confidence >= threshold) & (lead >= margin)
+            real_right.append(float((answered & right).mean()))
+            real_wrong.append(float((answered & ~right).mean()))
+            pseudo_answered = (pseudo.conf_in >= threshold) & (pseudo.lead_in >= margin)
+            pseudo_right.append(float((pseudo_answered & pseudo.right).mean()))
+            pseudo_wrong.append(float((pseudo_answered & ~pseudo.right).mean()))
 
-        kept = engine_for(folder_without(args.intents, Path(tmp) / "kept", HELD_OUT), cache, args.self_train)
-        kept_pseudo = pseudo_queries(kept.state, kept.settings, query_rows(kept.state))
-        outside = [r.text for r in rows if r.label in HELD_OUT]
-        out_confidence, out_lead, _ = real_scores(kept, kept_pseudo, outside)
-        real_out, pseudo_out = [], []
-        for threshold in THRESHOLDS:
-            for margin in MARGINS:
-                real_out.append(float(((out_confidence >= threshold) & (out_lead >= margin)).mean()))
-                accepted = (kept_pseudo.conf_out >= threshold) & (kept_pseudo.lead_out >= margin)
-                pseudo_out.append(float(accepted.mean()))
+    kept_intents = tuple(i for i in base.intents if i.name not in HELD_OUT)
+    kept_set = IntentSet(intents=kept_intents, version=content_hash(i.spec for i in kept_intents))
+    kept, kept_state = engine_for(args.intents, kept_set, args.self_train)
+    kept_pseudo = pseudo_queries(kept_state, kept.settings, query_rows(kept_state))
+    outside = [r.text for r in rows if r.label in HELD_OUT]
+    out_confidence, out_lead, _ = real_scores(kept, kept_state, kept_pseudo, outside)
+    real_out, pseudo_out = [], []
+    for threshold in THRESHOLDS:
+        for margin in MARGINS:
+            real_out.append(float(((out_confidence >= threshold) & (out_lead >= margin)).mean()))
+            accepted = (kept_pseudo.conf_out >= threshold) & (kept_pseudo.lead_out >= margin)
+            pseudo_out.append(float(accepted.mean()))
     print(
         f"{'self-trained' if args.self_train else 'stock'} encoder, {full.model_id}: "
         f"right_in={ratio_median(real_right, pseudo_right)} wrong_in={ratio_median(real_wrong, pseudo_wrong)} "
