@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -181,6 +182,29 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(
     if field is not None:
         assert error["field"] == field
     assert row_counts(db_url) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"message": "my new card still hasn't come", "metadata": {"first_name": "Ann"}}, 200),
+        ({"message": "   "}, 422),  # the endpoint's own check
+        ({"message": "hi", "conversation_id": "nope"}, 404),  # raised by the pipeline
+        ({"message": "hi", "colour": "red"}, 422),  # not a valid ChatIn: FastAPI's validation answers
+        (["hi"], 422),
+    ],
+)
+def test_chat_fast_path_answers_as_the_route_does(client: TestClient, body: object, status: int) -> None:
+    # application/json takes bot.api.chat.ChatFastPath; a "+json" type goes through FastAPI's own route
+    answers = []
+    for content_type in ("application/json; charset=utf-8", "application/vnd.bot+json"):
+        response = client.post("/v1/chat", content=json.dumps(body), headers={"content-type": content_type})
+        assert response.status_code == status, response.text
+        answer = response.json()
+        for key in ("conversation_id", "message_id", "decision_id"):
+            answer.pop(key, None)
+        answers.append((answer, response.headers["content-type"], response.headers.get("content-length")))
+    assert answers[0] == answers[1]
 
 
 def test_route_classifies_without_storing(client: TestClient, db_url: str) -> None:

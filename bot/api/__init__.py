@@ -19,6 +19,7 @@ from bot import __version__
 from bot.api import admin, agents, chat, insights, review, versions, widget
 from bot.api.access_log import install_access_log_redactor
 from bot.api.callers import TrustedProxies
+from bot.api.chat import ChatFastPath
 from bot.api.errors import install_error_handlers
 from bot.api.guard import RateLimits, RequestGuard
 from bot.chat.pipeline import ChatPipeline
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.keys = keys
     app.state.key_names = settings.key_names()
+    app.add_middleware(ChatFastPath)  # innermost: inside CORS and the guard, whose parsed body it reads
     origins = settings.cors_origin_list()
     if origins:
         app.add_middleware(

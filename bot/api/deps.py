@@ -6,8 +6,9 @@ thread, a thread hop per dependency per request that cost a third of the event l
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Set
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -121,56 +122,80 @@ def acting_agent(owner: str | None, claimed: str | None) -> str | None:
     return owner
 
 
-def _refuse_remote_when_open(request: Request) -> None:
+@functools.lru_cache(maxsize=1024)
+def _is_remote(host: str) -> bool:
+    """Whether `host` is a real non-loopback IP address (cached: a server sees few distinct peers)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 from a dual-stack socket is this machine too
+    return not address.is_loopback
+
+
+def _remote_refusal(host: str | None) -> HTTPException | None:
     """Without API keys every endpoint is open, so only this machine may call them.
 
     `bot serve` refuses to listen elsewhere without keys; this holds when uvicorn is started by hand
     (`uvicorn bot.api.main:app --host 0.0.0.0`) too. Only a real non-loopback address is refused: a unix
     socket has none, and test clients name themselves.
     """
-    host = request.client.host if request.client is not None else None
-    try:
-        address = ipaddress.ip_address(host) if host else None
-    except ValueError:
-        return
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:127.0.0.1 from a dual-stack socket is this machine too
-    if address is not None and not address.is_loopback:
-        raise HTTPException(
+    if host and _is_remote(host):
+        return HTTPException(
             403,
             f"this server has no API keys (BOT_API_KEYS), so it answers only requests from this machine, "
             f"not from {host}; set keys to serve other machines",
         )
+    return None
+
+
+def admit(
+    keys: dict[str, str],
+    caller: Callable[[], Caller],
+    host: str | None,
+    allowed: Set[str],
+    path: Callable[[], str],
+) -> str | HTTPException:
+    """The role a request acts with, or the error refusing it (`require`'s rule, as a plain function).
+
+    `caller` is read only when keys are set; `host` is the TCP peer (the open server's loopback rule);
+    `path` gives the URL path for the message.
+    """
+    if not keys:
+        return _remote_refusal(host) or "admin"
+    who = caller()
+    if who.scheme.lower() != "bearer" or not who.token:
+        return HTTPException(
+            401,
+            "missing API key: send 'Authorization: Bearer KEY'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    role = who.role
+    if role is None:
+        return HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+    if role not in allowed:
+        needed = " or ".join(sorted(allowed))
+        return HTTPException(
+            403,
+            f"{_article(role)} {role} key may not use {path()}; it needs {_article(needed)} {needed} key",
+        )
+    return role
 
 
 def require(*roles: str) -> Callable[..., Awaitable[str]]:
     """A dependency admitting keys of these roles (admin is always admitted); open when no keys are set."""
-    allowed = {*roles, "admin"}
+    allowed = frozenset({*roles, "admin"})
 
     async def check(
         request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> str:
         keys: dict[str, str] = request.app.state.keys
-        if not keys:
-            _refuse_remote_when_open(request)
-            return "admin"
-        caller = caller_of(request)
-        if caller.scheme.lower() != "bearer" or not caller.token:
-            raise HTTPException(
-                401,
-                "missing API key: send 'Authorization: Bearer KEY'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        role = caller.role
-        if role is None:
-            raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-        if role not in allowed:
-            needed = " or ".join(sorted(allowed))
-            raise HTTPException(
-                403,
-                f"{_article(role)} {role} key may not use {request.url.path}; it needs {_article(needed)} {needed} key",
-            )
-        return role
+        host = request.client.host if request.client is not None else None
+        outcome = admit(keys, lambda: caller_of(request), host, allowed, lambda: request.url.path)
+        if isinstance(outcome, HTTPException):
+            raise outcome
+        return outcome
 
     return check
 

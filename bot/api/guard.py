@@ -46,6 +46,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CALLER = "bot.caller"  # the scope key holding the request's `Caller`
+# the scope key holding a JSON body as parsed and cleaned here: exactly what parsing the body the app
+# receives gives, so an endpoint on the hot path (bot.api.chat's fast path) need not parse it again
+PARSED_JSON = "bot.json"
 MAX_DEPTH = 32
 _URL_CONTROL = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -306,7 +309,9 @@ class RequestGuard:
                 await _respond(send, 422, "invalid_request", f"JSON is nested deeper than {MAX_DEPTH} levels")
                 return
             try:
-                body = json.dumps(clean_json(parse_json(body)), ensure_ascii=False).encode()
+                parsed = clean_json(parse_json(body))
+                body = json.dumps(parsed, ensure_ascii=False).encode()
+                scope[PARSED_JSON] = parsed
             except NonFiniteNumber as exc:
                 await _respond(send, 422, "invalid_request", _json_error(f"'{exc}' is not a finite number"))
                 return
