@@ -309,8 +309,10 @@ class RequestGuard:
                 await _respond(send, 422, "invalid_request", f"JSON is nested deeper than {MAX_DEPTH} levels")
                 return
             try:
-                parsed = clean_json(parse_json(body))
-                body = json.dumps(parsed, ensure_ascii=False).encode()
+                raw = parse_json(body)
+                parsed = clean_json(raw)
+                if parsed != raw:  # re-encoded only when cleaning changed something: same value either way
+                    body = json.dumps(parsed, ensure_ascii=False).encode()
                 scope[PARSED_JSON] = parsed
             except NonFiniteNumber as exc:
                 await _respond(send, 422, "invalid_request", _json_error(f"'{exc}' is not a finite number"))

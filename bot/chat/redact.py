@@ -100,24 +100,43 @@ def _nanp(match: re.Match[str]) -> str:
     return "[phone number]" if phonenumbers.is_valid_number(number) else match.group()
 
 
+_DIGIT = re.compile(r"\d")  # the same (Unicode) digits the patterns above and phonenumbers match
+
+
 def redact(text: str, region: str = "GB") -> str:
-    """`text` with e-mail addresses, bank and card numbers, ID numbers, secrets and phone numbers replaced."""
-    text = EMAIL.sub("[email]", text)
-    text = IBAN.sub(_iban, text)
-    text = CARD.sub(_card, text)
-    text = SSN.sub(_ssn, text)
-    text = SSN_NAMED.sub(_named_ssn, text)
-    text = NINO.sub("[national insurance number]", text)
-    text = BANK_DETAILS.sub(_bank_details, text)
-    text = NAMED_SORT_CODE.sub(r"\1[sort code]", text)
-    text = NAMED_ACCOUNT.sub(r"\1[account number]", text)
+    """`text` with e-mail addresses, bank and card numbers, ID numbers, secrets and phone numbers replaced.
+
+    Every number pattern needs a least count of digits (a card 13, an SSN 9, ...) and replacements only
+    remove digits, so a pattern is skipped when the text has fewer digits than it needs: a message
+    without digits costs two checks instead of a dozen scans (same result, less time on the event loop).
+    """
+    if "@" in text:
+        text = EMAIL.sub("[email]", text)
+    digits = len(_DIGIT.findall(text))
+    if digits:
+        if digits >= 2:
+            text = IBAN.sub(_iban, text)
+        if digits >= 13:
+            text = CARD.sub(_card, text)
+        if digits >= 9:
+            text = SSN.sub(_ssn, text)
+            text = SSN_NAMED.sub(_named_ssn, text)
+        if digits >= 6:
+            text = NINO.sub("[national insurance number]", text)
+        if digits >= 14:
+            text = BANK_DETAILS.sub(_bank_details, text)
+        if digits >= 6:
+            text = NAMED_SORT_CODE.sub(r"\1[sort code]", text)
+        if digits >= 8:
+            text = NAMED_ACCOUNT.sub(r"\1[account number]", text)
     text = SECRET.sub(_secret, text)
-    # phonenumbers finds national and international formats for the region without false digits runs
-    spans = [(m.start, m.end) for m in phonenumbers.PhoneNumberMatcher(text, region)]
-    for start, end in reversed(spans):
-        text = f"{text[:start]}[phone number]{text[end:]}"
-    if region != "US":
-        text = NANP.sub(_nanp, text)
+    if digits:
+        # phonenumbers finds national and international formats for the region without false digits runs
+        spans = [(m.start, m.end) for m in phonenumbers.PhoneNumberMatcher(text, region)]
+        for start, end in reversed(spans):
+            text = f"{text[:start]}[phone number]{text[end:]}"
+        if region != "US" and digits >= 10:
+            text = NANP.sub(_nanp, text)
     return text
 
 
