@@ -18,8 +18,7 @@ from bot.config import Settings
 from bot.errors import InvalidInputError
 from bot.routing.policy import Decision
 from bot.routing.state import RoutingState
-from bot.store.models import Conversation
-from bot.store.turns import PendingWrite
+from bot.store.turns import ConversationState, PendingWrite
 
 ESCALATE_AFTER_FALLBACKS = 2
 # The clarify answer "something else": a choice no intent can take (an intent of that name, if a folder
@@ -45,7 +44,7 @@ class ConversationRules:
         self.handoff_message = settings.handoff_message
 
     def for_stored_turn(
-        self, conversation: Conversation, pending: PendingWrite
+        self, conversation: ConversationState, pending: PendingWrite
     ) -> tuple[Decision, str | None]:
         """The rules as the turn writer applies them (`bot.store.turns.TurnRules`).
 
@@ -58,7 +57,7 @@ class ConversationRules:
         return self.apply(conversation, pending.decision, pending.text, pending.chosen)
 
     def apply(
-        self, conversation: Conversation, decision: Decision, text: str, chosen: bool
+        self, conversation: ConversationState, decision: Decision, text: str, chosen: bool
     ) -> tuple[Decision, str | None]:
         """Escalate angry messages and repeated fallbacks; keep quiet while a person has the chat."""
         escalation = None
@@ -85,7 +84,7 @@ class ConversationRules:
         return decision, escalation
 
     @staticmethod
-    def remember(conversation: Conversation, decision: Decision, text: str, chosen: bool) -> None:
+    def remember(conversation: ConversationState, decision: Decision, text: str, chosen: bool) -> None:
         """Update what the next turn needs: fallback streak, open clarify options, context."""
         accepted = decision.route in ("answer", "clarify") or decision.intent is not None
         conversation.fallback_streak = 0 if accepted else conversation.fallback_streak + 1
