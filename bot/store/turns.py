@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy import text as sa_text
 from sqlmodel import Session, SQLModel, col, select
 
@@ -213,15 +214,25 @@ TICKETS: Table = SQLModel.metadata.tables["handoff_ticket"]
 
 
 def _reserve_ids(session: Session, table: Table, count: int) -> list[int] | None:
-    """`count` ids from the table's PostgreSQL sequence, ascending; None on databases without one."""
-    if session.get_bind().dialect.name != "postgresql":
-        return None
-    return sorted(
-        session.scalars(
-            sa_text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
-            {"table": table.name, "n": count},
+    """`count` new ids for the table, ascending; None on databases where they cannot be known beforehand.
+
+    PostgreSQL: from the table's sequence. SQLite: the ids it would give the rows itself, max(id) + 1
+    onwards (the tables have no AUTOINCREMENT). Only call this after the transaction has written: it then
+    holds SQLite's write lock, so no other connection inserts until it commits.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return sorted(
+            session.scalars(
+                sa_text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+                {"table": table.name, "n": count},
+            )
         )
-    )
+    if dialect == "sqlite":
+        largest = session.scalar(sa_select(func.coalesce(func.max(table.c.id), 0)))
+        start = int(largest or 0) + 1
+        return list(range(start, start + count))
+    return None
 
 
 def write_turns(session: Session, pendings: list[PendingWrite], rules: TurnRules) -> list[StoredTurn]:
@@ -249,25 +260,36 @@ def write_turns(session: Session, pendings: list[PendingWrite], rules: TurnRules
         session.execute(insert(CONVERSATIONS), [c.row() for c in created])
     session.flush()  # changes to conversations that existed; all exist before messages refer to them
     # The user message and its decision point at each other. PostgreSQL hands out the decision ids
-    # first (one sequence call), so both rows are inserted complete; elsewhere the messages get
-    # their decision ids in a bulk UPDATE afterwards (cheap in SQLite, but on PostgreSQL every
-    # updated row is a dead tuple for vacuum and an extra statement).
+    # first (one sequence call); in SQLite the next ids are known, since every turn has written its
+    # conversation by now and the transaction holds the write lock (one max(id) per table, and no
+    # INSERT ... RETURNING, which SQLite runs row by row). So both rows are inserted complete; other
+    # databases get the messages' decision ids in a bulk UPDATE afterwards (on PostgreSQL every updated
+    # row would be a dead tuple for vacuum and an extra statement).
     reserved = _reserve_ids(session, DECISIONS, len(outcomes))
-    message_ids = _ids(
-        session.scalars(
-            insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True),
-            [
-                {
-                    "conversation_id": o.conversation.id,
-                    "role": "user",
-                    "text": o.pending.text,
-                    "decision_id": reserved[n] if reserved else None,
-                    "created_at": o.pending.at,
-                }
-                for n, o in enumerate(outcomes)
-            ],
+    user_messages = [
+        {
+            "conversation_id": o.conversation.id,
+            "role": "user",
+            "text": o.pending.text,
+            "decision_id": reserved[n] if reserved else None,
+            "created_at": o.pending.at,
+        }
+        for n, o in enumerate(outcomes)
+    ]
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    known_message_ids = _reserve_ids(session, MESSAGES, len(outcomes)) if sqlite else None
+    if known_message_ids:
+        session.execute(
+            insert(MESSAGES),
+            [{**row, "id": i} for row, i in zip(user_messages, known_message_ids, strict=True)],
         )
-    )
+        message_ids = known_message_ids
+    else:
+        message_ids = _ids(
+            session.scalars(
+                insert(MESSAGES).returning(MESSAGES.c.id, sort_by_parameter_order=True), user_messages
+            )
+        )
     rows = [
         decision_values(
             o.decision,
