@@ -62,14 +62,14 @@ def calibration_id(calibration: Calibration) -> str:
 
 
 def base_model_id(model_id: str) -> str:
-    """The model without its backend (`...+onnx`, `...+onnx-int8`): what a calibration file names, so
+    """The model without its backend (`...+onnx`, `...+onnx-int8r`): what a calibration file names, so
     one fitted on any backend applies to all of them."""
     return model_id.split("+", 1)[0]
 
 
 def same_model(fitted_for: str, model_id: str) -> bool:
     """Whether a calibration fitted for `fitted_for` applies to `model_id`: the same model on any backend
-    (torch, or its ONNX exports, whose vectors agree with torch's to 0.97 cosine or better, see
+    (torch, or its ONNX exports, whose vectors agree with torch's to 0.99 cosine or better, see
     tests/test_encoders.py), so a folder routes alike on every backend, whichever one calibrated it."""
     return base_model_id(fitted_for) == base_model_id(model_id)
 
