@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     redact: bool = Field(
         True, description="Replace e-mails, card and phone numbers in messages before storing."
     )
+    access_log: bool = Field(
+        True,
+        description="uvicorn's access log: a line per request, conversation ids and ?key= redacted "
+        "(false saves about 0.08 ms of event-loop CPU per request, e.g. behind a proxy that logs).",
+    )
     redact_region: str = Field("GB", description="Region for recognising national phone numbers.")
     max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest customer message accepted.")
     max_yaml_bytes: int = Field(

@@ -76,10 +76,18 @@ def serve(
         os.environ["BOT_INTENTS_DIR"] = str(settings.intents_dir)
         os.environ["BOT_FORWARDED_ALLOW_IPS"] = settings.forwarded_allow_ips
         uvicorn.run(
-            "bot.api.main:app", host=host, port=port, workers=workers, log_level="info", proxy_headers=False
+            "bot.api.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            proxy_headers=False,
+            access_log=settings.access_log,
         )
         return
-    uvicorn.run(app_, host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(
+        app_, host=host, port=port, log_level="info", proxy_headers=False, access_log=settings.access_log
+    )
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
