@@ -19,6 +19,8 @@ In the same run, interleaved with bot's runs so machine drift hits all alike:
            request) on its own fresh database, driven the same way: THE COMPARISON, not the product;
   --limit  the encoder alone: bot's encoder (onnx-int8), one distinct text per call from 2 threads, no
            HTTP, no storage: what the 2 cores can encode at most;
+  --limit-per-tensor  with --limit, also the former per-tensor int8 encoder alone (one text per call,
+           as the issue first measured the limit), so the ratio can be read against both;
 then each ratio (bot vs limit, bot vs peer, peer's p99 vs bot's).
   --cold     start bot with an empty cache folder, so its resident memory includes a first start
              (the ONNX export, which runs in a child process);
@@ -52,6 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -328,6 +331,11 @@ def main() -> None:
     )
     parser.add_argument("--peer", action="store_true", help="also drive the plain comparison server")
     parser.add_argument("--limit", action="store_true", help="also measure the encoder alone")
+    parser.add_argument(
+        "--limit-per-tensor",
+        action="store_true",
+        help="with --limit, also measure the former per-tensor int8 encoder alone (the issue's first limit)",
+    )
     parser.add_argument("--cold", action="store_true", help="start bot with an empty cache folder")
     parser.add_argument("--repeats", type=float, default=0.0, help="share of Zipf-drawn common texts")
     parser.add_argument("--url", help="an already running server (then --database-url checks the rows)")
@@ -357,7 +365,10 @@ def main() -> None:
             peer_database = stack.enter_context(fresh_database(args.db, peer_folder))
             peer_url, peer_pid = stack.enter_context(server(peer_database, args, peer_folder, peer=True))
             peer = Target("peer", peer_url, peer_database, peer_pid)
-        compare(args, bot, peer, EncoderLimit() if args.limit else None, folder)
+        limits = [EncoderLimit()] if args.limit else []
+        if args.limit and args.limit_per_tensor:
+            limits.append(EncoderLimit(per_tensor=True))
+        compare(args, bot, peer, limits, folder)
 
 
 @dataclass(frozen=True)
@@ -371,9 +382,14 @@ class Target:
 
 
 class EncoderLimit:
-    """The encoder alone: bot's int8 encoder, one distinct text per call from 2 threads (the cores)."""
+    """The encoder alone: bot's int8 encoder, one distinct text per call from 2 threads (the cores).
 
-    def __init__(self) -> None:
+    With `per_tensor`, the int8 encoder as it was before activations were scaled per row: ONNX Runtime's
+    `quantize_dynamic` of the same fp32 export (made here once if missing), so the ratio can also be read
+    against the limit the issue first measured, not only against today's encoder run one text per call.
+    """
+
+    def __init__(self, *, per_tensor: bool = False) -> None:
         from bot.config import Settings
         from bot.routing.encoder import make_encoder
 
@@ -381,6 +397,23 @@ class EncoderLimit:
         cache = cache if cache.is_absolute() else ROOT / cache
         self.encoder = make_encoder("bundled", backend="onnx-int8", threads=1, cache_dir=cache)
         self.base = messages()
+        if per_tensor:
+            self._use_per_tensor(cache)
+
+    def _use_per_tensor(self, cache: Path) -> None:
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        inner: Any = getattr(self.encoder, "inner", self.encoder)  # under the embedding cache wrapper, if any
+        fp32 = next((cache / "onnx").glob("all-MiniLM-L6-v2-*/model.onnx"))
+        int8 = fp32.with_name("model_int8.onnx")
+        if not int8.is_file():
+            quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        inner._session = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+        inner._group_size = 1
 
     def measure(self, seconds: float, tag: str, threads: int = 2) -> float:
         """Texts per second over `seconds`."""
@@ -433,7 +466,7 @@ def process_cpu_seconds(pid: int | None) -> float | None:
 
 
 def compare(
-    args: argparse.Namespace, bot: Target, peer: Target | None, limit: EncoderLimit | None, folder: Path
+    args: argparse.Namespace, bot: Target, peer: Target | None, encoders: list[EncoderLimit], folder: Path
 ) -> None:
     """Interleaved runs of bot, the peer and the encoder limit; medians and ratios."""
     mix = f", {args.repeats:.0%} repeated texts (Zipf)" if args.repeats else ", every message distinct"
@@ -448,14 +481,18 @@ def compare(
             drive(args, target.url, args.warmup, f"{run_tag}{target.name}w", folder)
     results: dict[str, list[Result]] = {t.name: [] for t in targets}
     limits: list[float] = []
+    former: list[float] = []  # the per-tensor int8 encoder alone, with --limit-per-tensor
     for number in range(1, args.runs + 1):
         for target in targets:
             result = measure(args, target, args.seconds, f"{run_tag}{target.name}{number}", folder)
             results[target.name].append(result)
             print(f"run {number} {target.name}: {describe(result)}")
-        if limit is not None:
-            limits.append(limit.measure(args.seconds, f"{run_tag}l{number}"))
+        if encoders:
+            limits.append(encoders[0].measure(args.seconds, f"{run_tag}l{number}"))
             print(f"run {number} encoder alone: {limits[-1]:.0f} texts/s")
+        if len(encoders) > 1:
+            former.append(encoders[1].measure(args.seconds, f"{run_tag}t{number}"))
+            print(f"run {number} former per-tensor int8 encoder alone: {former[-1]:.0f} texts/s")
 
     def median(values: list[float]) -> float:
         return float(statistics.median(values))
@@ -484,6 +521,11 @@ def compare(
     if limits:
         print(
             f"encoder alone: median {median(limits):.0f} texts/s; bot reaches {bot_rps / median(limits):.2f} of it"
+        )
+    if former:
+        print(
+            f"former per-tensor int8 encoder alone: median {median(former):.0f} texts/s; bot reaches "
+            f"{bot_rps / median(former):.2f} of it"
         )
     if peer is not None:
         peer_runs = results["peer"]
