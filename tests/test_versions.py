@@ -128,6 +128,30 @@ def test_a_restarted_replica_does_not_undo_a_rollback_but_a_new_folder_deploys(
         assert client.get("/healthz").json()["intents_version"] == listed["items"][0]["intents_version"] != v1
 
 
+def test_an_upgrade_that_renames_the_backend_does_not_undo_a_rollback(
+    tmp_path: Path, bundled_encoder, cache_dir: Path
+) -> None:
+    """Versions stored under the model's former backend name (`+onnx-int8` before per-row scales) still
+    identify the folder: a restart after the upgrade keeps serving the version rolled back to."""
+    url = f"sqlite:///{tmp_path / 'bot.store.db'}"
+    folder = make_intents(tmp_path / "intents")
+    with client_for(folder, url, bundled_encoder, cache_dir) as client:
+        v1 = client.get("/healthz").json()["intents_version"]
+        edit(folder, ARRIVAL, ARRIVAL_NEW)
+        client.post("/v1/admin/reload")
+        client.post("/v1/admin/versions/1/activate")
+    database = make_engine(url)
+    with database.begin() as connection:  # as an older release stored them: another backend, other hashes
+        connection.exec_driver_sql(
+            "UPDATE intents_version SET model_id = substr(model_id, 1, instr(model_id || '+', '+') - 1) "
+            "|| '+former-backend', hash = 'former-' || id"
+        )
+    database.dispose()
+    with client_for(folder, url, bundled_encoder, cache_dir) as client:
+        assert client.get("/healthz").json()["intents_version"] == v1
+        assert client.get("/v1/versions").json()["total"] == 2  # nothing new stored, nothing activated
+
+
 def run_bot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from bot.cli import main; main()", *args],

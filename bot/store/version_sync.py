@@ -54,8 +54,10 @@ class VersionSync:
         with self._lock:
             found = versions.snapshot(self.engine.intents_dir, self.engine.model_id)
             current = versions.live(self.database)
-            known = versions.find(self.database, found.hash)
-            if current is not None and known is not None and current.version.hash != found.hash:
+            # the same files stored for this model on another backend count as known: a backend renamed
+            # by an upgrade must not make an unchanged folder look like a new deploy
+            known = versions.find(self.database, found.hash) or versions.find_same_files(self.database, found)
+            if current is not None and known is not None and current.version.id != known.id:
                 log.warning(
                     "the folder %s is stored version %s, but version %s was made live by %s at %s; serving "
                     "version %s (`bot versions checkout %s --intents DIR` writes it to disk)",

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from bot.content.intents import IntentSet, load_intents
 from bot.errors import IntentFileError, NotFoundError
+from bot.routing.calibration import base_model_id
 from bot.store.models import IntentsActivation, IntentsVersion
 
 KNOWLEDGE = "knowledge"
@@ -169,6 +170,23 @@ def find(database: Database, content: str) -> IntentsVersion | None:
     """The stored version with this content hash."""
     with Session(database) as session:
         return session.exec(select(IntentsVersion).where(IntentsVersion.hash == content)).first()
+
+
+def find_same_files(database: Database, found: Snapshot) -> IntentsVersion | None:
+    """The newest stored version with exactly `found`'s files for the same model on another backend.
+
+    An upgrade that renames a backend (`+onnx-int8` became `+onnx-int8r` when int8 began scaling
+    activations per row) changes every folder's hash; without this a restarting replica would take its
+    unchanged folder for a new deploy and undo a rollback made before the upgrade.
+    """
+    base = base_model_id(found.model_id)
+    with Session(database) as session:
+        rows = session.exec(
+            select(IntentsVersion)
+            .where(IntentsVersion.intents_version == found.intents_version)
+            .order_by(col(IntentsVersion.id).desc())
+        ).all()
+    return next((r for r in rows if base_model_id(r.model_id) == base and r.files == found.files), None)
 
 
 def get(database: Database, version_id: int) -> IntentsVersion:
