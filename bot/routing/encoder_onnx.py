@@ -151,6 +151,7 @@ def rowwise_int8(fp32: Any) -> Any:
     for opset in model.opset_import:
         if opset.domain in ("", "ai.onnx"):
             opset.version = 21
+    model.ir_version = max(model.ir_version, 10)  # opset 21 belongs to IR 10; other tools check the pair
     model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     inits = {i.name: i for i in graph.initializer}
     added = [
