@@ -18,6 +18,7 @@ backend is the settings' (`BOT_ENCODER_BACKEND`, default onnx-int8). Progress on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 from pathlib import Path
@@ -119,6 +120,15 @@ def ratio_median(real: list[float], pseudo: list[float]) -> float:
     return round(statistics.median(ratios), 2) if ratios else float("nan")
 
 
+def at_most(intents: IntentSet, examples: int) -> IntentSet:
+    """The folder with each intent's first `examples` examples only (a folder written with fewer)."""
+    cut = tuple(
+        dataclasses.replace(i, spec=i.spec.model_copy(update={"examples": i.spec.examples[:examples]}))
+        for i in intents.intents
+    )
+    return IntentSet(intents=cut, version=content_hash(i.spec for i in cut))
+
+
 def main() -> None:
     """Measure and print the three factors."""
     parser = argparse.ArgumentParser(
@@ -136,12 +146,17 @@ def main() -> None:
         help="measure only where the shipped factors expect precision within this of --target (the fit's "
         "grid; out of scope at a 20%% share) instead of over the former wide grid",
     )
+    parser.add_argument(
+        "--examples", type=int, default=None, help="keep each intent's first N examples only (default: all)"
+    )
     parser.add_argument("--target", type=float, default=0.90, help="BOT_TARGET_PRECISION (default 0.90)")
     args = parser.parse_args()
     if "test" in args.data.name:
         raise SystemExit("the factors are chosen on training data only; give train.csv")
     rows = read_dataset(args.data)
     base = load_intents(args.intents)
+    if args.examples is not None:
+        base = at_most(base, args.examples)
     full, state = engine_for(args.intents, base, args.self_train)
     pseudo = pseudo_queries(state, full.settings, query_rows(state))
     names = [intent.name for intent in state.intents.intents]
