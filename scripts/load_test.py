@@ -345,6 +345,8 @@ def main() -> None:
         raise SystemExit("keep the run bounded: 1-512 clients, at most 600 s, 1-20 runs")
     if not 0 <= args.repeats <= 0.9:
         raise SystemExit("--repeats is a share of messages: 0 to 0.9")
+    if args.limit_per_tensor and not args.limit:
+        raise SystemExit("--limit-per-tensor measures beside --limit; give both")
     if args.client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk); use --client httpx")
     if args.repeats and args.client != "wrk":
@@ -404,11 +406,17 @@ class EncoderLimit:
         import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        from bot.routing.encoder import bundled_model_path, model_fingerprint
+
         inner: Any = getattr(self.encoder, "inner", self.encoder)  # under the embedding cache wrapper, if any
-        fp32 = next((cache / "onnx").glob("all-MiniLM-L6-v2-*/model.onnx"))
+        # the folder the encoder exported to (`OnnxEncoder`: cache/onnx/<model id with / and @ replaced>)
+        model_id = model_fingerprint(bundled_model_path())
+        fp32 = cache / "onnx" / model_id.replace("/", "_").replace("@", "-") / "model.onnx"
         int8 = fp32.with_name("model_int8.onnx")
-        if not int8.is_file():
-            quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+        if not int8.is_file():  # written aside and renamed: an interrupted run leaves no truncated model
+            partial = int8.with_suffix(f".partial-{os.getpid()}")
+            quantize_dynamic(str(fp32), str(partial), weight_type=QuantType.QInt8, per_channel=True)
+            partial.replace(int8)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
