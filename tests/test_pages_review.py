@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -122,7 +123,11 @@ def chat(live: LiveServer, text: str, conversation_id: str | None = None) -> dic
 
 
 def wait(driver: Any, condition: Any, timeout: float = 20) -> Any:
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d))
+    # a page that re-renders or reloads (a new analyst key) can drop an element between finding it and
+    # reading it: look again, as for an element not there yet
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: condition(d)
+    )
 
 
 def rows(driver: Any) -> list[Any]:
