@@ -161,10 +161,14 @@ def rowwise_int8(fp32: Any) -> Any:
         numpy_helper.from_array(np.array([-1], dtype=np.int64), "rowq_last_axis"),
     ]
     quantised: dict[str, tuple[str, str]] = {}  # activation -> (its uint8 rows, its row scales)
+    converted: set[str] = set()  # int8 weights already added
     nodes: list[Any] = []
     for node in graph.node:
         table = inits.get(node.input[0]) if node.op_type == "Gather" else None
-        if table is not None and len(table.dims) == 2 and table.dims[0] >= 1000:  # word embeddings
+        along_rows = all(a.name != "axis" or a.i == 0 for a in node.attribute)  # rows by token id
+        if (
+            table is not None and along_rows and len(table.dims) == 2 and table.dims[0] >= 1000
+        ):  # word embeddings
             e = numpy_helper.to_array(table).astype(np.float32)
             e_scale = np.maximum(np.abs(e).max(axis=1, keepdims=True), 1e-12) / 127.0
             e8 = np.clip(np.round(e / e_scale), -127, 127).astype(np.int8)
@@ -201,11 +205,13 @@ def rowwise_int8(fp32: Any) -> Any:
             ]
             quantised[a] = (f"{p}/q", f"{p}/scale")
         q, scale = quantised[a]
-        w = numpy_helper.to_array(weight).astype(np.float32)
-        w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0
-        w8 = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
         w8_name, ws_name = f"{weight.name}_rowq_w8", f"{weight.name}_rowq_wscale"
-        added += [numpy_helper.from_array(w8, w8_name), numpy_helper.from_array(w_scale, ws_name)]
+        if w8_name not in converted:  # a weight two MatMuls share is quantised once
+            converted.add(w8_name)
+            w = numpy_helper.to_array(weight).astype(np.float32)
+            w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0
+            w8 = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
+            added += [numpy_helper.from_array(w8, w8_name), numpy_helper.from_array(w_scale, ws_name)]
         nodes.append(
             helper.make_node(
                 "MatMulIntegerToFloat",
