@@ -46,10 +46,10 @@ from bot.routing.self_calibration import (
 )
 from bot.routing.state import RoutingState
 from bot.tuning.datasets import read_dataset
-from bot.tuning.self_training import self_trained_model
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+from bench_cold_start import engine_for as cold_start_engine  # noqa: E402
 from bench_oos_prior import HELD_OUT  # noqa: E402  (the one list of the 20 held-out intents)
 
 # the grid the shipped factors were measured over: self-calibration's thresholds from 0.30 to 0.80 and
@@ -94,13 +94,7 @@ def engine_for(intents_dir: Path, intents: IntentSet, self_train: bool) -> tuple
     """An engine with the stock model or the one fine-tuned on `intents`, and `intents`' state without
     any calibration (the folder's calibration.yaml plays no part)."""
     settings = Settings(intents_dir=intents_dir, self_calibrate=False, self_train=False, torch_threads=2)
-    if self_train:
-        path = self_trained_model(settings, intents)
-        if path is None:
-            raise SystemExit("the folder is too small to train on")
-        settings = settings.with_overrides(model=str(path))
-    engine = Engine(settings, progress=True)
-    engine.load()
+    engine = cold_start_engine(settings, intents, self_train)
     return engine, engine.with_intents(intents, calibration=None)
 
 
@@ -120,6 +114,19 @@ def ratio_median(real: list[float], pseudo: list[float]) -> float:
     return round(statistics.median(ratios), 2) if ratios else float("nan")
 
 
+def train_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options every BANKING77-train measurement shares: --data (train.csv), --intents, --self-train."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
+    )
+    parser.add_argument("--intents", type=Path, default=ROOT / "intents")
+    parser.add_argument("--self-train", action="store_true")
+    return parser
+
+
 def at_most(intents: IntentSet, examples: int) -> IntentSet:
     """The folder with each intent's first `examples` examples only (a folder written with fewer)."""
     cut = tuple(
@@ -131,14 +138,7 @@ def at_most(intents: IntentSet, examples: int) -> IntentSet:
 
 def main() -> None:
     """Measure and print the three factors."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data", type=Path, default=ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
-    )
-    parser.add_argument("--intents", type=Path, default=ROOT / "intents")
-    parser.add_argument("--self-train", action="store_true")
+    parser = train_parser(__doc__)
     parser.add_argument(
         "--near",
         type=float,

@@ -14,7 +14,6 @@ encoder fine-tuned on its own texts (the default path). Progress on stderr, the 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from bench_cold_start import engine_for, run  # noqa: E402
 from bench_oos_prior import HELD_OUT  # noqa: E402
+from measure_pseudo_bias import train_parser  # noqa: E402
 
 
 def fitted(engine: Engine, intents: IntentSet, tolerance: float) -> RoutingState:
@@ -42,14 +42,7 @@ def fitted(engine: Engine, intents: IntentSet, tolerance: float) -> RoutingState
 
 def main() -> None:
     """Fit and measure every tolerance; print the table."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data", type=Path, default=ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
-    )
-    parser.add_argument("--intents", type=Path, default=ROOT / "intents")
-    parser.add_argument("--self-train", action="store_true")
+    parser = train_parser(__doc__)
     parser.add_argument("--tolerances", default="0,0.005,0.01,0.02,0.03,0.05")
     args = parser.parse_args()
     if "test" in args.data.name:

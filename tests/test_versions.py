@@ -107,16 +107,23 @@ def test_loads_are_versions_and_an_old_one_comes_back_in_one_call(
         assert "versions are numbered 1 to 2" in missing.json()["error"]["message"]
 
 
+def roll_back_an_edit(folder: Path, url: str, encoder, cache_dir: Path) -> str:
+    """Serve `folder` (version 1), reload it edited (version 2), activate version 1 again; the folder
+    keeps the edit. Returns version 1's intents version."""
+    with client_for(folder, url, encoder, cache_dir) as client:
+        v1 = client.get("/healthz").json()["intents_version"]
+        edit(folder, ARRIVAL, ARRIVAL_NEW)
+        client.post("/v1/admin/reload")
+        client.post("/v1/admin/versions/1/activate")
+    return str(v1)
+
+
 def test_a_restarted_replica_does_not_undo_a_rollback_but_a_new_folder_deploys(
     tmp_path: Path, bundled_encoder, cache_dir: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'bot.store.db'}"
     folder = make_intents(tmp_path / "intents")
-    with client_for(folder, url, bundled_encoder, cache_dir) as client:
-        v1 = client.get("/healthz").json()["intents_version"]
-        edit(folder, ARRIVAL, ARRIVAL_NEW)
-        client.post("/v1/admin/reload")
-        client.post("/v1/admin/versions/1/activate")
+    v1 = roll_back_an_edit(folder, url, bundled_encoder, cache_dir)
     # the folder still holds version 2: a restart serves the rolled-back version 1
     with client_for(folder, url, bundled_encoder, cache_dir) as client:
         assert client.get("/healthz").json()["intents_version"] == v1
@@ -135,11 +142,7 @@ def test_an_upgrade_that_renames_the_backend_does_not_undo_a_rollback(
     identify the folder: a restart after the upgrade keeps serving the version rolled back to."""
     url = f"sqlite:///{tmp_path / 'bot.store.db'}"
     folder = make_intents(tmp_path / "intents")
-    with client_for(folder, url, bundled_encoder, cache_dir) as client:
-        v1 = client.get("/healthz").json()["intents_version"]
-        edit(folder, ARRIVAL, ARRIVAL_NEW)
-        client.post("/v1/admin/reload")
-        client.post("/v1/admin/versions/1/activate")
+    v1 = roll_back_an_edit(folder, url, bundled_encoder, cache_dir)
     database = make_engine(url)
     with database.begin() as connection:  # as an older release stored them: another backend, other hashes
         connection.exec_driver_sql(
