@@ -30,19 +30,16 @@ from bot.content.intents import IntentSet, content_hash, load_intents
 from bot.routing.engine import Engine
 from bot.routing.scoring import intent_scores, top_two
 from bot.routing.self_calibration import (
-    FROZEN_BIAS,
-    TRAINED_BIAS,
-    Outcome,
-    PseudoBias,
-    PseudoQueries,
-    pseudo_queries,
-    query_rows,
-)
-from bot.routing.self_calibration import (
     MARGINS as FIT_MARGINS,
 )
 from bot.routing.self_calibration import (
     THRESHOLDS as FIT_THRESHOLDS,
+)
+from bot.routing.self_calibration import (
+    Evidence,
+    Outcome,
+    PseudoBias,
+    PseudoQueries,
 )
 from bot.routing.state import RoutingState
 from bot.tuning.datasets import read_dataset
@@ -158,12 +155,13 @@ def main() -> None:
     if args.examples is not None:
         base = at_most(base, args.examples)
     full, state = engine_for(args.intents, base, args.self_train)
-    pseudo = pseudo_queries(state, full.settings, query_rows(state))
+    evidence = Evidence.of(full.settings.model, state)
+    pseudo = evidence.pseudo_queries(state, full.settings)
     names = [intent.name for intent in state.intents.intents]
     labelled = [r for r in rows if r.label in names]
     confidence, lead, top = real_scores(full, state, pseudo, [r.text for r in labelled])
     right = np.array([names[t] == r.label for t, r in zip(top, labelled, strict=True)])
-    shipped = TRAINED_BIAS if args.self_train else FROZEN_BIAS
+    shipped = evidence.bias
     points = grid(args.near)
     if args.near is not None:
         keep = near_target(pseudo, shipped, points, rate=0.0, target=args.target, width=args.near)
@@ -181,7 +179,7 @@ def main() -> None:
     kept_intents = tuple(i for i in base.intents if i.name not in HELD_OUT)
     kept_set = IntentSet(intents=kept_intents, version=content_hash(i.spec for i in kept_intents))
     kept, kept_state = engine_for(args.intents, kept_set, args.self_train)
-    kept_pseudo = pseudo_queries(kept_state, kept.settings, query_rows(kept_state))
+    kept_pseudo = Evidence.of(kept.settings.model, kept_state).pseudo_queries(kept_state, kept.settings)
     outside = [r.text for r in rows if r.label in HELD_OUT]
     out_confidence, out_lead, _ = real_scores(kept, kept_state, kept_pseudo, outside)
     points = grid(args.near)
@@ -194,7 +192,8 @@ def main() -> None:
         accepted = (kept_pseudo.conf_out >= threshold) & (kept_pseudo.lead_out >= margin)
         pseudo_out.append(float(accepted.mean()))
     print(
-        f"{'self-trained' if args.self_train else 'stock'} encoder, {full.model_id}: "
+        f"{'self-trained' if args.self_train else 'stock'} encoder"
+        f"{' (cross-fitted)' if evidence.cross_fit is not None else ''}, {full.model_id}: "
         f"right_in={ratio_median(real_right, pseudo_right)} wrong_in={ratio_median(real_wrong, pseudo_wrong)} "
         f"accepted_out={ratio_median(real_out, pseudo_out)} "
         f"({len(labelled)} in-scope and {len(outside)} out-of-scope train messages; "

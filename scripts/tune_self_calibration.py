@@ -20,7 +20,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.content.intents import IntentSet, content_hash, load_intents
 from bot.routing.engine import Engine
-from bot.routing.self_calibration import bias_for, fit_self_calibration
+from bot.routing.self_calibration import Evidence, fit_self_calibration
 from bot.routing.state import RoutingState, with_calibration
 from bot.tuning.datasets import OUT_OF_SCOPE, Example, read_dataset
 
@@ -34,7 +34,7 @@ from measure_pseudo_bias import train_parser  # noqa: E402
 def fitted(engine: Engine, intents: IntentSet, tolerance: float) -> RoutingState:
     """`intents`' state self-calibrated with this tolerance (no cache: every tolerance is fitted)."""
     state = engine.with_intents(intents, calibration=None)
-    fit = fit_self_calibration(state, engine.settings, bias_for(engine.settings.model), tolerance)
+    fit = fit_self_calibration(state, engine.settings, Evidence.of(engine.settings.model, state), tolerance)
     if fit is None:
         raise SystemExit("the folder is too small to self-calibrate")
     return with_calibration(state, engine.settings, fit.calibration)

@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
+from bot.routing.cross_fit import CROSS_FIT_FILE
 from bot.routing.engine import Engine
-from bot.routing.self_calibration import FROZEN_BIAS, SELF_TRAINING_FILE, TRAINED_BIAS, bias_for
+from bot.routing.self_calibration import (
+    CROSS_FIT_BIAS,
+    FROZEN_BIAS,
+    SELF_TRAINING_FILE,
+    TRAINED_BIAS,
+    Evidence,
+    bias_for,
+)
 from bot.tuning import self_training
 from bot.tuning.self_training import applies, ensure_self_trained
 from tests.conftest import INTENTS, write
@@ -26,6 +34,7 @@ def test_a_new_folder_trains_once_and_routes_with_its_own_model(tmp_path: Path, 
     trained = ensure_self_trained(settings)
     model = Path(trained.model)
     assert model.parent == cache / "models" and (model / SELF_TRAINING_FILE).is_file()
+    assert (model / CROSS_FIT_FILE).is_file()  # two fold models scored every example unseen
     assert bias_for(trained.model) is TRAINED_BIAS and bias_for("bundled") is FROZEN_BIAS
 
     def no_training(*args: object, **kwargs: object) -> None:
@@ -36,6 +45,8 @@ def test_a_new_folder_trains_once_and_routes_with_its_own_model(tmp_path: Path, 
     engine = Engine(trained)  # the default onnx-int8 backend exports the trained model (its pooling
     result = engine.load()  # config is sentence-transformers 5's `pooling_mode: mean`)
     assert engine.model_id.startswith(model.name) and result.operating_point.startswith("self-calibration")
+    assert Evidence.of(trained.model, engine.state).bias is CROSS_FIT_BIAS
+    assert "cross-fitted" in (engine.state.calibration.data or "")  # the fit used the fold models' scores
     assert engine.route("switch the kitchen lamp on").intent == "lights_on"
 
     write(folder / "home.yaml", HOME.replace("switched on.", "switched on, or made brighter."))

@@ -167,6 +167,7 @@ def train_network(
     groups: list[list[str]],
     config: TrainingConfig,
     on_epoch: Callable[[int], None] | None = None,
+    description: str = "training",
 ) -> int:
     """Fine-tune a SentenceTransformer in place on intent groups; returns the number of steps taken."""
     import torch
@@ -193,7 +194,7 @@ def train_network(
     preprocess = (
         getattr(network, "preprocess", None) or network.tokenize
     )  # `tokenize` is deprecated in newer releases
-    bar = tqdm(total=steps, desc="training", unit="step", file=sys.stderr, disable=not config.progress)
+    bar = tqdm(total=steps, desc=description, unit="step", file=sys.stderr, disable=not config.progress)
     for epoch in range(1, config.epochs + 1):
         network.eval()
         neighbours = _neighbours(_prototypes(network, groups)) if config.hard_share > 0 else None
