@@ -99,8 +99,8 @@ def self_trained_model(settings: Settings, intents: IntentSet) -> Path | None:
         return path
     texts, _ = intent_texts(intents)
     sys.stderr.write(
-        f"training the encoder on the folder's own {len(texts)} texts (once per folder version; "
-        "BOT_SELF_TRAIN=false skips it)\n"
+        f"training the encoder on the folder's own {len(texts)} texts, then {FOLDS} cross-fit models that "
+        "self-calibration scores the examples with (once per folder version; BOT_SELF_TRAIN=false skips it)\n"
     )
     config = TrainingConfig(threads=settings.torch_threads, progress=True)
     try:
