@@ -11,8 +11,11 @@ Out of scope: the 20 held-out intents of docs/evaluation.md are removed from the
 intents' removed-intent pseudo-queries against the train messages of the removed intents (real
 out-of-scope messages): `accepted_out` is the median of real / pseudo acceptance over the same grid.
 With --self-train each folder (all intents; the kept ones) is routed with the encoder fine-tuned on its
-own texts, as `BOT_SELF_TRAIN` does (`TRAINED_BIAS`); without, the stock encoder (`FROZEN_BIAS`). The
-backend is the settings' (`BOT_ENCODER_BACKEND`, default onnx-int8). Progress on stderr, result on stdout.
+own texts, as `BOT_SELF_TRAIN` does, and its pseudo-queries are scored by its cross-fit's fold models
+(`CROSS_FIT_BIAS`); add --no-cross-fit to score them with the trained model itself (`TRAINED_BIAS`, what a
+live reload of an edited folder falls back to); without --self-train, the stock encoder (`FROZEN_BIAS`).
+The backend is the settings' (`BOT_ENCODER_BACKEND`, default onnx-int8). Progress on stderr, result on
+stdout.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from bot.routing.self_calibration import (
     Outcome,
     PseudoBias,
     PseudoQueries,
+    bias_for,
 )
 from bot.routing.state import RoutingState
 from bot.tuning.datasets import read_dataset
@@ -147,6 +151,11 @@ def main() -> None:
         "--examples", type=int, default=None, help="keep each intent's first N examples only (default: all)"
     )
     parser.add_argument("--target", type=float, default=0.90, help="BOT_TARGET_PRECISION (default 0.90)")
+    parser.add_argument(
+        "--no-cross-fit",
+        action="store_true",
+        help="with --self-train: score pseudo-queries with the trained model itself (TRAINED_BIAS)",
+    )
     args = parser.parse_args()
     if "test" in args.data.name:
         raise SystemExit("the factors are chosen on training data only; give train.csv")
@@ -155,7 +164,12 @@ def main() -> None:
     if args.examples is not None:
         base = at_most(base, args.examples)
     full, state = engine_for(args.intents, base, args.self_train)
-    evidence = Evidence.of(full.settings.model, state)
+
+    def evidence_of(model: str, of: RoutingState) -> Evidence:
+        found = Evidence.of(model, of)
+        return Evidence(bias_for(model), None) if args.no_cross_fit else found
+
+    evidence = evidence_of(full.settings.model, state)
     pseudo = evidence.pseudo_queries(state, full.settings)
     names = [intent.name for intent in state.intents.intents]
     labelled = [r for r in rows if r.label in names]
@@ -179,7 +193,7 @@ def main() -> None:
     kept_intents = tuple(i for i in base.intents if i.name not in HELD_OUT)
     kept_set = IntentSet(intents=kept_intents, version=content_hash(i.spec for i in kept_intents))
     kept, kept_state = engine_for(args.intents, kept_set, args.self_train)
-    kept_pseudo = Evidence.of(kept.settings.model, kept_state).pseudo_queries(kept_state, kept.settings)
+    kept_pseudo = evidence_of(kept.settings.model, kept_state).pseudo_queries(kept_state, kept.settings)
     outside = [r.text for r in rows if r.label in HELD_OUT]
     out_confidence, out_lead, _ = real_scores(kept, kept_state, kept_pseudo, outside)
     points = grid(args.near)

@@ -6,7 +6,7 @@ scoring those examples with it, as self-calibration's pseudo-queries, makes them
 customer messages. Correcting that with factors measured on BANKING77 did not transfer: on HWU64 the
 trained path promised precision 0.910 and delivered 0.865. Cross-fitting measures instead of correcting:
 the examples are split into `FOLDS` folds, one extra model is trained per fold without that fold's
-examples (everything else the same), and each example is scored with the model that did not see it,
+examples (the same recipe over the texts it keeps), and each example is scored with the model that did not see it,
 against the folder's texts encoded by that same model. Those scores behave like a real message's under
 the final model (trained on everything), which self-calibration then fits on.
 
@@ -54,7 +54,7 @@ def example_folds(intents: IntentSet) -> np.ndarray:
     return folds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare the fields, not the records
 class CrossFit:
     """Every folder text encoded by each fold's model, and which fold each example was left out of."""
 
@@ -85,11 +85,16 @@ class CrossFit:
                     folds=stored["folds"].astype(np.int64),
                     key=str(stored["key"]),
                 )
-        except (OSError, KeyError, ValueError) as exc:
+            vectors, folds = found.vectors, found.folds
+            if vectors.ndim != 3 or folds.ndim != 1 or vectors.shape[0] < 1 or vectors.shape[1] != len(folds):
+                raise ValueError(f"vectors {vectors.shape} and folds {folds.shape} do not fit together")
+            if len(folds) and not (folds.min() >= -1 and folds.max() < vectors.shape[0]):
+                raise ValueError(f"fold numbers outside -1..{vectors.shape[0] - 1}")
+        except Exception as exc:  # a truncated or hand-edited file raises zipfile, zlib, EOF errors and more
             log.warning(
                 "ignoring unreadable cross-fit %s (%s); self-calibration uses its bias factors", path, exc
             )
             return None
-        if found.key != texts_key(intents) or found.vectors.shape[1] != len(found.folds):
+        if found.key != texts_key(intents):
             return None  # trained for another version of the folder
         return found

@@ -22,6 +22,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from pydantic import ValidationError
@@ -46,10 +47,13 @@ MIN_QUERIES = 6  # examples that can be scored leave-one-out (an intent keeps it
 QUERY_KINDS = ("example",)  # names and descriptions do not read like customer messages
 # Share of in-scope pseudo-queries answered right the fit may give up to refuse more out-of-scope ones
 # (`choose_point`). Chosen on BANKING77 train with `python scripts/tune_self_calibration.py
-# [--self-train]`, 20 intents unknown: on the default self-trained path 0.01 refuses 0.485 of the unknown
-# intents' messages instead of 0.431 for 0.9 points of in-scope accuracy (0.747 vs 0.756), and answers
-# the whole folder at precision 0.909 instead of 0.894 (in-scope 0.718 vs 0.740); 0.005 bought nothing,
-# 0.03 little more (0.535). With the stock encoder 0.01 changes no refusal and costs 1 point in scope.
+# [--self-train]`, 20 intents unknown, when the default was BOT_OOS_RATE=0 and a trained model was
+# corrected by factors: there 0.01 refused 0.485 of the unknown intents' messages instead of 0.431 for 0.9
+# points of in-scope accuracy; 0.005 bought nothing, 0.03 little more. On today's default path (cross-
+# fitted, BOT_OOS_RATE=0.03) the share already refuses what the tolerance did: 0.01 refuses the same 0.478
+# as 0 and costs 0.8 points in scope (0.681 vs 0.689 on the whole folder, precision 0.927 vs 0.923); 0.02
+# would refuse 0.530 for 1.5 points. Kept at 0.01, the insurance against a point that answers nearly
+# everything with a margin alone (at BOT_OOS_RATE=0 it took HWU64's stock refusals from 0.732 to 0.849).
 TOLERANCE = 0.01
 
 
@@ -196,11 +200,19 @@ def query_rows(state: RoutingState) -> np.ndarray:
     return np.flatnonzero(np.isin(kinds, QUERY_KINDS))
 
 
-def raw_pseudo_scores(
-    state: RoutingState, raw: Scoring, queries: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Raw scores of example rows `queries` of `state`: leave-one-out (top score, runner-up, whether the top
-    intent is the example's own) and with the whole intent left out (top score, runner-up)."""
+class RawScores(NamedTuple):
+    """Raw scores of pseudo-queries, one row per query: leave-one-out (top score, runner-up, whether the
+    top intent is the example's own) and with the whole intent left out (top score, runner-up)."""
+
+    score_in: np.ndarray
+    second_in: np.ndarray
+    right: np.ndarray
+    score_out: np.ndarray
+    second_out: np.ndarray
+
+
+def raw_pseudo_scores(state: RoutingState, raw: Scoring, queries: np.ndarray) -> RawScores:
+    """`RawScores` of example rows `queries` of `state`, scored against `state`'s own vectors."""
     owners = state.owners[queries]
     vectors = state.intent_index.vectors(queries)
     inside = intent_scores(state, vectors, raw, LeftOut(rows=np.arange(len(queries)), vectors=queries))
@@ -210,22 +222,27 @@ def raw_pseudo_scores(
     score_in = np.where(np.isfinite(score_in), score_in, -1.0)  # an intent with no vector left: far away
     _, score_out, second_out = top_two(outside)
     score_out = np.where(np.isfinite(score_out), score_out, -1.0)
-    return score_in, second_in, top_in == owners, score_out, second_out
+    return RawScores(score_in, second_in, top_in == owners, score_out, second_out)
 
 
 def cross_fitted_scores(
     state: RoutingState, raw: Scoring, queries: np.ndarray, cross_fit: CrossFit
-) -> tuple[np.ndarray, ...]:
-    """`raw_pseudo_scores` where each example is scored by the fold model that never saw it, against the
-    folder's texts as that model encodes them (see `bot.routing.cross_fit`)."""
-    parts = []
+) -> RawScores:
+    """`RawScores` of `queries` (in their order) where each example is scored by the fold model that never
+    saw it, against the folder's texts as that model encodes them (see `bot.routing.cross_fit`)."""
+    folds = cross_fit.folds[queries]
+    if (folds < 0).any():
+        raise ValueError("every cross-fitted pseudo-query must be an example in a fold")
+    merged = RawScores(*(np.empty(len(queries), dtype=kind) for kind in (float, float, bool, float, float)))
     for fold in range(cross_fit.vectors.shape[0]):
-        mine = queries[cross_fit.folds[queries] == fold]
+        mine = np.flatnonzero(folds == fold)
         if len(mine) == 0:
             continue
         index = VectorIndex(cross_fit.vectors[fold], model_id=state.model_id, content_hash=state.version)
-        parts.append(raw_pseudo_scores(dataclasses.replace(state, intent_index=index), raw, mine))
-    return tuple(np.concatenate([part[k] for part in parts]) for k in range(5))
+        scored = raw_pseudo_scores(dataclasses.replace(state, intent_index=index), raw, queries[mine])
+        for into, part in zip(merged, scored, strict=True):
+            into[mine] = part
+    return merged
 
 
 def pseudo_queries(
@@ -237,12 +254,12 @@ def pseudo_queries(
     raw = Scoring(
         1.0, 0.0, settings.aggregation_weight, settings.aggregation_depth, settings.prototype_weight
     )
-    if cross_fit is not None:
-        score_in, second_in, right, score_out, second_out = cross_fitted_scores(
-            state, raw, queries, cross_fit
-        )
-    else:
-        score_in, second_in, right, score_out, second_out = raw_pseudo_scores(state, raw, queries)
+    scored = (
+        cross_fitted_scores(state, raw, queries, cross_fit)
+        if cross_fit is not None
+        else raw_pseudo_scores(state, raw, queries)
+    )
+    score_in, second_in, right, score_out, second_out = scored
     slope, center = fit_confidence(score_in, right)
     scoring = Scoring(slope, center, raw.aggregation_weight, raw.aggregation_depth, raw.prototype_weight)
     conf_in, conf_out = scoring.confidence(score_in), scoring.confidence(score_out)
@@ -264,7 +281,7 @@ def choose_point(
     that accepts the fewest out-of-scope pseudo-queries; if none reaches it, the most precise.
 
     Many points answer about as many in-scope messages (a threshold can stand in for a margin), and
-    with no out-of-scope traffic expected (`BOT_OOS_RATE` 0) the choice between them was arbitrary: on
+    with no out-of-scope traffic expected (`BOT_OOS_RATE=0`) the choice between them was arbitrary: on
     one folder a threshold of 0.05 with a margin, accepting most off-topic messages, on another a real
     threshold. Giving up at most `tolerance` of the in-scope answers for the refusals costs little and
     makes the point refuse what it can.
@@ -277,6 +294,12 @@ def choose_point(
     return min(near, key=lambda p: (p[2].accepted_out, -p[2].right_in))
 
 
+def can_fit(n_intents: int, query_owners: np.ndarray) -> bool:
+    """Whether a folder of `n_intents` whose pseudo-queries belong to `query_owners` can show what to
+    answer and what to refuse (else its operating point stays at the settings' defaults)."""
+    return n_intents >= MIN_INTENTS and len(query_owners) >= MIN_QUERIES and len(np.unique(query_owners)) >= 2
+
+
 def fit_self_calibration(
     state: RoutingState,
     settings: Settings,
@@ -287,9 +310,8 @@ def fit_self_calibration(
     started = time.perf_counter()
     bias, cross_fit = evidence.bias, evidence.cross_fit
     queries = evidence.query_rows(state)
-    owners = state.owners[queries]
     n_intents = len(state.intents.intents)
-    if n_intents < MIN_INTENTS or len(queries) < MIN_QUERIES or len(np.unique(owners)) < 2:
+    if not can_fit(n_intents, state.owners[queries]):
         log.info(
             "self-calibration skipped: %d intents with %d examples cannot show what to refuse (needs %d intents "
             "and %d examples); using the default threshold %.2f. Add examples, or run `bot calibrate`.",
@@ -348,11 +370,16 @@ def fit_self_calibration(
     )
 
 
-def cache_key(state: RoutingState, settings: Settings) -> str:
-    """What a self-calibration depends on: the folder's texts, the model, the scoring and policy settings."""
+def cache_key(state: RoutingState, settings: Settings, evidence: Evidence) -> str:
+    """What a self-calibration depends on: the folder's texts, the model, what scored its pseudo-queries
+    (a cross-fit, bias factors), the scoring and policy settings."""
     return content_id(
         {
             "algorithm": ALGORITHM,
+            "evidence": [
+                dataclasses.astuple(evidence.bias),
+                evidence.cross_fit.key if evidence.cross_fit is not None else None,
+            ],
             "intents": state.version,
             "model": state.model_id,
             "oos_rate": settings.oos_rate,
@@ -377,7 +404,8 @@ class CachedFit:
 
 def cached_self_calibration(state: RoutingState, settings: Settings) -> CachedFit:
     """The folder's self-calibration from the cache, or fitted now and cached (None: defaults apply)."""
-    path = Path(settings.cache_dir) / "self_calibration" / f"{cache_key(state, settings)}.json"
+    evidence = Evidence.of(settings.model, state)
+    path = Path(settings.cache_dir) / "self_calibration" / f"{cache_key(state, settings, evidence)}.json"
     if path.is_file():
         try:
             text = path.read_text(encoding="utf-8")
@@ -385,7 +413,7 @@ def cached_self_calibration(state: RoutingState, settings: Settings) -> CachedFi
             return CachedFit(found, fitted=False)
         except (OSError, ValidationError, ValueError):
             log.warning("ignoring unreadable self-calibration cache %s; refitting", path)
-    fit = fit_self_calibration(state, settings, Evidence.of(settings.model, state))
+    fit = fit_self_calibration(state, settings, evidence)
     calibration = fit.calibration if fit is not None else None
     if fit is not None:
         log.info(
