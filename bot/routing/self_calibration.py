@@ -147,6 +147,17 @@ class Evidence:
         cross_fit = CrossFit.load(model, state.intents)
         return cls(CROSS_FIT_BIAS if cross_fit is not None else bias_for(model), cross_fit)
 
+    @property
+    def label(self) -> str:
+        """How the pseudo-queries were scored, for the calibration's `data` (shown by `bot check` and the
+        stats page): cross-fitted, or a self-trained model's own scores corrected by factors, which is
+        what an edited folder gets until a restart trains on it."""
+        if self.cross_fit is not None:
+            return ", cross-fitted"
+        if self.bias is TRAINED_BIAS:
+            return ", self-trained model without a cross-fit for this folder version: restart to retrain"
+        return ""
+
     def query_rows(self, state: RoutingState) -> np.ndarray:
         """`state`'s rows that serve as pseudo-queries: its examples (with a cross-fit: those in a fold)."""
         queries = query_rows(state)
@@ -352,7 +363,7 @@ def fit_self_calibration(
         aggregation_depth=raw.aggregation_depth,
         prototype_weight=raw.prototype_weight,
         intents_version=state.version,
-        data=f"{len(queries)} examples of {n_intents} intents ({ALGORITHM}{', cross-fitted' if cross_fit else ''})",
+        data=f"{len(queries)} examples of {n_intents} intents ({ALGORITHM}{evidence.label})",
         source="self",
         oos_rate=rate,
         target_precision=target,
