@@ -166,7 +166,7 @@ def main() -> None:
     full, state = engine_for(args.intents, base, args.self_train)
 
     def evidence_of(model: str, of: RoutingState) -> Evidence:
-        found = Evidence.of(model, of)
+        found = Evidence.of(model, of.intents)
         return Evidence(bias_for(model), None) if args.no_cross_fit else found
 
     evidence = evidence_of(full.settings.model, state)

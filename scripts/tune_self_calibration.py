@@ -34,7 +34,9 @@ from measure_pseudo_bias import train_parser  # noqa: E402
 def fitted(engine: Engine, intents: IntentSet, tolerance: float) -> RoutingState:
     """`intents`' state self-calibrated with this tolerance (no cache: every tolerance is fitted)."""
     state = engine.with_intents(intents, calibration=None)
-    fit = fit_self_calibration(state, engine.settings, Evidence.of(engine.settings.model, state), tolerance)
+    fit = fit_self_calibration(
+        state, engine.settings, Evidence.of(engine.settings.model, state.intents), tolerance
+    )
     if fit is None:
         raise SystemExit("the folder is too small to self-calibrate")
     return with_calibration(state, engine.settings, fit.calibration)

@@ -189,7 +189,7 @@ def test_learned_examples_keep_the_cross_fit_and_an_edited_folder_falls_back(
 
     write(folder / "home.yaml", OVERLAPPING.replace("play some jazz", "play some blues"))
     engine.load()  # a live reload of an edited folder: the model was trained on the previous version
-    assert Evidence.of(str(model), engine.state).bias is TRAINED_BIAS
+    assert Evidence.of(str(model), engine.state.intents).bias is TRAINED_BIAS
     calibration = engine.state.calibration
     assert calibration is not None and "cross-fitted" not in (calibration.data or "")
     assert "restart to retrain" in (calibration.data or "")  # `bot check` and the stats page say so

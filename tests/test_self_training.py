@@ -45,7 +45,7 @@ def test_a_new_folder_trains_once_and_routes_with_its_own_model(tmp_path: Path, 
     engine = Engine(trained)  # the default onnx-int8 backend exports the trained model (its pooling
     result = engine.load()  # config is sentence-transformers 5's `pooling_mode: mean`)
     assert engine.model_id.startswith(model.name) and result.operating_point.startswith("self-calibration")
-    assert Evidence.of(trained.model, engine.state).bias is CROSS_FIT_BIAS
+    assert Evidence.of(trained.model, engine.state.intents).bias is CROSS_FIT_BIAS
     assert "cross-fitted" in (engine.state.calibration.data or "")  # the fit used the fold models' scores
     assert engine.route("switch the kitchen lamp on").intent == "lights_on"
 

@@ -22,12 +22,11 @@ from bot.content.tone import TonePhrases, load_tone
 from bot.errors import NotFoundError, TemplateError
 from bot.routing.calibration import Calibration, load_calibration
 from bot.routing.context import RouteContext, read_together, wants_context
-from bot.routing.cross_fit import CrossFit
 from bot.routing.encoder import BatchingEncoder, CachedEncoder, EmbeddingCache, Encoder, make_encoder
 from bot.routing.index import limit_native_threads
 from bot.routing.policy import Candidate, Decision, Route
 from bot.routing.scoring import decide_vectors
-from bot.routing.self_calibration import cached_self_calibration
+from bot.routing.self_calibration import Evidence, cached_self_calibration
 from bot.routing.state import RoutingState, build_state, with_calibration
 
 log = logging.getLogger(__name__)
@@ -149,13 +148,14 @@ class Engine:
         state = self._build(intents, passages, calibration, load_tone(folder))
         operating_point = "calibration.yaml" if calibration is not None else "defaults"
         if calibration is None and self.settings.self_calibrate:
+            # A self-trained model's cross-fit covers the YAML texts it was trained on, never learned
+            # examples: with one, fit on the YAML intents (learned examples only add vectors the promise
+            # did not count on) rather than fall back to the factor correction the cross-fit replaced
+            evidence = Evidence.of(self.settings.model, base)
             fit_on = state
-            if intents.version != base.version and CrossFit.load(self.settings.model, base) is not None:
-                # A self-trained model's cross-fit covers the texts it was trained on, the YAML folder:
-                # fit there (learned examples only add vectors the promise did not count on) rather than
-                # fall back to the factor correction the cross-fit replaced
+            if evidence.cross_fit is not None and intents.version != base.version:
                 fit_on = self._build(base, passages, None, state.tone_phrases)
-            found = cached_self_calibration(fit_on, self.settings)
+            found = cached_self_calibration(fit_on, self.settings, evidence)
             if found.calibration is not None:
                 state = with_calibration(state, self.settings, found.calibration)
                 operating_point = f"self-calibration ({'fitted' if found.fitted else 'cached'})"

@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from bot.config import Settings
+from bot.content.intents import IntentSet
 from bot.routing.calibration import Calibration, content_id
 from bot.routing.cross_fit import CrossFit
 from bot.routing.index import VectorIndex
@@ -142,9 +143,9 @@ class Evidence:
     cross_fit: CrossFit | None
 
     @classmethod
-    def of(cls, model: str, state: RoutingState) -> Evidence:
-        """The evidence `model` offers for `state`'s folder."""
-        cross_fit = CrossFit.load(model, state.intents)
+    def of(cls, model: str, intents: IntentSet) -> Evidence:
+        """The evidence `model` offers for the folder `intents`."""
+        cross_fit = CrossFit.load(model, intents)
         return cls(CROSS_FIT_BIAS if cross_fit is not None else bias_for(model), cross_fit)
 
     @property
@@ -413,9 +414,12 @@ class CachedFit:
     fitted: bool
 
 
-def cached_self_calibration(state: RoutingState, settings: Settings) -> CachedFit:
-    """The folder's self-calibration from the cache, or fitted now and cached (None: defaults apply)."""
-    evidence = Evidence.of(settings.model, state)
+def cached_self_calibration(
+    state: RoutingState, settings: Settings, evidence: Evidence | None = None
+) -> CachedFit:
+    """The folder's self-calibration from the cache, or fitted now and cached (None: defaults apply).
+    `evidence`: what the model offers for this folder, if the caller has read it already."""
+    evidence = evidence or Evidence.of(settings.model, state.intents)
     path = Path(settings.cache_dir) / "self_calibration" / f"{cache_key(state, settings, evidence)}.json"
     if path.is_file():
         try:
