@@ -64,7 +64,13 @@ from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer
 
 from bot.routing.encoder import bundled_model_path
-from bot.routing.encoder_onnx import export_onnx, length_groups
+from bot.routing.encoder_onnx import (
+    constant_weight,
+    export_onnx,
+    length_groups,
+    replace_nodes,
+    symmetric_int8,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
 
@@ -99,8 +105,8 @@ def rowwise_int8(fp32: onnx.ModelProto, style: str = "ql21") -> onnx.ModelProto:
     quantised: dict[str, tuple[str, str]] = {}  # activation -> (its uint8 rows, its per-row scale)
     nodes: list[onnx.NodeProto] = []
     for node in graph.node:
-        weight = inits.get(node.input[1]) if node.op_type == "MatMul" else None
-        if weight is None or len(weight.dims) != 2:
+        weight = constant_weight(node, inits)
+        if weight is None:
             nodes.append(node)
             continue
         a, name = node.input[0], node.name or node.output[0]
@@ -136,9 +142,7 @@ def rowwise_int8(fp32: onnx.ModelProto, style: str = "ql21") -> onnx.ModelProto:
                 ]
             quantised[a] = (f"{p}/q", f"{p}/scale")
         q, scale = quantised[a]
-        w = numpy_helper.to_array(weight).astype(np.float32)
-        w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0
-        w8 = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
+        w8, w_scale = symmetric_int8(numpy_helper.to_array(weight).astype(np.float32), 0)
         w8_name, ws_name = f"{weight.name}_rowq_w8", f"{weight.name}_rowq_wscale"
         consts += [numpy_helper.from_array(w8, w8_name), numpy_helper.from_array(w_scale, ws_name)]
         if style == "plain":
@@ -160,13 +164,7 @@ def rowwise_int8(fp32: onnx.ModelProto, style: str = "ql21") -> onnx.ModelProto:
                     domain="com.microsoft",
                 )
             )
-    used = {i for n in nodes for i in n.input}
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    del graph.initializer[:]
-    graph.initializer.extend([*kept, *(c for c in consts if c.name in used)])
-    onnx.checker.check_model(model)
+    replace_nodes(model, nodes, consts)
     return model
 
 
@@ -180,9 +178,10 @@ def nbits8(fp32: onnx.ModelProto, block: int = 128) -> onnx.ModelProto:
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     nodes: list[onnx.NodeProto] = []
+    added: list[onnx.TensorProto] = []
     for node in graph.node:
-        weight = inits.get(node.input[1]) if node.op_type == "MatMul" else None
-        if weight is None or len(weight.dims) != 2:
+        weight = constant_weight(node, inits)
+        if weight is None:
             nodes.append(node)
             continue
         w = numpy_helper.to_array(weight).astype(np.float32)
@@ -193,12 +192,10 @@ def nbits8(fp32: onnx.ModelProto, block: int = 128) -> onnx.ModelProto:
         scales = np.zeros((cols, blocks), dtype=np.float32)
         zero_points = np.zeros((cols, blocks), dtype=np.uint8)
         quantize_matmul_8bits(packed, np.ascontiguousarray(w), scales, zero_points, block, cols, rows, True)
-        graph.initializer.extend(
-            [
-                numpy_helper.from_array(packed, f"{weight.name}_q8"),
-                numpy_helper.from_array(scales, f"{weight.name}_q8_scales"),
-            ]
-        )
+        added += [
+            numpy_helper.from_array(packed, f"{weight.name}_q8"),
+            numpy_helper.from_array(scales, f"{weight.name}_q8_scales"),
+        ]
         nodes.append(
             helper.make_node(
                 "MatMulNBits",
@@ -213,14 +210,9 @@ def nbits8(fp32: onnx.ModelProto, block: int = 128) -> onnx.ModelProto:
                 accuracy_level=4,
             )
         )
-    used = {i for n in nodes for i in n.input}
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    del graph.node[:]
-    graph.node.extend(nodes)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    replace_nodes(model, nodes, added)
     return model
 
 

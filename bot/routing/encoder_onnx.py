@@ -124,6 +124,34 @@ def _export_here(model_path: Path, target: Path, *, quantized: bool) -> None:
         partial.replace(int8)
 
 
+def constant_weight(node: Any, initializers: dict[str, Any]) -> Any | None:
+    """The 2-D constant weight a MatMul node multiplies by (what int8 rewrites), or None for any other node."""
+    weight = initializers.get(node.input[1]) if node.op_type == "MatMul" else None
+    return weight if weight is not None and len(weight.dims) == 2 else None
+
+
+def symmetric_int8(values: np.ndarray, axis: int, *, keepdims: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`values` in int8, symmetric (no zero point), one scale per slice reduced over `axis`; an all-zero
+    slice gets a tiny scale instead of a division by zero."""
+    scale = np.maximum(np.abs(values).max(axis=axis, keepdims=keepdims), 1e-12) / 127.0
+    return np.clip(np.round(values / scale), -127, 127).astype(np.int8), scale
+
+
+def replace_nodes(model: Any, nodes: list[Any], added: list[Any]) -> None:
+    """Give `model`'s graph these nodes, keep the initializers (its own, then `added`) that they read, and
+    check the result."""
+    import onnx
+
+    graph = model.graph
+    used = {i for n in nodes for i in n.input}
+    kept = [i for i in [*graph.initializer, *added] if i.name in used]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    onnx.checker.check_model(model)
+
+
 def rowwise_int8(fp32: Any) -> Any:
     """The fp32 export (an onnx.ModelProto) with int8 weight MatMuls whose activations are scaled per row.
 
@@ -169,9 +197,7 @@ def rowwise_int8(fp32: Any) -> Any:
         if (
             table is not None and along_rows and len(table.dims) == 2 and table.dims[0] >= 1000
         ):  # word embeddings
-            e = numpy_helper.to_array(table).astype(np.float32)
-            e_scale = np.maximum(np.abs(e).max(axis=1, keepdims=True), 1e-12) / 127.0
-            e8 = np.clip(np.round(e / e_scale), -127, 127).astype(np.int8)
+            e8, e_scale = symmetric_int8(numpy_helper.to_array(table).astype(np.float32), 1, keepdims=True)
             e8_name, es_name, p = f"{table.name}_rowq_e8", f"{table.name}_rowq_escale", node.output[0]
             added += [numpy_helper.from_array(e8, e8_name), numpy_helper.from_array(e_scale, es_name)]
             nodes += [
@@ -181,8 +207,8 @@ def rowwise_int8(fp32: Any) -> Any:
                 helper.make_node("Mul", [f"{p}/e32", f"{p}/escale"], [node.output[0]]),
             ]
             continue
-        weight = inits.get(node.input[1]) if node.op_type == "MatMul" else None
-        if weight is None or len(weight.dims) != 2:
+        weight = constant_weight(node, inits)
+        if weight is None:
             nodes.append(node)
             continue
         a, name = node.input[0], node.output[0]
@@ -208,9 +234,7 @@ def rowwise_int8(fp32: Any) -> Any:
         w8_name, ws_name = f"{weight.name}_rowq_w8", f"{weight.name}_rowq_wscale"
         if w8_name not in converted:  # a weight two MatMuls share is quantised once
             converted.add(w8_name)
-            w = numpy_helper.to_array(weight).astype(np.float32)
-            w_scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0
-            w8 = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
+            w8, w_scale = symmetric_int8(numpy_helper.to_array(weight).astype(np.float32), 0)
             added += [numpy_helper.from_array(w8, w8_name), numpy_helper.from_array(w_scale, ws_name)]
         nodes.append(
             helper.make_node(
@@ -220,13 +244,7 @@ def rowwise_int8(fp32: Any) -> Any:
                 domain="com.microsoft",
             )
         )
-    used = {i for n in nodes for i in n.input}
-    kept = [i for i in [*graph.initializer, *added] if i.name in used]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    onnx.checker.check_model(model)
+    replace_nodes(model, nodes, added)
     return model
 
 
