@@ -3,6 +3,6 @@
 # by running the Chromium page tests that take them. Needs chromium and chromium-driver (apt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BOT_UPDATE_SCREENSHOTS=1 python -m pytest -q tests/test_pages_widget.py tests/test_pages_review.py \
-  tests/test_pages_agent.py "$@"
+BOT_UPDATE_SCREENSHOTS=1 python -m pytest -q tests/web/test_widget_page.py tests/web/test_review_pages.py \
+  tests/web/test_agent_page.py "$@"
 ls -l docs/screenshots/

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from bot.api import create_app
 from bot.routing.engine import Engine
-from tests.test_pages_widget import live, wait
+from tests.web.test_widget_page import live, wait
 
 QUESTION = "I was charged a fee when I took money out of an ATM"
 PERSON = "can I talk to a real person please"

@@ -21,7 +21,7 @@ from bot.routing.self_calibration import (
 from bot.tuning import self_training
 from bot.tuning.self_training import applies, ensure_self_trained
 from tests.conftest import INTENTS, write
-from tests.test_self_calibration import HOME
+from tests.routing.test_self_calibration import HOME
 
 pytestmark = pytest.mark.slow
 

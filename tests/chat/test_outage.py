@@ -287,7 +287,7 @@ def test_set_aside_turns_can_be_requeued_and_torn_lines_stay_aside(tmp_path: Pat
 
 
 def test_spool_commands_report_and_requeue(tmp_path: Path) -> None:
-    from tests.test_evaluate import bot
+    from tests.tuning.test_evaluate import bot
 
     spool = Spool(tmp_path / "spool")
     spool.append({"spool_id": "a"})

@@ -18,7 +18,7 @@ from bot.routing.outcomes import outcome
 from bot.store.db import make_engine
 from bot.store.models import ShadowDecision
 from tests.api_support import make_intents, temporary_database
-from tests.test_diff import ESTIMATE, ESTIMATE_NEW, MESSAGES, RATE, RATE_NEW, direct
+from tests.tuning.test_diff import ESTIMATE, ESTIMATE_NEW, MESSAGES, RATE, RATE_NEW, direct
 
 
 def eventually(check: Callable[[], bool], seconds: float = 60) -> bool:

@@ -10,7 +10,7 @@ from bot.config import Settings
 from bot.content.intents import load_intents
 from bot.tuning.training import TrainingConfig, contrastive_loss, fine_tune, margin_loss, reviewed_examples
 from tests.conftest import write
-from tests.test_evaluate import bot
+from tests.tuning.test_evaluate import bot
 
 TINY = """\
 intents:

@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.routing.engine import Engine
 from bot.tuning.confusion import confusable_pairs
 from tests.conftest import write
-from tests.test_evaluate import bot
+from tests.tuning.test_evaluate import bot
 
 HOME = """\
 intents:

@@ -17,7 +17,7 @@ from bot.routing.engine import Engine
 from bot.store.db import make_engine, session_scope, upgrade
 from bot.store.models import Conversation, DecisionLog, Review
 from tests.api_support import make_intents, temporary_database
-from tests.test_review_discovery import CRYPTO
+from tests.insights.test_discovery import CRYPTO
 
 NOW = datetime.now(UTC)
 

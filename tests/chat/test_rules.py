@@ -13,7 +13,7 @@ from bot.errors import IntentFileError, InvalidInputError
 from bot.routing.context import RouteContext, read_together, wants_context
 from bot.routing.policy import Decision
 from bot.store.models import Conversation
-from tests.conftest import write
+from tests.conftest import ROOT, write
 
 RULES = ConversationRules(Settings(anger_threshold=0.1, handoff_message="A person will reply."))
 
@@ -124,5 +124,5 @@ def test_tone_phrases_come_from_the_folder(tmp_path: Path) -> None:
 
 
 def test_the_demo_bank_keeps_its_own_tone() -> None:
-    tone = load_tone(Path(__file__).resolve().parent.parent / "intents")
+    tone = load_tone(ROOT / "intents")
     assert tone.source.endswith("tone.yaml") and any("bank" in phrase for phrase in tone.angry)

@@ -16,8 +16,8 @@ from bot.config import Settings
 from bot.routing.engine import Engine
 from tests.api_support import make_intents
 from tests.browser_support import LiveServer, as_desktop, as_phone, layout_problems, screenshot
-from tests.test_diff import ESTIMATE, ESTIMATE_NEW, MESSAGES, RATE, RATE_NEW
-from tests.test_shadow import eventually
+from tests.chat.test_shadow import eventually
+from tests.tuning.test_diff import ESTIMATE, ESTIMATE_NEW, MESSAGES, RATE, RATE_NEW
 
 
 @pytest.fixture()

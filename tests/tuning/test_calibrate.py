@@ -11,7 +11,7 @@ import pytest
 from bot.routing.calibration import Calibration, calibration_id, load_calibration, save_calibration
 from bot.tuning.calibrate import fit_confidence, fit_policy
 from tests.conftest import write
-from tests.test_evaluate import bot
+from tests.tuning.test_evaluate import bot
 
 
 def test_fit_policy_finds_the_known_threshold() -> None:

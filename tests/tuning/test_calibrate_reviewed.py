@@ -17,7 +17,7 @@ from bot.store.examples import remember
 from bot.store.models import Conversation, DecisionLog, Review
 from bot.store.reviews import reviewed_rows
 from tests.conftest import write
-from tests.test_self_calibration import HOME
+from tests.routing.test_self_calibration import HOME
 
 pytestmark = pytest.mark.slow
 

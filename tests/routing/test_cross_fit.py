@@ -25,7 +25,7 @@ from bot.routing.state import Scoring, intent_text_kinds, intent_texts
 from bot.tuning import self_training
 from bot.tuning.training import TrainingConfig
 from tests.conftest import write
-from tests.test_self_calibration import HOME, engine_on
+from tests.routing.test_self_calibration import HOME, engine_on
 
 
 def test_each_intent_splits_its_examples_across_the_folds(tmp_path: Path) -> None:
