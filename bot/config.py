@@ -28,6 +28,9 @@ DEFAULT_CALIBRATION_CENTER = 0.5162
 # by few-shot cross-validation on BANKING77 train.csv (scripts/tune_defaults.py). The one source of it:
 # settings, calibration files and scoring all read this.
 DEFAULT_PROTOTYPE_WEIGHT = 0.3
+# Weight of the mean of an intent's next best vectors added to its best cosine (scripts/tune_defaults.py);
+# the one source of it, like DEFAULT_PROTOTYPE_WEIGHT: settings and calibration files read this.
+DEFAULT_AGGREGATION_WEIGHT = 0.2
 
 
 ROLES = ("widget", "agent", "analyst", "admin")
@@ -90,6 +93,9 @@ class Settings(BaseSettings):
     )
     redact: bool = Field(
         True, description="Replace e-mails, card and phone numbers in messages before storing."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "WARNING", description="Least severe log records the `bot` command writes to stderr."
     )
     access_log: bool = Field(
         True,
@@ -173,7 +179,7 @@ class Settings(BaseSettings):
     calibration_slope: float = Field(DEFAULT_CALIBRATION_SLOPE, gt=0.0)
     calibration_center: float = Field(DEFAULT_CALIBRATION_CENTER)
     # Intent score from its vectors: best cosine plus `aggregation_weight` x mean of the next best ones.
-    aggregation_weight: float = Field(0.2, ge=0.0, le=1.0)
+    aggregation_weight: float = Field(DEFAULT_AGGREGATION_WEIGHT, ge=0.0, le=1.0)
     aggregation_depth: int = Field(3, ge=1, le=20)
     # ... then blended with the cosine to the intent's prototype (the mean of its vectors), chosen on train
     prototype_weight: float = Field(DEFAULT_PROTOTYPE_WEIGHT, ge=0.0, le=1.0)

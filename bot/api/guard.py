@@ -25,7 +25,6 @@ import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
@@ -36,6 +35,7 @@ from bot.api.access_log import redact_path
 from bot.api.callers import Caller, TrustedProxies, identify
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.store.db import url_without_password
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +127,6 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-def without_password(uri: str) -> str:
-    """A storage URI with any password replaced by '***', for messages and logs."""
-    try:
-        password = urlsplit(uri).password
-    except ValueError:
-        return uri.split(":", 1)[0] + "://..."
-    return uri.replace(f":{password}@", ":***@") if password else uri
-
-
 @dataclass(frozen=True)
 class Limit:
     item: RateLimitItem
@@ -177,7 +168,7 @@ class RateLimits:
         try:
             storage = storage_from_string(uri)
         except Exception as exc:  # limits raises ConfigurationError for unknown schemes and missing drivers
-            shown = without_password(settings.rate_limit_storage)
+            shown = url_without_password(settings.rate_limit_storage)
             problem = str(exc).replace(settings.rate_limit_storage, shown)
             raise ConfigError(
                 f"BOT_RATE_LIMIT_STORAGE '{shown}' cannot be used: {problem} "

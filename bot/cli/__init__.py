@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
+
+from pydantic import ValidationError
 
 from bot.cli import intents, review, serving, tuning, versions  # noqa: F401  (each registers its commands on `app`)
 from bot.cli.app import app
+from bot.config import get_settings
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
     """Entry point of the `bot` console script."""
-    logging.basicConfig(level=os.environ.get("BOT_LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    try:
+        level = get_settings().log_level
+    except ValidationError:  # a bad BOT_* setting: the command reports it (bot.cli.app.user_errors)
+        level = "WARNING"
+    logging.basicConfig(level=level, stream=sys.stderr)
     app()

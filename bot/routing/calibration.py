@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.config import DEFAULT_PROTOTYPE_WEIGHT
+from bot.config import DEFAULT_AGGREGATION_WEIGHT, DEFAULT_PROTOTYPE_WEIGHT
 from bot.content.intents import first_error, read_yaml
 from bot.errors import IntentFileError
 
@@ -35,7 +35,7 @@ class Calibration(BaseModel):
     center: float
     threshold: Unit
     margin: Unit
-    aggregation_weight: Unit = 0.0
+    aggregation_weight: Unit = DEFAULT_AGGREGATION_WEIGHT
     aggregation_depth: int = Field(3, ge=1, le=20)
     prototype_weight: Unit = DEFAULT_PROTOTYPE_WEIGHT
     intent_thresholds: dict[str, Unit] = Field(default_factory=dict)

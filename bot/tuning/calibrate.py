@@ -15,7 +15,7 @@ import numpy as np
 
 from bot.routing.calibration import Calibration, CalibrationSource, base_model_id
 from bot.routing.scoring import intent_scores, left_out_rows, top_two
-from bot.routing.self_calibration import THRESHOLDS, fit_confidence
+from bot.routing.self_calibration import EXPECTATION_RATES, THRESHOLDS, fit_confidence
 from bot.routing.state import Scoring
 from bot.tuning.datasets import OUT_OF_SCOPE
 
@@ -45,9 +45,6 @@ class PolicyFit:
     reached: bool  # whether `precision` reaches the target
     # expected (precision, coverage) if that share of traffic were out of scope (`bot calibrate` prints it)
     by_oos_rate: dict[float, tuple[float, float]] = dataclasses.field(default_factory=dict)
-
-
-OOS_RATES = (0.0, 0.05, 0.1, 0.2, 0.3)
 
 
 @dataclass(frozen=True)
@@ -263,7 +260,7 @@ def calibrate(
             chosen = (key, calibration, fit, dataclasses.replace(ranking, scoring=scoring))
     assert chosen is not None  # AGGREGATIONS is not empty
     _, calibration, fit, ranking = chosen
-    expected = ranking.expected(fit, OOS_RATES)
+    expected = ranking.expected(fit, EXPECTATION_RATES)
     table = {f"{rate:g}": figures for rate, figures in expected.items()}  # kept in calibration.yaml too
     return calibration.model_copy(update={"expected_by_oos_rate": table}), dataclasses.replace(
         fit, by_oos_rate=expected
