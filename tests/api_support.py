@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.store.db import scratch_postgres
 from tests.conftest import write
+from tests.scratch_postgres import scratch_postgres
 
 PG_ADMIN_URL = os.environ.get(
     "BOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

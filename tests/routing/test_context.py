@@ -11,10 +11,10 @@ from bot.routing.context import RouteContext
 from bot.routing.engine import Engine
 from tests.conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 from bench_follow_ups import measure, right
 
-ROWS = list(csv.DictReader((ROOT / "scripts" / "data" / "two_turns.csv").open(encoding="utf-8")))
+ROWS = list(csv.DictReader((ROOT / "scripts" / "bench" / "data" / "two_turns.csv").open(encoding="utf-8")))
 
 
 def test_a_change_of_topic_keeps_its_own_reading(demo_engine: Engine) -> None:

@@ -1,9 +1,9 @@
 """HTTP load test of `bot serve` on 127.0.0.1: N concurrent clients for T seconds, bounded, then checks.
 
-    python scripts/load_test.py [--db sqlite|postgresql] [--clients 32] [--seconds 20] [--runs 3]
-                                [--peer] [--limit] [--cold] [--repeats 0.3]
-                                [--backend onnx-int8] [--workers 1] [--client wrk|httpx]
-                                [--url http://127.0.0.1:PORT --database-url URL]
+    python scripts/bench/load_test.py [--db sqlite|postgresql] [--clients 32] [--seconds 20] [--runs 3]
+                                      [--peer] [--limit] [--cold] [--repeats 0.3]
+                                      [--backend onnx-int8] [--workers 1] [--client wrk|httpx]
+                                      [--url http://127.0.0.1:PORT --database-url URL]
 
 Without --url it starts `bot serve` itself, as the README's first command does (its default backend,
 unless --backend), on a free localhost port with a fresh database (a temporary SQLite file, or a
@@ -14,7 +14,7 @@ requests/s, p50/p95/p99 latency, errors, and whether the stored decisions equal 
 requests, for each run and the median over runs. Only loopback addresses are contacted; it stops by itself.
 
 In the same run, interleaved with bot's runs so machine drift hits all alike:
-  --peer   the plain server a user would write (scripts/peer_server.py: sync FastAPI endpoint,
+  --peer   the plain server a user would write (scripts/bench/peer_server.py: sync FastAPI endpoint,
            sentence-transformers encode on one torch thread, FAISS top-1, one SQLModel commit per
            request) on its own fresh database, driven the same way: THE COMPARISON, not the product;
   --limit  the encoder alone: bot's encoder (onnx-int8), one distinct text per call from 2 threads, no
@@ -60,9 +60,10 @@ import httpx
 import numpy as np
 from sqlalchemy import bindparam, create_engine, text
 
-from bot.store.db import scratch_postgres
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # scratch_postgres is the tests' helper
+from tests.scratch_postgres import scratch_postgres  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "banking77" / "test.csv"
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -104,7 +105,7 @@ def server(
     if args.cold and not peer:  # an empty cache: the first start exports the model (in a child process)
         env["BOT_CACHE_DIR"] = str(folder / "cold-cache")
     if peer:
-        command = [sys.executable, "-m", "uvicorn", "scripts.peer_server:app", "--port", str(port)]
+        command = [sys.executable, "-m", "uvicorn", "scripts.bench.peer_server:app", "--port", str(port)]
         command += ["--log-level", "warning"]
     else:
         command = [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)]

@@ -1,8 +1,8 @@
 """Choose `bot train`'s loss on BANKING77 train.csv (never test.csv): few-shot draws, scored on other train rows.
 
-    python scripts/tune_training.py [--data ../shared/data/banking77/train.csv] [--intents intents]
-                                    [--shots 10] [--seeds 1,2] [--rows 2000] [--models models/tune]
-                                    [--only 0,3] [--try FIELD=VALUE[,FIELD=VALUE] ...]
+    python scripts/experiments/tune_training.py [--data ../shared/data/banking77/train.csv] [--intents intents]
+                                                [--shots 10] [--seeds 1,2] [--rows 2000] [--models models/tune]
+                                                [--only 0,3] [--try FIELD=VALUE[,FIELD=VALUE] ...]
 
 For each draw seed, K examples per intent are drawn from train.csv (as `--train --shots --seed` does), the
 bundled model is fine-tuned on the shipped intents plus those examples with each loss below, and top-1

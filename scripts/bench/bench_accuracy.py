@@ -1,7 +1,7 @@
 """BANKING77 accuracy benchmark: the four README figures in one run, settings chosen on train.csv only.
 
-    python scripts/bench_accuracy.py [--data-dir ../shared/data/banking77] [--intents intents]
-                                     [--models models] [--shots 10] [--seed 0] [--holdout 20] [--reuse]
+    python scripts/bench/bench_accuracy.py [--data-dir ../shared/data/banking77] [--intents intents]
+                                           [--models models] [--shots 10] [--seed 0] [--holdout 20] [--reuse]
 
 1. zero-shot      the shipped intents, bundled model, test.csv;
 2. few-shot       plus `--shots` train examples per intent drawn with `--seed`, frozen encoder;

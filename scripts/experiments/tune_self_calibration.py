@@ -1,7 +1,7 @@
 """Choose self-calibration's in-scope tolerance (`TOLERANCE` in bot/routing/self_calibration.py) on
 BANKING77 train.csv only (never test.csv, never HWU64).
 
-    python scripts/tune_self_calibration.py [--self-train] [--tolerances 0,0.005,0.01,0.02,0.03,0.05]
+    python scripts/experiments/tune_self_calibration.py [--self-train] [--tolerances 0,0.005,0.01,0.02,0.03,0.05]
 
 For each tolerance the shipped intents self-calibrate (their calibration.yaml ignored) and route the
 train messages: in-scope accuracy and precision. Then the 20 held-out intents of docs/evaluation.md are
@@ -24,8 +24,8 @@ from bot.routing.self_calibration import Evidence, fit_self_calibration
 from bot.routing.state import RoutingState, with_calibration
 from bot.tuning.datasets import OUT_OF_SCOPE, Example, read_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "bench"))  # the benchmarks this experiment reuses
 from bench_cold_start import engine_for, run  # noqa: E402
 from bench_oos_prior import HELD_OUT  # noqa: E402
 from measure_pseudo_bias import train_parser  # noqa: E402

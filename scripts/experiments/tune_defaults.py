@@ -1,7 +1,7 @@
 """Choose the default scoring and decision settings on BANKING77 train.csv (never test.csv).
 
-    python scripts/tune_defaults.py [--data ../shared/data/banking77/train.csv] [--intents intents]
-                                    [--target-precision 0.9] [--max-clarify 0.1] [--shots 10 --seeds 1,2,3]
+    python scripts/experiments/tune_defaults.py [--data ../shared/data/banking77/train.csv] [--intents intents]
+                                                [--target-precision 0.9] [--max-clarify 0.1] [--shots 10 --seeds 1,2,3]
 
 Prints, with the figures behind each choice:
   aggregation   weight/depth/prototype weight of

@@ -1,8 +1,8 @@
 """Cold-start benchmark: a folder routed with zero labelled data, against the oracle operating point.
 
-    python scripts/bench_cold_start.py [--intents scripts/hwu64/intents] [--data ../shared/data/hwu64/test.csv]
-                                       [--holdout 12] [--seed 0] [--model bundled] [--oos-rate R]
-                                       [--self-train] [--json]
+    python scripts/bench/bench_cold_start.py [--intents scripts/bench/hwu64/intents] [--data ../shared/data/hwu64/test.csv]
+                                             [--holdout 12] [--seed 0] [--model bundled] [--oos-rate R]
+                                             [--self-train] [--json]
 
 1. in scope      the folder, self-calibrated from its own texts (no calibration.yaml, no labels), routes
                  every row of --data: top-1, in-scope accuracy, coverage, answer precision, and what the
@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from oracle import Ranked, best_in_scope_at_precision, best_oos_recall_at_in_scope  # beside this script
+
 from bot.config import Settings
 from bot.content.intents import IntentSet, content_hash, load_intents
 from bot.routing.engine import Engine
@@ -35,10 +37,9 @@ from bot.routing.self_calibration import cached_self_calibration
 from bot.routing.state import RoutingState, with_calibration
 from bot.tuning.datasets import OUT_OF_SCOPE, Example, read_dataset
 from bot.tuning.evaluate import Metrics, compute_metrics, route_examples
-from bot.tuning.oracle import Ranked, best_in_scope_at_precision, best_oos_recall_at_in_scope
 from bot.tuning.self_training import self_trained_model
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def say(message: str) -> None:
@@ -117,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--intents", type=Path, default=ROOT / "scripts" / "hwu64" / "intents")
+    parser.add_argument("--intents", type=Path, default=ROOT / "scripts" / "bench" / "hwu64" / "intents")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "hwu64" / "test.csv")
     parser.add_argument("--holdout", type=int, default=12, help="intents held out as unknown")
     parser.add_argument("--seed", type=int, default=0)

@@ -1,6 +1,6 @@
 """In-process routing speed: each encoder backend side by side with a plain baseline, in one run.
 
-    python scripts/bench_route.py [--intents intents] [--messages 300] [--repeats 3] [--threads 16]
+    python scripts/bench/bench_route.py [--intents intents] [--messages 300] [--repeats 3] [--threads 16]
 
 Baseline: sentence-transformers `encode` of one message + a FAISS search over the intents' vectors
 (same model), i.e. what a minimal semantic router does. For each backend (torch, onnx, onnx-int8) the
@@ -36,7 +36,7 @@ from bot.routing.encoder import bundled_model_path, set_torch_threads
 from bot.routing.engine import Engine
 from bot.routing.state import intent_texts
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "banking77" / "test.csv"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "banking77" / "test.csv"
 
 
 def messages(count: int) -> list[str]:

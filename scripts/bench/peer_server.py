@@ -1,10 +1,10 @@
 """THE COMPARISON, not the product: the plain semantic router a user would write in an afternoon.
 
-    PEER_DATABASE_URL=sqlite:///peer.db uvicorn scripts.peer_server:app --port 8001
+    PEER_DATABASE_URL=sqlite:///peer.db uvicorn scripts.bench.peer_server:app --port 8001
 
 A FastAPI sync endpoint (FastAPI runs it in its thread pool), sentence-transformers `encode` with one
 torch thread, a FAISS inner-product search for the nearest intent text (top-1), and one SQLModel commit
-per request. It serves `POST /v1/chat` with the same body and reply fields `scripts/load_test.py` reads
+per request. It serves `POST /v1/chat` with the same body and reply fields `scripts/bench/load_test.py` reads
 (`decision_id`), so `load_test.py --peer` drives it exactly as it drives `bot serve`. Intents are the
 same folder's names, descriptions and examples (`PEER_INTENTS_DIR`, default `intents`).
 """

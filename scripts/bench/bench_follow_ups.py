@@ -1,8 +1,8 @@
 """Follow-ups against topic changes: the second turn of two-turn conversations, with and without context.
 
-    python scripts/bench_follow_ups.py [--intents intents] [--data scripts/data/two_turns.csv]
+    python scripts/bench/bench_follow_ups.py [--intents intents] [--data scripts/bench/data/two_turns.csv]
 
-`scripts/data/two_turns.csv` is our own set on the demo bank (no BANKING77 text): 15 true follow-ups
+`scripts/bench/data/two_turns.csv` is our own set on the demo bank (no BANKING77 text): 15 true follow-ups
 ("and when will it get here?" after a card question) and 15 changes of topic (a second question that
 stands alone, including ones the knowledge base answers and one the bot should clarify). A second turn
 is right when its final decision is the expected intent, or the expected route (`retrieve`, `clarify`).
@@ -20,7 +20,7 @@ from bot.routing.context import RouteContext
 from bot.routing.engine import Engine
 from bot.routing.policy import Decision
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def right(decision: Decision, expected: str) -> bool:
@@ -53,7 +53,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--intents", type=Path, default=ROOT / "intents")
-    parser.add_argument("--data", type=Path, default=ROOT / "scripts" / "data" / "two_turns.csv")
+    parser.add_argument("--data", type=Path, default=ROOT / "scripts" / "bench" / "data" / "two_turns.csv")
     args = parser.parse_args()
     engine = Engine(Settings(intents_dir=args.intents, self_train=False))
     engine.load()

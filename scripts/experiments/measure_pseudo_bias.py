@@ -1,7 +1,7 @@
 """How self-calibration's pseudo-queries differ from real messages: the `PseudoBias` factors, measured on
 BANKING77 train.csv only (never test.csv, never HWU64).
 
-    python scripts/measure_pseudo_bias.py [--self-train] [--data ../shared/data/banking77/train.csv]
+    python scripts/experiments/measure_pseudo_bias.py [--self-train] [--data ../shared/data/banking77/train.csv]
 
 In scope: the shipped intents (their calibration.yaml ignored) give pseudo-queries (each example scored
 leave-one-out) and a confidence map fitted on them; train.csv messages are real queries, scored with the
@@ -48,8 +48,8 @@ from bot.routing.self_calibration import (
 from bot.routing.state import RoutingState
 from bot.tuning.datasets import read_dataset
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "bench"))  # the benchmarks this experiment reuses
 from bench_cold_start import engine_for as cold_start_engine  # noqa: E402
 from bench_oos_prior import HELD_OUT  # noqa: E402  (the one list of the 20 held-out intents)
 

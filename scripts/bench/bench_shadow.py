@@ -1,6 +1,6 @@
 """What a shadow run costs live traffic: /v1/chat throughput and latency with and without one, in one run.
 
-    python scripts/bench_shadow.py [--clients 16] [--seconds 15] [--rounds 3] [--backend onnx-int8]
+    python scripts/bench/bench_shadow.py [--clients 16] [--seconds 15] [--rounds 3] [--backend onnx-int8]
 
 Starts `bot serve` on the shipped intents (a temporary SQLite database and cache folder, a free localhost
 port), then alternates rounds without and with a shadow run (POST /v1/admin/shadow with the shipped
@@ -8,7 +8,7 @@ intents, one description changed; DELETE between rounds), so machine drift hits 
 round: N concurrent clients, each sending its next distinct message (BANKING77 test texts with a
 unique suffix) as soon as the last is answered. Prints requests/s and p50/p99 per round, the medians,
 and how many messages the shadow decided and dropped. The load generator (Python, httpx) shares the
-machine, so the absolute figures are lower than scripts/load_test.py's with wrk; the ratio is the point.
+machine, so the absolute figures are lower than scripts/bench/load_test.py's with wrk; the ratio is the point.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77" / "test.csv"
 OLD = "whether it was sent or how to track it."
 NEW = "whether it was sent, how to track it, or how many days the post takes."

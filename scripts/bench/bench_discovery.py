@@ -1,7 +1,7 @@
 """New-intent discovery benchmark: how pure are the clusters drafted from traffic no intent took?
 
-    python scripts/bench_discovery.py [--intents intents] [--data ../shared/data/banking77/train.csv]
-                                      [--unknown 10] [--seed 0] [--per-known 20] [--json]
+    python scripts/bench/bench_discovery.py [--intents intents] [--data ../shared/data/banking77/train.csv]
+                                            [--unknown 10] [--seed 0] [--per-known 20] [--json]
 
 1. --unknown intents (drawn with --seed among those the folder and --data share) are removed from the
    folder; every --data row of theirs becomes traffic the folder cannot answer, mixed with --per-known
@@ -42,7 +42,7 @@ from bot.routing.policy import Decision
 from bot.tuning.datasets import Example, group_by_label, read_dataset
 from bot.tuning.evaluate import route_examples
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

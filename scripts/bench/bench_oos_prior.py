@@ -1,7 +1,7 @@
 """Does a calibration's promise hold when traffic's out-of-scope share differs from the labelled set's?
 
-    python scripts/bench_oos_prior.py [--data-dir ../shared/data/banking77] [--intents intents]
-                                      [--calibration-share 0.03] [--traffic-share 0.2] [--target 0.95]
+    python scripts/bench/bench_oos_prior.py [--data-dir ../shared/data/banking77] [--intents intents]
+                                            [--calibration-share 0.03] [--traffic-share 0.2] [--target 0.95]
 
 The 20 intents of docs/evaluation.md are removed from the shipped intents; their messages are out of
 scope. `bot calibrate` runs on train.csv rows of the kept intents plus just enough held-out rows to make
@@ -25,7 +25,7 @@ from bot.tuning.calibrate import calibrate
 from bot.tuning.datasets import OUT_OF_SCOPE, Example, read_dataset
 from bot.tuning.evaluate import compute_metrics, route_examples
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # docs/evaluation.md: the 20 held-out intents of the out-of-scope benchmark (seed 0)
 HELD_OUT = frozenset(
     [

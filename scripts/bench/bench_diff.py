@@ -1,6 +1,6 @@
 """How fast `bot diff` replays logged traffic: N customer messages under the demo intents and a candidate.
 
-    python scripts/bench_diff.py [--messages 10000] [--backend onnx-int8]
+    python scripts/bench/bench_diff.py [--messages 10000] [--backend onnx-int8]
 
 BANKING77 texts (train, then test) stand in for logged customer messages: they are written as decisions
 into a scratch SQLite database, then the diff runs twice, with an empty embedding cache (every message
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77"
 OLD = "whether it was sent or how to track it."  # the end of card_arrival's description
 NEW = "whether it was sent, how to track it, or how many days the post takes."
