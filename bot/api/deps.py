@@ -21,32 +21,35 @@ from bot.chat.pipeline import ChatPipeline
 from bot.chat.service import ChatService
 from bot.config import Settings
 from bot.routing.engine import Engine
+from bot.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False, description="API key: Authorization: Bearer KEY")
 
 
+def runtime_of(request: Request) -> Runtime:
+    """The process's `Runtime` (bot.runtime), the one object the app keeps in its state."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
 async def get_settings_dep(request: Request) -> Settings:
     """The app's settings."""
-    settings: Settings = request.app.state.settings
-    return settings
+    return runtime_of(request).settings
 
 
 async def get_engine(request: Request) -> Engine:
     """The routing engine loaded at start-up."""
-    engine: Engine = request.app.state.engine
-    return engine
+    return runtime_of(request).engine
 
 
 async def get_database(request: Request) -> Database:
     """The SQLAlchemy engine of the conversation store."""
-    database: Database = request.app.state.database
-    return database
+    return runtime_of(request).database
 
 
 async def get_service(request: Request) -> ChatService:
     """The chat service joining engine and store."""
-    service: ChatService = request.app.state.service
-    return service
+    return runtime_of(request).service
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -57,8 +60,7 @@ ServiceDep = Annotated[ChatService, Depends(get_service)]
 
 async def get_pipeline(request: Request) -> ChatPipeline:
     """The batched chat path (routing and writing threads) started with the app."""
-    pipeline: ChatPipeline = request.app.state.pipeline
-    return pipeline
+    return runtime_of(request).pipeline
 
 
 PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]
@@ -70,10 +72,10 @@ def caller_of(request: Request) -> Caller:
     if isinstance(caller, Caller):
         return caller
     # an app mounted without the guard (never by create_app): read the one header the same way
-    state = request.app.state
+    runtime = runtime_of(request)
     host = request.client.host if request.client is not None else "unknown"
     return identify(
-        request.headers.get("authorization", "").encode("latin-1"), host, state.keys, state.key_names
+        request.headers.get("authorization", "").encode("latin-1"), host, runtime.keys, runtime.key_names
     )
 
 
@@ -86,7 +88,7 @@ async def key_owner(
     field except a person who has a key of their own: that name needs that key (403). The body is
     FastAPI's own parsed copy (read once and cached on the request), so this costs a dictionary lookup.
     """
-    names: dict[str, str] = request.app.state.key_names
+    names: dict[str, str] = runtime_of(request).key_names
     if not names:
         return None
     owner = caller_of(request).owner
@@ -150,35 +152,31 @@ def _remote_refusal(host: str | None) -> HTTPException | None:
     return None
 
 
-def admit(
-    keys: dict[str, str],
-    caller: Callable[[], Caller],
-    host: str | None,
-    allowed: Set[str],
-    path: Callable[[], str],
-) -> str | HTTPException:
-    """The role a request acts with, or the error refusing it (`require`'s rule, as a plain function).
+def admit(request: Request, allowed: Set[str]) -> str:
+    """The role `request` acts with if it is one of `allowed`; else raises the HTTPException refusing it.
 
-    `caller` is read only when keys are set; `host` is the TCP peer (the open server's loopback rule);
-    `path` gives the URL path for the message.
+    Without keys every request acts as admin, but only from this machine (`_remote_refusal`).
     """
-    if not keys:
-        return _remote_refusal(host) or "admin"
-    who = caller()
+    if not runtime_of(request).keys:
+        refusal = _remote_refusal(request.client.host if request.client is not None else None)
+        if refusal is not None:
+            raise refusal
+        return "admin"
+    who = caller_of(request)
     if who.scheme.lower() != "bearer" or not who.token:
-        return HTTPException(
+        raise HTTPException(
             401,
             "missing API key: send 'Authorization: Bearer KEY'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     role = who.role
     if role is None:
-        return HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     if role not in allowed:
         needed = " or ".join(sorted(allowed))
-        return HTTPException(
+        raise HTTPException(
             403,
-            f"{_article(role)} {role} key may not use {path()}; it needs {_article(needed)} {needed} key",
+            f"{_article(role)} {role} key may not use {request.url.path}; it needs {_article(needed)} {needed} key",
         )
     return role
 
@@ -190,12 +188,7 @@ def require(*roles: str) -> Callable[..., Awaitable[str]]:
     async def check(
         request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> str:
-        keys: dict[str, str] = request.app.state.keys
-        host = request.client.host if request.client is not None else None
-        outcome = admit(keys, lambda: caller_of(request), host, allowed, lambda: request.url.path)
-        if isinstance(outcome, HTTPException):
-            raise outcome
-        return outcome
+        return admit(request, allowed)
 
     return check
 

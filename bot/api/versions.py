@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Engine as Database
 from starlette.concurrency import run_in_threadpool
 
-from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, require
+from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, require, runtime_of
 from bot.api.widget import PAGE_HEADERS
 from bot.chat.shadow import ShadowRun
 from bot.config import Settings
@@ -164,7 +163,8 @@ def version_out(row: versions.VersionRow) -> VersionOut:
 
 def who(request: Request) -> str:
     """Who acts, for the version log: the key's owner (`admin@NAME:KEY`), else the kind of access."""
-    names: dict[str, str] = request.app.state.key_names
+    runtime = runtime_of(request)
+    names: dict[str, str] = runtime.key_names
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         presented = token.strip().encode()
@@ -172,12 +172,11 @@ def who(request: Request) -> str:
         owners = [name for key, name in names.items() if hmac.compare_digest(key.encode(), presented)]
         if owners:
             return owners[-1]
-    return "admin key" if request.app.state.keys else "local (no API keys)"
+    return "admin key" if runtime.keys else "local (no API keys)"
 
 
 def _sync(request: Request) -> VersionSync:
-    sync: VersionSync = request.app.state.versions
-    return sync
+    return runtime_of(request).versions
 
 
 # -- endpoints -------------------------------------------------------------------------------------
@@ -353,8 +352,7 @@ class ShadowOut(BaseModel):
 
 
 def _shadow(request: Request) -> ShadowRun | None:
-    run: ShadowRun | None = getattr(request.app.state, "shadow", None)
-    return run
+    return runtime_of(request).shadow.run
 
 
 def shadow_out(run: ShadowRun | None, database: Database, intents_version: str | None = None) -> ShadowOut:
@@ -387,15 +385,15 @@ async def start_shadow_run(body: ShadowIn, request: Request, database: DatabaseD
     """Route every live message of this process through a candidate too (replacing any shadow run); its
     decisions are stored as shadow decisions and never shown to customers. The candidate is stored as a
     version (not made live), so what was shadowed is exactly what `promote` makes live."""
-    run = await run_in_threadpool(begin_shadow, request.app, body.intents_dir, body.version_id, who(request))
+    control = runtime_of(request).shadow
+    run = await run_in_threadpool(control.begin, body.intents_dir, body.version_id, who(request))
     return shadow_out(run, database)
 
 
 @router.delete("/v1/admin/shadow", response_model=ShadowOut, dependencies=[Depends(require())])
 async def stop_shadow_run(request: Request, database: DatabaseDep) -> ShadowOut:
     """Stop the shadow run (what it queued is still decided and stored); its comparison stays readable."""
-    run = _shadow(request)
-    await run_in_threadpool(end_shadow, request.app)
+    run = await run_in_threadpool(runtime_of(request).shadow.end)
     return shadow_out(run, database)
 
 
@@ -406,64 +404,9 @@ async def promote_shadow(request: Request, engine: EngineDep, database: Database
     if run is None or run.status.version_id is None:
         raise ConflictError("no shadow run to promote: start one with POST /v1/admin/shadow")
     version_id = run.status.version_id
-    await run_in_threadpool(end_shadow, request.app)
+    await run_in_threadpool(runtime_of(request).shadow.end)
     loaded = await run_in_threadpool(_sync(request).activate, version_id, who(request), "promote")
     return activated_out(loaded, engine, database)
-
-
-def begin_shadow(app: FastAPI, intents_dir: str | None, version_id: int | None, by: str) -> ShadowRun:
-    """Store the candidate as a version, build its state, and put it behind the chat pipeline."""
-    engine: Engine = app.state.engine
-    database: Database = app.state.database
-    settings: Settings = app.state.settings
-    if version_id is not None:
-        version = versions.get(database, version_id)
-        label = f"version {version.id}"
-    else:
-        folder = FilePath(intents_dir or "")
-        if not folder.is_dir():
-            raise InvalidInputError("intents_dir", f"'{folder}' is not a folder on the server")
-        version = versions.store(database, versions.snapshot(folder, engine.model_id), f"{by} (shadow)")
-        label = f"version {version.id} ({folder})"
-    state, _ = engine.candidate(versions.materialize(version, settings.cache_dir))
-    pipeline = app.state.pipeline
-
-    def live_busy() -> bool:
-        return any(queue.pending > 0 for queue in pipeline.stats().values())
-
-    run = ShadowRun(
-        engine, database, state, candidate=label, version_id=version.id, live_busy=live_busy
-    ).start()
-    end_shadow(app)
-    app.state.shadow = run
-    app.state.pipeline.shadow = run
-    log.info("shadow run started: %s (intents %s)", label, state.version)
-    return run
-
-
-def end_shadow(app: FastAPI) -> None:
-    """Detach and stop the shadow run, if any (queued messages are still decided and stored)."""
-    run: ShadowRun | None = getattr(app.state, "shadow", None)
-    pipeline = getattr(app.state, "pipeline", None)
-    if pipeline is not None and pipeline.shadow is run:
-        pipeline.shadow = None
-    app.state.shadow = None
-    if run is not None:
-        run.stop()
-
-
-async def start_shadow(app: FastAPI, settings: Settings) -> None:
-    """At start-up: shadow BOT_SHADOW_INTENTS_DIR if set (an invalid folder stops the start, with `path:line`)."""
-    app.state.shadow = None
-    if settings.shadow_intents_dir is not None:
-        await run_in_threadpool(
-            begin_shadow, app, str(settings.shadow_intents_dir), None, "BOT_SHADOW_INTENTS_DIR"
-        )
-
-
-async def stop_shadow(app: FastAPI) -> None:
-    """At shutdown, after the chat pipeline has flushed and before the database closes."""
-    await run_in_threadpool(end_shadow, app)
 
 
 # -- the page: versions, the diff of one against live, and rollback --------------------------------
@@ -485,32 +428,3 @@ def versions_js() -> FileResponse:
 def versions_css() -> FileResponse:
     """The page's styles (on top of the review pages' review.css)."""
     return FileResponse(WEB / "versions.css", media_type="text/css", headers=PAGE_HEADERS_NO_CACHE)
-
-
-# -- start-up and the follower -------------------------------------------------------------------
-
-
-async def _follow(sync: VersionSync, seconds: float) -> None:
-    """Load versions other replicas activate: poll the newest activation's id, load only when it moves."""
-    seen: int | None = None
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            marker = await run_in_threadpool(versions.activation_marker, sync.database)
-            if marker != seen:
-                await run_in_threadpool(sync.follow)
-                seen = marker
-        except Exception as exc:  # database down or a bad version: keep routing with what we have
-            log.warning("intents versions not followed: %s: %s", exc.__class__.__name__, exc)
-
-
-async def start(
-    app: FastAPI, engine: Engine, database: Database, settings: Settings
-) -> asyncio.Task[None] | None:
-    """Record (or follow) the version this process serves; start following activations elsewhere."""
-    sync = VersionSync(engine, database, settings)
-    await run_in_threadpool(sync.start)
-    app.state.versions = sync
-    if settings.learned_sync_seconds <= 0:
-        return None
-    return asyncio.create_task(_follow(sync, settings.learned_sync_seconds))

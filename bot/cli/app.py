@@ -114,12 +114,10 @@ def settings_for(intents: Path | None, **overrides: object) -> Settings:
 
 
 def engine_for(settings: Settings, *, progress: bool = False) -> Engine:
-    from bot.routing.engine import Engine  # heavy: torch and FAISS load only for commands that route
-    from bot.tuning.self_training import ensure_self_trained
+    """The engine `bot serve` would route with (bot.runtime), without the database's learned examples."""
+    from bot.runtime import routing_engine  # heavy: torch and FAISS load only for commands that route
 
-    engine = Engine(ensure_self_trained(settings), progress=progress)
-    engine.load()
-    return engine
+    return routing_engine(settings, progress=progress)
 
 
 def database_configured() -> bool:
@@ -128,7 +126,10 @@ def database_configured() -> bool:
     settings = get_settings()
     if "database_url" in settings.model_fields_set:
         return True
+    from bot.store.db import adopt_legacy_database
+
     url = settings.database_url
+    adopt_legacy_database(url)  # an install on the old default file reads it where `bot serve` will
     return url.startswith("sqlite:///") and Path(url.removeprefix("sqlite:///")).is_file()
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bot.chat.spool import Spool
 from bot.cli.app import IntentsOption, JsonOption, app, command, out, settings_for, user_errors
-from bot.config import get_settings
+from bot.config import Settings, get_settings
 from bot.errors import BotError
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -34,7 +34,7 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the HTTP API under uvicorn; the model and indexes load once at start-up."""
+    """Run the HTTP API under uvicorn; the model and indexes load once at start-up (bot.runtime)."""
     import uvicorn
 
     settings = settings_for(intents, forwarded_allow_ips=forwarded_allow_ips)
@@ -44,50 +44,52 @@ def serve(
             f"refusing to listen on {host} without API keys: set BOT_API_KEYS='widget:KEY,agent:KEY,...' "
             "or listen on 127.0.0.1"
         )
-    # fail fast with one clear line, before uvicorn starts, on a bad folder, database or model; the
-    # files and the database first, so a typo is reported at once, not after a first start's export
-    from bot.content.intents import load_intents
-    from bot.content.knowledge import load_knowledge
-    from bot.content.tone import load_tone
-    from bot.routing.engine import Engine
-    from bot.store.db import make_engine, upgrade
-    from bot.tuning.self_training import ensure_self_trained
-
-    folder = Path(settings.intents_dir)
-    load_intents(folder)
-    load_knowledge(folder / "knowledge")
-    load_tone(folder)
-    database = make_engine(settings.database_url)
-    upgrade(database)
-    database.dispose()
-    settings = ensure_self_trained(settings)  # a new folder version trains first (minutes, once)
-    engine = Engine(settings)
-    engine.load()
     if not keys:
         sys.stderr.write(
             "warning: no API keys configured (BOT_API_KEYS): every endpoint is open, localhost only\n"
         )
-    from bot.api import create_app
-
-    app_ = create_app(settings, engine=engine)  # bad limits or proxies fail here, as one line
     # X-Forwarded-For is the app's to read (bot.api.callers: only from BOT_FORWARDED_ALLOW_IPS, addresses
     # validated), so uvicorn's own reading, which trusts 127.0.0.1 by default, is off
-    if workers > 1:
-        os.environ["BOT_INTENTS_DIR"] = str(settings.intents_dir)
-        os.environ["BOT_FORWARDED_ALLOW_IPS"] = settings.forwarded_allow_ips
-        uvicorn.run(
-            "bot.api.main:app",
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-            proxy_headers=False,
-            access_log=settings.access_log,
-        )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "proxy_headers": False,
+        "access_log": settings.access_log,
+    }
+    if workers == 1:
+        from bot.api import create_app
+        from bot.runtime import Runtime
+
+        # a bad folder, database or model fails here as one line, before uvicorn starts
+        runtime = Runtime(settings).open()
+        uvicorn.run(create_app(runtime=runtime), **options)
         return
-    uvicorn.run(
-        app_, host=host, port=port, log_level="info", proxy_headers=False, access_log=settings.access_log
-    )
+    _serve_workers(settings, workers, options)
+
+
+def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) -> None:
+    """`workers` processes on one socket, each building the app from these settings (pickled to it by
+    uvicorn's supervisor, so nothing goes through the environment); the folder and database are checked
+    here first, so a typo is one line, not one traceback per worker, and a new folder version is trained
+    once, here, not once per worker."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from bot.api import create_app
+    from bot.runtime import check_folder
+    from bot.store.db import make_engine, upgrade
+
+    from bot.tuning.self_training import ensure_self_trained
+
+    check_folder(Path(settings.intents_dir))
+    database = make_engine(settings.database_url)
+    upgrade(database)
+    database.dispose()
+    create_app(settings)  # bad keys, limits or proxies fail here, as one line
+    ensure_self_trained(settings)  # trained once here, found in the cache by every worker
+    config = uvicorn.Config(functools.partial(create_app, settings), factory=True, workers=workers, **options)
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
+from bot.config import DEFAULT_DATABASE_URL, LEGACY_DATABASE_URL
 from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,9 @@ def make_engine(url: str) -> Engine:
     """A SQLAlchemy engine for `url`; SQLite gets WAL and a busy timeout so concurrent writers wait.
 
     `hide_parameters`: errors and logs show statements without their values, which are customers' texts.
+    The default file is looked for where an older release left it first (`adopt_legacy_database`).
     """
+    adopt_legacy_database(url)
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
@@ -56,6 +59,33 @@ def url_without_password(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL is shown as its scheme only
         return url.split(":", 1)[0] + "://..."
+
+
+def adopt_legacy_database(url: str) -> Path | None:
+    """Move the SQLite file of `LEGACY_DATABASE_URL` to the default file when `url` is the default and only
+    the legacy file exists: an install that ran while the default was wrong keeps its conversations.
+
+    Its WAL and shared-memory files move with it. Returns the new path when a file was moved (logged).
+    """
+    if url != DEFAULT_DATABASE_URL:
+        return None
+    target = Path(DEFAULT_DATABASE_URL.removeprefix("sqlite:///"))
+    legacy = Path(LEGACY_DATABASE_URL.removeprefix("sqlite:///"))
+    if target.exists() or not legacy.is_file():
+        return None
+    for suffix in ("-wal", "-shm", "-journal"):  # the main file last: a crash midway leaves it findable
+        side = legacy.with_name(legacy.name + suffix)
+        if side.exists():
+            side.rename(target.with_name(target.name + suffix))
+    legacy.rename(target)
+    log.warning(
+        "moved the conversation store %s to %s, the default file (%s was the default by mistake in one "
+        "release); set BOT_DATABASE_URL to choose another",
+        legacy.resolve(),
+        target.resolve(),
+        LEGACY_DATABASE_URL,
+    )
+    return target
 
 
 def _alembic_config() -> Config:

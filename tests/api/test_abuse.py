@@ -240,7 +240,7 @@ def test_an_unexpected_error_is_one_log_line_without_the_request_text(
 
 
 def test_a_bad_turn_costs_its_batch_a_few_transactions_and_no_good_turn(any_db: TestClient) -> None:
-    service = any_db.app.state.service  # type: ignore[attr-defined]
+    service = any_db.app.state.runtime.service  # type: ignore[attr-defined]
     transactions = []
     event.listen(service.database, "begin", lambda _connection: transactions.append(1))
     pendings = []

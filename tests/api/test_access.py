@@ -137,7 +137,7 @@ def test_a_malformed_key_owner_is_refused_at_start() -> None:
 def test_reload_keeps_the_old_set_when_yaml_is_broken(keyed: TestClient) -> None:
     admin = bearer("root-key")
     before = keyed.get("/v1/intents", headers=admin).json()["version"]
-    folder = Path(keyed.app.state.engine.intents_dir)  # type: ignore[attr-defined]
+    folder = Path(keyed.app.state.runtime.engine.intents_dir)  # type: ignore[attr-defined]
     good = (folder / "bank.yaml").read_text()
     (folder / "bank.yaml").write_text(good.replace("examples:", "exampels:", 1))
     broken = keyed.post("/v1/admin/reload", headers=admin)
@@ -156,7 +156,7 @@ def test_reload_keeps_the_old_set_when_yaml_is_broken(keyed: TestClient) -> None
 
 def test_reload_refuses_a_template_that_would_fail_at_the_customer(keyed: TestClient) -> None:
     admin = bearer("root-key")
-    folder = Path(keyed.app.state.engine.intents_dir)  # type: ignore[attr-defined]
+    folder = Path(keyed.app.state.runtime.engine.intents_dir)  # type: ignore[attr-defined]
     good = (folder / "bank.yaml").read_text()
     for bad, problem in (
         ("{{ days | shout }}", "unknown filter 'shout'"),

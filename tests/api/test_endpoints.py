@@ -352,7 +352,7 @@ def test_corrections_teach_the_router_and_survive_a_restart(
 def test_a_batch_of_turns_is_stored_in_one_go_with_one_ticket_per_conversation(
     client: TestClient, db_url: str
 ) -> None:
-    service = client.app.state.service  # type: ignore[attr-defined]
+    service = client.app.state.runtime.service  # type: ignore[attr-defined]
     lost, other = uuid.uuid4().hex, uuid.uuid4().hex
 
     def pending(conversation_id: str, text: str, *, existing: bool = False) -> PendingWrite:

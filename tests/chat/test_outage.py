@@ -153,7 +153,7 @@ def test_chat_survives_an_outage_and_nothing_is_lost_or_doubled(
         for text in messages[20:]:
             assert client.post("/v1/chat", json={"message": text}).json()["stored"] is True
             ok += 1
-        assert client.app.state.service.drain_spool() == 0  # type: ignore[attr-defined]
+        assert client.app.state.runtime.service.drain_spool() == 0  # type: ignore[attr-defined]
         stored = client.get("/v1/logs", params={"limit": 100}).json()["items"]
 
     assert ok == 30 and row_counts(direct_url)["decision"] == 30
@@ -173,7 +173,7 @@ def test_a_record_replayed_twice_is_written_once(tmp_path: Path, bundled_encoder
         engine = Engine(settings, encoder=bundled_encoder)
         engine.load()
         with TestClient(create_app(settings, engine=engine)) as client:
-            service = client.app.state.service  # type: ignore[attr-defined]
+            service = client.app.state.runtime.service  # type: ignore[attr-defined]
             from bot.store.db import make_engine
 
             service.database = make_engine("sqlite:////nonexistent/dir/x.db")  # unreachable: spools

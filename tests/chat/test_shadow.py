@@ -156,7 +156,7 @@ def test_a_shadow_waits_while_live_requests_are_queued_and_drains_when_stopped(
     """Its own work would take CPU and GIL time from live requests, so it runs only in lulls; stopping
     it still decides and stores everything it queued."""
     client, url, _, _ = shadowed
-    run = client.app.state.shadow  # type: ignore[attr-defined]
+    run = client.app.state.runtime.shadow.run  # type: ignore[attr-defined]
     busy = [True]
     run._live_busy = lambda: busy[0]  # stands in for the pipeline's queues, so the test controls "busy"
     for message in MESSAGES[:5]:

@@ -183,7 +183,7 @@ def admin_client(tmp_path: Path, bundled_encoder, cache_dir: Path) -> Iterator[T
 
 def test_reload_refuses_an_alias_bomb_with_a_short_422(admin_client: TestClient) -> None:
     admin = {"Authorization": "Bearer root-key"}
-    folder = Path(admin_client.app.state.engine.intents_dir)  # type: ignore[attr-defined]
+    folder = Path(admin_client.app.state.runtime.engine.intents_dir)  # type: ignore[attr-defined]
     before = admin_client.get("/v1/intents", headers=admin).json()["version"]
     write(folder / "bomb.yaml", alias_bomb(7))
     refused = admin_client.post("/v1/admin/reload", headers=admin)

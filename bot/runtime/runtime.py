@@ -1,0 +1,229 @@
+"""The life of one serving process: what it starts, in which order, and how it stops.
+
+`open` does the blocking part and fails with one clear line on a bad folder, database or model: the
+conversation store is found (an install on the old default file is moved) and migrated, the folder is
+checked, the model chosen (self-trained where that applies) and loaded with the examples learned in the
+database, and the version it serves recorded. `start` (on the event loop that will serve) then starts
+the chat pipeline's threads, the shadow run named by BOT_SHADOW_INTENTS_DIR and the one poller that keeps
+the process in step with the others (`bot.runtime.sync`). `stop` undoes it in reverse: no accepted turn
+is lost and the database closes last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sqlalchemy import Engine as Database
+from starlette.concurrency import run_in_threadpool
+
+from bot.chat.pipeline import ChatPipeline
+from bot.chat.service import ChatService
+from bot.chat.spool import Spool
+from bot.config import Settings
+from bot.content.intents import load_intents
+from bot.content.knowledge import load_knowledge
+from bot.content.tone import load_tone
+from bot.routing.engine import Engine
+from bot.runtime.shadow import ShadowControl
+from bot.runtime.sync import Poller, SyncTask
+from bot.store import versions
+from bot.store.db import make_engine, upgrade
+from bot.store.examples import learned_examples, learned_fingerprint
+from bot.store.version_sync import VersionSync
+from bot.tuning.self_training import ensure_self_trained
+
+log = logging.getLogger(__name__)
+
+SPOOL_DRAIN_SECONDS = 2.0
+# Four busy threads share the GIL (event loop, two routers, writer); a router coming back from ONNX
+# Runtime waits for the holder's switch interval, so a shorter one serves more (docs/evaluation.md).
+SWITCH_INTERVAL_SECONDS = 0.001
+
+
+def check_folder(folder: Path) -> None:
+    """Read and validate the intents, knowledge and tone files: a typo fails here as `path:line`, before
+    any model is exported or trained."""
+    load_intents(folder)
+    load_knowledge(folder / "knowledge")
+    load_tone(folder)
+
+
+def routing_engine(
+    settings: Settings,
+    *,
+    learned: Mapping[str, Sequence[str]] | None = None,
+    progress: bool = False,
+) -> Engine:
+    """The engine a process routes with: the folder's self-trained model where that applies (trained
+    now if missing), loaded with `learned` examples."""
+    engine = Engine(ensure_self_trained(settings), progress=progress)
+    engine.load(extra_examples=learned)
+    return engine
+
+
+class Runtime:
+    """Everything one serving process runs; `open`, then `start` on the serving event loop, then `stop`."""
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.keys = settings.keys_by_role()  # a malformed BOT_API_KEYS fails here, before anything listens
+        self.key_names = settings.key_names()
+        self._given_engine = engine  # tests share one loaded engine between apps
+        self._engine: Engine | None = None
+        self._database: Database | None = None
+        self._versions: VersionSync | None = None
+        self._service: ChatService | None = None
+        self._pipeline: ChatPipeline | None = None
+        self._shadow: ShadowControl | None = None
+        self._poller: Poller | None = None
+
+    # -- what a started runtime serves with (an AssertionError before `open`/`start` is a bug) -----------
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None, "Runtime.open() first"
+        return self._engine
+
+    @property
+    def database(self) -> Database:
+        assert self._database is not None, "Runtime.open() first"
+        return self._database
+
+    @property
+    def versions(self) -> VersionSync:
+        assert self._versions is not None, "Runtime.open() first"
+        return self._versions
+
+    @property
+    def service(self) -> ChatService:
+        assert self._service is not None, "Runtime.open() first"
+        return self._service
+
+    @property
+    def pipeline(self) -> ChatPipeline:
+        assert self._pipeline is not None, "Runtime.start() first"
+        return self._pipeline
+
+    @property
+    def shadow(self) -> ShadowControl:
+        assert self._shadow is not None, "Runtime.start() first"
+        return self._shadow
+
+    # -- life ----------------------------------------------------------------------------------------------
+
+    def open(self) -> Runtime:
+        """The blocking part of a start (see the module docstring); does nothing the second time."""
+        if self._service is not None:
+            return self
+        settings = self.settings
+        database = make_engine(settings.database_url)
+        upgrade(database)
+        self._database = database
+        engine = self._given_engine
+        if engine is None:
+            check_folder(Path(settings.intents_dir))
+            engine = routing_engine(settings, learned=learned_examples(database))
+        else:
+            learned = learned_examples(database)
+            if learned or engine.extra_examples:
+                engine.load(extra_examples=learned)
+        self._engine = engine
+        self._versions = VersionSync(engine, database, settings)
+        self._versions.start()
+        spool = Spool(settings.spool_dir or settings.cache_dir / "spool")
+        self._service = ChatService(engine, database, spool)
+        return self
+
+    async def start(self) -> None:
+        """`open` (in a worker thread) if not done yet, then the threads that serve; call on the event loop
+        that will serve requests."""
+        await run_in_threadpool(self.open)
+        pipeline = ChatPipeline(self.service, self.settings)
+        pipeline.start()
+        self._pipeline = pipeline
+        self._shadow = ShadowControl(self.engine, self.database, self.settings, pipeline)
+        if self.settings.shadow_intents_dir is not None:  # an invalid folder stops the start, with path:line
+            folder = str(self.settings.shadow_intents_dir)
+            await run_in_threadpool(self._shadow.begin, folder, None, "BOT_SHADOW_INTENTS_DIR")
+        self._poller = Poller(self.sync_tasks()).start()
+        # the model, intents and libraries live as long as the process: keeping them out of the garbage
+        # collector's scans removes pauses that showed up as 100 ms stalls in chat batches under load
+        gc.collect()
+        gc.freeze()
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+        engine = self.engine
+        log.info("serving %d intents (version %s)", len(engine.intents.intents), engine.intents.version)
+
+    async def stop(self) -> None:
+        """Stop in reverse: every accepted chat turn and shadow decision is written before the database
+        closes, and spooled turns get a last chance to be written."""
+        if self._poller is not None:
+            await run_in_threadpool(self._poller.stop)
+        if self._pipeline is not None:
+            await self._pipeline.close()
+        if self._shadow is not None:
+            await run_in_threadpool(self._shadow.end)
+        if self._service is not None:
+            with contextlib.suppress(Exception):  # a last try: the database may be back
+                await run_in_threadpool(self._service.drain_spool)
+        if self._database is not None:
+            self._database.dispose()
+
+    # -- what the poller keeps in step ----------------------------------------------------------------------
+
+    def sync_tasks(self) -> list[SyncTask]:
+        """Spooled turns every few seconds; learned examples and the live version every
+        BOT_LEARNED_SYNC_SECONDS (0: this process follows no other)."""
+        tasks = [SyncTask("spool", SPOOL_DRAIN_SECONDS, self._drain_spool, level=logging.WARNING)]
+        seconds = self.settings.learned_sync_seconds
+        if seconds > 0:
+            tasks.append(SyncTask("learned examples", seconds, _LearnedFollower(self.engine, self.database)))
+            tasks.append(SyncTask("intents version", seconds, _VersionFollower(self.versions)))
+        return tasks
+
+    def _drain_spool(self) -> str | None:
+        spool = self.service.spool
+        if spool is None or not spool.pending():
+            return None
+        applied = self.service.drain_spool()
+        return f"the database is back: wrote {applied} spooled chat turns" if applied else None
+
+
+class _LearnedFollower:
+    """Examples other processes learned from reviews and tickets: a review teaches the process that
+    handled it at once; the others see the table's fingerprint move and re-embed only the new texts."""
+
+    def __init__(self, engine: Engine, database: Database) -> None:
+        self.engine = engine
+        self.database = database
+        self.seen: tuple[object, ...] | None = None  # the first round compares: a change may predate start
+
+    def __call__(self) -> str | None:
+        now = learned_fingerprint(self.database)
+        if now == self.seen:
+            return None
+        changed = self.engine.use_extra_examples(lambda: learned_examples(self.database))
+        self.seen = now
+        return f"{len(self.engine.extra_examples)} intents have learned examples now" if changed else None
+
+
+class _VersionFollower:
+    """Versions other replicas activate (rollback, promotion): load one only when the newest activation
+    moves."""
+
+    def __init__(self, sync: VersionSync) -> None:
+        self.sync = sync
+        self.seen: int | None = None
+
+    def __call__(self) -> str | None:
+        marker = versions.activation_marker(self.sync.database)
+        if marker == self.seen:
+            return None
+        loaded = self.sync.follow()
+        self.seen = marker
+        return f"now serving intents version {loaded.version.id}" if loaded is not None else None
