@@ -18,6 +18,12 @@ pytestmark = pytest.mark.slow
 
 XSS = "<img src=x onerror=alert(1)>"
 AGENT_REPLY = f"Hi, I'm Ann from Larkspur. I see {XSS} here, how can I help?"
+# the conversation the README's screenshots show: ordinary use, no probes
+CUSTOMER_DETAIL = "It was sent two weeks ago and the tracking hasn't moved"
+AGENT_ANSWER = (
+    "Hi, I'm Ann from Larkspur. Sorry about the wait: I've cancelled that card and sent a new one "
+    "by express delivery, so it will be with you in 2 working days."
+)
 KEYS = "widget:w-key,agent:a-key"
 
 
@@ -103,11 +109,7 @@ def test_customer_and_agent_talk_through_the_widget_and_the_console(server: Live
     assert widget.js("return root.activeElement && root.activeElement.id") == "ir-input"  # focus moved in
     assert widget.find(".log")[0].get_attribute("aria-live") == "polite"
 
-    # a question the bot answers
-    widget.send("my new card still hasn't come")
-    widget.wait_for_bubble("Track delivery")
-
-    # an ambiguous one: the bot asks, the customer clicks an option, the bot answers it
+    # an ambiguous question: the bot asks, the customer clicks an option, the bot answers it
     widget.send("how do I top up")
     buttons = wait(driver, lambda: widget.find(".choices button"))
     assert [b.text for b in buttons] == ["Automatic top up", "Top up failed", "Something else"]
@@ -115,12 +117,15 @@ def test_customer_and_agent_talk_through_the_widget_and_the_console(server: Live
     widget.wait_for_bubble("Auto top-up")
     assert all(not b.is_enabled() for b in widget.find(".choices button"))
 
+    # a question the bot answers
+    widget.send("my new card still hasn't come")
+    widget.wait_for_bubble("Track delivery")
+
     # asking for a person opens a ticket, and the widget says so
     widget.send("can I talk to a real person please")
     wait(driver, lambda: "ticket #1" in widget.status())
-    widget.send(XSS)
-    widget.wait_for_bubble(XSS)  # shown literally, as text
-    assert_no_injection(driver, widget)
+    widget.send(CUSTOMER_DETAIL)
+    widget.wait_for_bubble(CUSTOMER_DETAIL)
     customer_window = driver.current_window_handle
 
     # the agent, in a second window, finds the ticket with the conversation and the bot's decisions
@@ -129,24 +134,22 @@ def test_customer_and_agent_talk_through_the_widget_and_the_console(server: Live
     driver.find_element(By.ID, "agent-name").send_keys("Ann")
     (item,) = wait(driver, lambda: driver.find_elements(By.CSS_SELECTOR, "#open-list .ticket-item"))
     # the queue leads with the customer's own words (latest last), the bot's reading only as a label
-    assert item.find_element(By.CLASS_NAME, "said").text == XSS
+    assert item.find_element(By.CLASS_NAME, "said").text == CUSTOMER_DETAIL
     assert item.find_element(By.CLASS_NAME, "before").text == "before: can I talk to a real person please"
     assert "No intent" not in item.text and "#1" in item.text
     item.click()
     transcript = driver.find_element(By.ID, "transcript")
-    wait(driver, lambda: XSS in transcript.text)
+    wait(driver, lambda: CUSTOMER_DETAIL in transcript.text)
     assert "can I talk to a real person please" in transcript.text
     routes = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#transcript .decision .route")]
-    assert routes[:3] == ["ANSWER", "CLARIFY", "ANSWER"] and routes[-2:] == ["HANDOFF", "HANDOFF"]
-    assert_no_injection(driver)
+    assert routes[:3] == ["CLARIFY", "ANSWER", "ANSWER"] and routes[-2:] == ["HANDOFF", "HANDOFF"]
 
     driver.find_element(By.ID, "claim").click()
     reply = wait(driver, lambda: driver.find_element(By.ID, "reply-text").is_displayed())
     assert reply
-    driver.find_element(By.ID, "reply-text").send_keys(AGENT_REPLY, Keys.ENTER)
-    wait(driver, lambda: AGENT_REPLY in transcript.text)
+    driver.find_element(By.ID, "reply-text").send_keys(AGENT_ANSWER, Keys.ENTER)
+    wait(driver, lambda: AGENT_ANSWER in transcript.text)
     assert driver.find_element(By.ID, "claimed-count").text == "1"
-    assert_no_injection(driver)
     # open the decision that handed off, so the screenshot shows the trail
     driver.find_elements(By.CSS_SELECTOR, "#transcript .decision summary")[-2].click()
     driver.set_window_size(1280, 1000)
@@ -155,11 +158,25 @@ def test_customer_and_agent_talk_through_the_widget_and_the_console(server: Live
 
     # the customer's open panel shows the reply without a reload
     driver.switch_to.window(customer_window)
-    widget.wait_for_bubble(AGENT_REPLY)
+    widget.wait_for_bubble(AGENT_ANSWER)
     wait(driver, lambda: "chatting with Ann" in widget.status())
     assert "Ann" in widget.find(".msg.agent .meta")[0].text
-    assert_no_injection(driver, widget)
     screenshot(driver, "widget")
+
+    # HTML typed by either side is shown literally, as text, in the widget and the console
+    widget.send(XSS)
+    widget.wait_for_bubble(XSS)
+    assert_no_injection(driver, widget)
+    driver.switch_to.window(agent_window)
+    wait(driver, lambda: XSS in transcript.text)
+    wait(driver, lambda: driver.find_element(By.CSS_SELECTOR, "#claimed-list .ticket-item .said").text == XSS)
+    assert_no_injection(driver)
+    driver.find_element(By.ID, "reply-text").send_keys(AGENT_REPLY, Keys.ENTER)
+    wait(driver, lambda: AGENT_REPLY in transcript.text)
+    assert_no_injection(driver)
+    driver.switch_to.window(customer_window)
+    widget.wait_for_bubble(AGENT_REPLY)
+    assert_no_injection(driver, widget)
 
     # a reload keeps the conversation (restored from the API) and the open panel
     before = widget.bubbles()
