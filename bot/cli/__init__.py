@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from pydantic import ValidationError
@@ -15,7 +16,13 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point of the `bot` console script."""
+    """Entry point of the `bot` console script.
+
+    The one place the process environment is set: the Hugging Face tokenizers' own thread pool is off
+    (one thread, like every native pool here; docs/architecture.md), for this process and the server
+    workers and children it starts. Encoder constructors leave the environment alone.
+    """
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         level = get_settings().log_level
     except ValidationError:  # a bad BOT_* setting: the command reports it (bot.cli.app.user_errors)

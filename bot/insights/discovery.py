@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from bot.routing.encoder import Encoder
+    from bot.routing.encoders import Encoder
 
 # Average cosine distance under which messages count as one topic, and the similarity to its centre a
 # message needs to stay in the topic. Chosen with scripts/bench_discovery.py on BANKING77 train (10 intents

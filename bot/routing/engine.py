@@ -22,7 +22,9 @@ from bot.content.tone import TonePhrases, load_tone
 from bot.errors import NotFoundError, TemplateError
 from bot.routing.calibration import Calibration, load_calibration
 from bot.routing.context import RouteContext, read_together, wants_context
-from bot.routing.encoder import BatchingEncoder, CachedEncoder, EmbeddingCache, Encoder, make_encoder
+from bot.routing.encoders import Encoder, make_encoder
+from bot.routing.encoders.batching import BatchingEncoder
+from bot.routing.encoders.embedding_cache import CachedEncoder, EmbeddingCache
 from bot.routing.index import limit_native_threads
 from bot.routing.policy import Candidate, Decision, Route
 from bot.routing.scoring import decide_vectors

@@ -20,7 +20,7 @@ from bot.content.intents import IntentSet
 from bot.content.knowledge import Passage
 from bot.content.tone import TonePhrases
 from bot.routing.calibration import Calibration, calibration_id, content_id
-from bot.routing.encoder import CachedEncoder
+from bot.routing.encoders.embedding_cache import CachedEncoder
 from bot.routing.index import VectorIndex
 from bot.routing.policy import IntentRule, Policy
 from bot.routing.tone import ToneDetector

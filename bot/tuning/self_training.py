@@ -48,7 +48,7 @@ def applies(settings: Settings) -> bool:
     """Whether this folder is routed with a self-trained model (see the module docstring)."""
     if not settings.self_train or settings.model != STOCK_MODEL:
         return False
-    from bot.routing.encoder import bundled_model_path, model_fingerprint
+    from bot.routing.encoders.model_folder import bundled_model_path, model_fingerprint
 
     # a labelled calibration fitted on the stock vectors pins them; one for another model does not
     stock = model_fingerprint(bundled_model_path())
@@ -129,7 +129,7 @@ def cross_fit(settings: Settings, intents: IntentSet, config: TrainingConfig) ->
     """Train one model per fold of the examples, each on every text but that fold's examples, and encode
     the folder with each (`bot.routing.cross_fit`): self-calibration scores every example with a model
     that never saw it. None when the folder has too few examples to self-calibrate anyway."""
-    from bot.routing.encoder import SentenceTransformerEncoder
+    from bot.routing.encoders.torch_backend import SentenceTransformerEncoder
 
     texts, owners = intent_texts(intents)
     folds = example_folds(intents)

@@ -173,7 +173,7 @@ def train_network(
     import torch
     from tqdm import tqdm
 
-    from bot.routing.encoder import set_torch_threads
+    from bot.routing.encoders.torch_backend import set_torch_threads
 
     set_torch_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -227,7 +227,8 @@ def fine_tune(
     model: str, intents: IntentSet, out: Path, config: TrainingConfig | None = None
 ) -> TrainingResult:
     """Fine-tune the `model` folder ('bundled' or a path) on `intents` and save it to `out`."""
-    from bot.routing.encoder import SentenceTransformerEncoder, model_fingerprint
+    from bot.routing.encoders.model_folder import model_fingerprint
+    from bot.routing.encoders.torch_backend import SentenceTransformerEncoder
 
     config = config or TrainingConfig()
     started = time.perf_counter()

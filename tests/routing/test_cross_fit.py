@@ -10,8 +10,8 @@ import pytest
 
 from bot.config import Settings
 from bot.content.intents import load_intents
-from bot.routing import encoder
 from bot.routing.cross_fit import CROSS_FIT_FILE, FOLDS, CrossFit, example_folds, texts_key
+from bot.routing.encoders import torch_backend as encoder
 from bot.routing.self_calibration import (
     FROZEN_BIAS,
     SELF_TRAINING_FILE,

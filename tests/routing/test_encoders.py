@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from bot.errors import ModelError
-from bot.routing.encoder import BatchingEncoder, make_encoder
+from bot.routing.encoders import make_encoder
+from bot.routing.encoders.batching import BatchingEncoder
 from tests.conftest import FakeEncoder
 
 TEXTS = [
@@ -103,7 +104,7 @@ def test_errors_reach_every_waiting_request() -> None:
 
 
 def test_length_groups_keep_similar_lengths_together_and_cover_every_text() -> None:
-    from bot.routing.encoder_onnx import length_groups
+    from bot.routing.encoders.onnx_backend import length_groups
 
     lengths = [12, 40, 11, 90, 13, 41, 12, 10]
     groups = length_groups(lengths, most=3)
@@ -122,7 +123,7 @@ def test_the_first_onnx_export_leaves_no_torch_in_the_serving_process(tmp_path: 
     import sys
 
     probe = (
-        "import sys; from pathlib import Path; from bot.routing.encoder import make_encoder; "
+        "import sys; from pathlib import Path; from bot.routing.encoders import make_encoder; "
         f"e = make_encoder('bundled', backend='onnx-int8', threads=1, cache_dir=Path({str(tmp_path)!r})); "
         "e.encode(['hi']); print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.routing.calibration import load_calibration
-from bot.routing.encoder import bundled_model_path, model_fingerprint
+from bot.routing.encoders.model_folder import bundled_model_path, model_fingerprint
 from bot.store.db import make_engine, session_scope, upgrade
 from bot.store.examples import remember
 from bot.store.models import Conversation, DecisionLog, Review

@@ -56,7 +56,7 @@ def test_margin_loss_asks_for_a_lead_not_just_the_top_place() -> None:
 
 @pytest.mark.slow
 def test_tiny_training_run_gives_a_loadable_model_with_a_new_id(tmp_path: Path, bundled_encoder) -> None:
-    from bot.routing.encoder import SentenceTransformerEncoder
+    from bot.routing.encoders.torch_backend import SentenceTransformerEncoder
 
     folder = write(tmp_path / "intents" / "bank.yaml", TINY).parent
     result = fine_tune(
