@@ -22,7 +22,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.routing import outcomes
-from bot.routing.encoder import Encoder
+from bot.routing.encoders import Encoder
 from bot.routing.policy import Decision
 from bot.routing.scoring import decide_vectors
 from bot.routing.state import RoutingState
