@@ -50,13 +50,8 @@ async def reload(request: Request) -> ReloadOut:
     loaded = await run_in_threadpool(runtime_of(request).versions.reload, versions.who(request))
     result = loaded.result
     assert result is not None
-    return ReloadOut(
-        version=result.version,
-        intents=result.intents,
-        passages=result.passages,
-        embedded_texts=result.embedded_texts,
-        seconds=round(result.seconds, 3),
-    )
+    shown = dataclasses.replace(result, seconds=round(result.seconds, 3))
+    return ReloadOut.model_validate(shown, from_attributes=True)
 
 
 @router.get("/healthz", response_model=HealthOut)
@@ -71,7 +66,9 @@ def healthz(
     db_state = ping(database)
     spooled = service.spool.pending() if service.spool is not None else 0
     rejected = service.spool.rejected() if service.spool is not None else 0
-    queues = {name: QueueOut(**dataclasses.asdict(stats)) for name, stats in pipeline.stats().items()}
+    queues = {
+        name: QueueOut.model_validate(stats, from_attributes=True) for name, stats in pipeline.stats().items()
+    }
     full = any(queue.pending >= queue.capacity for queue in queues.values())
     return HealthOut(
         status="ok" if db_state == "ok" and not spooled and not full else "degraded",

@@ -2,107 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
-from sqlalchemy import Engine as Database
-from sqlmodel import Session, col, func, select
 
 from bot.api.deps import DatabaseDep, EngineDep, KeyOwnerDep, acting_agent, require
 from bot.api.schemas import (
+    QUEUE_MESSAGES,
     AgentOut,
     ClaimIn,
-    LogOut,
+    HandoffQueueOut,
     MessageOut,
+    QueueTicketOut,
     ReplyIn,
-    ResolveIn,
-    TicketDetailOut,
+    ResolveLearnIn,
+    TicketLearnableOut,
     TicketOut,
-    TicketsOut,
 )
 from bot.errors import InvalidInputError
 from bot.routing.engine import Engine
 from bot.store import handoffs
-from bot.store.models import DecisionLog, Message
 
 TicketId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Ticket id.")]
-MessageId = Annotated[int, Field(ge=1, le=2**31 - 1)]
-
-
-class LearnableOut(BaseModel):
-    """A customer message that resolving the ticket could teach as an example of its intent."""
-
-    message_id: int
-    text: str
-    default: bool = Field(description="Taught when the resolve body names no `learn` list.")
-    reason: str = Field(description="Why it is, or is not, the default pick (e.g. 'asked for a person').")
-    route: str | None = Field(description="The route the bot took for it.")
-    intent: str | None = Field(description="The intent the bot read in it.")
-    created_at: datetime
-
-
-class TicketLearnableOut(TicketDetailOut):
-    """A ticket with its conversation, decisions and the customer messages resolving it could teach."""
-
-    learnable: list[LearnableOut]
-
-
-class ResolveLearnIn(ResolveIn):
-    """Close a ticket; `intent` is what the customer really meant, `learn` the messages that teach it.
-
-    Without `learn`, the customer's question (the `default` of the ticket's `learnable`) is taught;
-    `learn: []` teaches nothing.
-    """
-
-    learn: Annotated[list[MessageId], Field(max_length=100)] | None = Field(
-        default=None,
-        description="Ids of the conversation's customer messages to learn as examples of `intent`.",
-    )
-
-
-QUEUE_MESSAGES = 2  # the customer's latest messages shown in the queue: enough to triage, short to scan
-
-
-class QueueTicketOut(TicketOut):
-    """A ticket as the queue shows it: with the customer's own latest words, so agents can triage."""
-
-    customer_messages: list[str] = Field(
-        description=f"The customer's latest {QUEUE_MESSAGES} messages in the conversation, oldest first."
-    )
-
-
-class QueueOut(TicketsOut):
-    """A page of tickets with the customer's latest messages."""
-
-    items: list[QueueTicketOut]  # type: ignore[assignment]  # a TicketOut with one more field
-
-
-def latest_customer_messages(database: Database, conversation_ids: list[str]) -> dict[str, list[str]]:
-    """Each conversation's latest `QUEUE_MESSAGES` customer messages, oldest first, in one query."""
-    if not conversation_ids:
-        return {}
-    rank = (
-        func.row_number()
-        .over(partition_by=col(Message.conversation_id), order_by=col(Message.id).desc())
-        .label("rank")
-    )
-    recent = (
-        select(col(Message.conversation_id), col(Message.id), col(Message.text), rank)
-        .where(col(Message.conversation_id).in_(conversation_ids), col(Message.role) == "user")
-        .subquery()
-    )
-    query = (
-        select(recent.c.conversation_id, recent.c.text)
-        .where(recent.c.rank <= QUEUE_MESSAGES)
-        .order_by(recent.c.conversation_id, recent.c.id)
-    )
-    found: dict[str, list[str]] = {}
-    with Session(database) as session:
-        for conversation_id, text in session.exec(query).all():
-            found.setdefault(conversation_id, []).append(text)
-    return found
 
 
 def closed_notice(agent: str | None) -> str:
@@ -122,23 +43,25 @@ def handoff_intents(engine: Engine) -> frozenset[str]:
 router = APIRouter(prefix="/v1/handoffs", tags=["agents"], dependencies=[Depends(require("agent"))])
 
 
-@router.get("", response_model=QueueOut)
+@router.get("", response_model=HandoffQueueOut)
 def list_handoffs(
     database: DatabaseDep,
     status: Literal["open", "claimed", "resolved"] | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> QueueOut:
+) -> HandoffQueueOut:
     """Tickets, oldest first, optionally by status, each with the customer's latest messages."""
     rows, total = handoffs.list_tickets(database, status=status, limit=limit, offset=offset)
-    words = latest_customer_messages(database, [t.conversation_id for t in rows])
+    words = handoffs.latest_customer_messages(
+        database, [t.conversation_id for t in rows], per_conversation=QUEUE_MESSAGES
+    )
     items = [
         QueueTicketOut(
             **TicketOut.model_validate(t).model_dump(), customer_messages=words.get(t.conversation_id, [])
         )
         for t in rows
     ]
-    return QueueOut(items=items, total=total, limit=limit, offset=offset)
+    return HandoffQueueOut(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/me", response_model=AgentOut)
@@ -156,28 +79,8 @@ def ticket_detail(
 ) -> TicketLearnableOut:
     """One ticket with its conversation's messages and the bot's decisions, oldest first (read-only),
     and the customer messages resolving it could teach (`learnable`, the default pick marked)."""
-    with Session(database) as session:
-        ticket = handoffs.get_ticket(session, ticket_id)
-        # agents need the decision trail but not the analysts' log search, so this reads one conversation
-        messages = session.exec(
-            select(Message)
-            .where(Message.conversation_id == ticket.conversation_id)
-            .order_by(col(Message.id).desc())
-            .limit(limit)
-        ).all()
-        decisions = session.exec(
-            select(DecisionLog)
-            .where(DecisionLog.conversation_id == ticket.conversation_id)
-            .order_by(col(DecisionLog.id).desc())
-            .limit(limit)
-        ).all()
-        learnable = handoffs.learnable(session, ticket, handoff_intents=handoff_intents(engine))
-        return TicketLearnableOut(
-            ticket=TicketOut.model_validate(ticket),
-            messages=[MessageOut.model_validate(m) for m in reversed(messages)],
-            decisions=[LogOut.model_validate(d) for d in reversed(decisions)],
-            learnable=[LearnableOut.model_validate(m, from_attributes=True) for m in learnable],
-        )
+    detail = handoffs.ticket_detail(database, ticket_id, limit=limit, handoff_intents=handoff_intents(engine))
+    return TicketLearnableOut.model_validate(detail, from_attributes=True)
 
 
 @router.post("/{ticket_id}/claim", response_model=TicketOut)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from bot.api.deps import DatabaseDep, EngineDep, require
+from bot.api.schemas import ClusterOut, DiscoveryOut, OperatingPointOut, StatsWithOperatingPoint
 from bot.api.widget import PAGE_HEADERS
 from bot.errors import NotFoundError
 from bot.insights import discovery, stats
@@ -57,38 +57,6 @@ def asset(name: str) -> FileResponse:
 # -- JSON ---------------------------------------------------------------------------------------------
 
 
-class OperatingPointOut(BaseModel):
-    """The threshold and margin the router decides with now, where they came from and what they promise."""
-
-    source: Literal["defaults", "self", "labelled", "reviews"] = Field(
-        description="'defaults': the settings' values (fitted on BANKING77); 'self': self-calibration from "
-        "the intents folder alone; 'labelled': `bot calibrate --data FILE`; 'reviews': `bot calibrate "
-        "--data reviewed`."
-    )
-    threshold: float
-    margin: float
-    expected_precision: float | None = Field(
-        description="Share of answers expected right; null for defaults."
-    )
-    expected_coverage: float | None = Field(description="Share of in-scope messages expected to be answered.")
-    oos_rate: float | None = Field(description="Out-of-scope share of traffic the expected figures assume.")
-    target_precision: float | None
-    data: str | None = Field(description="What the calibration was fitted on (a file name, 'reviewed', ...).")
-    calibration_id: str
-    intents_version: str
-    model_id: str
-    reviewed: int = Field(description="Decisions of the stats window reviewed by analysts (`reviewed`).")
-    reviewed_accuracy: float | None = Field(
-        description="Share of those judged correct, all routes (`review_accuracy`); null without reviews."
-    )
-
-
-class StatsWithOperatingPoint(stats.StatsOut):
-    """The stats page's figures and the router's current operating point."""
-
-    operating_point: OperatingPointOut
-
-
 def operating_point(state: RoutingState, figures: stats.StatsOut) -> OperatingPointOut:
     """What the live state decides with, and the reviewed accuracy the stats measured beside it."""
     calibration = state.calibration
@@ -116,28 +84,6 @@ def get_stats(database: DatabaseDep, engine: EngineDep, days: Days = 30) -> Stat
     state = engine.state  # read once: a reload swaps the whole state
     figures = stats.compute_stats(database, days=days)
     return StatsWithOperatingPoint(**dict(figures), operating_point=operating_point(state, figures))
-
-
-class ClusterOut(BaseModel):
-    """A group of similar messages no intent took, with a drafted intent."""
-
-    size: int = Field(description="Messages in the cluster, repeats included: the sum of `counts`.")
-    messages: list[str] = Field(description="The distinct texts, most central first.")
-    counts: list[int] = Field(description="How often each of `messages` was sent, in the same order.")
-    nearest_intent: str | None
-    nearest_score: float | None
-    name: str
-    description: str
-    yaml: str
-
-
-class DiscoveryOut(BaseModel):
-    """Clusters among recent messages that neither an intent nor the knowledge base answered."""
-
-    days: int
-    messages: int
-    distance_threshold: float
-    clusters: list[ClusterOut]
 
 
 def nearest_intents(engine: Engine) -> discovery.Nearest:
@@ -181,17 +127,5 @@ async def get_discovery(
         days=days,
         messages=len(texts),
         distance_threshold=distance_threshold,
-        clusters=[
-            ClusterOut(
-                size=c.size,
-                messages=list(c.messages),
-                counts=list(c.counts),
-                nearest_intent=c.nearest_intent,
-                nearest_score=c.nearest_score,
-                name=c.name,
-                description=c.description,
-                yaml=c.yaml,
-            )
-            for c in clusters
-        ],
+        clusters=[ClusterOut.model_validate(c, from_attributes=True) for c in clusters],
     )

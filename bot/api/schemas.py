@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.content.intents import NAME_PATTERN
+from bot.insights import stats
 from bot.routing.policy import Route
 from bot.store.turns import MAX_CONVERSATION_METADATA_KEYS
 
@@ -355,3 +356,113 @@ class TicketDetailOut(BaseModel):
     ticket: TicketOut
     messages: list[MessageOut]
     decisions: list[LogOut]
+
+
+# -- agents: the handoff queue and a ticket's detail (bot.api.agents) ------------------------------
+
+MessageId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class LearnableOut(BaseModel):
+    """A customer message that resolving the ticket could teach as an example of its intent."""
+
+    message_id: int
+    text: str
+    default: bool = Field(description="Taught when the resolve body names no `learn` list.")
+    reason: str = Field(description="Why it is, or is not, the default pick (e.g. 'asked for a person').")
+    route: str | None = Field(description="The route the bot took for it.")
+    intent: str | None = Field(description="The intent the bot read in it.")
+    created_at: datetime
+
+
+class TicketLearnableOut(TicketDetailOut):
+    """A ticket with its conversation, decisions and the customer messages resolving it could teach."""
+
+    learnable: list[LearnableOut]
+
+
+class ResolveLearnIn(ResolveIn):
+    """Close a ticket; `intent` is what the customer really meant, `learn` the messages that teach it.
+
+    Without `learn`, the customer's question (the `default` of the ticket's `learnable`) is taught;
+    `learn: []` teaches nothing.
+    """
+
+    learn: Annotated[list[MessageId], Field(max_length=100)] | None = Field(
+        default=None,
+        description="Ids of the conversation's customer messages to learn as examples of `intent`.",
+    )
+
+
+QUEUE_MESSAGES = 2  # the customer's latest messages shown in the queue: enough to triage, short to scan
+
+
+class QueueTicketOut(TicketOut):
+    """A ticket as the queue shows it: with the customer's own latest words, so agents can triage."""
+
+    customer_messages: list[str] = Field(
+        description=f"The customer's latest {QUEUE_MESSAGES} messages in the conversation, oldest first."
+    )
+
+
+class HandoffQueueOut(TicketsOut):
+    """A page of tickets with the customer's latest messages."""
+
+    items: list[QueueTicketOut]  # type: ignore[assignment]  # a TicketOut with one more field
+
+
+# -- analysts: stats and new-intent discovery (bot.api.insights) ----------------------------------
+
+
+class OperatingPointOut(BaseModel):
+    """The threshold and margin the router decides with now, where they came from and what they promise."""
+
+    source: Literal["defaults", "self", "labelled", "reviews"] = Field(
+        description="'defaults': the settings' values (fitted on BANKING77); 'self': self-calibration from "
+        "the intents folder alone; 'labelled': `bot calibrate --data FILE`; 'reviews': `bot calibrate "
+        "--data reviewed`."
+    )
+    threshold: float
+    margin: float
+    expected_precision: float | None = Field(
+        description="Share of answers expected right; null for defaults."
+    )
+    expected_coverage: float | None = Field(description="Share of in-scope messages expected to be answered.")
+    oos_rate: float | None = Field(description="Out-of-scope share of traffic the expected figures assume.")
+    target_precision: float | None
+    data: str | None = Field(description="What the calibration was fitted on (a file name, 'reviewed', ...).")
+    calibration_id: str
+    intents_version: str
+    model_id: str
+    reviewed: int = Field(description="Decisions of the stats window reviewed by analysts (`reviewed`).")
+    reviewed_accuracy: float | None = Field(
+        description="Share of those judged correct, all routes (`review_accuracy`); null without reviews."
+    )
+
+
+class StatsWithOperatingPoint(stats.StatsOut):
+    """The stats page's figures and the router's current operating point."""
+
+    operating_point: OperatingPointOut
+
+
+class ClusterOut(BaseModel):
+    """A group of similar messages no intent took, with a drafted intent."""
+
+    size: int = Field(description="Messages in the cluster, repeats included: the sum of `counts`.")
+    messages: list[str] = Field(description="The distinct texts, most central first.")
+    counts: list[int] = Field(description="How often each of `messages` was sent, in the same order.")
+    nearest_intent: str | None
+    nearest_score: float | None
+    name: str
+    description: str
+    yaml: str
+
+
+class DiscoveryOut(BaseModel):
+    """Clusters among recent messages that neither an intent nor the knowledge base answered."""
+
+    days: int
+    messages: int
+    distance_threshold: float
+    clusters: list[ClusterOut]

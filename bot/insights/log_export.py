@@ -14,7 +14,8 @@ from sqlmodel import Session, col, select
 
 from bot.errors import ConfigError
 from bot.store.db import url_without_password
-from bot.store.models import DecisionLog, Review
+from bot.store.models import DecisionLog
+from bot.store.reviews import latest_reviews
 
 BATCH = 1000
 COLUMNS = (
@@ -62,10 +63,7 @@ def iter_logs(database: Database, *, since: datetime | None, route: str | None) 
             if not rows:
                 return
             ids = [row.id for row in rows]
-            reviews = session.exec(
-                select(Review).where(col(Review.decision_id).in_(ids)).order_by(col(Review.id))
-            ).all()
-        latest = {review.decision_id: review for review in reviews}  # later reviews overwrite earlier
+            latest = latest_reviews(session, ids)
         for row in rows:
             review = latest.get(row.id or 0)
             item = row.model_dump(include=set(COLUMNS))

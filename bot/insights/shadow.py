@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine as Database
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.routing.outcomes import agrees, outcome
-from bot.store.models import DecisionLog, Review, ShadowDecision
+from bot.store.models import DecisionLog, ShadowDecision
+from bot.store.reviews import latest_reviews
 
 
 @dataclass
@@ -48,16 +48,7 @@ def compare(database: Database, intents_version: str, *, top: int = 10, examples
             .order_by(col(ShadowDecision.id))
         ).all()
         ids = [live.id for _, live in pairs]
-        latest = (
-            select(Review.decision_id, func.max(Review.id).label("id"))
-            .where(col(Review.decision_id).in_(ids))
-            .group_by(col(Review.decision_id))
-            .subquery()
-        )
-        reviews = {
-            r.decision_id: r
-            for r in session.exec(select(Review).join(latest, col(latest.c.id) == col(Review.id))).all()
-        }
+        reviews = latest_reviews(session, ids)
     agreed = reviewed = live_correct = shadow_correct = 0
     groups: dict[tuple[str, str], Disagreement] = {}
     for shadow, live in pairs:

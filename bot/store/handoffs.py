@@ -110,6 +110,72 @@ class Resolved:
     learned: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class TicketDetail:
+    """A ticket with its conversation's latest messages and decisions, oldest first, and what it could teach."""
+
+    ticket: HandoffTicket
+    messages: list[Message]
+    decisions: list[DecisionLog]
+    learnable: list[Learnable]
+
+
+def ticket_detail(
+    database: Database, ticket_id: int, *, limit: int, handoff_intents: Collection[str]
+) -> TicketDetail:
+    """The ticket (or `NotFoundError`), its conversation's latest `limit` messages and decisions, and the
+    customer messages resolving it could teach (`learnable`)."""
+    with Session(database) as session:
+        ticket = get_ticket(session, ticket_id)
+        # agents need the decision trail but not the analysts' log search, so this reads one conversation
+        messages = session.exec(
+            select(Message)
+            .where(Message.conversation_id == ticket.conversation_id)
+            .order_by(col(Message.id).desc())
+            .limit(limit)
+        ).all()
+        decisions = session.exec(
+            select(DecisionLog)
+            .where(DecisionLog.conversation_id == ticket.conversation_id)
+            .order_by(col(DecisionLog.id).desc())
+            .limit(limit)
+        ).all()
+        return TicketDetail(
+            ticket=ticket,
+            messages=list(reversed(messages)),
+            decisions=list(reversed(decisions)),
+            learnable=learnable(session, ticket, handoff_intents=handoff_intents),
+        )
+
+
+def latest_customer_messages(
+    database: Database, conversation_ids: Collection[str], *, per_conversation: int
+) -> dict[str, list[str]]:
+    """Each conversation's latest `per_conversation` customer messages, oldest first, in one query."""
+    if not conversation_ids:
+        return {}
+    rank = (
+        func.row_number()
+        .over(partition_by=col(Message.conversation_id), order_by=col(Message.id).desc())
+        .label("rank")
+    )
+    recent = (
+        select(col(Message.conversation_id), col(Message.id), col(Message.text), rank)
+        .where(col(Message.conversation_id).in_(conversation_ids), col(Message.role) == "user")
+        .subquery()
+    )
+    query = (
+        select(recent.c.conversation_id, recent.c.text)
+        .where(recent.c.rank <= per_conversation)
+        .order_by(recent.c.conversation_id, recent.c.id)
+    )
+    found: dict[str, list[str]] = {}
+    with Session(database) as session:
+        for conversation_id, text in session.exec(query).all():
+            found.setdefault(conversation_id, []).append(text)
+    return found
+
+
 def learnable(
     session: Session, ticket: HandoffTicket, *, handoff_intents: Collection[str]
 ) -> list[Learnable]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine as Database
+from sqlalchemy import Subquery
 from sqlmodel import Session, col, func, select
 
 from bot.content.intents import IntentSet
@@ -128,6 +130,22 @@ def review(
         return Reviewed(review=row, text=decision.text)
 
 
+def latest_review_ids(decision_ids: Collection[int | None] | None = None) -> Subquery:
+    """Each reviewed decision's latest review (columns `decision_id`, `id`): a decision reviewed twice
+    counts as last judged. Only `decision_ids` when given."""
+    query = select(col(Review.decision_id), func.max(col(Review.id)).label("id"))
+    if decision_ids is not None:
+        query = query.where(col(Review.decision_id).in_(decision_ids))
+    return query.group_by(col(Review.decision_id)).subquery()
+
+
+def latest_reviews(session: Session, decision_ids: Collection[int | None]) -> dict[int, Review]:
+    """The latest review of each of `decision_ids` that has one, by decision id."""
+    latest = latest_review_ids(decision_ids)
+    rows = session.exec(select(Review).join(latest, col(latest.c.id) == col(Review.id))).all()
+    return {row.decision_id: row for row in rows}
+
+
 def reviewed_rows(database: Database) -> list[tuple[str, str | None]]:
     """Analysts' and agents' verdicts as labelled messages: (text, intent), or (text, None) out of scope.
 
@@ -138,11 +156,7 @@ def reviewed_rows(database: Database) -> list[tuple[str, str | None]]:
     with Session(database) as session:
         learned = session.exec(select(LearnedExample).order_by(col(LearnedExample.id))).all()
         rows: list[tuple[str, str | None]] = [(row.text, row.intent) for row in learned]
-        latest = (
-            select(Review.decision_id, func.max(Review.id).label("id"))
-            .group_by(col(Review.decision_id))
-            .subquery()
-        )
+        latest = latest_review_ids()
         unknown = session.exec(
             select(DecisionLog.text)
             .join(Review, col(Review.decision_id) == col(DecisionLog.id))

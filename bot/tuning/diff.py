@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine as Database
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot.routing import outcomes
@@ -26,7 +25,8 @@ from bot.routing.encoders import Encoder
 from bot.routing.policy import Decision
 from bot.routing.scoring import decide_vectors
 from bot.routing.state import RoutingState
-from bot.store.models import DecisionLog, Review
+from bot.store.models import DecisionLog
+from bot.store.reviews import latest_reviews
 
 ENCODE_CHUNK = 1024  # texts per encoder call: bounded memory, and the cache is written as it goes
 EXAMPLES_PER_GROUP = 5
@@ -114,16 +114,7 @@ def logged_messages(database: Database, *, since: datetime | None, limit: int) -
             query = query.where(col(DecisionLog.created_at) >= since)
         rows = session.exec(query.order_by(col(DecisionLog.id).desc()).limit(limit)).all()
         ids = [r.id for r in rows]
-        latest = (
-            select(Review.decision_id, func.max(Review.id).label("id"))
-            .where(col(Review.decision_id).in_(ids))
-            .group_by(col(Review.decision_id))
-            .subquery()
-        )
-        verdicts = {
-            r.decision_id: r
-            for r in session.exec(select(Review).join(latest, col(latest.c.id) == col(Review.id))).all()
-        }
+        verdicts = latest_reviews(session, ids)
     found = []
     for row in reversed(rows):
         assert row.id is not None
