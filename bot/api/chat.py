@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import inspect
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, SettingsDep, admit, caller_of, require
-from bot.api.guard import CALLER, PARSED_JSON, ASGIApp, RateLimits, Receive, Scope, Send
+from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, SettingsDep, caller_of, require
+from bot.api.guard import PARSED_JSON, RateLimits
 from bot.api.schemas import (
     CandidateOut,
     ChatIn,
@@ -23,8 +23,6 @@ from bot.api.schemas import (
     RouteIn,
     RouteOut,
 )
-from bot.chat.pipeline import ChatPipeline
-from bot.config import Settings
 from bot.errors import InvalidInputError
 from bot.routing.policy import Decision
 from bot.store.handoffs import messages_after
@@ -35,9 +33,7 @@ ChatRole = Depends(require(*CHAT_ROLES))
 
 
 def _candidates(decision: Decision) -> list[CandidateOut]:
-    return [
-        CandidateOut(intent=c.intent, score=c.score, confidence=c.confidence) for c in decision.candidates
-    ]
+    return [CandidateOut.model_validate(c, from_attributes=True) for c in decision.candidates]
 
 
 async def _charge_route_work(request: Request, cost: int) -> None:
@@ -63,14 +59,74 @@ def _check_length(text: str | None, limit: int, field: str) -> None:
         raise InvalidInputError(field, f"is {len(text)} characters long; the limit is {limit}")
 
 
-@router.post("/chat", response_model=ChatOut, dependencies=[ChatRole])
-async def chat(body: ChatIn, pipeline: PipelineDep, settings: SettingsDep) -> Response:
+_MISSING = object()  # an empty body: FastAPI's "Field required"
+
+
+def _declares_json(content_type: str | None) -> bool:
+    """Whether a Content-Type header is `application/json` or `application/*+json` (any case, with or
+    without parameters): the bodies FastAPI parses as JSON; any other body it validates as raw bytes."""
+    if not content_type:
+        return False
+    kind, _, subtype = content_type.split(";", 1)[0].strip().lower().partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def _chat_payload(request: Request) -> Any:
+    """The request body as FastAPI hands a body parameter to validation; `_MISSING` for an empty body.
+
+    A JSON body was already parsed and cleaned by the request guard (`PARSED_JSON`): taken from there
+    rather than parsed a second time. Without the guard (an app built by hand) it is parsed here.
+    """
+    if not _declares_json(request.headers.get("content-type")):
+        return await request.body() or _MISSING
+    if PARSED_JSON in request.scope:
+        return request.scope[PARSED_JSON]
+    if not await request.body():
+        return _MISSING
+    try:
+        return await request.json()
+    except json.JSONDecodeError as exc:  # FastAPI's own error for it, so the answer is the usual 422
+        error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}}
+        raise RequestValidationError([{**error, "ctx": {"error": exc.msg}}], body=exc.doc) from None
+
+
+def _chat_body(payload: Any) -> ChatIn:
+    """`payload` validated as `ChatIn` the way FastAPI validates a body parameter, errors included."""
+    if payload is _MISSING:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        return ChatIn.model_validate(payload, from_attributes=True)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in errors], body=payload
+        ) from None
+
+
+# The body is read and validated inside the endpoint, not declared as a parameter: FastAPI would parse the
+# JSON the guard already parsed a second time (the busiest endpoint; the event loop is shared with every
+# other request). So the OpenAPI document gets the body from `openapi_extra`; the role check stays a
+# declared dependency like on every other route.
+CHAT_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ChatIn.model_json_schema()}},
+    },
+}
+
+
+@router.post(
+    "/chat",
+    response_model=ChatOut,
+    dependencies=[ChatRole],
+    openapi_extra=CHAT_OPENAPI,
+    responses={422: {"description": 'Invalid body: `{"error": {"type", "message", "field"}}`'}},
+)
+async def chat(request: Request, pipeline: PipelineDep, settings: SettingsDep) -> Response:
     """Route a customer's message (or clarify `choice`), store it with the decision, and answer."""
-    return await _chat(body, pipeline, settings)
-
-
-async def _chat(body: ChatIn, pipeline: ChatPipeline, settings: Settings) -> Response:
-    """The chat endpoint's work, shared by the FastAPI route and `ChatFastPath`."""
+    body = _chat_body(await _chat_payload(request))
     message = body.message.strip() if body.message is not None else None
     _check_length(message, settings.max_message_chars, "message")
     if not message and body.choice is None:
@@ -102,92 +158,8 @@ async def _chat(body: ChatIn, pipeline: ChatPipeline, settings: Settings) -> Res
         context_used=d.context_used,
         escalation=reply.escalation,
     )
-    # serialised here, once: returned as a model, FastAPI would validate it a second time (the busiest
-    # endpoint; the event loop is shared with every other request)
+    # serialised here, once: returned as a model, FastAPI would validate it a second time
     return Response(out.model_dump_json(), media_type="application/json")
-
-
-CHAT_PATH = "/v1/chat"
-
-
-def _json_content_type(scope: Scope) -> bool:
-    """Whether the request says `application/json` (plain, or with parameters such as a charset)."""
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"content-type":  # the first one, as the app reads it
-            kind = value.split(b";", 1)[0].strip().lower()
-            return kind == b"application/json"
-    return False
-
-
-class ChatFastPath:
-    """`POST /v1/chat` on its happy path without FastAPI's per-request machinery (ASGI middleware).
-
-    The busiest endpoint shares the event loop with everything else, and routing, dependency solving and
-    parsing the body a second time cost about a third of the loop's time per message. This layer answers
-    a chat request itself only when the route would accept it as it stands: a JSON body the request guard
-    parsed (`PARSED_JSON`), valid as `ChatIn`, from a caller the route's role check admits (`admit`, the
-    same rule). It then runs the same code as the route (`_chat`), and an error raised there goes through
-    the app's own exception handlers. Anything else (no guard, another content type, an invalid body, a
-    refused caller) goes to FastAPI unchanged, which answers exactly as it always has; the route stays
-    declared, so the OpenAPI schema is the same.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer a plain chat request here, hand everything else on."""
-        if scope["type"] != "http" or scope["path"] != CHAT_PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        body = self._admitted_body(scope)
-        if body is None:
-            await self.app(scope, receive, send)
-            return
-        app = scope["app"]
-        try:
-            response = await _chat(body, app.state.pipeline, app.state.settings)
-        except Exception as exc:
-            handler = _handler_for(app.exception_handlers, exc)
-            if handler is None:
-                raise  # as from the route: the guard logs it and answers 500
-            response = handler(Request(scope, receive, send), exc)
-            if inspect.isawaitable(response):
-                response = await response
-            exc.__traceback__ = None  # as Starlette does: reused exception instances keep no tracebacks
-        await response(scope, receive, send)
-
-    @staticmethod
-    def _admitted_body(scope: Scope) -> ChatIn | None:
-        """The validated body, if the route would accept this request as it stands; else None."""
-        parsed = scope.get(PARSED_JSON)
-        caller = scope.get(CALLER)
-        app = scope.get("app")
-        if not isinstance(parsed, dict) or caller is None or app is None or scope.get("root_path"):
-            return None
-        if not _json_content_type(scope):
-            return None
-        client = scope.get("client")
-        role = admit(app.state.keys, lambda: caller, client[0] if client else None, CHAT_ROLES, str)
-        if isinstance(role, StarletteHTTPException):
-            return None
-        try:
-            return ChatIn.model_validate(parsed, from_attributes=True)  # as FastAPI validates a body
-        except ValidationError:
-            return None
-
-
-def _handler_for(handlers: dict[Any, Any], exc: Exception) -> Any:
-    """The app's exception handler for `exc`, looked up as Starlette's ExceptionMiddleware does (500 and
-    `Exception` handlers belong to the outermost error middleware, so they are not used here)."""
-    if isinstance(exc, StarletteHTTPException) and exc.status_code != 500 and exc.status_code in handlers:
-        return handlers[exc.status_code]
-    for cls in type(exc).__mro__:
-        if cls is Exception:
-            break
-        if cls in handlers:
-            return handlers[cls]
-    return None
 
 
 @router.get("/conversations/{conversation_id}/messages", response_model=MessagesOut, dependencies=[ChatRole])

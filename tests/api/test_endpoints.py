@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from bot.api import create_app
+from bot.api.schemas import ChatIn
 from bot.config import Settings
 from bot.routing.engine import Engine
 from bot.store.turns import PendingWrite
@@ -184,27 +186,122 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(
     assert row_counts(db_url) == before
 
 
+@contextmanager
+def sqlite_app(tmp_path: Path, api_engine: Engine, **settings: object) -> Iterator[TestClient]:
+    """A test client of an app on a fresh SQLite file, with `settings` on top."""
+    config = api_engine.settings.with_overrides(database_url=f"sqlite:///{tmp_path / 'chat.db'}", **settings)
+    engine = Engine(config, encoder=api_engine.query_encoder)
+    engine.load()
+    with TestClient(create_app(config, engine=engine)) as test_client:
+        yield test_client
+
+
+@pytest.fixture()
+def sqlite_client(tmp_path: Path, api_engine: Engine) -> Iterator[TestClient]:
+    with sqlite_app(tmp_path, api_engine) as test_client:
+        yield test_client
+
+
+KEYS = "widget:w-key,agent:a-key,analyst:n-key,admin:root-key"
+CARD = {"message": "my new card still hasn't come"}
+
+
+@pytest.fixture()
+def keyed_client(tmp_path: Path, api_engine: Engine) -> Iterator[TestClient]:
+    with sqlite_app(tmp_path, api_engine, api_keys=KEYS) as test_client:
+        yield test_client
+
+
+def test_chat_with_api_keys_admits_the_widget_and_refuses_as_every_route_does(
+    keyed_client: TestClient,
+) -> None:
+    for key in ("w-key", "a-key", "n-key", "root-key"):  # every role may chat
+        reply = keyed_client.post("/v1/chat", json=CARD, headers={"Authorization": f"Bearer {key}"})
+        assert (reply.status_code, reply.json()["intent"]) == (200, "card_arrival"), reply.text
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic dzprZXk="}):
+        refused = keyed_client.post("/v1/chat", json=CARD, headers=headers)
+        other = keyed_client.get("/v1/handoffs", headers=headers)  # an agents' route, a declared dependency
+        assert refused.status_code == other.status_code == 401
+        assert refused.json() == other.json() and refused.json()["error"]["type"] == "unauthorized"
+        assert refused.headers["www-authenticate"] == other.headers["www-authenticate"] == "Bearer"
+    # the caller is checked before the body is read: a refused caller learns nothing about its body
+    garbage = keyed_client.post(
+        "/v1/chat", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert garbage.status_code == 401
+    assert keyed_client.get("/v1/logs", headers={"Authorization": "Bearer root-key"}).json()["total"] == 4
+
+
 @pytest.mark.parametrize(
-    ("body", "status"),
+    ("content", "field", "message"),
     [
-        ({"message": "my new card still hasn't come", "metadata": {"first_name": "Ann"}}, 200),
-        ({"message": "   "}, 422),  # the endpoint's own check
-        ({"message": "hi", "conversation_id": "nope"}, 404),  # raised by the pipeline
-        ({"message": "hi", "colour": "red"}, 422),  # not a valid ChatIn: FastAPI's validation answers
-        (["hi"], 422),
+        (b'{"message": "hi", "colour": "red"}', "colour", "Extra inputs are not permitted"),
+        (b'{"message": 3}', "message", "Input should be a valid string"),
+        (b'{"choice": "Not A Name"}', "choice", "String should match pattern"),
+        (b'["hi"]', "body", "Input should be a valid dictionary"),
+        (b"null", "body", "Input should be a valid dictionary"),
+        (b"", "body", "Field required"),
+        (b'{"message": "unterminated', "12", "JSON decode error"),
+        (b'{"message": "   "}', "message", "must not be empty"),  # the endpoint's own check
     ],
 )
-def test_chat_fast_path_answers_as_the_route_does(client: TestClient, body: object, status: int) -> None:
-    # application/json takes bot.api.chat.ChatFastPath; a "+json" type goes through FastAPI's own route
-    answers = []
-    for content_type in ("application/json; charset=utf-8", "application/vnd.bot+json"):
-        response = client.post("/v1/chat", content=json.dumps(body), headers={"content-type": content_type})
-        assert response.status_code == status, response.text
-        answer = response.json()
-        for key in ("conversation_id", "message_id", "decision_id"):
-            answer.pop(key, None)
-        answers.append((answer, response.headers["content-type"], response.headers.get("content-length")))
-    assert answers[0] == answers[1]
+def test_invalid_chat_bodies_get_the_usual_422(
+    sqlite_client: TestClient, content: bytes, field: str, message: str
+) -> None:
+    response = sqlite_client.post("/v1/chat", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["field"] == field and message in error["message"]
+    assert error["type"] == (
+        "invalid_input" if field == "message" and "empty" in message else "invalid_request"
+    )
+    assert sqlite_client.get("/v1/logs").json()["total"] == 0
+
+
+def test_a_chat_body_with_several_problems_lists_them_as_fastapi_does(sqlite_client: TestClient) -> None:
+    body = {"message": 3, "choice": "Bad Name!", "conversation_id": ""}
+    chat_error = sqlite_client.post("/v1/chat", json=body).json()["error"]
+    route_error = sqlite_client.post("/v1/route", json={"messages": [3, ""], "colour": 1}).json()["error"]
+    assert set(chat_error) == set(route_error) == {"type", "message", "field", "problems"}
+    assert [p["field"] for p in chat_error["problems"]] == ["conversation_id", "message", "choice"]
+    assert chat_error["message"] == "conversation_id: String should have at least 1 character"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"content-type": "application/json; charset=utf-8"}, 200),
+        ({"content-type": "Application/JSON"}, 200),
+        ({"content-type": "application/vnd.bot+json"}, 200),  # FastAPI parses any application/*+json
+        ({"content-type": "text/plain"}, 422),
+        ({"content-type": "application/x-www-form-urlencoded"}, 422),
+        ({}, 422),  # no content type: not read as JSON (FastAPI's strict content type)
+    ],
+)
+def test_chat_reads_json_content_types_and_refuses_others(
+    sqlite_client: TestClient, headers: dict[str, str], status: int
+) -> None:
+    response = sqlite_client.post("/v1/chat", content=json.dumps(CARD), headers=headers)
+    assert response.status_code == status, response.text
+    if status == 422:
+        error = response.json()["error"]
+        assert (error["type"], error["field"]) == ("invalid_request", "body")
+        assert "valid dictionary" in error["message"]
+    else:
+        assert response.json()["intent"] == "card_arrival"
+
+
+def test_openapi_documents_the_chat_body_and_answer(sqlite_client: TestClient) -> None:
+    operation = sqlite_client.get("/openapi.json").json()["paths"]["/v1/chat"]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is True
+    schema = body["content"]["application/json"]["schema"]  # ChatIn's (the document drops null defaults)
+    assert (schema["title"], schema["additionalProperties"]) == ("ChatIn", False)
+    assert schema["properties"].keys() == ChatIn.model_fields.keys()
+    assert schema["properties"]["choice"]["anyOf"][0]["pattern"] == "^[a-z0-9_]+$"
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/ChatOut"}
+    assert operation["security"] == [{"HTTPBearer": []}]
 
 
 def test_route_classifies_without_storing(client: TestClient, db_url: str) -> None:
