@@ -1,4 +1,4 @@
-"""A scripted session against a running `bot serve` (the README shows its output).
+"""A scripted session against a running `bot serve` (docs/api.md shows its output).
 
     bot serve &                      # in another terminal, on the shipped intents
     python scripts/demo_session.py [--url http://127.0.0.1:8000] [--key ADMIN_KEY]

@@ -1,4 +1,4 @@
-"""BANKING77 accuracy benchmark: the four README figures in one run, settings chosen on train.csv only.
+"""BANKING77 accuracy benchmark: the four docs/benchmarks.md figures in one run, settings chosen on train.csv only.
 
     python scripts/bench/bench_accuracy.py [--data-dir ../shared/data/banking77] [--intents intents]
                                            [--models models] [--shots 10] [--seed 0] [--holdout 20] [--reuse]

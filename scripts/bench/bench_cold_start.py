@@ -165,7 +165,7 @@ def main() -> None:
 
 
 def print_table(args: argparse.Namespace, results: dict[str, dict[str, object]]) -> None:
-    """The README's rows."""
+    """The rows of docs/cold-start.md."""
 
     def fmt(value: object) -> str:
         return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))

@@ -1,4 +1,4 @@
-"""Redaction covers bank, card, ID, secret and phone numbers (README: "What is redacted")."""
+"""Redaction covers bank, card, ID, secret and phone numbers (docs/security.md: "What is redacted")."""
 
 from __future__ import annotations
 
