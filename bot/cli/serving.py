@@ -44,10 +44,6 @@ def serve(
             f"refusing to listen on {host} without API keys: set BOT_API_KEYS='widget:KEY,agent:KEY,...' "
             "or listen on 127.0.0.1"
         )
-    if not keys:
-        sys.stderr.write(
-            "warning: no API keys configured (BOT_API_KEYS): every endpoint is open, localhost only\n"
-        )
     # X-Forwarded-For is the app's to read (bot.api.callers: only from BOT_FORWARDED_ALLOW_IPS, addresses
     # validated), so uvicorn's own reading, which trusts 127.0.0.1 by default, is off
     options: dict[str, Any] = {
@@ -63,9 +59,17 @@ def serve(
 
         # a bad folder, database or model fails here as one line, before uvicorn starts
         runtime = Runtime(settings).open()
+        _warn_if_open(settings)
         uvicorn.run(create_app(runtime=runtime), **options)
         return
     _serve_workers(settings, workers, options)
+
+
+def _warn_if_open(settings: Settings) -> None:
+    if not settings.keys_by_role():
+        sys.stderr.write(
+            "warning: no API keys configured (BOT_API_KEYS): every endpoint is open, localhost only\n"
+        )
 
 
 def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) -> None:
@@ -79,7 +83,6 @@ def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) ->
     from bot.api import create_app
     from bot.runtime import check_folder
     from bot.store.db import make_engine, upgrade
-
     from bot.tuning.self_training import ensure_self_trained
 
     check_folder(Path(settings.intents_dir))
@@ -88,6 +91,7 @@ def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) ->
     database.dispose()
     create_app(settings)  # bad keys, limits or proxies fail here, as one line
     ensure_self_trained(settings)  # trained once here, found in the cache by every worker
+    _warn_if_open(settings)
     config = uvicorn.Config(functools.partial(create_app, settings), factory=True, workers=workers, **options)
     Multiprocess(config, sockets=[config.bind_socket()]).run()
 
