@@ -1,19 +1,16 @@
-"""The analyst review page, the stats page and their JSON: stats and new-intent discovery."""
+"""What the analysts' stats page reads: stats with the operating point in force, and new-intent discovery
+(the pages themselves are served by bot.api.widget)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from bot.api.deps import DatabaseDep, EngineDep, require
 from bot.api.schemas import ClusterOut, DiscoveryOut, OperatingPointOut, StatsWithOperatingPoint
-from bot.api.widget import PAGE_HEADERS
-from bot.errors import NotFoundError
 from bot.insights import discovery, stats
 from bot.routing.engine import Engine
 from bot.routing.scoring import intent_scores
@@ -21,40 +18,7 @@ from bot.routing.state import RoutingState
 
 router = APIRouter(tags=["analysts"])
 Analyst = Depends(require("analyst"))
-WEB = Path(__file__).resolve().parent.parent / "web" / "review"
-PAGES = {"review": "index.html", "stats": "stats.html"}
-ASSETS = frozenset({"review.css", "common.js", "review.js", "stats.js"})
-# Same policy as the agent console: only this origin's scripts and styles, no framing (the review page
-# changes the live router with one keystroke, so it must not be clickjackable).
-_HEADERS = {**PAGE_HEADERS, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 Days = Annotated[int, Query(ge=1, le=366, description="Look back this many days (UTC, today included).")]
-
-
-# -- pages: public HTML and assets; the data behind them needs an analyst key --------------------------
-
-
-@router.get("/review", include_in_schema=False)
-def review_page() -> FileResponse:
-    """The review queue (asks for an analyst key in the browser)."""
-    return FileResponse(WEB / PAGES["review"], media_type="text/html", headers=_HEADERS)
-
-
-@router.get("/review/stats", include_in_schema=False)
-def stats_page() -> FileResponse:
-    """Charts of routing statistics and discovered topics."""
-    return FileResponse(WEB / PAGES["stats"], media_type="text/html", headers=_HEADERS)
-
-
-@router.get("/review/assets/{name}", include_in_schema=False)
-def asset(name: str) -> FileResponse:
-    """The pages' scripts and styles (a fixed list: never a path from the request)."""
-    if name not in ASSETS:
-        raise NotFoundError(f"no asset '{name}'")
-    media = "text/css" if name.endswith(".css") else "text/javascript"
-    return FileResponse(WEB / name, media_type=media, headers=_HEADERS)
-
-
-# -- JSON ---------------------------------------------------------------------------------------------
 
 
 def operating_point(state: RoutingState, figures: stats.StatsOut) -> OperatingPointOut:

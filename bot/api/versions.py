@@ -9,13 +9,11 @@ from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Engine as Database
 from starlette.concurrency import run_in_threadpool
 
 from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, require, runtime_of
-from bot.api.widget import PAGE_HEADERS
 from bot.chat.shadow import ShadowRun
 from bot.config import Settings
 from bot.errors import ConflictError, InvalidInputError
@@ -27,9 +25,6 @@ from bot.tuning.diff import routing_diff
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["versions"])
-WEB = FilePath(__file__).resolve().parent.parent / "web" / "review"
-# the analyst pages' policy (bot.api.insights): this origin's scripts and styles only, no framing
-PAGE_HEADERS_NO_CACHE = {**PAGE_HEADERS, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
 VersionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -407,24 +402,3 @@ async def promote_shadow(request: Request, engine: EngineDep, database: Database
     await run_in_threadpool(runtime_of(request).shadow.end)
     loaded = await run_in_threadpool(_sync(request).activate, version_id, who(request), "promote")
     return activated_out(loaded, engine, database)
-
-
-# -- the page: versions, the diff of one against live, and rollback --------------------------------
-
-
-@router.get("/review/versions", include_in_schema=False)
-def versions_page() -> FileResponse:
-    """Stored versions, a routing diff of any of them (or a folder) against live, and activation."""
-    return FileResponse(WEB / "versions.html", media_type="text/html", headers=PAGE_HEADERS_NO_CACHE)
-
-
-@router.get("/review/versions/versions.js", include_in_schema=False)
-def versions_js() -> FileResponse:
-    """The page's script."""
-    return FileResponse(WEB / "versions.js", media_type="text/javascript", headers=PAGE_HEADERS_NO_CACHE)
-
-
-@router.get("/review/versions/versions.css", include_in_schema=False)
-def versions_css() -> FileResponse:
-    """The page's styles (on top of the review pages' review.css)."""
-    return FileResponse(WEB / "versions.css", media_type="text/css", headers=PAGE_HEADERS_NO_CACHE)

@@ -1,9 +1,16 @@
-"""Pages for customers and agents: the embeddable chat widget, its demo page and the agent console."""
+"""Every page the server sends, one way: the chat widget and its demo page, the agent console, the analysts'
+review, stats and versions pages, and the icon.
+
+Each is a file under bot/web/ sent by `page`: typed by its extension, with an ETag (304 when the browser
+has it), `no-cache` unless said otherwise, and the headers of its kind below. The pages are public; the
+data behind them needs a key.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import html
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Annotated
 
@@ -11,6 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from bot.api.deps import SettingsDep
+from bot.errors import NotFoundError
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -35,8 +43,11 @@ PAGE_HEADERS = {
 # The widget is embedded by other sites: cached briefly (and revalidated by ETag) so fixes reach them
 # within minutes, and loadable by pages that set Cross-Origin-Embedder-Policy.
 WIDGET_HEADERS = {"Cache-Control": "public, max-age=300", "Cross-Origin-Resource-Policy": "cross-origin"}
+ICON_HEADERS = {"Cache-Control": "public, max-age=86400"}
 KEY_PLACEHOLDER = b"__WIDGET_KEY__"
 MEDIA_TYPES = {"js": "text/javascript", "css": "text/css", "html": "text/html", "ico": "image/x-icon"}
+# The analyst pages' scripts and styles (a fixed list: a path from the request never reaches the disk).
+REVIEW_ASSETS = frozenset({"review.css", "common.js", "review.js", "stats.js"})
 
 
 def asset(relative: str) -> bytes:
@@ -53,10 +64,40 @@ def serve(request: Request, body: bytes, kind: str, headers: dict[str, str]) -> 
     return Response(body, media_type=MEDIA_TYPES[kind], headers=merged)
 
 
-@router.api_route("/widget.js", methods=["GET", "HEAD"])
-def widget_js(request: Request) -> Response:
-    """The embeddable chat widget: one plain script, no build step, no third-party requests."""
-    return serve(request, asset("widget/widget.js"), "js", WIDGET_HEADERS)
+def page(request: Request, relative: str, headers: dict[str, str]) -> Response:
+    """The file bot/web/`relative`, typed by its extension (see `serve`)."""
+    return serve(request, asset(relative), relative.rsplit(".", 1)[-1], headers)
+
+
+# URL -> (file under bot/web/, headers). HTML pages carry PAGE_HEADERS; the analyst pages' scripts and
+# styles carry them too, since the review page changes the live router with one keystroke and nothing of
+# it may be framed. /demo (a key goes into it) and /review/assets/NAME are routes of their own below.
+PAGES: dict[str, tuple[str, dict[str, str]]] = {
+    "/widget.js": ("widget/widget.js", WIDGET_HEADERS),  # the embeddable chat widget: one plain script
+    "/demo/demo.css": ("widget/demo.css", {}),
+    "/agent": ("agent/index.html", PAGE_HEADERS),  # the agent console: asks for an agent key
+    "/agent/console.js": ("agent/console.js", {}),
+    "/agent/console.css": ("agent/console.css", {}),
+    "/review": ("review/index.html", PAGE_HEADERS),  # the review queue: asks for an analyst key
+    "/review/stats": ("review/stats.html", PAGE_HEADERS),  # routing statistics and discovered topics
+    # stored intents versions, a routing diff of one (or a folder) against live, activation
+    "/review/versions": ("review/versions.html", PAGE_HEADERS),
+    "/review/versions/versions.js": ("review/versions.js", PAGE_HEADERS),
+    "/review/versions/versions.css": ("review/versions.css", PAGE_HEADERS),
+    # browsers ask for it on every page; without it each visit logs a 404
+    "/favicon.ico": ("favicon.ico", ICON_HEADERS),
+}
+
+
+def _route(relative: str, headers: dict[str, str]) -> Callable[[Request], Response]:
+    def send(request: Request) -> Response:
+        return page(request, relative, headers)
+
+    return send
+
+
+for _path, (_relative, _headers) in PAGES.items():
+    router.add_api_route(_path, _route(_relative, _headers), methods=["GET", "HEAD"])
 
 
 @router.api_route("/demo", methods=["GET", "HEAD"])
@@ -64,38 +105,16 @@ def demo(
     request: Request, settings: SettingsDep, key: Annotated[str | None, Query(max_length=200)] = None
 ) -> Response:
     """A fictional bank's page embedding the widget; `?key=` supplies a widget key when keys are on."""
-    page = asset("widget/demo.html")
+    body = asset("widget/demo.html")
     # only a server with keys needs one, and it goes into an attribute, so it is HTML-escaped
     value = key if key and settings.api_keys.strip() else ""
-    page = page.replace(KEY_PLACEHOLDER, html.escape(value, quote=True).encode())
-    return serve(request, page, "html", {**PAGE_HEADERS, "Cache-Control": "no-store"})
+    body = body.replace(KEY_PLACEHOLDER, html.escape(value, quote=True).encode())
+    return serve(request, body, "html", {**PAGE_HEADERS, "Cache-Control": "no-store"})
 
 
-@router.api_route("/demo/demo.css", methods=["GET", "HEAD"])
-def demo_css(request: Request) -> Response:
-    """The demo page's stylesheet."""
-    return serve(request, asset("widget/demo.css"), "css", {})
-
-
-@router.api_route("/agent", methods=["GET", "HEAD"])
-def agent_page(request: Request) -> Response:
-    """The agent console; public HTML that asks for an agent key and calls the API with it."""
-    return serve(request, asset("agent/index.html"), "html", PAGE_HEADERS)
-
-
-@router.api_route("/agent/console.js", methods=["GET", "HEAD"])
-def agent_js(request: Request) -> Response:
-    """The agent console's script."""
-    return serve(request, asset("agent/console.js"), "js", {})
-
-
-@router.api_route("/agent/console.css", methods=["GET", "HEAD"])
-def agent_css(request: Request) -> Response:
-    """The agent console's stylesheet."""
-    return serve(request, asset("agent/console.css"), "css", {})
-
-
-@router.api_route("/favicon.ico", methods=["GET", "HEAD"])
-def favicon(request: Request) -> Response:
-    """The pages' icon (browsers ask for it on every page; without it each visit logs a 404)."""
-    return serve(request, asset("favicon.ico"), "ico", {"Cache-Control": "public, max-age=86400"})
+@router.api_route("/review/assets/{name}", methods=["GET", "HEAD"])
+def review_asset(request: Request, name: str) -> Response:
+    """The analyst pages' shared scripts and styles."""
+    if name not in REVIEW_ASSETS:
+        raise NotFoundError(f"no asset '{name}'")
+    return page(request, f"review/{name}", PAGE_HEADERS)
