@@ -20,8 +20,8 @@ from bot.errors import ConfigError
 
 # The defaults below were chosen on BANKING77 train.csv with the bundled MiniLM model on the default
 # onnx-int8 backend (per-row activation scales) and the shipped demo intents by `python
-# scripts/tune_defaults.py`; the README explains each one. (On torch vectors the same script chose 7.97 /
-# 0.5222 / threshold 0.75, on the former per-tensor int8 8.20 / 0.5092 / 0.725: close, not equal.)
+# scripts/tune_defaults.py`; the README explains each one, and docs/evaluation.md#per-row-int8 what the
+# script chooses on other backends' vectors.
 DEFAULT_CALIBRATION_SLOPE = 8.45
 DEFAULT_CALIBRATION_CENTER = 0.5162
 # Weight of an intent's prototype (the normalised mean of its vectors) against its nearest vector; chosen
@@ -203,7 +203,7 @@ class Settings(BaseSettings):
     # (0.645): 0 gives 0.763 at precision 0.892, 0.02 0.689, 0.03 0.681 at 0.927, 0.04 0.634. With 20 of
     # the intents unknown (26% of messages) 0.03 refuses 0.478 of theirs instead of 0.147. Real widget
     # traffic always has some off-topic share; a business that expects more states it here and gets a
-    # stricter point with a promise to match. (Before the cross-fit the same rule gave 0.)
+    # stricter point with a promise to match (docs/evaluation.md#cold-start-self-calibration-issue-15).
     self_train: bool = Field(
         True,
         description="Route a folder without calibration.yaml with the bundled model fine-tuned on the folder's "

@@ -73,7 +73,10 @@ class ChatPipeline:
         metadata: dict[str, Any] | None = None,
         choice: str | None = None,
     ) -> ChatReply:
-        """`ChatService.chat` without tying up a thread per request."""
+        """A customer's turn, the one chat flow: opened (a thread only when a conversation must be read),
+        routed by the routing batcher (a clarify pick is decided without routing), stored by the writer
+        batcher (spooled while the database is down), and answered once stored; no request holds a
+        thread while it waits."""
         service = self.service
         arguments: dict[str, Any] = {
             "message": message,

@@ -21,10 +21,9 @@ if TYPE_CHECKING:
 
 # Average cosine distance under which messages count as one topic, and the similarity to its centre a
 # message needs to stay in the topic. Chosen with scripts/bench_discovery.py on BANKING77 train (10 intents
-# removed from the demo folder, their messages fed as unmatched traffic; docs/evaluation.md, Discovery):
-# purity 0.36-0.44 at the former 0.75 with no pruning (one cluster mixed "interest on savings" into
-# mortgages), 0.70-0.73 at 0.60/0.60, which still keeps 15 of 20 paraphrases of one broad topic
-# (tests/test_review_discovery.py) in one draft; tighter splits such a topic into several drafts.
+# removed from the demo folder, their messages fed as unmatched traffic): purity 0.70-0.73 at 0.60/0.60,
+# which still keeps 15 of 20 paraphrases of one broad topic (tests/insights/test_discovery.py) in one
+# draft; tighter splits such a topic into several drafts. Figures: docs/evaluation.md#discovery.
 DEFAULT_DISTANCE = 0.6
 DEFAULT_MIN_SIMILARITY = 0.6
 DEFAULT_MIN_SIZE = 3

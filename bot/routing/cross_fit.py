@@ -3,8 +3,8 @@ some of its examples.
 
 A model fine-tuned on the folder's own texts (`bot.tuning.self_training`) has seen every example, so
 scoring those examples with it, as self-calibration's pseudo-queries, makes them look easier than real
-customer messages. Correcting that with factors measured on BANKING77 did not transfer: on HWU64 the
-trained path promised precision 0.910 and delivered 0.865. Cross-fitting measures instead of correcting:
+customer messages. Correcting that with factors measured on BANKING77 did not transfer to other domains
+(docs/evaluation.md#cold-start-self-calibration-issue-15). Cross-fitting measures instead of correcting:
 the examples are split into `FOLDS` folds, one extra model is trained per fold without that fold's
 examples (the same recipe over the texts it keeps), and each example is scored with the model that did not see it,
 against the folder's texts encoded by that same model. Those scores behave like a real message's under
