@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -116,10 +119,85 @@ def compute_stats(database: Database, *, days: int = 30, now: datetime | None = 
     """Statistics of the decisions made in the window, and of the reviews of those decisions.
 
     Decisions are counted by the database (GROUP BY), so the page costs a few aggregate queries rather
-    than reading every decision of the window (measured: 1M decisions on PostgreSQL, 6.4 s before).
-    Reviews are few, made by people: those are read and aggregated here.
+    than reading every decision of the window (docs/evaluation.md, "Stats page"). Reviews are few, made
+    by people: those are read and aggregated here.
     """
     since, until = window(days, now)
+    rows = _window_rows(database, since, until)
+    per_day, routes = _per_day(rows.by_day, since, days)
+    reviews = _Reviews.of(rows.reviews)
+    total = sum(routes.values())
+    width = 1 / HISTOGRAM_BINS
+    return StatsOut(
+        days=days,
+        since=since,
+        until=until,
+        total=total,
+        routes={route: routes[route] for route in ROUTES},
+        answer_rate=_rate(routes["answer"], total),
+        clarify_rate=_rate(routes["clarify"], total),
+        fallback_rate=_rate(routes["retrieve"], total),
+        handoff_rate=_rate(routes["handoff"], total),
+        per_day=per_day,
+        top_intents=[IntentCount(intent=intent, count=n) for intent, n in rows.top],
+        confidence_histogram=[
+            HistogramBin(low=round(i * width, 2), high=round((i + 1) * width, 2), count=rows.bins.get(i, 0))
+            for i in range(HISTOGRAM_BINS)
+        ],
+        reviewed=len(reviews.latest),
+        review_accuracy=_rate(reviews.correct, len(reviews.latest)) if reviews.latest else None,
+        confused_pairs=[
+            ConfusedPair(predicted=p, meant=m, new_intent=new, count=n)
+            for (p, m, new), n in sorted(reviews.confused.items(), key=lambda item: (-item[1], str(item[0])))[
+                :TOP
+            ]
+        ],
+        weekly_accuracy=[
+            WeekAccuracy(week=w, reviewed=r, correct=c, accuracy=_rate(c, r))
+            for w, (r, c) in sorted(reviews.weeks.items())
+        ],
+    )
+
+
+def unrouted_messages(database: Database, *, days: int, limit: int, now: datetime | None = None) -> list[str]:
+    """Recent customer messages that no intent and no knowledge passage answered, newest first.
+
+    A message the knowledge base answered (route `retrieve`, or any decision with a passage as its source)
+    is not a gap, and clustered with real gaps it drafts an intent with wrong examples. Messages an analyst
+    has since assigned to an intent are left out too: they are no longer a gap.
+    """
+    since, until = window(days, now)
+    assigned = select(Review.decision_id).where(col(Review.intent).is_not(None))
+    query = (
+        select(DecisionLog.text)
+        .where(
+            col(DecisionLog.route) == "handoff",
+            col(DecisionLog.intent).is_(None),
+            col(DecisionLog.source).is_(None),
+            col(DecisionLog.created_at) >= since,
+            col(DecisionLog.created_at) < until,
+            col(DecisionLog.escalation).is_(None) | (col(DecisionLog.escalation) != NOT_A_BOT_DECISION),
+            col(DecisionLog.id).not_in(assigned),
+        )
+        .order_by(col(DecisionLog.id).desc())
+        .limit(limit)
+    )
+    with Session(database) as session:
+        return list(session.exec(query).all())
+
+
+@dataclass(frozen=True)
+class _WindowRows:
+    """What the database aggregates for the window: routes by day, top intents, confidence bins, reviews."""
+
+    by_day: Sequence[Any]  # (day 'YYYY-MM-DD', route, count)
+    top: Sequence[Any]  # (intent, count), most frequent first
+    bins: dict[int, int]  # confidence bin -> count
+    reviews: Sequence[Any]  # (decision id, verdict, meant, new intent, decided at, predicted), oldest first
+
+
+def _window_rows(database: Database, since: datetime, until: datetime) -> _WindowRows:
+    """The window's aggregate queries, in one session."""
     in_window = (
         col(DecisionLog.created_at) >= since,
         col(DecisionLog.created_at) < until,
@@ -157,7 +235,11 @@ def compute_stats(database: Database, *, days: int = 30, now: datetime | None = 
             .where(*in_window)
             .order_by(col(Review.id))
         ).all()
+    return _WindowRows(by_day, top, bins, reviews)
 
+
+def _per_day(by_day: Sequence[Any], since: datetime, days: int) -> tuple[list[DayCount], Counter[str]]:
+    """Every day of the window with its decisions by route (days without any too), and the route totals."""
     per_day = {
         since.date() + timedelta(days=i): DayCount(day=since.date() + timedelta(days=i)) for i in range(days)
     }
@@ -167,75 +249,36 @@ def compute_stats(database: Database, *, days: int = 30, now: datetime | None = 
         counts = per_day.get(date.fromisoformat(str(day_text)))
         if counts is not None and route in ROUTES:
             setattr(counts, route, getattr(counts, route) + n)
-
-    latest = {  # a decision reviewed twice counts once, as last judged
-        decision_id: (verdict, meant, new, created_at.astimezone(UTC).date(), predicted)
-        for decision_id, verdict, meant, new, created_at, predicted in reviews
-    }
-    confused: Counter[tuple[str | None, str, bool]] = Counter()
-    weeks: dict[date, list[int]] = {}
-    for verdict, meant, new, reviewed_day, predicted in latest.values():
-        week = weeks.setdefault(reviewed_day - timedelta(days=reviewed_day.weekday()), [0, 0])
-        week[0] += 1
-        if verdict == "correct":
-            week[1] += 1
-        elif meant is not None or new is not None:
-            confused[(predicted, meant or new or "", meant is None)] += 1
-
-    total = sum(routes.values())
-    correct = sum(1 for verdict, *_ in latest.values() if verdict == "correct")
-    width = 1 / HISTOGRAM_BINS
-    return StatsOut(
-        days=days,
-        since=since,
-        until=until,
-        total=total,
-        routes={route: routes[route] for route in ROUTES},
-        answer_rate=_rate(routes["answer"], total),
-        clarify_rate=_rate(routes["clarify"], total),
-        fallback_rate=_rate(routes["retrieve"], total),
-        handoff_rate=_rate(routes["handoff"], total),
-        per_day=list(per_day.values()),
-        top_intents=[IntentCount(intent=intent, count=n) for intent, n in top],
-        confidence_histogram=[
-            HistogramBin(low=round(i * width, 2), high=round((i + 1) * width, 2), count=bins.get(i, 0))
-            for i in range(HISTOGRAM_BINS)
-        ],
-        reviewed=len(latest),
-        review_accuracy=_rate(correct, len(latest)) if latest else None,
-        confused_pairs=[
-            ConfusedPair(predicted=p, meant=m, new_intent=new, count=n)
-            for (p, m, new), n in sorted(confused.items(), key=lambda item: (-item[1], str(item[0])))[:TOP]
-        ],
-        weekly_accuracy=[
-            WeekAccuracy(week=w, reviewed=r, correct=c, accuracy=_rate(c, r))
-            for w, (r, c) in sorted(weeks.items())
-        ],
-    )
+    return list(per_day.values()), routes
 
 
-def unrouted_messages(database: Database, *, days: int, limit: int, now: datetime | None = None) -> list[str]:
-    """Recent customer messages that no intent and no knowledge passage answered, newest first.
+@dataclass(frozen=True)
+class _Reviews:
+    """The window's reviews, each decision as last judged: confusions and weekly accuracy."""
 
-    A message the knowledge base answered (route `retrieve`, or any decision with a passage as its source)
-    is not a gap, and clustered with real gaps it drafts an intent with wrong examples. Messages an analyst
-    has since assigned to an intent are left out too: they are no longer a gap.
-    """
-    since, until = window(days, now)
-    assigned = select(Review.decision_id).where(col(Review.intent).is_not(None))
-    query = (
-        select(DecisionLog.text)
-        .where(
-            col(DecisionLog.route) == "handoff",
-            col(DecisionLog.intent).is_(None),
-            col(DecisionLog.source).is_(None),
-            col(DecisionLog.created_at) >= since,
-            col(DecisionLog.created_at) < until,
-            col(DecisionLog.escalation).is_(None) | (col(DecisionLog.escalation) != NOT_A_BOT_DECISION),
-            col(DecisionLog.id).not_in(assigned),
-        )
-        .order_by(col(DecisionLog.id).desc())
-        .limit(limit)
-    )
-    with Session(database) as session:
-        return list(session.exec(query).all())
+    latest: dict[int, tuple[str, str | None, str | None, date, str | None]]
+    confused: Counter[tuple[str | None, str, bool]]
+    weeks: dict[date, list[int]]  # Monday -> [reviewed, correct]
+
+    @property
+    def correct(self) -> int:
+        """Decisions judged correct."""
+        return sum(1 for verdict, *_ in self.latest.values() if verdict == "correct")
+
+    @classmethod
+    def of(cls, reviews: Sequence[Any]) -> _Reviews:
+        """From review rows, oldest first."""
+        latest = {  # a decision reviewed twice counts once, as last judged
+            decision_id: (verdict, meant, new, created_at.astimezone(UTC).date(), predicted)
+            for decision_id, verdict, meant, new, created_at, predicted in reviews
+        }
+        confused: Counter[tuple[str | None, str, bool]] = Counter()
+        weeks: dict[date, list[int]] = {}
+        for verdict, meant, new, reviewed_day, predicted in latest.values():
+            week = weeks.setdefault(reviewed_day - timedelta(days=reviewed_day.weekday()), [0, 0])
+            week[0] += 1
+            if verdict == "correct":
+                week[1] += 1
+            elif meant is not None or new is not None:
+                confused[(predicted, meant or new or "", meant is None)] += 1
+        return cls(latest, confused, weeks)

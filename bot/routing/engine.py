@@ -27,8 +27,9 @@ from bot.routing.encoders.batching import BatchingEncoder
 from bot.routing.encoders.embedding_cache import CachedEncoder, EmbeddingCache
 from bot.routing.index import limit_native_threads
 from bot.routing.policy import Candidate, Decision, Route
+from bot.routing.pseudo_queries import Evidence
 from bot.routing.scoring import decide_vectors
-from bot.routing.self_calibration import Evidence, cached_self_calibration
+from bot.routing.self_calibration import cached_self_calibration
 from bot.routing.state import RoutingState, build_state, with_calibration
 
 log = logging.getLogger(__name__)

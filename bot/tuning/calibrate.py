@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bot.routing.calibration import Calibration, CalibrationSource, base_model_id
+from bot.routing.pseudo_queries import fit_confidence
 from bot.routing.scoring import intent_scores, left_out_rows, top_two
-from bot.routing.self_calibration import EXPECTATION_RATES, THRESHOLDS, fit_confidence
+from bot.routing.self_calibration import EXPECTATION_RATES, THRESHOLDS
 from bot.routing.state import Scoring
 from bot.tuning.datasets import OUT_OF_SCOPE
 

@@ -26,7 +26,8 @@ from bot.config import Settings
 from bot.content.intents import IntentSet, load_intents
 from bot.routing.calibration import content_id, load_calibration
 from bot.routing.cross_fit import FOLDS, CrossFit, example_folds, texts_key
-from bot.routing.self_calibration import SELF_TRAINING_FILE, can_fit
+from bot.routing.pseudo_queries import SELF_TRAINING_FILE
+from bot.routing.self_calibration import can_fit
 from bot.routing.state import intent_texts
 from bot.tuning.training import TrainingConfig, TrainingError, fine_tune, train_network
 

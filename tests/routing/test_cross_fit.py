@@ -12,15 +12,15 @@ from bot.config import Settings
 from bot.content.intents import load_intents
 from bot.routing.cross_fit import CROSS_FIT_FILE, FOLDS, CrossFit, example_folds, texts_key
 from bot.routing.encoders import torch_backend as encoder
-from bot.routing.self_calibration import (
+from bot.routing.pseudo_queries import (
     FROZEN_BIAS,
     SELF_TRAINING_FILE,
     TRAINED_BIAS,
     Evidence,
     cross_fitted_scores,
-    fit_self_calibration,
     raw_pseudo_scores,
 )
+from bot.routing.self_calibration import fit_self_calibration
 from bot.routing.state import Scoring, intent_text_kinds, intent_texts
 from bot.tuning import self_training
 from bot.tuning.training import TrainingConfig

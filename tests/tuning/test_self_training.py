@@ -10,7 +10,7 @@ import pytest
 from bot.config import Settings
 from bot.routing.cross_fit import CROSS_FIT_FILE
 from bot.routing.engine import Engine
-from bot.routing.self_calibration import (
+from bot.routing.pseudo_queries import (
     CROSS_FIT_BIAS,
     FROZEN_BIAS,
     SELF_TRAINING_FILE,
