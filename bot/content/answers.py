@@ -18,7 +18,8 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SecurityError
 
-from bot.content.template_limits import BoundedSandbox, LimitError, bound_tree, end_budget, start_budget
+from bot.content.template_budget import LimitError, end_budget, start_budget
+from bot.content.template_limits import BoundedSandbox, bound_tree
 from bot.errors import TemplateError
 
 _ENV = BoundedSandbox(autoescape=False, trim_blocks=True, lstrip_blocks=True)

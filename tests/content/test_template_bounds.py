@@ -20,7 +20,7 @@ from bot.api import create_app
 from bot.config import Settings
 from bot.content.answers import TemplateLimitError, compile_template
 from bot.content.intents import load_intents
-from bot.content.template_limits import MAX_STEPS
+from bot.content.template_budget import MAX_STEPS
 from bot.errors import IntentFileError, TemplateError
 from bot.routing.engine import Engine
 from tests.api_support import INTENTS, make_intents
