@@ -84,71 +84,85 @@ def decide(
     top = ranked[0] if ranked else None
     rule = rules.get(top.intent, IntentRule()) if top else IntentRule()
     threshold = rule.threshold if rule.threshold is not None else policy.threshold
-    confidence = top.confidence if top else 0.0
-
-    def make(route: Route, intent: str | None, reason: str, options: tuple[str, ...] = ()) -> Decision:
-        return Decision(
-            route=route,
-            intent=intent,
-            confidence=confidence,
-            candidates=ranked,
-            reason=reason,
-            threshold=threshold,
-            margin=policy.margin,
-            options=options,
-            retrieval_score=retrieval_score,
-        )
-
-    if (
-        top is not None
-        and retrieval_score is not None
-        and retrieval_score >= policy.retrieval_threshold
-        and retrieval_score - top.score >= policy.knowledge_lead
-    ):
-        return make(
-            "retrieve",
-            None,
+    outcome: tuple[Route, str | None, str, tuple[str, ...]]
+    if top is not None and retrieval_score is not None and _knowledge_leads(top, policy, retrieval_score):
+        reason = (
             f"A knowledge passage matches with {retrieval_score:.2f}, {retrieval_score - top.score:.2f} closer "
-            f"than the best intent {_fmt(top)} (score {top.score:.2f}); the passage answers it.",
+            f"than the best intent {_fmt(top)} (score {top.score:.2f}); the passage answers it."
         )
-    if top is not None and top.confidence >= threshold:
-        close = [c for c in ranked[1:] if top.confidence - c.confidence < policy.margin]
-        if close:
-            offered = (top, *close)[: policy.max_clarify_options]
-            names = " and ".join(_fmt(c) for c in offered)
-            reason = f"{names} are within the {policy.margin:.2f} margin, so the bot asks which one is meant."
-            return make("clarify", None, reason, tuple(c.intent for c in offered))
-        if rule.handoff:
-            return make(
-                "handoff",
-                top.intent,
-                f"{_fmt(top)} passed its {threshold:.2f} threshold and always hands off to a person.",
-            )
-        if not rule.has_answer:
-            return make(
-                "handoff",
-                top.intent,
-                f"{_fmt(top)} passed its {threshold:.2f} threshold but has no answer, so a person takes it.",
-            )
-        lead = (
-            f", {top.confidence - ranked[1].confidence:.2f} ahead of {_fmt(ranked[1])}"
-            if len(ranked) > 1
-            else ""
-        )
-        return make("answer", top.intent, f"{_fmt(top)} passed its {threshold:.2f} threshold{lead}.")
+        outcome = ("retrieve", None, reason, ())
+    elif top is not None and top.confidence >= threshold:
+        outcome = _above_threshold(ranked, rule, threshold, policy)
+    else:
+        route, reason = _below_threshold(top, threshold, policy, retrieval_score)
+        outcome = (route, None, reason, ())
+    route, intent, reason, options = outcome
+    return Decision(
+        route=route,
+        intent=intent,
+        confidence=top.confidence if top else 0.0,
+        candidates=ranked,
+        reason=reason,
+        threshold=threshold,
+        margin=policy.margin,
+        options=options,
+        retrieval_score=retrieval_score,
+    )
 
+
+def _knowledge_leads(top: Candidate, policy: Policy, retrieval_score: float) -> bool:
+    """Whether a knowledge passage matches well and clearly closer than the best intent."""
+    return (
+        retrieval_score >= policy.retrieval_threshold and retrieval_score - top.score >= policy.knowledge_lead
+    )
+
+
+def _above_threshold(
+    ranked: tuple[Candidate, ...], rule: IntentRule, threshold: float, policy: Policy
+) -> tuple[Route, str | None, str, tuple[str, ...]]:
+    """Route, intent, reason and options when the top candidate passed its threshold."""
+    top = ranked[0]
+    close = [c for c in ranked[1:] if top.confidence - c.confidence < policy.margin]
+    if close:
+        offered = (top, *close)[: policy.max_clarify_options]
+        names = " and ".join(_fmt(c) for c in offered)
+        reason = f"{names} are within the {policy.margin:.2f} margin, so the bot asks which one is meant."
+        return "clarify", None, reason, tuple(c.intent for c in offered)
+    if rule.handoff:
+        return (
+            "handoff",
+            top.intent,
+            f"{_fmt(top)} passed its {threshold:.2f} threshold and always hands off to a person.",
+            (),
+        )
+    if not rule.has_answer:
+        return (
+            "handoff",
+            top.intent,
+            f"{_fmt(top)} passed its {threshold:.2f} threshold but has no answer, so a person takes it.",
+            (),
+        )
+    lead = (
+        f", {top.confidence - ranked[1].confidence:.2f} ahead of {_fmt(ranked[1])}" if len(ranked) > 1 else ""
+    )
+    return "answer", top.intent, f"{_fmt(top)} passed its {threshold:.2f} threshold{lead}.", ()
+
+
+def _below_threshold(
+    top: Candidate | None, threshold: float, policy: Policy, retrieval_score: float | None
+) -> tuple[Route, str]:
+    """Route and reason when no intent passed its threshold: a matching passage, else a person."""
     best = (
         f"the best intent {_fmt(top)} is below its {threshold:.2f} threshold"
         if top
         else "there are no intents"
     )
     if retrieval_score is not None and retrieval_score >= policy.retrieval_threshold:
-        return make(
+        return (
             "retrieve",
-            None,
             f"{best.capitalize()}; a knowledge passage matches with {retrieval_score:.2f} (needs {policy.retrieval_threshold:.2f}).",
         )
     knowledge = f"no knowledge passage reaches {policy.retrieval_threshold:.2f}" + (
         f" (best {retrieval_score:.2f})" if retrieval_score is not None else ""
     )
-    return make("handoff", None, f"{best.capitalize()} and {knowledge}, so a person takes it.")
+    return "handoff", f"{best.capitalize()} and {knowledge}, so a person takes it."
