@@ -6,4 +6,5 @@ ruff check bot tests scripts
 ruff format --check bot tests scripts
 mypy bot
 lint-imports  # the import rule in pyproject.toml: packages import downwards only
+python scripts/check_sizes.py  # modules <= 400 lines, functions <= 60 unless they say why (docs/architecture.md)
 python -m pytest "$@"
