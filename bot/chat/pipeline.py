@@ -15,11 +15,12 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from bot.chat.batcher import AsyncBatcher, BatcherStats
-from bot.chat.service import ChatReply, ChatService, PendingWrite
+from bot.chat.service import ChatReply, ChatService
 from bot.chat.shadow import ShadowRun
 from bot.config import Settings
 from bot.routing.context import RouteContext
 from bot.routing.policy import Decision
+from bot.store.turns import PendingWrite
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import SecurityError
+from jinja2.exceptions import SecurityError
 
 from bot.content.template_budget import LimitError, end_budget, start_budget
 from bot.content.template_limits import BoundedSandbox, bound_tree

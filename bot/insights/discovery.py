@@ -82,7 +82,7 @@ def draft_yaml(name: str, description: str, examples: Sequence[str]) -> str:
 
 def _centre(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The unit-length mean of `vectors`, each counted as often as its text was sent."""
-    centre = (vectors * weights[:, None]).sum(axis=0)
+    centre: np.ndarray = (vectors * weights[:, None]).sum(axis=0)
     return centre / max(float(np.linalg.norm(centre)), 1e-12)
 
 

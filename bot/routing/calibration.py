@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.config import DEFAULT_AGGREGATION_WEIGHT, DEFAULT_PROTOTYPE_WEIGHT
-from bot.content.intents import first_error, read_yaml
+from bot.content.intents import first_error
+from bot.content.yaml_io import read_yaml
 from bot.errors import IntentFileError
 
 CALIBRATION_FILE = "calibration.yaml"

@@ -50,7 +50,7 @@ def intent_scores(
     per_intent = sims[:, state.gather]  # (queries, intents, vectors of that intent)
     best = per_intent.max(axis=2)
     weight, depth = scoring.aggregation_weight, scoring.aggregation_depth
-    scores = best
+    scores: np.ndarray = best
     if weight > 0.0 and depth > 1:
         top = -np.sort(-per_intent, axis=2)[:, :, :depth]
         finite = np.isfinite(top)

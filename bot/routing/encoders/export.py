@@ -52,7 +52,8 @@ def _export_fp32(model_path: Path, fp32: Path, suffix: str) -> None:
             out = self.model(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             )
-            return out.last_hidden_state
+            hidden: torch.Tensor = out.last_hidden_state
+            return hidden
 
     dummy = torch.ones((2, 8), dtype=torch.long)
     partial = fp32.with_suffix(suffix)

@@ -35,7 +35,8 @@ class SentenceTransformerEncoder:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()  # "Loading weights" bars would clutter every start
+        # "Loading weights" bars would clutter every start
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         try:
             self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except Exception as exc:  # the library raises many types for a broken folder
