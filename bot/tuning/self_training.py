@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 # part of the cache key: a changed recipe trains every folder once more (2: with a cross-fit)
 RECIPE = "self-train-2"
-STOCK_MODEL = "bundled"
 
 
 def self_trained_path(settings: Settings, intents: IntentSet) -> Path:
@@ -47,9 +46,10 @@ def self_trained_path(settings: Settings, intents: IntentSet) -> Path:
 
 def applies(settings: Settings) -> bool:
     """Whether this folder is routed with a self-trained model (see the module docstring)."""
-    if not settings.self_train or settings.model != STOCK_MODEL:
+    from bot.routing.encoders.model_folder import BUNDLED, bundled_model_path, model_fingerprint
+
+    if not settings.self_train or settings.model != BUNDLED:
         return False
-    from bot.routing.encoders.model_folder import bundled_model_path, model_fingerprint
 
     # a labelled calibration fitted on the stock vectors pins them; one for another model does not
     stock = model_fingerprint(bundled_model_path())
