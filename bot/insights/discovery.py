@@ -113,8 +113,6 @@ def cluster_messages(
     linkage lets a cluster keep a stranger as long as the average stays under the threshold, and a drafted
     intent with a stranger among its examples teaches the router the wrong thing. 0 keeps everyone.
     """
-    from sklearn.cluster import AgglomerativeClustering  # heavy: only when someone asks for clusters
-
     counts: Counter[str] = Counter()
     first_seen: dict[str, str] = {}
     for text in texts[:MAX_MESSAGES]:
@@ -127,13 +125,7 @@ def cluster_messages(
         return []
     distinct = [first_seen[k] for k in keys]
     vectors = np.asarray(encoder.encode(distinct), dtype=np.float32)
-    if len(keys) == 1:  # everyone asked the very same thing: one group, nothing to cluster
-        labels = np.zeros(1, dtype=int)
-    else:
-        labels = AgglomerativeClustering(
-            n_clusters=None, metric="cosine", linkage="average", distance_threshold=distance_threshold
-        ).fit_predict(vectors)
-
+    labels = _labels(vectors, distance_threshold)
     weights = np.asarray([counts[k] for k in keys], dtype=np.float32)
     groups = [
         _core(np.flatnonzero(labels == label), vectors, weights, min_similarity)
@@ -150,23 +142,40 @@ def cluster_messages(
     clusters = []
     for group, centroid, (intent, score) in zip(groups, centroids, near, strict=True):
         order = group[np.argsort(-(vectors[group] @ centroid))]
-        members = [distinct[i] for i in order]
-        words = keywords(members, distinct)
-        name = "_".join(words[:3]) or "new_intent"
-        description = (
-            f"The customer asks about {', '.join(words) or 'this topic'}, "
-            f"for example: {members[0].rstrip('?.!')}."
-        )
+        members, sizes = [distinct[i] for i in order], [counts[keys[i]] for i in order]
         clusters.append(
-            Cluster(
-                size=sum(counts[keys[i]] for i in order),
-                messages=tuple(members),
-                counts=tuple(counts[keys[i]] for i in order),
-                nearest_intent=intent,
-                nearest_score=None if score is None else round(float(score), 4),
-                name=name,
-                description=description,
-                yaml=draft_yaml(name, description, members[:REPRESENTATIVES]),
-            )
+            _draft(members, sizes, distinct, intent, None if score is None else round(float(score), 4))
         )
     return sorted(clusters, key=lambda c: (-c.size, c.name))
+
+
+def _labels(vectors: np.ndarray, distance_threshold: float) -> np.ndarray:
+    """A cluster label per distinct message: average-linkage clustering on cosine distance."""
+    if len(vectors) == 1:  # everyone asked the very same thing: one group, nothing to cluster
+        return np.zeros(1, dtype=int)
+    from sklearn.cluster import AgglomerativeClustering  # heavy: only when someone asks for clusters
+
+    labels: np.ndarray = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=distance_threshold
+    ).fit_predict(vectors)
+    return labels
+
+
+def _draft(
+    members: list[str], counts: list[int], distinct: list[str], intent: str | None, score: float | None
+) -> Cluster:
+    """A cluster of `members` (closest to its centre first) with a drafted intent: name, description, YAML;
+    `intent` and `score`: the existing intent nearest to it."""
+    words = keywords(members, distinct)
+    name = "_".join(words[:3]) or "new_intent"
+    description = f"The customer asks about {', '.join(words) or 'this topic'}, for example: {members[0].rstrip('?.!')}."
+    return Cluster(
+        size=sum(counts),
+        messages=tuple(members),
+        counts=tuple(counts),
+        nearest_intent=intent,
+        nearest_score=score,
+        name=name,
+        description=description,
+        yaml=draft_yaml(name, description, members[:REPRESENTATIVES]),
+    )

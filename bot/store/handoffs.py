@@ -184,19 +184,7 @@ def learnable(
     Messages since the conversation's previous resolved ticket and up to this one's resolution; a
     handoff request, an escalated message or a clarify pick is never the default: it is not the question.
     """
-    query = select(Message).where(Message.conversation_id == ticket.conversation_id, Message.role == "user")
-    earlier = session.exec(
-        select(func.max(col(HandoffTicket.resolved_at))).where(
-            HandoffTicket.conversation_id == ticket.conversation_id,
-            col(HandoffTicket.id) < ticket.id,
-            col(HandoffTicket.resolved_at).is_not(None),
-        )
-    ).one()
-    if earlier is not None:
-        query = query.where(col(Message.created_at) > earlier)
-    if ticket.resolved_at is not None:
-        query = query.where(col(Message.created_at) <= ticket.resolved_at)
-    messages = list(reversed(session.exec(query.order_by(col(Message.id).desc()).limit(LEARNABLE_MAX)).all()))
+    messages = _ticket_messages(session, ticket)
     ids = [m.id for m in messages if m.id is not None]
     decisions = {
         d.message_id: d
@@ -206,20 +194,7 @@ def learnable(
     if ticket.decision_id is not None:
         opened_by = session.get(DecisionLog, ticket.decision_id)
         opened_at = opened_by.message_id if opened_by is not None else None
-
-    def excluded(message: Message) -> str | None:
-        decision = decisions.get(message.id)
-        if decision is None:
-            return None
-        if decision.escalation is not None:
-            return ESCALATED.get(decision.escalation, f"escalated: {decision.escalation}")
-        if decision.intent is not None and decision.intent in handoff_intents:
-            return "asked for a person"
-        if decision.chosen:
-            return "a pick from the bot's options"
-        return None
-
-    reasons = {m.id: excluded(m) for m in messages}
+    reasons = {m.id: _not_the_question(decisions.get(m.id), handoff_intents) for m in messages}
     before = [
         m for m in messages if reasons[m.id] is None and (opened_at is None or (m.id or 0) <= opened_at)
     ]
@@ -246,6 +221,38 @@ def learnable(
             )
         )
     return out
+
+
+def _ticket_messages(session: Session, ticket: HandoffTicket) -> list[Message]:
+    """The customer messages since the conversation's previous resolved ticket and up to this one's
+    resolution (the latest `LEARNABLE_MAX`), oldest first."""
+    query = select(Message).where(Message.conversation_id == ticket.conversation_id, Message.role == "user")
+    earlier = session.exec(
+        select(func.max(col(HandoffTicket.resolved_at))).where(
+            HandoffTicket.conversation_id == ticket.conversation_id,
+            col(HandoffTicket.id) < ticket.id,
+            col(HandoffTicket.resolved_at).is_not(None),
+        )
+    ).one()
+    if earlier is not None:
+        query = query.where(col(Message.created_at) > earlier)
+    if ticket.resolved_at is not None:
+        query = query.where(col(Message.created_at) <= ticket.resolved_at)
+    return list(reversed(session.exec(query.order_by(col(Message.id).desc()).limit(LEARNABLE_MAX)).all()))
+
+
+def _not_the_question(decision: DecisionLog | None, handoff_intents: Collection[str]) -> str | None:
+    """Why a message with this decision is never the default pick (escalated, a handoff request, a
+    clarify pick), or None."""
+    if decision is None:
+        return None
+    if decision.escalation is not None:
+        return ESCALATED.get(decision.escalation, f"escalated: {decision.escalation}")
+    if decision.intent is not None and decision.intent in handoff_intents:
+        return "asked for a person"
+    if decision.chosen:
+        return "a pick from the bot's options"
+    return None
 
 
 def _chosen_messages(session: Session, ticket: HandoffTicket, ids: Sequence[int]) -> list[Message]:
@@ -284,19 +291,7 @@ def resolve(
     person left, the bot answers again"), in the same transaction as the ticket's closing.
     """
     with session_scope(database) as session:
-        ticket = session.exec(
-            select(HandoffTicket).where(HandoffTicket.id == ticket_id).with_for_update()
-        ).first()
-        if ticket is None:
-            raise NotFoundError(f"unknown ticket {ticket_id}")
-        if ticket.status == "resolved":
-            raise ConflictError(f"ticket {ticket_id} is already resolved")
-        if ticket.status == "claimed" and agent is None:
-            raise InvalidInputError(
-                "agent", f"ticket {ticket_id} is held by {ticket.claimed_by}; say who resolves it"
-            )
-        if ticket.status == "claimed" and ticket.claimed_by != agent:
-            raise ConflictError(f"ticket {ticket_id} is held by {ticket.claimed_by}, not {agent}")
+        ticket = _ticket_to_resolve(session, ticket_id, agent)
         if learn and intent is None:
             raise InvalidInputError("learn", "say which intent the messages are examples of ('intent')")
         taught: list[tuple[str, int | None]] = []
@@ -314,17 +309,16 @@ def resolve(
         learned: list[str] = []
         if intent is not None:  # what the customer asked becomes an example of what they meant
             for text, decision_id in taught:
-                if text in learned:
-                    continue
-                remember(
-                    session,
-                    intent=intent,
-                    text=text,
-                    source="ticket",
-                    decision_id=decision_id,
-                    ticket_id=ticket.id,
-                )
-                learned.append(text)
+                if text not in learned:
+                    remember(
+                        session,
+                        intent=intent,
+                        text=text,
+                        source="ticket",
+                        decision_id=decision_id,
+                        ticket_id=ticket.id,
+                    )
+                    learned.append(text)
         conversation = session.get(Conversation, ticket.conversation_id)
         if conversation is not None:
             conversation.status = "bot"
@@ -336,6 +330,24 @@ def resolve(
                 )
         session.add(ticket)
         return Resolved(ticket=ticket, learned=tuple(learned))
+
+
+def _ticket_to_resolve(session: Session, ticket_id: int, agent: str | None) -> HandoffTicket:
+    """The ticket, its row locked, if `agent` may resolve it now; else why not (404, 409, 422)."""
+    ticket = session.exec(
+        select(HandoffTicket).where(HandoffTicket.id == ticket_id).with_for_update()
+    ).first()
+    if ticket is None:
+        raise NotFoundError(f"unknown ticket {ticket_id}")
+    if ticket.status == "resolved":
+        raise ConflictError(f"ticket {ticket_id} is already resolved")
+    if ticket.status == "claimed" and agent is None:
+        raise InvalidInputError(
+            "agent", f"ticket {ticket_id} is held by {ticket.claimed_by}; say who resolves it"
+        )
+    if ticket.status == "claimed" and ticket.claimed_by != agent:
+        raise ConflictError(f"ticket {ticket_id} is held by {ticket.claimed_by}, not {agent}")
+    return ticket
 
 
 def messages_after(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -205,9 +205,9 @@ def calibrate(
     # a row that is also one of its intent's examples is scored as if it were not: it must not find itself
     left_out = left_out_rows(state, [e.text for e in examples], list(labels))
     in_scope = np.array([e.in_scope for e in examples])
-    positions = {name: position for position, name in enumerate(names)}
+    known = set(names)
     stand_ins = np.array(
-        [row for row, label in enumerate(labels) if label in positions]
+        [row for row, label in enumerate(labels) if label in known]
         if oos_rate is not None and in_scope.all()
         else [],
         dtype=np.int64,
@@ -215,48 +215,19 @@ def calibrate(
     chosen: tuple[tuple[bool, float, float], Calibration, PolicyFit, Ranking] | None = None
     for weight, depth, prototype in AGGREGATIONS:
         raw = Scoring(1.0, 0.0, weight, depth, prototype)
-        scores = intent_scores(state, queries, raw, left_out)
-        if len(stand_ins):  # the same rows again, their own intent removed: out of scope by construction
-            without = scores[stand_ins].copy()
-            without[np.arange(len(stand_ins)), [positions[label] for label in labels[stand_ins]]] = -np.inf
-            scores = np.concatenate([scores, without])
-        ranking = Ranking.of(scores, names, np.concatenate([labels, np.full(len(stand_ins), "")]))
-        ranking = dataclasses.replace(
-            ranking, in_scope=np.concatenate([in_scope, np.zeros(len(stand_ins), dtype=bool)])
-        )
-        top, second, right = ranking.top, ranking.second, ranking.right
-        # the confidence map tracks "the top intent is right" on the real rows only
-        real = slice(0, len(examples))
-        slope, center = fit_confidence(np.where(np.isfinite(top[real]), top[real], -1.0), right[real])
-        scoring = Scoring(slope, center, weight, depth, prototype)
-        fit = fit_policy(
-            scoring.confidence(top),
-            scoring.confidence(second),
-            ranking.top_intent,
-            right,
-            target_precision,
-            prior_weights(ranking.in_scope, oos_rate),
-        )
+        ranking = _ranking(intent_scores(state, queries, raw, left_out), names, labels, in_scope, stand_ins)
+        scoring, fit = _fit_on(ranking, raw, len(examples), target_precision, oos_rate)
         # reach the target first, then cover the most; accuracy breaks ties
-        key = (fit.reached, fit.coverage if fit.reached else fit.precision, float(right.mean()))
+        key = (fit.reached, fit.coverage if fit.reached else fit.precision, float(ranking.right.mean()))
         if chosen is None or key > chosen[0]:
             calibration = Calibration(
                 model_id=base_model_id(engine.model_id),  # backend-neutral: see same_model
-                slope=round(slope, 4),
-                center=round(center, 4),
-                threshold=fit.threshold,
-                margin=fit.margin,
-                aggregation_weight=weight,
-                aggregation_depth=depth,
-                prototype_weight=prototype,
-                intent_thresholds=fit.intent_thresholds,
                 intents_version=state.version,
                 data=data,
                 source=source,
                 oos_rate=oos_rate,
                 target_precision=target_precision,
-                expected_precision=round(fit.precision, 4),
-                expected_coverage=round(fit.coverage, 4),
+                **_fitted_fields(scoring, fit),
             )
             chosen = (key, calibration, fit, dataclasses.replace(ranking, scoring=scoring))
     assert chosen is not None  # AGGREGATIONS is not empty
@@ -265,4 +236,56 @@ def calibrate(
     table = {f"{rate:g}": figures for rate, figures in expected.items()}  # kept in calibration.yaml too
     return calibration.model_copy(update={"expected_by_oos_rate": table}), dataclasses.replace(
         fit, by_oos_rate=expected
+    )
+
+
+def _fit_on(
+    ranking: Ranking, raw: Scoring, real_rows: int, target_precision: float, oos_rate: float | None
+) -> tuple[Scoring, PolicyFit]:
+    """The confidence map fitted on the first `real_rows` rows (it tracks "the top intent is right" on
+    real rows only, not on stand-ins), then the thresholds that reach the target in it."""
+    top, second, right = ranking.top, ranking.second, ranking.right
+    real = slice(0, real_rows)
+    slope, center = fit_confidence(np.where(np.isfinite(top[real]), top[real], -1.0), right[real])
+    scoring = Scoring(slope, center, raw.aggregation_weight, raw.aggregation_depth, raw.prototype_weight)
+    fit = fit_policy(
+        scoring.confidence(top),
+        scoring.confidence(second),
+        ranking.top_intent,
+        right,
+        target_precision,
+        prior_weights(ranking.in_scope, oos_rate),
+    )
+    return scoring, fit
+
+
+def _fitted_fields(scoring: Scoring, fit: PolicyFit) -> dict[str, Any]:
+    """A calibration's fields that the fit chose: confidence map, aggregation, thresholds, expectations."""
+    return {
+        "slope": round(scoring.slope, 4),
+        "center": round(scoring.center, 4),
+        "threshold": fit.threshold,
+        "margin": fit.margin,
+        "aggregation_weight": scoring.aggregation_weight,
+        "aggregation_depth": scoring.aggregation_depth,
+        "prototype_weight": scoring.prototype_weight,
+        "intent_thresholds": fit.intent_thresholds,
+        "expected_precision": round(fit.precision, 4),
+        "expected_coverage": round(fit.coverage, 4),
+    }
+
+
+def _ranking(
+    scores: np.ndarray, names: np.ndarray, labels: np.ndarray, in_scope: np.ndarray, stand_ins: np.ndarray
+) -> Ranking:
+    """The rows ranked by `scores`, followed by the `stand_ins` rows again with their own intent removed:
+    out of scope by construction."""
+    if len(stand_ins):
+        positions = {name: position for position, name in enumerate(names)}
+        without = scores[stand_ins].copy()
+        without[np.arange(len(stand_ins)), [positions[label] for label in labels[stand_ins]]] = -np.inf
+        scores = np.concatenate([scores, without])
+    ranking = Ranking.of(scores, names, np.concatenate([labels, np.full(len(stand_ins), "")]))
+    return dataclasses.replace(
+        ranking, in_scope=np.concatenate([in_scope, np.zeros(len(stand_ins), dtype=bool)])
     )
