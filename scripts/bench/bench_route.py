@@ -32,7 +32,8 @@ import numpy as np
 
 from bot.config import Settings
 from bot.content.intents import load_intents
-from bot.routing.encoder import bundled_model_path, set_torch_threads
+from bot.routing.encoders.model_folder import bundled_model_path
+from bot.routing.encoders.torch_backend import set_torch_threads
 from bot.routing.engine import Engine
 from bot.routing.state import intent_texts
 

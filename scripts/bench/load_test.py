@@ -394,7 +394,7 @@ class EncoderLimit:
 
     def __init__(self, *, per_tensor: bool = False) -> None:
         from bot.config import Settings
-        from bot.routing.encoder import make_encoder
+        from bot.routing.encoders import make_encoder
 
         cache = Settings().cache_dir
         cache = cache if cache.is_absolute() else ROOT / cache
@@ -407,7 +407,7 @@ class EncoderLimit:
         import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        from bot.routing.encoder import bundled_model_path, model_fingerprint
+        from bot.routing.encoders.model_folder import bundled_model_path, model_fingerprint
 
         inner: Any = getattr(self.encoder, "inner", self.encoder)  # under the embedding cache wrapper, if any
         # the folder the encoder exported to (`OnnxEncoder`: cache/onnx/<model id with / and @ replaced>)

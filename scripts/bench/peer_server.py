@@ -23,7 +23,7 @@ from sentence_transformers import SentenceTransformer
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 from bot.content.intents import load_intents
-from bot.routing.encoder import bundled_model_path
+from bot.routing.encoders.model_folder import bundled_model_path
 from bot.routing.state import intent_texts
 
 torch.set_num_threads(1)

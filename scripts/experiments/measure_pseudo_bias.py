@@ -31,6 +31,12 @@ import numpy as np
 from bot.config import Settings
 from bot.content.intents import IntentSet, content_hash, load_intents
 from bot.routing.engine import Engine
+from bot.routing.pseudo_queries import (
+    Evidence,
+    PseudoBias,
+    PseudoQueries,
+    bias_for,
+)
 from bot.routing.scoring import intent_scores, top_two
 from bot.routing.self_calibration import (
     MARGINS as FIT_MARGINS,
@@ -39,11 +45,7 @@ from bot.routing.self_calibration import (
     THRESHOLDS as FIT_THRESHOLDS,
 )
 from bot.routing.self_calibration import (
-    Evidence,
     Outcome,
-    PseudoBias,
-    PseudoQueries,
-    bias_for,
 )
 from bot.routing.state import RoutingState
 from bot.tuning.datasets import read_dataset

@@ -20,7 +20,8 @@ from pathlib import Path
 from bot.config import Settings
 from bot.content.intents import IntentSet, content_hash, load_intents
 from bot.routing.engine import Engine
-from bot.routing.self_calibration import Evidence, fit_self_calibration
+from bot.routing.pseudo_queries import Evidence
+from bot.routing.self_calibration import fit_self_calibration
 from bot.routing.state import RoutingState, with_calibration
 from bot.tuning.datasets import OUT_OF_SCOPE, Example, read_dataset
 
