@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from alembic import command
 from alembic.config import Config
@@ -57,8 +58,13 @@ def url_without_password(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is shown as its scheme only
+    except Exception:  # not SQLAlchemy's form (e.g. a rate-limit storage URI): replace the password alone
+        pass
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # unparsable: shown as its scheme only
         return url.split(":", 1)[0] + "://..."
+    return url.replace(f":{password}@", ":***@") if password else url
 
 
 def adopt_legacy_database(url: str) -> Path | None:
