@@ -292,7 +292,8 @@ def test_chat_reads_json_content_types_and_refuses_others(
 
 
 def test_openapi_documents_the_chat_body_and_answer(sqlite_client: TestClient) -> None:
-    operation = sqlite_client.get("/openapi.json").json()["paths"]["/v1/chat"]["post"]
+    document = sqlite_client.get("/openapi.json").json()
+    operation = document["paths"]["/v1/chat"]["post"]
     body = operation["requestBody"]
     assert body["required"] is True
     schema = body["content"]["application/json"]["schema"]  # ChatIn's (the document drops null defaults)
@@ -301,7 +302,10 @@ def test_openapi_documents_the_chat_body_and_answer(sqlite_client: TestClient) -
     assert schema["properties"]["choice"]["anyOf"][0]["pattern"] == "^[a-z0-9_]+$"
     answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer == {"$ref": "#/components/schemas/ChatOut"}
-    assert operation["security"] == [{"HTTPBearer": []}]
+    assert (
+        operation["security"] == document["paths"]["/v1/handoffs"]["get"]["security"] == [{"HTTPBearer": []}]
+    )
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
 
 
 def test_route_classifies_without_storing(client: TestClient, db_url: str) -> None:
