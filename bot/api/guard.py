@@ -47,7 +47,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CALLER = "bot.caller"  # the scope key holding the request's `Caller`
 # the scope key holding a JSON body as parsed and cleaned here: exactly what parsing the body the app
-# receives gives, so an endpoint on the hot path (bot.api.chat's fast path) need not parse it again
+# receives gives, so an endpoint on the hot path (bot.api.chat's chat) need not parse it again
 PARSED_JSON = "bot.json"
 MAX_DEPTH = 32
 _URL_CONTROL = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF])")
