@@ -4,6 +4,7 @@
                                       [--peer] [--limit] [--cold] [--repeats 0.3]
                                       [--backend onnx-int8] [--workers 1] [--client wrk|httpx]
                                       [--url http://127.0.0.1:PORT --database-url URL]
+                                      [--baseline /tmp/before]
 
 Without --url it starts `bot serve` itself, as the README's first command does (its default backend,
 unless --backend), on a free localhost port with a fresh database (a temporary SQLite file, or a
@@ -21,7 +22,10 @@ In the same run, interleaved with bot's runs so machine drift hits all alike:
            HTTP, no storage: what the 2 cores can encode at most;
   --limit-per-tensor  with --limit, also the former per-tensor int8 encoder alone (one text per call,
            as the issue first measured the limit), so the ratio can be read against both;
-then each ratio (bot vs limit, bot vs peer, peer's p99 vs bot's).
+  --baseline DIR  bot served from another checkout too (e.g. `git worktree add --detach /tmp/before
+           HEAD~1`), with this checkout's intents folder and cache, on its own fresh database: a code change's
+           before/after in one run (rounds alternate A B, B A so neither always goes first);
+then each ratio (bot vs limit, bot vs peer, peer's p99 vs bot's, bot vs before).
   --cold     start bot with an empty cache folder, so its resident memory includes a first start
              (the ONNX export, which runs in a child process);
   --repeats R  a share R of messages drawn Zipf-like from 100 common texts ("hi", "thanks", the top
@@ -86,10 +90,15 @@ def fresh_database(kind: str, folder: Path) -> Iterator[str]:
 
 @contextmanager
 def server(
-    database_url: str, args: argparse.Namespace, folder: Path, *, peer: bool = False
+    database_url: str,
+    args: argparse.Namespace,
+    folder: Path,
+    *,
+    peer: bool = False,
+    checkout: Path | None = None,
 ) -> Iterator[tuple[str, int]]:
-    """`bot serve` (or, with `peer`, the plain comparison server) in a subprocess on a free localhost
-    port, stopped afterwards; prints its resident memory after the load."""
+    """`bot serve` (or, with `peer`, the plain comparison server; with `checkout`, bot from that checkout)
+    in a subprocess on a free localhost port, stopped afterwards; prints its resident memory after the load."""
     port = free_port()
     env = {
         **os.environ,
@@ -104,15 +113,23 @@ def server(
         env["BOT_ENCODER_BACKEND"] = args.backend
     if args.cold and not peer:  # an empty cache: the first start exports the model (in a child process)
         env["BOT_CACHE_DIR"] = str(folder / "cold-cache")
+    if checkout is not None:  # only the code differs: this checkout's intents folder and cache
+        from bot.config import Settings
+
+        here = Settings()
+        env["PYTHONPATH"] = str(checkout)
+        env["BOT_INTENTS_DIR"] = str(absolute(here.intents_dir))
+        if not args.cold:
+            env["BOT_CACHE_DIR"] = str(absolute(here.cache_dir))
     if peer:
         command = [sys.executable, "-m", "uvicorn", "scripts.bench.peer_server:app", "--port", str(port)]
         command += ["--log-level", "warning"]
     else:
         command = [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)]
         command += ["--workers", str(args.workers)]
-    name = "peer" if peer else "bot"
+    name = "peer" if peer else "before" if checkout is not None else "bot"
     log = (folder / f"{name}-server.log").open("w")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=checkout or ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
@@ -144,6 +161,11 @@ def server(
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def absolute(path: Path) -> Path:
+    """A path as `bot serve` started here reads it (relative ones from this checkout)."""
+    return path if path.is_absolute() else ROOT / path
 
 
 def common_texts() -> list[str]:
@@ -341,6 +363,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=float, default=0.0, help="share of Zipf-drawn common texts")
     parser.add_argument("--url", help="an already running server (then --database-url checks the rows)")
     parser.add_argument("--database-url")
+    parser.add_argument(
+        "--baseline", type=Path, help="also serve bot from this checkout (a worktree of an earlier commit)"
+    )
     args = parser.parse_args()
     if not 1 <= args.clients <= 512 or not 0 < args.seconds <= 600 or not 1 <= args.runs <= 20:
         raise SystemExit("keep the run bounded: 1-512 clients, at most 600 s, 1-20 runs")
@@ -352,6 +377,8 @@ def main() -> None:
         raise SystemExit("wrk is not installed (apt-get install wrk); use --client httpx")
     if args.repeats and args.client != "wrk":
         raise SystemExit("--repeats needs the wrk client")
+    if args.baseline is not None and not (args.baseline / "bot" / "cli").is_dir():
+        raise SystemExit(f"--baseline {args.baseline} is not a checkout of bot (no bot/cli there)")
 
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         folder = Path(tmp)
@@ -368,10 +395,19 @@ def main() -> None:
             peer_database = stack.enter_context(fresh_database(args.db, peer_folder))
             peer_url, peer_pid = stack.enter_context(server(peer_database, args, peer_folder, peer=True))
             peer = Target("peer", peer_url, peer_database, peer_pid)
+        before = None
+        if args.baseline is not None:
+            before_folder = folder / "before"
+            before_folder.mkdir()
+            before_database = stack.enter_context(fresh_database(args.db, before_folder))
+            before_url, before_pid = stack.enter_context(
+                server(before_database, args, before_folder, checkout=args.baseline.resolve())
+            )
+            before = Target("before", before_url, before_database, before_pid)
         limits = [EncoderLimit()] if args.limit else []
         if args.limit and args.limit_per_tensor:
             limits.append(EncoderLimit(per_tensor=True))
-        compare(args, bot, peer, limits, folder)
+        compare(args, bot, peer, limits, folder, before=before)
 
 
 @dataclass(frozen=True)
@@ -475,16 +511,22 @@ def process_cpu_seconds(pid: int | None) -> float | None:
 
 
 def compare(
-    args: argparse.Namespace, bot: Target, peer: Target | None, encoders: list[EncoderLimit], folder: Path
+    args: argparse.Namespace,
+    bot: Target,
+    peer: Target | None,
+    encoders: list[EncoderLimit],
+    folder: Path,
+    *,
+    before: Target | None = None,
 ) -> None:
-    """Interleaved runs of bot, the peer and the encoder limit; medians and ratios."""
+    """Interleaved runs of bot, the baseline checkout, the peer and the encoder limit; medians and ratios."""
     mix = f", {args.repeats:.0%} repeated texts (Zipf)" if args.repeats else ", every message distinct"
     print(
         f"target {bot.url} ({args.db}, backend {args.backend or 'default'}, {args.workers} worker(s)), "
         f"{args.clients} clients, {args.client}, {args.runs} x {args.seconds:.0f} s{mix}"
     )
     run_tag = uuid.uuid4().hex[:6]
-    targets = [t for t in (bot, peer) if t is not None]
+    targets = [t for t in (bot, before, peer) if t is not None]
     if args.warmup:
         for target in targets:
             drive(args, target.url, args.warmup, f"{run_tag}{target.name}w", folder)
@@ -492,7 +534,7 @@ def compare(
     limits: list[float] = []
     former: list[float] = []  # the per-tensor int8 encoder alone, with --limit-per-tensor
     for number in range(1, args.runs + 1):
-        for target in targets:
+        for target in targets if number % 2 else targets[::-1]:  # A B, B A, ...: neither always first
             result = measure(args, target, args.seconds, f"{run_tag}{target.name}{number}", folder)
             results[target.name].append(result)
             print(f"run {number} {target.name}: {describe(result)}")
@@ -544,6 +586,16 @@ def compare(
         print(
             f"bot vs peer: {bot_rps / peer_rps:.1f}x the requests/s; p99 {bot_p99 / peer_p99:.2f} of the peer's "
             f"(1/{peer_p99 / bot_p99:.1f})"
+        )
+    if before is not None:
+        paired = [a.rps / b.rps for a, b in zip(results["bot"], results["before"], strict=True)]
+        before_rps = median([r.rps for r in results["before"]])
+        bot_p99 = median([r.p99_ms for r in results["bot"]])
+        before_p99 = median([r.p99_ms for r in results["before"]])
+        print(
+            f"bot vs before ({args.baseline}): requests/s {bot_rps:.0f} vs {before_rps:.0f}, ratio of medians "
+            f"{bot_rps / before_rps:.3f}, median of the {len(paired)} per-round ratios {median(paired):.3f} "
+            f"(each round's: {' '.join(f'{r:.3f}' for r in paired)}); p99 {bot_p99:.1f} vs {before_p99:.1f} ms"
         )
 
 
