@@ -31,12 +31,13 @@ class Served:
 
 
 def wait_healthy(server: subprocess.Popen[bytes], served: Served, seconds: float = 120) -> None:
-    """Until /healthz answers 200; fails with the server's output if it exits or takes too long."""
+    """Until /readyz answers 200 (the folder is loaded: `bot serve` listens, and /healthz answers, before
+    that); fails with the server's output if it exits or takes too long."""
     deadline = time.monotonic() + seconds
     while True:
         assert server.poll() is None, served.log.read_text()
         try:
-            if httpx.get(f"{served.url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{served.url}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

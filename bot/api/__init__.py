@@ -23,16 +23,21 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    settings: Settings | None = None, *, engine: Engine | None = None, runtime: Runtime | None = None
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    runtime: Runtime | None = None,
+    wait_until_ready: bool = True,
 ) -> FastAPI:
     """The app over a `Runtime` (`bot serve` passes one already opened; else it opens at start-up, with
-    `engine` if given: tests share one loaded engine). Its lifespan starts and stops the runtime."""
+    `engine` if given: tests share one loaded engine). Its lifespan starts and stops the runtime; with
+    `wait_until_ready` False it listens while the folder loads (`/healthz` answers, `/readyz` says 503)."""
     runtime = runtime or Runtime(settings or get_settings(), engine=engine)
     settings = runtime.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
+        await runtime.start(wait_until_ready=wait_until_ready)
         try:
             yield
         finally:
@@ -54,7 +59,6 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     limits = RateLimits.from_settings(settings)  # bad limits or proxies fail here, before anything listens
-    app.state.limits = limits
     app.add_middleware(
         RequestGuard,
         max_body_bytes=settings.max_body_bytes,

@@ -5,12 +5,23 @@ from __future__ import annotations
 import dataclasses
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from bot.api import versions
-from bot.api.deps import DatabaseDep, EngineDep, PipelineDep, ServiceDep, SettingsDep, require, runtime_of
-from bot.api.schemas import HealthOut, IntentOut, IntentsOut, QueueOut, ReloadOut, RepeatCacheOut
+from bot.api.deps import EngineDep, ready_runtime, require, runtime_of
+from bot.api.schemas import (
+    HealthOut,
+    IntentOut,
+    IntentsOut,
+    QueueOut,
+    ReadyOut,
+    ReloadOut,
+    RepeatCacheOut,
+    TrainingOut,
+)
 from bot.routing.engine import Engine
+from bot.runtime.status import readiness
 from bot.store.db import ping
 
 router = APIRouter(tags=["admin"])
@@ -47,7 +58,7 @@ async def reload(request: Request) -> ReloadOut:
 
     The folder is stored as an intents version and made live on every replica (bot.api.versions).
     """
-    loaded = await run_in_threadpool(runtime_of(request).versions.reload, versions.who(request))
+    loaded = await run_in_threadpool(ready_runtime(request).versions.reload, versions.who(request))
     result = loaded.result
     assert result is not None
     shown = dataclasses.replace(result, seconds=round(result.seconds, 3))
@@ -55,33 +66,42 @@ async def reload(request: Request) -> ReloadOut:
 
 
 @router.get("/healthz", response_model=HealthOut)
-def healthz(
-    engine: EngineDep,
-    database: DatabaseDep,
-    settings: SettingsDep,
-    service: ServiceDep,
-    pipeline: PipelineDep,
-) -> HealthOut:
-    """Model, intents version, database state, spooled turns and queue depths; no key needed."""
-    db_state = ping(database)
-    spooled = service.spool.pending() if service.spool is not None else 0
-    rejected = service.spool.rejected() if service.spool is not None else 0
-    queues = {
-        name: QueueOut.model_validate(stats, from_attributes=True) for name, stats in pipeline.stats().items()
-    }
+def healthz(request: Request) -> HealthOut:
+    """Liveness, from the first second of a start: model, intents version, database state, spooled turns,
+    queue depths and the background training; no key needed. `ready` is false while the folder loads."""
+    runtime = runtime_of(request)
+    found = readiness(runtime)
+    db_state = ping(runtime.database)
+    spool = runtime.service.spool
+    spooled = spool.pending() if spool is not None else 0
+    rejected = spool.rejected() if spool is not None else 0
+    stats = runtime.pipeline.stats().items() if found.ready else ()
+    queues = {name: QueueOut.model_validate(queue, from_attributes=True) for name, queue in stats}
     full = any(queue.pending >= queue.capacity for queue in queues.values())
+    status = "ok" if db_state == "ok" and not spooled and not full else "degraded"
     return HealthOut(
-        status="ok" if db_state == "ok" and not spooled and not full else "degraded",
+        status=status if found.ready else "starting",
+        ready=found.ready,
         spooled=spooled,
         spool_rejected=rejected,
         queues=queues,
-        model=engine.model_id,
-        intents_version=engine.intents.version,
-        intents=len(engine.intents.intents),
+        model=found.model,
+        intents_version=found.intents_version,
+        intents=found.intents,
         database=db_state,
-        auth="keys" if settings.api_keys.strip() else "open",
-        repeat_cache=repeat_cache_out(engine),
+        auth="keys" if runtime.keys else "open",
+        repeat_cache=repeat_cache_out(runtime.engine) if found.ready else None,
+        training=TrainingOut.model_validate(found.training, from_attributes=True),
     )
+
+
+@router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
+def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 once the folder is loaded and routing, 503 before (or when loading failed, with
+    why). Says which model and operating point route now and how far the background training is."""
+    found = readiness(runtime_of(request))
+    body = ReadyOut.model_validate(found, from_attributes=True)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if found.ready else 503)
 
 
 def repeat_cache_out(engine: Engine) -> RepeatCacheOut | None:

@@ -16,10 +16,10 @@ from bot.api.deps import (
     SettingsDep,
     admit,
     caller_of,
+    ready_runtime,
     require,
-    runtime_of,
 )
-from bot.api.guard import PARSED_JSON, RateLimits
+from bot.api.guard import LIMITS, PARSED_JSON, RateLimits
 from bot.api.schemas import (
     ChatIn,
     ChatOut,
@@ -29,12 +29,13 @@ from bot.api.schemas import (
     RouteIn,
     RouteOut,
 )
+from bot.config import ROLES
 from bot.errors import InvalidInputError
 from bot.routing.policy import Decision
 from bot.store.handoffs import messages_after
 
 router = APIRouter(prefix="/v1", tags=["chat"])
-CHAT_ROLES = frozenset({"widget", "agent", "analyst", "admin"})  # admin is always admitted
+CHAT_ROLES = frozenset(ROLES)  # every role may chat
 ChatRole = Depends(require(*CHAT_ROLES))
 
 
@@ -54,7 +55,7 @@ def _decision_fields(d: Decision) -> dict[str, Any]:
 
 async def _charge_route_work(request: Request, cost: int) -> None:
     """Count `cost` characters against the caller's routing budget; 422 if one request exceeds it, 429 if spent."""
-    limits: RateLimits | None = request.app.state.limits
+    limits: RateLimits | None = request.scope.get(LIMITS)
     limit = limits.route_chars if limits is not None else None
     if limits is None or limit is None:
         return
@@ -144,7 +145,7 @@ async def chat(request: Request) -> Response:
     """Route a customer's message (or clarify `choice`), store it with the decision, and answer."""
     admit(request, CHAT_ROLES)
     body = _chat_body(await _chat_payload(request))
-    runtime = runtime_of(request)
+    runtime = ready_runtime(request)
     settings, pipeline = runtime.settings, runtime.pipeline
     message = body.message.strip() if body.message is not None else None
     _check_length(message, settings.max_message_chars, "message")

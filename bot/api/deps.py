@@ -37,9 +37,19 @@ async def get_settings_dep(request: Request) -> Settings:
     return runtime_of(request).settings
 
 
+def ready_runtime(request: Request) -> Runtime:
+    """The runtime once its folder is loaded; until then 503 with Retry-After (`bot serve` listens while
+    it loads, so that liveness probes pass: /readyz tells when routing is ready)."""
+    runtime = runtime_of(request)
+    if not runtime.ready:
+        reason = runtime.load_error or "the router is loading its intents"
+        raise HTTPException(503, f"not ready: {reason}; retry shortly", headers={"Retry-After": "2"})
+    return runtime
+
+
 async def get_engine(request: Request) -> Engine:
     """The routing engine loaded at start-up."""
-    return runtime_of(request).engine
+    return ready_runtime(request).engine
 
 
 async def get_database(request: Request) -> Database:
@@ -49,7 +59,7 @@ async def get_database(request: Request) -> Database:
 
 async def get_service(request: Request) -> ChatService:
     """The chat service joining engine and store."""
-    return runtime_of(request).service
+    return ready_runtime(request).service
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -60,7 +70,7 @@ ServiceDep = Annotated[ChatService, Depends(get_service)]
 
 async def get_pipeline(request: Request) -> ChatPipeline:
     """The batched chat path (routing and writing threads) started with the app."""
-    return runtime_of(request).pipeline
+    return ready_runtime(request).pipeline
 
 
 PipelineDep = Annotated[ChatPipeline, Depends(get_pipeline)]

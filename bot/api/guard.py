@@ -46,6 +46,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CALLER = "bot.caller"  # the scope key holding the request's `Caller`
+LIMITS = "bot.limits"  # the scope key holding the app's `RateLimits` (None: no limits), for per-route work
 # the scope key holding a JSON body as parsed and cleaned here: exactly what parsing the body the app
 # receives gives, so an endpoint on the hot path (bot.api.chat's chat) need not parse it again
 PARSED_JSON = "bot.json"
@@ -282,6 +283,7 @@ class RequestGuard:
             scope["client"] = (client, port)
         caller = identify(authorization[0] if authorization else None, client, self.keys, self.names)
         scope[CALLER] = caller
+        scope[LIMITS] = self.limits
         if self.limits is not None and scope["path"].startswith("/v1/"):
             over = await self.limits.retry_after(caller, scope["method"], scope["path"])
             if over is not None:

@@ -331,13 +331,44 @@ class RepeatCacheOut(BaseModel):
     misses: int
 
 
-class HealthOut(BaseModel):
-    """Liveness and what is loaded."""
+class TrainingOut(BaseModel):
+    """The background training of the live folder version's model (bot serve, self-training)."""
 
-    status: Literal["ok", "degraded"]
-    model: str
-    intents_version: str
-    intents: int
+    state: Literal["idle", "running", "ready", "failed", "cancelled"] = Field(
+        description="idle: none ran in this process; ready: the last one finished and is live."
+    )
+    intents_version: str | None
+    phase: str = Field(description="starting, model, cross-fit 1/2, cross-fit 2/2, export, done.")
+    progress: float = Field(description="0 to 1, of the whole training.")
+    seconds: float = Field(description="How long it has run (or ran).")
+    eta_seconds: float | None = Field(description="Estimated seconds left, while running.")
+    error: str | None
+
+
+class ReadyOut(BaseModel):
+    """Readiness: whether this process routes, with which model and operating point, and the training."""
+
+    ready: bool
+    error: str | None = Field(description="Why loading failed; the process then stays unready.")
+    model: str | None = Field(description="The id of the model routing now.")
+    model_kind: Literal["self-trained", "interim", "configured"] | None = Field(
+        description="interim: the stock model until this folder version's trained model is ready."
+    )
+    model_note: str
+    operating_point: str | None = Field(description="Where the threshold and confidences come from.")
+    intents_version: str | None
+    intents: int | None
+    training: TrainingOut
+
+
+class HealthOut(BaseModel):
+    """Liveness and what is loaded (answers from the first second of a start; `ready` says if it routes)."""
+
+    status: Literal["ok", "degraded", "starting"]
+    ready: bool
+    model: str | None
+    intents_version: str | None
+    intents: int | None
     database: str
     spooled: int
     spool_rejected: int = Field(
@@ -348,6 +379,7 @@ class HealthOut(BaseModel):
     repeat_cache: RepeatCacheOut | None = Field(
         None, description="The repeated-text cache of this process (onnx backends; BOT_REPEAT_CACHE)."
     )
+    training: TrainingOut
 
 
 class TicketDetailOut(BaseModel):

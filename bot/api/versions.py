@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import Engine as Database
 from starlette.concurrency import run_in_threadpool
 
-from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, require, runtime_of
+from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, ready_runtime, require, runtime_of
 from bot.api.schemas import (
     ActivatedOut,
     ActivationOut,
@@ -71,7 +71,7 @@ def who(request: Request) -> str:
 
 
 def _sync(request: Request) -> VersionSync:
-    return runtime_of(request).versions
+    return ready_runtime(request).versions
 
 
 # -- endpoints -------------------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def run_diff(body: DiffIn, engine: Engine, database: Database, settings: Setting
 
 
 def _shadow(request: Request) -> ShadowRun | None:
-    return runtime_of(request).shadow.run
+    return ready_runtime(request).shadow.run
 
 
 def shadow_out(run: ShadowRun | None, database: Database, intents_version: str | None = None) -> ShadowOut:
@@ -191,7 +191,7 @@ async def start_shadow_run(body: ShadowIn, request: Request, database: DatabaseD
     """Route every live message of this process through a candidate too (replacing any shadow run); its
     decisions are stored as shadow decisions and never shown to customers. The candidate is stored as a
     version (not made live), so what was shadowed is exactly what `promote` makes live."""
-    control = runtime_of(request).shadow
+    control = ready_runtime(request).shadow
     run = await run_in_threadpool(control.begin, body.intents_dir, body.version_id, who(request))
     return shadow_out(run, database)
 
@@ -199,7 +199,7 @@ async def start_shadow_run(body: ShadowIn, request: Request, database: DatabaseD
 @router.delete("/v1/admin/shadow", response_model=ShadowOut, dependencies=[Depends(require())])
 async def stop_shadow_run(request: Request, database: DatabaseDep) -> ShadowOut:
     """Stop the shadow run (what it queued is still decided and stored); its comparison stays readable."""
-    run = await run_in_threadpool(runtime_of(request).shadow.end)
+    run = await run_in_threadpool(ready_runtime(request).shadow.end)
     return shadow_out(run, database)
 
 
@@ -210,6 +210,6 @@ async def promote_shadow(request: Request, engine: EngineDep, database: Database
     if run is None or run.status.version_id is None:
         raise ConflictError("no shadow run to promote: start one with POST /v1/admin/shadow")
     version_id = run.status.version_id
-    await run_in_threadpool(runtime_of(request).shadow.end)
+    await run_in_threadpool(ready_runtime(request).shadow.end)
     loaded = await run_in_threadpool(_sync(request).activate, version_id, who(request), "promote")
     return activated_out(loaded, engine, database)

@@ -114,10 +114,12 @@ def settings_for(intents: Path | None, **overrides: object) -> Settings:
 
 
 def engine_for(settings: Settings, *, progress: bool = False) -> Engine:
-    """The engine `bot serve` would route with (bot.runtime), without the database's learned examples."""
+    """The engine `bot serve` routes with now (bot.runtime), without the database's learned examples: a
+    folder version whose trained model is not in the cache yet is routed with the stock model, said on
+    stderr, never trained here."""
     from bot.runtime import routing_engine  # heavy: torch and FAISS load only for commands that route
 
-    return routing_engine(settings, progress=progress)
+    return routing_engine(settings, progress=progress, say=lambda line: err.print(line, markup=False))
 
 
 def database_configured() -> bool:

@@ -57,11 +57,10 @@ def check(
 def expectations(settings: Settings, limit: int) -> None:
     """The operating point the folder routes with and the intent pairs its own texts confuse."""
     from bot.tuning.confusion import confusable_pairs
-    from bot.tuning.self_training import ensure_self_trained
 
-    engine = Engine(ensure_self_trained(settings), progress=False)
-    result = engine.load()
-    state = engine.state
+    engine = engine_for(settings)  # says when the folder's trained model is not ready yet
+    result = engine.live
+    state = result.state
     calibration = state.calibration
     out.print(
         f"operating point ({result.operating_point}): answer when confidence >= {state.policy.threshold:.2f} "

@@ -60,7 +60,8 @@ def serve(
         # a bad folder, database or model fails here as one line, before uvicorn starts
         runtime = Runtime(settings).open()
         _warn_if_open(settings)
-        uvicorn.run(create_app(runtime=runtime), **options)
+        # listens at once: the folder loads (and its model trains) in the background, /readyz says when
+        uvicorn.run(create_app(runtime=runtime, wait_until_ready=False), **options)
         return
     _serve_workers(settings, workers, options)
 
@@ -75,24 +76,24 @@ def _warn_if_open(settings: Settings) -> None:
 def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) -> None:
     """`workers` processes on one socket, each building the app from these settings (pickled to it by
     uvicorn's supervisor, so nothing goes through the environment); the folder and database are checked
-    here first, so a typo is one line, not one traceback per worker, and a new folder version is trained
-    once, here, not once per worker."""
+    here first, so a typo is one line, not one traceback per worker."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     from bot.api import create_app
     from bot.runtime import check_folder
     from bot.store.db import make_engine, upgrade
-    from bot.tuning.self_training import ensure_self_trained
 
     check_folder(Path(settings.intents_dir))
     database = make_engine(settings.database_url)
     upgrade(database)
     database.dispose()
     create_app(settings)  # bad keys, limits or proxies fail here, as one line
-    ensure_self_trained(settings)  # trained once here, found in the cache by every worker
     _warn_if_open(settings)
-    config = uvicorn.Config(functools.partial(create_app, settings), factory=True, workers=workers, **options)
+    # each worker listens at once and loads in the background; a folder's training runs once, in the
+    # worker that takes its lock first, and the others pick the model up (bot.runtime.training)
+    factory = functools.partial(create_app, settings, wait_until_ready=False)
+    config = uvicorn.Config(factory, factory=True, workers=workers, **options)
     Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 

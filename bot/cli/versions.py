@@ -47,12 +47,11 @@ def diff(
     The live version is the one the servers route by (the newest activation in BOT_DATABASE_URL), or
     BOT_INTENTS_DIR when no server has recorded one yet.
     """
-    from bot.routing.engine import Engine
+    from bot.runtime import routing_engine
     from bot.store import versions
     from bot.store.db import make_engine, upgrade
     from bot.store.examples import learned_examples
     from bot.tuning.diff import routing_diff
-    from bot.tuning.self_training import ensure_self_trained
 
     if not intents.is_dir():
         raise InvalidInputError("--intents", f"'{intents}' is not a folder")
@@ -65,8 +64,11 @@ def diff(
             versions.materialize(current.version, settings.cache_dir) if current else settings.intents_dir
         )
         where = f"version {current.version.id}" if current else str(folder)
-        engine = Engine(ensure_self_trained(settings.with_overrides(intents_dir=folder)), progress=False)
-        engine.load(folder, learned_examples(database))
+        engine = routing_engine(
+            settings.with_overrides(intents_dir=folder),
+            learned=learned_examples(database),
+            say=lambda line: err.print(line, markup=False),
+        )
         found = versions.snapshot(intents, engine.model_id)
         summary = versions.summarize(current.version if current else None, found)
         candidate, _ = engine.candidate(intents)

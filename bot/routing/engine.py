@@ -1,7 +1,9 @@
 """The routing engine: loads an intent folder into a `RoutingState`, swaps states atomically, routes messages.
 
-Scoring itself is functions over the immutable state (`bot.routing.scoring`); the engine owns the encoders,
-the live state and the lock that makes reloads and learned examples atomic.
+Scoring itself is functions over the immutable state (`bot.routing.scoring`); the engine owns the models
+(`LoadedModel`: one model's encoders), the live `(model, state)` pair and the lock that makes reloads,
+model switches and learned examples atomic. A decision reads the pair once, so it never encodes with one
+model and scores against another's index.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from bot.content.tone import TonePhrases, load_tone
 from bot.errors import NotFoundError, TemplateError
 from bot.routing.calibration import Calibration, load_calibration
 from bot.routing.context import RouteContext, read_together, wants_context
-from bot.routing.encoders import Encoder, make_encoder
-from bot.routing.encoders.batching import BatchingEncoder
-from bot.routing.encoders.embedding_cache import CachedEncoder, EmbeddingCache
+from bot.routing.encoders import Encoder
+from bot.routing.encoders.embedding_cache import CachedEncoder
 from bot.routing.index import limit_native_threads
+from bot.routing.loaded_model import LoadedModel, load_model
 from bot.routing.policy import Candidate, Decision, Route
 from bot.routing.pseudo_queries import Evidence
 from bot.routing.scoring import decide_vectors
@@ -48,49 +50,75 @@ class ReloadResult:
     operating_point: str = "defaults"
 
 
+@dataclass(frozen=True)
+class Live:
+    """The model and the state built with it: swapped together, read together."""
+
+    model: LoadedModel
+    state: RoutingState
+    operating_point: str = "defaults"  # as `ReloadResult.operating_point` says it
+
+
+KEEP_MODELS = 2  # the live model and the one before it (a shadow run built on it may still route)
+
+
 class Engine:
-    """Routes messages against the live intent set; `reload` swaps in a new set only if it loads cleanly."""
+    """Routes messages against the live intent set; `load` swaps in a new set (and model) only if it loads
+    cleanly."""
 
     def __init__(self, settings: Settings, encoder: Encoder | None = None, *, progress: bool = False) -> None:
-        self.settings = settings
         self.progress = progress
         limit_native_threads(settings.torch_threads)
-        raw = encoder or make_encoder(
-            settings.model,
-            backend=settings.encoder_backend,
-            threads=settings.torch_threads,
-            cache_dir=settings.cache_dir,
-            repeat_cache=settings.repeat_cache,
-        )
-        if isinstance(raw, BatchingEncoder):  # another engine's (tests share one model): reuse its batcher
-            batching: BatchingEncoder | None = raw
-            raw = raw.inner
-        elif settings.batch_max_size > 1:
-            batching = BatchingEncoder(
-                raw, max_batch=settings.batch_max_size, max_wait_ms=settings.batch_wait_ms
-            )
-        else:
-            batching = None
-        self.query_encoder: Encoder = batching or raw  # single messages from many threads
-        self.direct_encoder: Encoder = raw  # batches formed by the caller (`route_batch`)
-        self.encoder = CachedEncoder(raw, EmbeddingCache(settings.cache_dir / "embeddings.sqlite3"))
+        self._model = load_model(settings, encoder)  # the model `load` uses unless told another
+        self._models: dict[str, LoadedModel] = {settings.model: self._model}  # oldest first
         self.intents_dir = Path(settings.intents_dir)
         self.extra_examples: dict[str, list[str]] = {}  # learned from reviews and tickets, not in YAML
         self._base_intents: IntentSet | None = None
         self._reload_lock = threading.Lock()
-        self._state: RoutingState | None = None
+        self._live: Live | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of the model in use (`model` names it)."""
+        return self._model.settings
+
+    @property
+    def encoder(self) -> CachedEncoder:
+        """The model in use, through the embedding cache (folder texts, evaluation sets)."""
+        return self._model.encoder
+
+    @property
+    def query_encoder(self) -> Encoder:
+        """The model in use for single messages from many threads (micro-batched)."""
+        return self._model.query_encoder
+
+    @property
+    def direct_encoder(self) -> Encoder:
+        """The model in use for batches the caller formed."""
+        return self._model.direct_encoder
 
     @property
     def model_id(self) -> str:
-        """The encoder's model id."""
-        return self.encoder.model_id
+        """The id of the model in use."""
+        return self._model.model_id
+
+    @property
+    def live(self) -> Live:
+        """The live model and state, read together (load first)."""
+        live = self._live
+        if live is None:
+            raise RuntimeError("Engine.load() has not been called")
+        return live
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a state is live (`load` succeeded once)."""
+        return self._live is not None
 
     @property
     def state(self) -> RoutingState:
         """The live routing state (load first)."""
-        if self._state is None:
-            raise RuntimeError("Engine.load() has not been called")
-        return self._state
+        return self.live.state
 
     @property
     def intents(self) -> IntentSet:
@@ -101,21 +129,25 @@ class Engine:
         self,
         intents_dir: Path | None = None,
         extra_examples: Mapping[str, Sequence[str]] | Callable[[], Mapping[str, Sequence[str]]] | None = None,
+        model: str | None = None,
     ) -> ReloadResult:
         """Build a routing state from the folder and swap it in; on any error the old state stays live.
 
         `extra_examples` may be a function (reading the learned examples from the database): it is called
         under the reload lock, so an example learned while this reload runs is either in what it reads or
-        applied after it, never overwritten by a read taken before it.
+        applied after it, never overwritten by a read taken before it. `model` (a model folder or
+        'bundled') routes the folder with that model from now on; default: the model in use.
         """
         started = time.perf_counter()
         with self._reload_lock:
             folder = Path(intents_dir) if intents_dir is not None else self.intents_dir
             source = extra_examples() if callable(extra_examples) else extra_examples
             extra = {k: list(v) for k, v in (source if source is not None else self.extra_examples).items()}
-            base, state, operating_point = self._prepare(folder, extra)
+            using = self._model_named(model) if model is not None else self._model
+            base, state, operating_point = self._prepare(folder, extra, using)
             intents, passages = state.intents, state.passages
-            self._state = state
+            self._live = Live(using, state, operating_point)
+            self._model = using
             self.intents_dir = folder
             self.extra_examples = extra
             self._base_intents = base
@@ -139,28 +171,43 @@ class Engine:
     def candidate(self, folder: Path) -> tuple[RoutingState, str]:
         """Build (not swap in) the state `load(folder)` would make, with the live learned examples, and
         its operating point: what a routing diff or a shadow run compares against the live state."""
-        _base, state, operating_point = self._prepare(Path(folder), self.extra_examples)
+        _base, state, operating_point = self._prepare(Path(folder), self.extra_examples, self._model)
         return state, operating_point
 
-    def _prepare(self, folder: Path, extra: Mapping[str, list[str]]) -> tuple[IntentSet, RoutingState, str]:
+    def _model_named(self, name: str) -> LoadedModel:
+        """The model `name` (a folder or 'bundled'), loaded once and kept while it is among the last few
+        used (caller holds the reload lock)."""
+        found = self._models.pop(name, None)
+        if found is None:
+            found = load_model(self._model.settings.with_overrides(model=name))
+            log.info("loaded model %s (%s)", name, found.model_id)
+        self._models[name] = found  # newest last
+        while len(self._models) > KEEP_MODELS:
+            del self._models[next(iter(self._models))]
+        return found
+
+    def _prepare(
+        self, folder: Path, extra: Mapping[str, list[str]], model: LoadedModel
+    ) -> tuple[IntentSet, RoutingState, str]:
         """Read, validate, embed and calibrate a folder: its YAML intents, the state and the operating point."""
         base = load_intents(folder)
         intents = base.with_extra_examples(dict(extra))
         passages = load_knowledge(folder / "knowledge")
-        calibration = load_calibration(folder, self.model_id)
-        state = self._build(intents, passages, calibration, load_tone(folder))
+        calibration = load_calibration(folder, model.model_id)
+        state = self._build(intents, passages, calibration, load_tone(folder), model)
         operating_point = "calibration.yaml" if calibration is not None else "defaults"
-        if calibration is None and self.settings.self_calibrate:
+        settings = model.settings
+        if calibration is None and settings.self_calibrate:
             # A self-trained model's cross-fit covers the YAML texts it was trained on, never learned
             # examples: with one, fit on the YAML intents (learned examples only add vectors the promise
             # did not count on) rather than fall back to the factor correction the cross-fit replaced
-            evidence = Evidence.of(self.settings.model, base)
+            evidence = Evidence.of(settings.model, base)
             fit_on = state
             if evidence.cross_fit is not None and intents.version != base.version:
-                fit_on = self._build(base, passages, None, state.tone_phrases)
-            found = cached_self_calibration(fit_on, self.settings, evidence)
+                fit_on = self._build(base, passages, None, state.tone_phrases, model)
+            found = cached_self_calibration(fit_on, settings, evidence)
             if found.calibration is not None:
-                state = with_calibration(state, self.settings, found.calibration)
+                state = with_calibration(state, settings, found.calibration)
                 operating_point = f"self-calibration ({'fitted' if found.fitted else 'cached'})"
             else:
                 operating_point = "defaults (too few intents or examples to self-calibrate)"
@@ -198,12 +245,14 @@ class Engine:
         Returns False, changing nothing, when `extra` equals the live learned examples or nothing is loaded.
         """
         extra = {name: texts for name, texts in extra.items() if texts}
-        state, base = self.state, self._base_intents
-        if base is None or extra == self.extra_examples:
+        live, base = self._live, self._base_intents
+        if live is None or base is None or extra == self.extra_examples:
             return False
-        self._state = self._build(
-            base.with_extra_examples(extra), state.passages, state.calibration, state.tone_phrases
+        state = live.state
+        rebuilt = self._build(
+            base.with_extra_examples(extra), state.passages, state.calibration, state.tone_phrases, live.model
         )
+        self._live = Live(live.model, rebuilt, live.operating_point)
         self.extra_examples = extra
         return True
 
@@ -211,9 +260,9 @@ class Engine:
         self, intents: IntentSet, calibration: Calibration | Literal["live"] | None = "live"
     ) -> RoutingState:
         """Build (not swap in) a state for another intent set or calibration, sharing this engine's knowledge."""
-        live = self.state
-        fitted = live.calibration if calibration == "live" else calibration
-        return self._build(intents, live.passages, fitted, live.tone_phrases)
+        live = self.live
+        fitted = live.state.calibration if calibration == "live" else calibration
+        return self._build(intents, live.state.passages, fitted, live.state.tone_phrases, live.model)
 
     def _build(
         self,
@@ -221,32 +270,46 @@ class Engine:
         passages: tuple[Passage, ...],
         calibration: Calibration | None,
         tone: TonePhrases,
+        model: LoadedModel,
     ) -> RoutingState:
         return build_state(
-            self.encoder, self.settings, intents, passages, calibration, tone, progress=self.progress
+            model.encoder, model.settings, intents, passages, calibration, tone, progress=self.progress
         )
 
     # -- routing ---------------------------------------------------------------------------------
 
     def route(self, text: str, context: RouteContext | None = None) -> Decision:
         """Decide what to do with one message and render its answer (concurrent callers share batches)."""
-        return self._route(self.query_encoder, [text], [context or RouteContext()])[0]
+        return self._route([text], [context or RouteContext()], batched=False)[0]
 
     def route_batch(
         self, texts: Sequence[str], contexts: Sequence[RouteContext], state: RoutingState | None = None
     ) -> list[Decision]:
         """`route` for messages the caller has already gathered into a batch (one encoder call), against
         the live state or `state` (a shadow run's candidate)."""
-        return self._route(self.direct_encoder, texts, contexts, state)
+        return self._route(texts, contexts, batched=True, state=state)
+
+    def _model_of(self, state: RoutingState | None) -> tuple[LoadedModel, RoutingState]:
+        """The live pair, or `state` with the model that built it (a shadow run's candidate may predate a
+        model switch); one read of the live pair, so a concurrent reload cannot mix two in one decision."""
+        live = self.live
+        if state is None or state.model_id == live.model.model_id:
+            return live.model, state or live.state
+        for model in list(self._models.values()):
+            if model.model_id == state.model_id:
+                return model, state
+        raise RuntimeError(f"the model {state.model_id} that built this state is no longer loaded")
 
     def _route(
         self,
-        encoder: Encoder,
         texts: Sequence[str],
         contexts: Sequence[RouteContext],
+        *,
+        batched: bool,
         state: RoutingState | None = None,
     ) -> list[Decision]:
-        state = state or self.state  # one read: a concurrent reload cannot mix two versions in one decision
+        model, state = self._model_of(state)
+        encoder = model.direct_encoder if batched else model.query_encoder
         decisions = decide_vectors(state, encoder.encode(list(texts)))
         follow_ups = [
             row
@@ -268,8 +331,8 @@ class Engine:
     ) -> list[Decision]:
         """Decisions for many independent messages at once (batch classification, evaluation), against
         the live state or `state` (one built by `with_intents` for an experiment)."""
-        state = state or self.state
-        vectors = self.query_encoder.encode(texts, progress=progress)
+        model, state = self._model_of(state)
+        vectors = model.query_encoder.encode(texts, progress=progress)
         return [
             self.render(d, t, {}, state) for d, t in zip(decide_vectors(state, vectors), texts, strict=True)
         ]

@@ -1,12 +1,15 @@
 """The life of one serving process: what it starts, in which order, and how it stops.
 
-`open` does the blocking part and fails with one clear line on a bad folder, database or model: the
+`open` does the quick part and fails with one clear line on a bad folder, database or model: the
 conversation store is found (an install on the old default file is moved) and migrated, the folder is
-checked, the model chosen (self-trained where that applies) and loaded with the examples learned in the
-database, and the version it serves recorded. `start` (on the event loop that will serve) then starts
-the chat pipeline's threads, the shadow run named by BOT_SHADOW_INTENTS_DIR and the one poller that keeps
-the process in step with the others (`bot.runtime.sync`). `stop` undoes it in reverse: no accepted turn
-is lost and the database closes last.
+checked and the model that routes it at once is loaded (its self-trained model if the cache has it,
+else the configured one). `start` (on the event loop that will serve) starts the chat pipeline's threads
+and loads the folder: embedded, calibrated, with the examples learned in the database, its version
+recorded; then the shadow run named by BOT_SHADOW_INTENTS_DIR and the one poller that keeps the process
+in step with the others (`bot.runtime.sync`). `bot serve` loads in the background so that `/healthz`
+answers from the first second and `/readyz` says when routing is ready; a folder whose trained model is
+missing starts training then (`bot.runtime.training`) and switches to it by itself. `stop` undoes it in
+reverse: the training is cancelled, no accepted turn is lost and the database closes last.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import contextlib
 import gc
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine as Database
@@ -29,19 +33,19 @@ from bot.content.intents import load_intents
 from bot.content.knowledge import load_knowledge
 from bot.content.tone import load_tone
 from bot.routing.engine import Engine
+from bot.runtime.models import SelfTrainingPolicy
 from bot.runtime.shadow import ShadowControl
 from bot.runtime.sync import Poller, SyncTask
+from bot.runtime.training import BackgroundTrainer, TrainingRequest
 from bot.store import versions
 from bot.store.db import make_engine, upgrade
 from bot.store.examples import learned_examples, learned_fingerprint
 from bot.store.version_sync import VersionSync
-from bot.tuning.self_training import ensure_self_trained
+from bot.tuning.self_training import plan
 
 log = logging.getLogger(__name__)
 
 SPOOL_DRAIN_SECONDS = 2.0
-# Four busy threads share the GIL (event loop, two routers, writer); a router coming back from ONNX
-# Runtime waits for the holder's switch interval, so a shorter one serves more (docs/evaluation.md).
 SWITCH_INTERVAL_SECONDS = 0.001
 
 
@@ -58,10 +62,17 @@ def routing_engine(
     *,
     learned: Mapping[str, Sequence[str]] | None = None,
     progress: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> Engine:
-    """The engine a process routes with: the folder's self-trained model where that applies (trained
-    now if missing), loaded with `learned` examples."""
-    engine = Engine(ensure_self_trained(settings), progress=progress)
+    """The engine a command routes with, never waiting for a training: the folder's self-trained model if
+    the cache has it, else the configured model (`say` is told so, with what a server would do)."""
+    found = plan(settings)
+    if found.interim and say is not None:
+        say(
+            f"note: this folder version has no trained model yet; routing with the stock model and its own "
+            f"self-calibration. `bot serve` trains one in the background ({found.texts} texts)."
+        )
+    engine = Engine(settings.with_overrides(model=found.model), progress=progress)
     engine.load(extra_examples=learned)
     return engine
 
@@ -73,6 +84,10 @@ class Runtime:
         self.settings = settings
         self.keys = settings.keys_by_role()  # a malformed BOT_API_KEYS fails here, before anything listens
         self.key_names = settings.key_names()
+        self.trainer = BackgroundTrainer(self._trained)
+        self.policy: SelfTrainingPolicy | None = None  # None: the engine was given (tests), no training
+        self.load_error: str | None = None
+        self._ready = threading.Event()
         self._given_engine = engine  # tests share one loaded engine between apps
         self._engine: Engine | None = None
         self._database: Database | None = None
@@ -83,6 +98,14 @@ class Runtime:
         self._poller: Poller | None = None
 
     # -- what a started runtime serves with (an AssertionError before `open`/`start` is a bug) -----------
+
+    @property
+    def ready(self) -> bool:
+        """Whether the folder is loaded and routing (`/readyz`)."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
 
     @property
     def engine(self) -> Engine:
@@ -117,7 +140,7 @@ class Runtime:
     # -- life ----------------------------------------------------------------------------------------------
 
     def open(self) -> Runtime:
-        """The blocking part of a start (see the module docstring); does nothing the second time."""
+        """The quick, blocking part of a start (see the module docstring); does nothing the second time."""
         if self._service is not None:
             return self
         settings = self.settings
@@ -127,41 +150,68 @@ class Runtime:
         engine = self._given_engine
         if engine is None:
             check_folder(Path(settings.intents_dir))
-            engine = routing_engine(settings, learned=learned_examples(database))
-        else:
-            learned = learned_examples(database)
-            if learned or engine.extra_examples:
-                engine.load(extra_examples=learned)
+            self.policy = SelfTrainingPolicy(settings, self.trainer)
+            engine = Engine(settings.with_overrides(model=plan(settings).model))
         self._engine = engine
-        self._versions = VersionSync(engine, database, settings)
-        self._versions.start()
+        self._versions = VersionSync(engine, database, settings, self.policy)
         spool = Spool(settings.spool_dir or settings.cache_dir / "spool")
         self._service = ChatService(engine, database, spool)
         return self
 
-    async def start(self) -> None:
-        """`open` (in a worker thread) if not done yet, then the threads that serve; call on the event loop
-        that will serve requests."""
+    async def start(self, *, wait_until_ready: bool = True) -> None:
+        """`open` (in a worker thread) if not done yet, the chat threads, then the folder's load: waited
+        for, or in the background (`bot serve`: requests that route get 503 until `ready`)."""
         await run_in_threadpool(self.open)
         pipeline = ChatPipeline(self.service, self.settings)
         pipeline.start()
         self._pipeline = pipeline
         self._shadow = ShadowControl(self.engine, self.database, self.settings, pipeline)
+        if wait_until_ready:
+            await run_in_threadpool(self._load)
+        else:
+            threading.Thread(target=self._load_in_background, name="runtime-load", daemon=True).start()
+        # Four busy threads share the GIL (event loop, two routers, writer); a router coming back from ONNX
+        # Runtime waits for the holder's switch interval, so a shorter one serves more (docs/evaluation.md)
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+
+    def _load(self) -> None:
+        """Load the folder (or the version live elsewhere), then what needs it: the shadow, the poller."""
+        engine = self.engine
+        if self._given_engine is not None and engine.loaded:
+            learned = learned_examples(self.database)
+            if learned or engine.extra_examples:
+                engine.load(extra_examples=learned)
+            self.versions.start()
+        else:
+            self.versions.open()
         if self.settings.shadow_intents_dir is not None:  # an invalid folder stops the start, with path:line
-            folder = str(self.settings.shadow_intents_dir)
-            await run_in_threadpool(self._shadow.begin, folder, None, "BOT_SHADOW_INTENTS_DIR")
+            self.shadow.begin(str(self.settings.shadow_intents_dir), None, "BOT_SHADOW_INTENTS_DIR")
         self._poller = Poller(self.sync_tasks()).start()
         # the model, intents and libraries live as long as the process: keeping them out of the garbage
         # collector's scans removes pauses that showed up as 100 ms stalls in chat batches under load
         gc.collect()
         gc.freeze()
-        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-        engine = self.engine
+        self._ready.set()
         log.info("serving %d intents (version %s)", len(engine.intents.intents), engine.intents.version)
 
+    def _load_in_background(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:  # the process stays up, unready, saying why (/readyz, the log)
+            self.load_error = f"{exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0]}"
+            log.exception("the intents folder could not be loaded; this process will not become ready")
+
+    def _trained(self, request: TrainingRequest) -> None:
+        """A background training finished: route the live folder with it if it is still the one trained."""
+        if self.policy is not None:
+            self.policy.trained(request)
+        if self.versions.use_model(str(request.target), Path(request.settings.intents_dir)):
+            log.warning("now routing intents %s with their trained model", request.intents_version)
+
     async def stop(self) -> None:
-        """Stop in reverse: every accepted chat turn and shadow decision is written before the database
-        closes, and spooled turns get a last chance to be written."""
+        """Stop in reverse: the training is cancelled, every accepted chat turn and shadow decision is
+        written before the database closes, and spooled turns get a last chance to be written."""
+        await run_in_threadpool(self.trainer.close)
         if self._poller is not None:
             await run_in_threadpool(self._poller.stop)
         if self._pipeline is not None:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import Engine as Database
 
@@ -36,15 +37,61 @@ class Loaded:
     result: ReloadResult | None  # None when the version was live already (nothing reloaded)
 
 
+class ModelPolicy(Protocol):
+    """Which model a folder is routed with, and what follows a load (bot.runtime: self-training)."""
+
+    model_id: str  # the id versions are stored under: the configured model's, whatever routes meanwhile
+
+    def model_for(self, folder: Path) -> str | None:
+        """The model to load `folder` with (None: the engine's own)."""
+
+    def loaded(self, folder: Path) -> None:
+        """`folder` is live now (start a training it needs, cancel one it does not)."""
+
+
 class VersionSync:
     """Records and follows intents versions for one engine (thread-safe; one per process)."""
 
-    def __init__(self, engine: Engine, database: Database, settings: Settings) -> None:
+    def __init__(
+        self, engine: Engine, database: Database, settings: Settings, policy: ModelPolicy | None = None
+    ) -> None:
         self.engine = engine
         self.database = database
         self.settings = settings
+        self.policy = policy
         self.live_hash: str | None = None
         self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        """The model id versions are stored and compared under."""
+        return self.policy.model_id if self.policy is not None else self.engine.model_id
+
+    def _load_folder(self, folder: Path) -> ReloadResult:
+        """Load `folder` with the model the policy picks and the learned examples (caller holds the lock)."""
+        model = self.policy.model_for(folder) if self.policy is not None else None
+        result = self.engine.load(folder, self._learned(), model=model)
+        if self.policy is not None:
+            self.policy.loaded(folder)
+        return result
+
+    def open(self, by: str = "server start") -> Loaded:
+        """Load the configured folder, then record it or switch to the live version (`start`)."""
+        with self._lock:
+            self._load_folder(Path(self.settings.intents_dir))
+        return self.start(by)
+
+    def use_model(self, model: str, folder: Path) -> bool:
+        """Route the live folder with `model` (a training finished) if `folder` is still the one live;
+        False, changing nothing, when another version went live meanwhile."""
+        with self._lock:
+            if self.engine.intents_dir != folder or self.policy is None:
+                return False
+            if self.policy.model_for(folder) != model:
+                return False
+            self.engine.load(folder, self._learned(), model=model)
+            self.policy.loaded(folder)
+            return True
 
     def _learned(self) -> Callable[[], Mapping[str, Sequence[str]]]:
         return lambda: learned_examples(self.database)
@@ -52,7 +99,7 @@ class VersionSync:
     def start(self, by: str = "server start") -> Loaded:
         """Record the folder the engine loaded, or switch to the live version (see the module docstring)."""
         with self._lock:
-            found = versions.snapshot(self.engine.intents_dir, self.engine.model_id)
+            found = versions.snapshot(self.engine.intents_dir, self.model_id)
             current = versions.live(self.database)
             # the same files stored for this model on another backend count as known: a backend renamed
             # by an upgrade must not make an unchanged folder look like a new deploy
@@ -79,8 +126,8 @@ class VersionSync:
     def reload(self, by: str) -> Loaded:
         """Re-read the configured folder from disk, store it as a version and make it live everywhere."""
         with self._lock:
-            result = self.engine.load(Path(self.settings.intents_dir), self._learned())
-            found = versions.snapshot(self.engine.intents_dir, self.engine.model_id)
+            result = self._load_folder(Path(self.settings.intents_dir))
+            found = versions.snapshot(self.engine.intents_dir, self.model_id)
             version = versions.store(self.database, found, by)
             current = versions.live(self.database)
             if current is None or current.version.id != version.id:
@@ -111,14 +158,14 @@ class VersionSync:
             return self._load(current.version)
 
     def _load(self, version: IntentsVersion) -> Loaded:
-        if version.model_id != self.engine.model_id:
+        if version.model_id != self.model_id:
             log.warning(
                 "intents version %s was stored with model %s; this process routes it with %s",
                 version.id,
                 version.model_id,
-                self.engine.model_id,
+                self.model_id,
             )
         folder = versions.materialize(version, self.settings.cache_dir)
-        result = self.engine.load(folder, self._learned())
+        result = self._load_folder(folder)
         self.live_hash = version.hash
         return Loaded(version, result)

@@ -14,13 +14,21 @@ self-calibration fits on those scores.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
+import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from bot.config import Settings
 from bot.content.intents import IntentSet, load_intents
@@ -29,7 +37,14 @@ from bot.routing.cross_fit import FOLDS, CrossFit, example_folds, texts_key
 from bot.routing.pseudo_queries import SELF_TRAINING_FILE
 from bot.routing.self_calibration import can_fit
 from bot.routing.state import intent_texts
-from bot.tuning.training import TrainingConfig, TrainingError, fine_tune, train_network
+from bot.tuning.training import (
+    TrainingConfig,
+    TrainingError,
+    fine_tune,
+    intent_groups,
+    planned_steps,
+    train_network,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,31 +71,61 @@ def applies(settings: Settings) -> bool:
     return load_calibration(Path(settings.intents_dir), stock) is None
 
 
-def ensure_self_trained(settings: Settings, intents: IntentSet | None = None) -> Settings:
-    """`settings` with the folder's self-trained model (trained now if missing), or unchanged when self-
-    training does not apply or the folder is too small to train on."""
-    if not applies(settings):
-        return settings
+def is_trained(path: Path) -> bool:
+    """Whether `path` holds a complete self-trained model (its marker is written last, and the folder
+    only gets this name once complete)."""
+    return (path / SELF_TRAINING_FILE).is_file()
+
+
+def trainable(intents: IntentSet) -> bool:
+    """Whether the folder has enough texts to train on (at least two intents with two texts each)."""
+    return sum(len(group) >= 2 for group in intent_groups(intents)) >= 2
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a folder version is routed with now, and what to train for it (None: nothing to train)."""
+
+    model: str  # a model folder or 'bundled'
+    train_into: Path | None
+    intents_version: str
+    texts: int
+
+    @property
+    def interim(self) -> bool:
+        """Whether the folder is routed with the stock model until its trained model is ready."""
+        return self.train_into is not None
+
+
+def plan(settings: Settings, intents: IntentSet | None = None) -> Plan:
+    """The model to route `settings.intents_dir` with at once: its trained model if the cache has it, else
+    the configured (stock) model, with the training to run in the background where self-training
+    applies and the folder is large enough."""
     intents = intents or load_intents(settings.intents_dir)
+    texts = len(intent_texts(intents)[0])
+    if not applies(settings) or not trainable(intents):
+        return Plan(settings.model, None, intents.version, texts)
     path = self_trained_path(settings, intents)
-    if not (path / SELF_TRAINING_FILE).is_file():
+    if is_trained(path):
+        return Plan(str(path), None, intents.version, texts)
+    return Plan(settings.model, path, intents.version, texts)
+
+
+def ensure_self_trained(settings: Settings, intents: IntentSet | None = None) -> Settings:
+    """`settings` with the folder's self-trained model, trained now (blocking, in a child process) if
+    missing; unchanged when self-training does not apply or the folder is too small to train on."""
+    found = plan(settings, intents)
+    if found.train_into is not None:
         train_in_child(settings)
-    trained = (path / SELF_TRAINING_FILE).is_file()  # absent: too few texts, the stock model routes
-    return settings.with_overrides(model=str(path)) if trained else settings
+    path = found.train_into or Path(found.model)
+    return settings.with_overrides(model=str(path)) if is_trained(path) else settings
 
 
 def train_in_child(settings: Settings) -> None:
     """`self_trained_model` in a child process: training imports torch (several hundred MB a process
     never gives back), and a server that trained on its first start must not keep it."""
-    command = [
-        sys.executable,
-        "-m",
-        __name__,
-        str(settings.intents_dir),
-        settings.model,
-        str(settings.cache_dir),
-    ]
-    command.append(str(settings.torch_threads))
+    command = [sys.executable, "-m", __name__, str(settings.intents_dir), settings.model]
+    command += [str(settings.cache_dir), str(settings.torch_threads)]
     finished = subprocess.run(command, check=False)  # progress goes to our stderr as it happens
     if finished.returncode != 0:
         raise TrainingError(
@@ -89,31 +134,99 @@ def train_in_child(settings: Settings) -> None:
         )
 
 
-def self_trained_model(settings: Settings, intents: IntentSet) -> Path | None:
+class JobProgress:
+    """Steps done out of the whole job's (the model's and each cross-fit model's), told to `emit` as
+    {"phase", "progress"} at most every `every` seconds and at each phase change."""
+
+    def __init__(
+        self, total_steps: int, emit: Callable[[dict[str, object]], None] | None, every: float = 1.0
+    ):
+        self.total = max(1, total_steps)
+        self.done = 0
+        self.phase_name = "starting"
+        self._emit = emit
+        self._every = every
+        self._last = 0.0
+
+    def phase(self, name: str) -> None:
+        self.phase_name = name
+        self._send(force=True)
+
+    def step(self) -> None:
+        self.done += 1
+        self._send(force=False)
+
+    def _send(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if self._emit is None or (not force and now - self._last < self._every):
+            return
+        self._last = now
+        self._emit({"phase": self.phase_name, "progress": round(min(0.99, self.done / self.total), 4)})
+
+
+def job_steps(intents: IntentSet, config: TrainingConfig) -> int:
+    """Training steps of the whole job: the model on every text, and each cross-fit model on every text
+    but its fold's examples (none when the folder is too small to self-calibrate)."""
+    texts, owners = intent_texts(intents)
+    folds = example_folds(intents)
+    steps = planned_steps(len(texts), config)
+    if can_fit(len(intents.intents), np.asarray(owners)[folds >= 0]):
+        steps += sum(planned_steps(int(np.sum(folds != fold)), config) for fold in range(FOLDS))
+    return steps
+
+
+def self_trained_model(
+    settings: Settings, intents: IntentSet, emit: Callable[[dict[str, object]], None] | None = None
+) -> Path | None:
     """The model fine-tuned on `intents`' texts, trained now if it is not cached; None if too few texts.
 
-    The model itself takes 0.12-0.25 s per text on 2 cores (63 s for the 410 texts of the 82 demo intents
-    on an idle machine); its cross-fit (`cross_fit`, two more models without half the examples each)
-    about as long again (67 s). Progress goes to stderr.
+    It is written under a temporary name and renamed into place once the model, its cross-fit and its
+    marker are all on disk: a crash or a kill at any moment leaves no folder under the final name, so no
+    reader ever loads half a model, and the next start trains again. Progress goes to stderr, or as JSON
+    to `emit`. Time: docs/evaluation.md (self-training).
     """
     path = self_trained_path(settings, intents)
-    if (path / SELF_TRAINING_FILE).is_file():
+    if is_trained(path):
         return path
-    texts, _ = intent_texts(intents)
-    sys.stderr.write(
-        f"training the encoder on the folder's own {len(texts)} texts, then {FOLDS} cross-fit models that "
-        "self-calibration scores the examples with (once per folder version; BOT_SELF_TRAIN=false skips it)\n"
-    )
-    config = TrainingConfig(threads=settings.torch_threads, progress=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # processes sharing a cache (workers, replicas on one disk) train a folder version once: the others
+    # wait here and find the model; the lock is the kernel's, so a killed trainer never leaves it held
+    lock = FileLock(str(path.parent / f"{path.name}.lock"))
     try:
-        result = fine_tune(settings.model, intents, path, config)
+        lock.acquire(timeout=0)
+    except Timeout:
+        if emit is not None:
+            emit({"phase": "waiting for another process's training", "progress": 0.0})
+        lock.acquire()
+    try:
+        return path if is_trained(path) else _train(settings, intents, path, emit)
+    finally:
+        lock.release()
+
+
+def _train(
+    settings: Settings, intents: IntentSet, path: Path, emit: Callable[[dict[str, object]], None] | None
+) -> Path | None:
+    texts, _ = intent_texts(intents)
+    config = TrainingConfig(threads=settings.torch_threads, progress=emit is None)
+    progress = JobProgress(job_steps(intents, config), emit)
+    if emit is None:
+        sys.stderr.write(
+            f"training the encoder on the folder's own {len(texts)} texts, then {FOLDS} cross-fit models "
+            "that self-calibration scores the examples with (once per folder version; BOT_SELF_TRAIN=false "
+            "skips it)\n"
+        )
+    remove_stale_partials(path.parent)
+    partial = path.with_name(f"{path.name}{PARTIAL}{os.getpid()}")
+    progress.phase("model")
+    try:
+        result = fine_tune(settings.model, intents, partial, config, on_step=progress.step)
     except TrainingError as exc:  # too few texts: route with the stock model
         log.warning("self-training skipped (%s); routing with the stock model", exc)
         return None
-    folds = cross_fit(settings, intents, config)
+    folds = cross_fit(settings, intents, config, progress)
     if folds is not None:
-        folds.save(path)
-    # written last: a crash mid-training leaves no marker, so the next start trains again
+        folds.save(partial)
     marker = {
         "recipe": RECIPE,
         "base": settings.model,
@@ -121,12 +234,45 @@ def self_trained_model(settings: Settings, intents: IntentSet) -> Path | None:
         "texts": result.texts,
         "cross_fit": folds is not None,
     }
-    (path / SELF_TRAINING_FILE).write_text(json.dumps(marker), encoding="utf-8")
+    (partial / SELF_TRAINING_FILE).write_text(json.dumps(marker), encoding="utf-8")
+    if path.exists() and not is_trained(path):  # left by a release that trained in place and crashed
+        shutil.rmtree(path, ignore_errors=True)
+    try:
+        partial.rename(path)  # atomic; a finished twin (another process) is kept and ours dropped
+    except OSError:
+        if not is_trained(path):
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
     log.info("self-trained %s in %.0f s (%d steps)", path, result.seconds, result.steps)
     return path
 
 
-def cross_fit(settings: Settings, intents: IntentSet, config: TrainingConfig) -> CrossFit | None:
+PARTIAL = ".partial-"  # a model being written: `<final name>.partial-<pid>`
+
+
+def remove_stale_partials(models: Path) -> None:
+    """Delete models that a training killed midway left under a temporary name (its process is gone)."""
+    if not models.is_dir():
+        return
+    for folder in models.glob(f"*{PARTIAL}*"):
+        pid = folder.name.rsplit(PARTIAL, 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cross_fit(
+    settings: Settings, intents: IntentSet, config: TrainingConfig, progress: JobProgress | None = None
+) -> CrossFit | None:
     """Train one model per fold of the examples, each on every text but that fold's examples, and encode
     the folder with each (`bot.routing.cross_fit`): self-calibration scores every example with a model
     that never saw it. None when the folder has too few examples to self-calibrate anyway."""
@@ -142,16 +288,81 @@ def cross_fit(settings: Settings, intents: IntentSet, config: TrainingConfig) ->
         for text, owner, text_fold in zip(texts, owners, folds, strict=True):
             if text_fold != fold:
                 groups[owner].append(text)
+        if progress is not None:
+            progress.phase(f"cross-fit {fold + 1}/{FOLDS}")
         encoder = SentenceTransformerEncoder(settings.model, threads=config.threads)
-        train_network(encoder.model, groups, config, description=f"cross-fit model {fold + 1}/{FOLDS}")
+        train_network(
+            encoder.model,
+            groups,
+            config,
+            description=f"cross-fit model {fold + 1}/{FOLDS}",
+            on_step=progress.step if progress is not None else None,
+        )
         vectors.append(
             encoder.model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
         )
     return CrossFit(vectors=np.stack(vectors).astype(np.float32), folds=folds, key=texts_key(intents))
 
 
-if __name__ == "__main__":  # `train_in_child`: python -m bot.tuning.self_training DIR MODEL CACHE THREADS
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bot.tuning.self_training DIR MODEL CACHE THREADS [--progress-json] [--nice N]`: the
+    child process `train_in_child` and the server's background training (bot.runtime.training) run."""
+    parser = argparse.ArgumentParser(prog="python -m bot.tuning.self_training")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("model")
+    parser.add_argument("cache", type=Path)
+    parser.add_argument("threads", type=int)
+    parser.add_argument("--progress-json", action="store_true", help="progress as JSON lines on stdout")
+    parser.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority first")
+    parser.add_argument(
+        "--export", choices=["onnx", "onnx-int8"], help="also export the trained model for this backend"
+    )
+    parser.add_argument("--parent", type=int, help="exit when the process with this id is gone")
+    args = parser.parse_args(argv)
+    if args.parent:
+        follow_parent(args.parent)
+    if args.nice:
+        os.nice(args.nice)  # before torch starts its threads: they inherit it
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    folder, model, cache, threads = sys.argv[1:5]
-    child = Settings(intents_dir=Path(folder), model=model, cache_dir=Path(cache), torch_threads=int(threads))
-    self_trained_model(child, load_intents(child.intents_dir))
+    child = Settings(
+        intents_dir=args.folder, model=args.model, cache_dir=args.cache, torch_threads=args.threads
+    )
+
+    def emit(event: dict[str, object]) -> None:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    progress = emit if args.progress_json else None
+    path = self_trained_model(child, load_intents(child.intents_dir), progress)
+    if path is not None and args.export:
+        export_for_serving(path, child.cache_dir, quantized=args.export == "onnx-int8", emit=progress)
+
+
+def follow_parent(parent: int, every: float = 1.0) -> None:
+    """End this process when `parent` is gone (a server killed with -9 must not leave its training
+    running): what it wrote stays under its temporary name and the next training clears it away."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def export_for_serving(
+    path: Path, cache_dir: Path, *, quantized: bool, emit: Callable[[dict[str, object]], None] | None
+) -> None:
+    """The trained model's ONNX export, made here (off the server) so that putting it live takes seconds;
+    the export writes its files under temporary names too (bot.routing.encoders.onnx_files)."""
+    from bot.routing.encoders.model_folder import model_fingerprint
+    from bot.routing.encoders.onnx_files import export_onnx, onnx_folder
+
+    if emit is not None:
+        emit({"phase": "export", "progress": 0.99})
+    export_onnx(path, onnx_folder(cache_dir, model_fingerprint(path)), quantized=quantized)
+
+
+if __name__ == "__main__":
+    main()

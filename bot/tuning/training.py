@@ -162,14 +162,22 @@ def margin_loss(embeddings: Any, labels: Any, intent_vectors: Any, scale: float,
     return torch.nn.functional.cross_entropy(scale * cosines, labels)
 
 
+def planned_steps(texts: int, config: TrainingConfig) -> int:
+    """How many steps `train_network` takes on `texts` texts: a few epochs of batches of
+    `intents_per_batch` x `texts_per_intent`."""
+    return config.epochs * max(1, math.ceil(texts / (config.intents_per_batch * config.texts_per_intent)))
+
+
 def train_network(
     network: Any,
     groups: list[list[str]],
     config: TrainingConfig,
     on_epoch: Callable[[int], None] | None = None,
     description: str = "training",
+    on_step: Callable[[], None] | None = None,
 ) -> int:
-    """Fine-tune a SentenceTransformer in place on intent groups; returns the number of steps taken."""
+    """Fine-tune a SentenceTransformer in place on intent groups; returns the number of steps taken
+    (`planned_steps`); `on_step` is called after each."""
     import torch
     from tqdm import tqdm
 
@@ -178,9 +186,8 @@ def train_network(
     set_torch_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    texts = sum(len(g) for g in groups)
-    per_epoch = max(1, math.ceil(texts / (config.intents_per_batch * config.texts_per_intent)))
-    steps = config.epochs * per_epoch
+    steps = planned_steps(sum(len(g) for g in groups), config)
+    per_epoch = steps // config.epochs
     groups_to_learn: list[dict[str, Any]] = [{"params": network.parameters(), "lr": config.learning_rate}]
     intent_vectors = None
     if config.margin_weight > 0:  # one learned vector per intent, starting at its prototype
@@ -215,6 +222,8 @@ def train_network(
             schedule.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
             bar.update()
+            if on_step is not None:
+                on_step()
         if on_epoch is not None:
             network.eval()
             on_epoch(epoch)
@@ -224,7 +233,11 @@ def train_network(
 
 
 def fine_tune(
-    model: str, intents: IntentSet, out: Path, config: TrainingConfig | None = None
+    model: str,
+    intents: IntentSet,
+    out: Path,
+    config: TrainingConfig | None = None,
+    on_step: Callable[[], None] | None = None,
 ) -> TrainingResult:
     """Fine-tune the `model` folder ('bundled' or a path) on `intents` and save it to `out`."""
     from bot.routing.encoders.model_folder import model_fingerprint
@@ -237,7 +250,7 @@ def fine_tune(
     if sum(len(g) >= 2 for g in groups) < 2:
         raise TrainingError("training needs at least two intents with two or more texts each")
     encoder = SentenceTransformerEncoder(model, threads=config.threads)
-    steps = train_network(encoder.model, groups, config)
+    steps = train_network(encoder.model, groups, config, on_step=on_step)
     try:
         out.mkdir(parents=True, exist_ok=True)
         encoder.model.save(str(out))

@@ -64,6 +64,19 @@ class Wrapping:
         return self.inner.dim
 
 
+def backend_model_id(base_model_id: str, backend: str) -> str:
+    """The id a model has on a backend: the base id plus the backend, so cached vectors of different
+    backends never mix ("int8r": per-row int8's own, so no cache serves per-tensor int8's vectors)."""
+    return {"torch": base_model_id, "onnx": f"{base_model_id}+onnx"}.get(
+        backend, f"{base_model_id}+onnx-int8r"
+    )
+
+
+def configured_model_id(model: str, backend: str) -> str:
+    """The id `make_encoder(model, backend=...)` would report, without loading the model."""
+    return backend_model_id(model_fingerprint(resolve_model_path(model)), backend)
+
+
 def make_encoder(
     model: str, *, backend: str, threads: int, cache_dir: Path, repeat_cache: int = 0
 ) -> Encoder:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.errors import ModelError
+from bot.routing.encoders import backend_model_id
 from bot.routing.encoders.model_folder import max_length, pooling_mode
 from bot.routing.encoders.onnx_files import export_onnx, onnx_folder
 from bot.routing.encoders.repeat_cache import RepeatCache
@@ -56,8 +57,7 @@ class OnnxEncoder:
         self._tokenizer.enable_truncation(max_length(model_path))
         self._tokenizer.no_padding()  # tokenizer.json may pad every text to 128: groups are padded here
         self._pad_id = self._tokenizer.token_to_id("[PAD]") or 0
-        # "int8r": per-row int8's own id, so an embedding cache never mixes its vectors with per-tensor's
-        self._model_id = f"{base_model_id}+onnx{'-int8r' if quantized else ''}"
+        self._model_id = backend_model_id(base_model_id, "onnx-int8" if quantized else "onnx")
         self._group_size = GROUP_SIZE
         self._repeats = RepeatCache(repeat_cache)
         self._dim = int(self.encode(["x"]).shape[1])

@@ -1,0 +1,251 @@
+"""Self-training without downtime (issue #26): `bot serve` answers and routes at once on a folder it has
+no trained model for, trains it in the background and switches to it by itself; an edit is live at once
+and retrains, a newer edit cancels an older training, and a killed training never leaves half a model.
+
+Real `bot serve` processes and real training on a small folder (about a minute each on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.tuning.self_training import PARTIAL, is_trained
+from tests.conftest import write
+from tests.routing.test_self_calibration import HOME
+from tests.servers import SERVE, free_port
+
+pytestmark = pytest.mark.slow
+
+TRAINING_SECONDS = 300  # a bound for the test, far above what the small folder takes
+
+
+def serve(tmp: Path, cache: Path, folder: Path, log: str) -> tuple[Any, str]:
+    """A `bot serve` on `folder` with self-training on; returns (process, URL) as soon as it is spawned."""
+    import subprocess
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "BOT_SELF_TRAIN": "true",
+        "BOT_INTENTS_DIR": str(folder),
+        "BOT_CACHE_DIR": str(cache),
+        "BOT_DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
+        "BOT_TORCH_THREADS": "1",
+        "BOT_LOG_LEVEL": "INFO",
+        "BOT_RATE_LIMIT_PER_IP": "",  # eight clients on one address, as behind a proxy
+    }
+    handle = (tmp / log).open("w")
+    process = subprocess.Popen(
+        [*SERVE, "--port", str(port)], env=env, stdout=handle, stderr=subprocess.STDOUT
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def first_ok(url: str, method: str, path: str, deadline: float, **kwargs: Any) -> httpx.Response:
+    while True:
+        try:
+            answer = httpx.request(method, url + path, timeout=5, **kwargs)
+            if answer.status_code == 200:
+                return answer
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{method} {path} did not answer 200 in time"
+        time.sleep(0.2)
+
+
+def decisions_by_model(url: str) -> Counter[str]:
+    """How many logged decisions each model made."""
+    found: Counter[str] = Counter()
+    offset = 0
+    while True:
+        page = httpx.get(f"{url}/v1/logs", params={"limit": 200, "offset": offset}, timeout=30).json()
+        found.update(item["model_id"] for item in page["items"])
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            return found
+
+
+def ready(url: str) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(f"{url}/readyz", timeout=5).json()
+    return body
+
+
+def wait_for(check: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"{what} did not happen within {seconds:.0f} s"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def stock_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache whose stock-model export is made once for the module (a first start's one-off cost)."""
+    from bot.config import Settings
+    from bot.routing.engine import Engine
+
+    cache = tmp_path_factory.mktemp("stock-cache")
+    Engine(Settings(cache_dir=cache))  # exports the bundled model to ONNX int8 into `cache`
+    return cache
+
+
+def copy_cache(stock: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(stock, to)
+    return to
+
+
+def stop(process: Any) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except Exception:
+        process.kill()
+
+
+def test_serves_at_once_then_switches_to_the_trained_model_without_failing_a_request(
+    tmp_path: Path, stock_cache: Path
+) -> None:
+    folder = tmp_path / "intents"
+    write(folder / "home.yaml", HOME)
+    cache = copy_cache(stock_cache, tmp_path / "cache")
+    started = time.monotonic()
+    process, url = serve(tmp_path, cache, folder, "server.log")
+    try:
+        first_ok(url, "GET", "/healthz", started + 10)
+        first_ok(url, "POST", "/v1/chat", started + 10, json={"message": "switch the lamp on"})
+        state = ready(url)
+        interim_model = state["model"]
+        assert state["model_kind"] == "interim" and state["training"]["state"] == "running", state
+
+        counts: Counter[int | str] = Counter()
+        done = threading.Event()
+
+        def client(n: int) -> None:
+            with httpx.Client(base_url=url, timeout=30) as http:
+                while not done.is_set():
+                    try:
+                        answer = http.post("/v1/chat", json={"message": f"turn on the light number {n}"})
+                        counts[answer.status_code] += 1
+                    except httpx.HTTPError as exc:
+                        counts[exc.__class__.__name__] += 1
+                    time.sleep(0.05)
+
+        clients = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+        for thread in clients:
+            thread.start()
+        try:
+            wait_for(lambda: ready(url)["model_kind"] == "self-trained", TRAINING_SECONDS, "the switch")
+            time.sleep(3)  # requests keep flowing across and after the swap
+        finally:
+            done.set()
+            for thread in clients:
+                thread.join(60)
+        state = ready(url)
+        assert set(counts) == {200}, f"requests failed during the swap: {counts}"
+        assert state["model"] != interim_model and state["training"]["state"] == "ready"
+        assert state["operating_point"].startswith("self-calibration")
+        after = httpx.post(f"{url}/v1/chat", json={"message": "play some jazz"}, timeout=10).json()
+        assert after["intent"] == "play_music"
+        logged = decisions_by_model(url)
+        assert set(logged) == {interim_model, state["model"]}, logged  # every decision names its model
+        assert sum(logged.values()) == counts[200] + 2 and counts[200] > 50
+        newest = httpx.get(f"{url}/v1/logs", params={"limit": 1}, timeout=10).json()["items"][0]
+        assert newest["model_id"] == state["model"]  # once trained, decisions carry the trained id
+    finally:
+        stop(process)
+    assert not list((cache / "models").glob(f"*{PARTIAL}*"))  # nothing half-written left behind
+
+
+def test_an_edit_is_live_at_once_retrains_and_a_newer_edit_cancels_the_older_training(
+    tmp_path: Path, stock_cache: Path
+) -> None:
+    folder = tmp_path / "intents"
+    write(folder / "home.yaml", HOME)
+    cache = copy_cache(stock_cache, tmp_path / "cache")
+    process, url = serve(tmp_path, cache, folder, "server.log")
+    try:
+        first_ok(url, "GET", "/readyz", time.monotonic() + 30)
+        first_version = ready(url)["intents_version"]
+        wait_for(lambda: ready(url)["training"]["state"] == "running", 30, "the first training")
+
+        write(folder / "home.yaml", HOME.replace("switched on.", "switched on, or made brighter."))
+        reloaded = httpx.post(f"{url}/v1/admin/reload", timeout=60)
+        assert reloaded.status_code == 200, reloaded.text
+        second = ready(url)
+        assert second["intents_version"] != first_version and second["model_kind"] == "interim"
+        assert second["training"]["intents_version"] == second["intents_version"]  # the old one stopped
+
+        write(folder / "home.yaml", HOME + EXTRA_INTENT)
+        assert httpx.post(f"{url}/v1/admin/reload", timeout=60).status_code == 200
+        third = ready(url)
+        assert third["intents"] == 6 and third["training"]["intents_version"] == third["intents_version"]
+        log = (tmp_path / "server.log").read_text()
+        assert log.count("cancelling the training of intents") == 2, log[-3000:]
+        wait_for(lambda: ready(url)["model_kind"] == "self-trained", TRAINING_SECONDS, "the retrained switch")
+        answer = httpx.post(f"{url}/v1/chat", json={"message": "water the tomato plants"}, timeout=10).json()
+        assert answer["intent"] == "water_plants" and answer["model_id"] == ready(url)["model"]
+    finally:
+        stop(process)
+    trained = [p for p in (cache / "models").iterdir() if p.is_dir()]
+    assert len(trained) == 1 and is_trained(trained[0])  # only the newest version's model was finished
+
+
+EXTRA_INTENT = """\
+  - name: water_plants
+    description: The user wants the garden or house plants watered.
+    examples: ["water the tomato plants", "turn the sprinklers on for the lawn", "give the ferns some water"]
+"""
+
+
+def test_a_training_killed_midway_leaves_no_model_and_the_next_start_trains_again(
+    tmp_path: Path, stock_cache: Path
+) -> None:
+    folder = tmp_path / "intents"
+    write(folder / "home.yaml", HOME)
+    cache = copy_cache(stock_cache, tmp_path / "cache")
+    process, url = serve(tmp_path, cache, folder, "first.log")
+    try:
+        first_ok(url, "GET", "/readyz", time.monotonic() + 30)
+        wait_for(lambda: ready(url)["training"]["progress"] > 0.2, TRAINING_SECONDS, "training progress")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    wait_for(lambda: not _training_children(), 15, "the orphaned training's exit")  # it follows its parent
+    models = cache / "models"
+    assert not [p for p in models.iterdir() if p.is_dir() and is_trained(p)]
+    partials = list(models.glob(f"*{PARTIAL}*"))
+    assert partials  # the killed training's work, under its temporary name only
+
+    process, url = serve(tmp_path, cache, folder, "second.log")
+    try:
+        first_ok(url, "GET", "/readyz", time.monotonic() + 30)
+        assert ready(url)["model_kind"] == "interim"  # the half-written model is never used
+        wait_for(lambda: ready(url)["model_kind"] == "self-trained", TRAINING_SECONDS, "the retrained switch")
+    finally:
+        stop(process)
+    assert not any(p.exists() for p in partials)  # what the killed training left was cleared away
+
+
+def _training_children() -> list[int]:
+    """Training processes of this test run still alive (`python -m bot.tuning.self_training`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"bot.tuning.self_training" in command and b"--progress-json" in command:
+            found.append(int(entry.name))
+    return found
