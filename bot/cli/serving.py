@@ -33,6 +33,14 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Reload the intents folder when one of its files changes (development; one worker): a "
+            "broken edit is reported and the live intents stay.",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API under uvicorn; the model and indexes load once at start-up (bot.runtime)."""
     import uvicorn
@@ -53,12 +61,14 @@ def serve(
         "proxy_headers": False,
         "access_log": settings.access_log,
     }
+    if watch and workers > 1:
+        raise BotError("--watch reloads one process: leave --workers at 1 (development), or drop --watch")
     if workers == 1:
         from bot.api import create_app
         from bot.runtime import Runtime
 
         # a bad folder, database or model fails here as one line, before uvicorn starts
-        runtime = Runtime(settings).open()
+        runtime = Runtime(settings, watch=watch).open()
         _warn_if_open(settings)
         # listens at once: the folder loads (and its model trains) in the background, /readyz says when
         uvicorn.run(create_app(runtime=runtime, wait_until_ready=False), **options)

@@ -37,6 +37,7 @@ from bot.runtime.models import SelfTrainingPolicy
 from bot.runtime.shadow import ShadowControl
 from bot.runtime.sync import Poller, SyncTask
 from bot.runtime.training import BackgroundTrainer, TrainingRequest
+from bot.runtime.watch import FolderWatcher
 from bot.store import versions
 from bot.store.db import make_engine, upgrade
 from bot.store.examples import learned_examples, learned_fingerprint
@@ -80,8 +81,10 @@ def routing_engine(
 class Runtime:
     """Everything one serving process runs; `open`, then `start` on the serving event loop, then `stop`."""
 
-    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, *, engine: Engine | None = None, watch: bool = False) -> None:
         self.settings = settings
+        self.watch = watch  # reload the folder when a file of it changes (bot serve --watch)
+        self._watcher: FolderWatcher | None = None
         self.keys = settings.keys_by_role()  # a malformed BOT_API_KEYS fails here, before anything listens
         self.key_names = settings.key_names()
         self.trainer = BackgroundTrainer(self._trained)
@@ -187,12 +190,17 @@ class Runtime:
         if self.settings.shadow_intents_dir is not None:  # an invalid folder stops the start, with path:line
             self.shadow.begin(str(self.settings.shadow_intents_dir), None, "BOT_SHADOW_INTENTS_DIR")
         self._poller = Poller(self.sync_tasks()).start()
+        if self.watch:
+            self._watcher = FolderWatcher(Path(self.settings.intents_dir), self._reload_from_disk).start()
         # the model, intents and libraries live as long as the process: keeping them out of the garbage
         # collector's scans removes pauses that showed up as 100 ms stalls in chat batches under load
         gc.collect()
         gc.freeze()
         self._ready.set()
         log.info("serving %d intents (version %s)", len(engine.intents.intents), engine.intents.version)
+
+    def _reload_from_disk(self) -> str:
+        return self.versions.reload("bot serve --watch").version.intents_version
 
     def _load_in_background(self) -> None:
         try:
@@ -211,6 +219,8 @@ class Runtime:
     async def stop(self) -> None:
         """Stop in reverse: the training is cancelled, every accepted chat turn and shadow decision is
         written before the database closes, and spooled turns get a last chance to be written."""
+        if self._watcher is not None:
+            await run_in_threadpool(self._watcher.stop)
         await run_in_threadpool(self.trainer.close)
         if self._poller is not None:
             await run_in_threadpool(self._poller.stop)

@@ -192,8 +192,11 @@ def test_an_edit_is_live_at_once_retrains_and_a_newer_edit_cancels_the_older_tra
         log = (tmp_path / "server.log").read_text()
         assert log.count("cancelling the training of intents") == 2, log[-3000:]
         wait_for(lambda: ready(url)["model_kind"] == "self-trained", TRAINING_SECONDS, "the retrained switch")
-        answer = httpx.post(f"{url}/v1/chat", json={"message": "water the tomato plants"}, timeout=10).json()
-        assert answer["intent"] == "water_plants" and answer["model_id"] == ready(url)["model"]
+        routed = httpx.post(f"{url}/v1/route", json={"messages": ["water the tomato plants"]}, timeout=10)
+        answer = routed.json()
+        assert (
+            answer["model_id"] == ready(url)["model"] and answer["decisions"][0]["intent"] == "water_plants"
+        )
     finally:
         stop(process)
     trained = [p for p in (cache / "models").iterdir() if p.is_dir()]
