@@ -16,6 +16,7 @@ from bot.cli.app import IntentsOption, JsonOption, command, err, out, settings_f
 if TYPE_CHECKING:
     from bot.routing.calibration import CalibrationSource
     from bot.routing.engine import Engine
+    from bot.tuning.calibrate import PolicyFit
     from bot.tuning.datasets import Example
 
 DataOption = Annotated[
@@ -199,36 +200,50 @@ def calibrate(
     """Fit confidence, thresholds and aggregation on labelled data; write calibration.yaml to the intents folder."""
     from bot.routing.calibration import save_calibration
     from bot.tuning.calibrate import calibrate as fit
-    from bot.tuning.datasets import DataFileError, read_dataset
 
     extra = few_shot_examples(train, shots, seed, split)
-    source: CalibrationSource
-    if data == ReviewedData:
-        from bot.tuning.datasets import group_by_label
-
-        examples = reviewed_labelled_rows(intents)
-        # the learned examples (the in-scope rows) are live intent examples too: the fit scores them
-        # leave-one-out; taken from the same read of the review store
-        extra = _merge(extra, group_by_label(examples))
-        engine = load_engine(intents, extra)
-        source, label = "reviews", "reviewed messages"
-    else:
-        path = Path(data)
-        if "test" in path.stem.lower() or split == "test":
-            raise DataFileError(
-                f"{path}: refusing to calibrate on a test set; use training or validation data"
-            )
-        engine = load_engine(intents, extra)
-        examples = held_out(read_dataset(path, split), train, path, extra)
-        source, label = "labelled", f"{path.name}:{split}" if path.suffix.lower() == ".json" else path.name
+    engine, examples, source, label = _calibration_rows(data, intents, split, train, extra)
     calibration, policy = fit(
         engine, examples, target_precision, data=label, oos_rate=oos_rate, source=source, progress=True
     )
     path = save_calibration(engine.intents_dir, calibration)
     own_share = sum(not e.in_scope for e in examples) / len(examples)
-    summary = {
+    if as_json:
+        summary = _calibration_summary(path, len(examples), own_share, oos_rate, policy)
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    _print_calibration(path, policy, target_precision, oos_rate, own_share)
+
+
+def _calibration_rows(
+    data: str, intents: Path | None, split: str, train: Path | None, extra: dict[str, list[str]]
+) -> tuple[Engine, list[Example], CalibrationSource, str]:
+    """The engine to fit for and the rows to fit on: the review store's, or a labelled file's held-out rows
+    (never a test set); with the calibration's source and the label naming its data."""
+    from bot.tuning.datasets import DataFileError, group_by_label, read_dataset
+
+    if data == ReviewedData:
+        examples = reviewed_labelled_rows(intents)
+        # the learned examples (the in-scope rows) are live intent examples too: the fit scores them
+        # leave-one-out; taken from the same read of the review store
+        engine = load_engine(intents, _merge(extra, group_by_label(examples)))
+        return engine, examples, "reviews", "reviewed messages"
+    path = Path(data)
+    if "test" in path.stem.lower() or split == "test":
+        raise DataFileError(f"{path}: refusing to calibrate on a test set; use training or validation data")
+    engine = load_engine(intents, extra)
+    examples = held_out(read_dataset(path, split), train, path, extra)
+    label = f"{path.name}:{split}" if path.suffix.lower() == ".json" else path.name
+    return engine, examples, "labelled", label
+
+
+def _calibration_summary(
+    path: Path, rows: int, own_share: float, oos_rate: float | None, policy: PolicyFit
+) -> dict[str, object]:
+    """What `bot calibrate --json` prints: the file written and what the fitted policy promises."""
+    return {
         "file": str(path),
-        "rows": len(examples),
+        "rows": rows,
         "oos_share_in_data": round(own_share, 4),
         "oos_rate": oos_rate,
         "expected_precision": round(policy.precision, 4),
@@ -241,9 +256,12 @@ def calibrate(
             str(r): {"precision": p, "coverage": c} for r, (p, c) in policy.by_oos_rate.items()
         },
     }
-    if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
-        return
+
+
+def _print_calibration(
+    path: Path, policy: PolicyFit, target_precision: float, oos_rate: float | None, own_share: float
+) -> None:
+    """The fitted operating point for a reader, and what it would be if traffic's out-of-scope share differs."""
     if not policy.reached:
         err.print(f"warning: no threshold reaches precision {target_precision}; kept the most precise one")
     share = (

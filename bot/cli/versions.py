@@ -7,12 +7,15 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.cli.app import IntentsOption, JsonOption, app, command, err, out, settings_for, user_errors
 from bot.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from bot.tuning.diff import DiffReport
 
 versions_app = typer.Typer(
     help="Stored intents versions: list them, write one back to disk.", no_args_is_help=True
@@ -47,14 +50,27 @@ def diff(
     The live version is the one the servers route by (the newest activation in BOT_DATABASE_URL), or
     BOT_INTENTS_DIR when no server has recorded one yet.
     """
+    if not intents.is_dir():
+        raise InvalidInputError("--intents", f"'{intents}' is not a folder")
+    where, summary, report = _replay(
+        intents, since.replace(tzinfo=UTC) if since is not None else None, limit, examples
+    )
+    if as_json:
+        found_json = {"live": where, "candidate": str(intents), "summary": summary, **asdict(report)}
+        sys.stdout.write(json.dumps(found_json, default=str) + "\n")
+        return
+    _print_diff(where, intents, summary, report)
+
+
+def _replay(intents: Path, since: datetime | None, limit: int, examples: int) -> tuple[str, str, DiffReport]:
+    """Route the logged messages under the live version and the candidate folder: where the live version
+    came from, what the candidate changes in the intents, and the routing diff."""
     from bot.runtime import routing_engine
     from bot.store import versions
     from bot.store.db import make_engine, upgrade
     from bot.store.examples import learned_examples
     from bot.tuning.diff import routing_diff
 
-    if not intents.is_dir():
-        raise InvalidInputError("--intents", f"'{intents}' is not a folder")
     settings = settings_for(None)
     database = make_engine(settings.database_url)
     try:
@@ -73,20 +89,15 @@ def diff(
         summary = versions.summarize(current.version if current else None, found)
         candidate, _ = engine.candidate(intents)
         report = routing_diff(
-            database,
-            engine.encoder,
-            engine.state,
-            candidate,
-            since=since.replace(tzinfo=UTC) if since is not None else None,
-            limit=limit,
-            examples=examples,
+            database, engine.encoder, engine.state, candidate, since=since, limit=limit, examples=examples
         )
     finally:
         database.dispose()
-    if as_json:
-        found_json = {"live": where, "candidate": str(intents), "summary": summary, **asdict(report)}
-        sys.stdout.write(json.dumps(found_json, default=str) + "\n")
-        return
+    return where, summary, report
+
+
+def _print_diff(where: str, intents: Path, summary: str, report: DiffReport) -> None:
+    """The diff for a reader: totals, then each (before -> after) group with its example messages."""
     out.print(
         f"live: {where} (intents {report.live_version}); candidate: {intents} (intents {report.candidate_version})",
         markup=False,
