@@ -20,15 +20,15 @@ from bot.errors import ConfigError
 
 # The defaults below were chosen on BANKING77 train.csv with the bundled MiniLM model on the default
 # onnx-int8 backend (per-row activation scales) and the shipped demo intents by `python
-# scripts/tune_defaults.py`; the README explains each one, and docs/evaluation.md#per-row-int8 what the
-# script chooses on other backends' vectors.
+# scripts/experiments/tune_defaults.py`; docs/configuration.md ("Defaults and why") explains each one, and
+# docs/evaluation.md#per-row-int8 what the script chooses on other backends' vectors.
 DEFAULT_CALIBRATION_SLOPE = 8.45
 DEFAULT_CALIBRATION_CENTER = 0.5162
 # Weight of an intent's prototype (the normalised mean of its vectors) against its nearest vector; chosen
-# by few-shot cross-validation on BANKING77 train.csv (scripts/tune_defaults.py). The one source of it:
+# by few-shot cross-validation on BANKING77 train.csv (scripts/experiments/tune_defaults.py). The one source:
 # settings, calibration files and scoring all read this.
 DEFAULT_PROTOTYPE_WEIGHT = 0.3
-# Weight of the mean of an intent's next best vectors added to its best cosine (scripts/tune_defaults.py);
+# Weight of the mean of an intent's next best vectors added to its best cosine (tune_defaults.py too);
 # the one source of it, like DEFAULT_PROTOTYPE_WEIGHT: settings and calibration files read this.
 DEFAULT_AGGREGATION_WEIGHT = 0.2
 
@@ -197,13 +197,11 @@ class Settings(BaseSettings):
         description="Fit confidence map, threshold and margin from the intents folder itself when it has no "
         "calibration.yaml; false = use the settings' defaults below.",
     )
-    # 0.03 by default: chosen on BANKING77 train (`BOT_OOS_RATE=R python scripts/tune_self_calibration.py
-    # --self-train --tolerances 0.01`) as the largest share whose self-calibration, on the default cross-
-    # fitted self-trained path, answers at least as many train messages right as the shipped defaults did
-    # (0.645): 0 gives 0.763 at precision 0.892, 0.02 0.689, 0.03 0.681 at 0.927, 0.04 0.634. With 20 of
-    # the intents unknown (26% of messages) 0.03 refuses 0.478 of theirs instead of 0.147. Real widget
-    # traffic always has some off-topic share; a business that expects more states it here and gets a
-    # stricter point with a promise to match (docs/evaluation.md#cold-start-self-calibration-issue-15).
+    # 0.03 by default: the largest share whose self-calibration, on the default cross-fitted self-trained
+    # path, answers at least as many BANKING77 train messages right as the shipped defaults, and it refuses
+    # far more of the messages no intent covers than share 0 (figures and the command: docs/evaluation.md,
+    # "BOT_OOS_RATE default 0.03"). Real widget traffic always has some off-topic share; a business that
+    # expects more states it here and gets a stricter point with a promise to match.
     self_train: bool = Field(
         True,
         description="Route a folder without calibration.yaml with the bundled model fine-tuned on the folder's "

@@ -3,8 +3,8 @@
 Each kind of number is matched by its shape and, where the number carries a checksum, confirmed with
 python-stdnum (IBAN mod-97, card Luhn, US SSN reserved ranges), so amounts, dates and order references
 stay readable. Numbers without a checksum (UK sort code and account number, PINs) are redacted only
-next to the words that name them ("sort code", "account", "PIN"), for the same reason. The README's
-"What is redacted" table lists each kind with an example, and what is not covered.
+next to the words that name them ("sort code", "account", "PIN"), for the same reason. The "What is
+redacted" table of docs/security.md lists each kind with an example, and what is not covered.
 """
 
 from __future__ import annotations

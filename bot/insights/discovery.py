@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bot.routing.encoders import Encoder
 
 # Average cosine distance under which messages count as one topic, and the similarity to its centre a
-# message needs to stay in the topic. Chosen with scripts/bench_discovery.py on BANKING77 train (10 intents
+# message needs to stay in the topic. Chosen with scripts/bench/bench_discovery.py on BANKING77 train (10 intents
 # removed from the demo folder, their messages fed as unmatched traffic): purity 0.70-0.73 at 0.60/0.60,
 # which still keeps 15 of 20 paraphrases of one broad topic (tests/insights/test_discovery.py) in one
 # draft; tighter splits such a topic into several drafts. Figures: docs/evaluation.md#discovery.

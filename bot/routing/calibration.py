@@ -71,7 +71,7 @@ def base_model_id(model_id: str) -> str:
 def same_model(fitted_for: str, model_id: str) -> bool:
     """Whether a calibration fitted for `fitted_for` applies to `model_id`: the same model on any backend
     (torch, or its ONNX exports, whose vectors agree with torch's to 0.99 cosine or better, see
-    tests/test_encoders.py), so a folder routes alike on every backend, whichever one calibrated it."""
+    tests/routing/test_encoders.py), so a folder routes alike on every backend, whichever one calibrated it."""
     return base_model_id(fitted_for) == base_model_id(model_id)
 
 

@@ -200,7 +200,7 @@ class Engine:
         if calibration is None and settings.self_calibrate:
             # A self-trained model's cross-fit covers the YAML texts it was trained on, never learned
             # examples: with one, fit on the YAML intents (learned examples only add vectors the promise
-            # did not count on) rather than fall back to the factor correction the cross-fit replaced
+            # did not count on) rather than fall back to bias factors, which do not transfer across domains
             evidence = Evidence.of(settings.model, base)
             fit_on = state
             if evidence.cross_fit is not None and intents.version != base.version:

@@ -93,7 +93,7 @@ def choose_point(
     that accepts the fewest out-of-scope pseudo-queries; if none reaches it, the most precise.
 
     Many points answer about as many in-scope messages (a threshold can stand in for a margin), and
-    with no out-of-scope traffic expected (`BOT_OOS_RATE=0`) the choice between them was arbitrary: on
+    with no out-of-scope traffic expected (`BOT_OOS_RATE=0`) the choice between them is arbitrary: on
     one folder a threshold of 0.05 with a margin, accepting most off-topic messages, on another a real
     threshold. Giving up at most `tolerance` of the in-scope answers for the refusals costs little and
     makes the point refuse what it can.

@@ -210,8 +210,8 @@ def build_state(
     texts, owners_list = intent_texts(intents)
     vectors = encoder.encode(texts, progress=progress)
     embedded = encoder.last_misses
-    # An FAQ question asked word for word must find its entry: embedded with its long answer the question
-    # matched at 0.15-0.89 and lost to intents; the question alone is a second vector of the passage.
+    # An FAQ question asked word for word must find its entry: against the passage embedded with its long
+    # answer it scores 0.15-0.89 and loses to intents, so the question alone is a second vector of it.
     knowledge_texts, knowledge_owner_list = [], []
     for position, passage in enumerate(passages):
         for text in dict.fromkeys((passage.title, passage.embed_text)):

@@ -118,7 +118,7 @@ class ConversationState(Protocol):
 class NewConversation:
     """A conversation a batch creates: plain attributes, inserted as a row by one bulk statement.
 
-    Not an ORM object: building and dumping a `Conversation` cost about 80 us per new conversation on
+    Not an ORM object: building and dumping a `Conversation` costs about 80 us per new conversation on
     the writer thread; this holds the same columns with the model's defaults.
     """
 

@@ -130,7 +130,7 @@ def length_groups(lengths: Sequence[int], *, most: int = 16, slack: float = 1.25
     """Positions grouped by similar token length, each group to be run as one padded batch.
 
     Padding a batch to its longest text costs as much as real tokens: a batch of 32 chat messages of
-    mixed length took twice the CPU per message of single messages. Sorted groups whose longest text
+    mixed length takes twice the CPU per message of single messages. Sorted groups whose longest text
     is at most `slack` times (plus two tokens) the shortest keep the waste small (measured: 1.3 ms
     instead of 2.9 ms per message, int8 MiniLM, 2-core CPU).
     """
