@@ -20,6 +20,15 @@ NAME_PATTERN = r"^[a-z0-9_]+$"
 # live in the folder but are not intent files: fitted calibration (bot calibrate), anger phrases (bot.content.tone)
 RESERVED_FILES = frozenset({"calibration.yaml", "tone.yaml"})
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+# Folder size limits (issue #26): far above any real business, low enough that the self-training's
+# cost and an engine's memory stay bounded (docs/evaluation.md "Bounded self-training (#26)"). A
+# customer message is a sentence or two; BANKING77's longest is 433 characters, its 77 intents have
+# 10,003 training messages in all, and a bank's or a shop's intents number in the hundreds.
+MAX_INTENTS = 2000
+MAX_EXAMPLES_PER_INTENT = 200
+MAX_EXAMPLES = 10_000  # in the whole folder
+MAX_EXAMPLE_CHARS = 1000
+ExampleStr = Annotated[StrictStr, Field(min_length=1, max_length=MAX_EXAMPLE_CHARS)]
 
 
 class IntentSpec(BaseModel):
@@ -30,7 +39,7 @@ class IntentSpec(BaseModel):
     name: Annotated[StrictStr, Field(pattern=NAME_PATTERN, max_length=100)]
     description: NonEmptyStr
     title: NonEmptyStr | None = None
-    examples: tuple[NonEmptyStr, ...] = ()
+    examples: Annotated[tuple[ExampleStr, ...], Field(max_length=MAX_EXAMPLES_PER_INTENT)] = ()
     answer: StrictStr | None = None
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     handoff: StrictBool = False
@@ -148,6 +157,11 @@ def _describe(error: dict[str, Any]) -> str:
         return f"'{where}' must use only lowercase letters, digits and underscores, got {excerpt(error['input'])}"
     if kind == "string_too_short":
         return f"'{where}' must not be empty"
+    if kind == "too_long":  # a list with too many items
+        limit = error.get("ctx", {}).get("max_length")
+        return (
+            f"'{where}' has {error['ctx']['actual_length']:,} items; at most {limit:,} are allowed per intent"
+        )
     if kind in ("tuple_type", "list_type"):  # YAML has lists, not tuples
         return f'\'{where}\' must be a list (like ["one", "two"]), got {excerpt(error["input"])}'
     if kind == "model_type":
@@ -187,6 +201,29 @@ def _load_file(path: Path) -> list[Intent]:
     return intents
 
 
+def check_folder_size(intents: list[Intent]) -> None:
+    """Raise `IntentFileError` at the first intent past the folder limits (MAX_INTENTS, MAX_EXAMPLES)."""
+    if len(intents) > MAX_INTENTS:
+        extra = intents[MAX_INTENTS]
+        raise IntentFileError(
+            extra.path,
+            extra.line,
+            f"the folder has {len(intents):,} intents, at most {MAX_INTENTS:,} are allowed ('{extra.name}' is "
+            "the first past the limit): merge intents that share an answer",
+        )
+    total = 0
+    for intent in intents:
+        total += len(intent.spec.examples)
+        if total > MAX_EXAMPLES:
+            raise IntentFileError(
+                intent.path,
+                intent.line,
+                f"'examples' of '{intent.name}' take the folder past {MAX_EXAMPLES:,} examples in all, the "
+                f"most allowed (the folder has {sum(len(i.spec.examples) for i in intents):,}): keep the "
+                "clearest few per intent",
+            )
+
+
 def intent_files(folder: Path) -> list[Path]:
     """The intent files of a folder, sorted, without reserved files such as calibration.yaml."""
     files = [*folder.glob("*.yaml"), *folder.glob("*.yml")]
@@ -218,4 +255,5 @@ def load_intents(folder: Path | str) -> IntentSet:
             ordered.append(intent)
     if not ordered:
         raise IntentFileError(folder, None, "the intent files define no intents")
+    check_folder_size(ordered)
     return IntentSet(intents=tuple(ordered), version=content_hash(i.spec for i in ordered))

@@ -1,0 +1,160 @@
+"""Time to a folder's trained model: the whole background job `bot serve` starts (the model, its cross-fit
+fold models and the ONNX int8 export), against the folder's size, with and without the cap.
+
+    python scripts/bench/bench_training_time.py run demo f150 hwu64 s2000x4 [--runs 2] [--threads 2]
+                                                [--code DIR --label uncapped] [--results FILE]
+    python scripts/bench/bench_training_time.py plot [--results FILE] [--out docs/plots/training_time.png]
+
+`run` times `python -m bot.tuning.self_training FOLDER bundled CACHE THREADS --progress-json --export
+onnx-int8` (the child bot.runtime.training starts, without --nice and --parent) in a fresh cache, so each
+run trains from scratch, and appends one JSON line per run to --results (default
+docs/plots/training_time.jsonl): folder, texts, seconds to each phase, total. `--code DIR` runs another
+checkout's bot package (e.g. `git archive 694dff0 | tar -x -C /tmp/base`: the uncapped training before
+#26 item 5). Folders: demo (intents/ without calibration.yaml), f150 (make_folders.py f150), hwu64
+(scripts/bench/hwu64/intents), sNxK (N synthetic intents of K examples). `plot` draws seconds against
+texts per label, medians of the runs, with the goals (90 s, 5 min). Timings on a shared machine are noisy:
+the load average is recorded with each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import make_folders  # beside this script
+
+from bot.content.intents import load_intents
+from bot.routing.state import intent_texts
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "docs" / "plots" / "training_time.jsonl"
+
+
+def folder(name: str, scratch: Path) -> Path:
+    """The intents folder called `name` (made under `scratch` when it is generated)."""
+    if name == "hwu64":
+        return ROOT / "scripts" / "bench" / "hwu64" / "intents"
+    out = scratch / name
+    if name == "demo":
+        make_folders.demo(out)
+    elif name == "f150":
+        make_folders.f150(out)
+    elif match := re.fullmatch(r"s(\d+)x(\d+)", name):
+        make_folders.synthetic(out, int(match.group(1)), int(match.group(2)))
+    else:
+        raise SystemExit(f"unknown folder {name!r}: demo, f150, hwu64 or sNxK")
+    return out
+
+
+def time_job(path: Path, threads: int, code: Path | None) -> dict[str, object]:
+    """One run of the child job in a fresh cache: seconds to each phase and in all."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    with tempfile.TemporaryDirectory(prefix="train-time-") as cache:
+        command = [
+            sys.executable,
+            "-m",
+            "bot.tuning.self_training",
+            str(path),
+            "bundled",
+            cache,
+            str(threads),
+        ]
+        command += ["--progress-json", "--export", "onnx-int8"]
+        started = time.monotonic()
+        phases: dict[str, float] = {}
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=code or ROOT) as child:
+            assert child.stdout is not None
+            for line in child.stdout:
+                phase = str(json.loads(line)["phase"])
+                phases.setdefault(phase, round(time.monotonic() - started, 1))
+        if child.returncode != 0:
+            raise SystemExit(f"training {path} failed (exit {child.returncode})")
+        return {"phases": phases, "seconds": round(time.monotonic() - started, 1)}
+
+
+def run(args: argparse.Namespace) -> None:
+    """Time each folder `--runs` times and append the results."""
+    scratch = Path(tempfile.mkdtemp(prefix="train-folders-"))
+    for name in args.folders:
+        path = folder(name, scratch)
+        intents = load_intents(path)
+        texts = len(intent_texts(intents)[0])
+        for number in range(args.runs):
+            load = os.getloadavg()[0]
+            result = time_job(path, args.threads, args.code)
+            row = {"label": args.label, "folder": name, "intents": len(intents.intents), "texts": texts}
+            row |= {"threads": args.threads, "run": number, "load": round(load, 2), **result}
+            print(json.dumps(row), flush=True)
+            with args.results.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+
+
+def plot(args: argparse.Namespace) -> None:
+    """Median seconds against texts, one line per label (2-thread runs only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in args.results.read_text(encoding="utf-8").splitlines() if line]
+    series: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    names: dict[int, str] = {}
+    for row in rows:
+        if row["threads"] == args.threads:
+            series[row["label"]][row["texts"]].append(row["seconds"])
+            names[row["texts"]] = row["folder"]
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for label, points in sorted(series.items()):
+        xs = sorted(points)
+        ys = [statistics.median(points[x]) for x in xs]
+        axes.plot(xs, ys, marker="o", label=label)
+        for x, y in zip(xs, ys, strict=True):
+            axes.annotate(names[x], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    axes.axhline(90, color="grey", linestyle=":", linewidth=1)
+    axes.axhline(300, color="grey", linestyle="--", linewidth=1)
+    axes.text(axes.get_xlim()[0], 92, " 90 s goal (demo, 150 intents)", fontsize=7, color="grey")
+    axes.text(axes.get_xlim()[0], 302, " 5 min goal (any folder)", fontsize=7, color="grey")
+    axes.set_xscale("log")
+    axes.set_xlabel("texts in the folder (names, titles, descriptions, examples)")
+    axes.set_ylabel("seconds to the trained model (median)")
+    axes.set_title(f"Self-training job: model + 2 cross-fit models + ONNX export, {args.threads} threads")
+    axes.legend()
+    figure.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(args.out, dpi=120)
+    print(f"wrote {args.out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    timing = commands.add_parser("run")
+    timing.add_argument("folders", nargs="+")
+    timing.add_argument("--runs", type=int, default=2)
+    timing.add_argument("--threads", type=int, default=2)
+    timing.add_argument("--code", type=Path, help="a checkout whose bot package to run instead")
+    timing.add_argument("--label", default="capped")
+    timing.add_argument("--results", type=Path, default=RESULTS)
+    drawing = commands.add_parser("plot")
+    drawing.add_argument("--results", type=Path, default=RESULTS)
+    drawing.add_argument("--threads", type=int, default=2)
+    drawing.add_argument("--out", type=Path, default=ROOT / "docs" / "plots" / "training_time.png")
+    args = parser.parse_args()
+    run(args) if args.command == "run" else plot(args)
+
+
+if __name__ == "__main__":
+    main()
