@@ -234,6 +234,14 @@ def test_stats_page_shows_charts_and_discovered_topics(
     measured = browser.find_element(By.ID, "op-measured").text
     assert f"of {point['reviewed']} reviewed decision" in measured and point["reviewed"] > 0
     assert point["calibration_id"] in panel.text
+    # the Model panel: a test app is given its engine, so no training runs and the configured model routes
+    ready = httpx.get(f"{server.url}/readyz").json()
+    model = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#model-panel[data-loaded]"))
+    assert (model.get_attribute("data-kind"), model.get_attribute("data-training")) == ("configured", "idle")
+    assert browser.find_element(By.ID, "model-kind").text == "Configured model"
+    assert browser.find_element(By.ID, "model-id").text == ready["model"]
+    assert browser.find_element(By.ID, "model-point").text == ready["operating_point"]
+    assert not browser.find_element(By.ID, "model-training").is_displayed()
     clusters = browser.find_elements(By.CSS_SELECTOR, "#clusters .cluster")
     assert clusters and any(
         w in clusters[0].find_element(By.TAG_NAME, "h3").text for w in ("bitcoin", "crypto", "buy")

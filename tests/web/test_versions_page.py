@@ -52,6 +52,10 @@ def test_versions_page_diffs_an_old_version_and_rolls_back_to_it(
     assert "live" in browser.find_element(By.ID, "v-2").get_attribute("class")
     summary = browser.find_element(By.CSS_SELECTOR, "#v-2 td.summary").text
     assert summary == "changed card_delivery_estimate (description), exchange_rate (description)"
+    model = browser.find_element(By.ID, "model-panel")
+    wait.until(lambda d: model.get_attribute("data-loaded") == "true")
+    assert model.get_attribute("data-kind") == "configured"  # a given engine: no self-training
+    assert browser.find_element(By.ID, "model-kind").text == "Configured model"
 
     browser.find_element(By.CSS_SELECTOR, '[data-diff="1"]').click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-groups .group"))
@@ -66,7 +70,12 @@ def test_versions_page_diffs_an_old_version_and_rolls_back_to_it(
     }
     assert examples == {e["text"] for g in expected["groups"] for e in g["examples"]}
     assert layout_problems(browser, header=".topbar") == []
+    height, chrome = browser.execute_script(
+        "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]"
+    )
+    browser.set_window_size(1280, height + chrome)  # the Model panel, the versions and the whole diff
     screenshot(browser, "versions")
+    browser.set_window_size(1280, 900)
 
     # shadow version 1 behind live version 2: the same messages again, compared on the page
     browser.find_element(By.CSS_SELECTOR, '[data-shadow="1"]').click()

@@ -1,4 +1,5 @@
-// Shared by the review and stats pages: the analyst key, API calls, small DOM helpers. No build step.
+// Shared by the analyst pages (review, stats, versions): the analyst key, API calls, small DOM helpers, and
+// the Model panel of the stats and versions pages. No build step.
 "use strict";
 
 const KEY_STORAGE = "bot.analystKey"; // sessionStorage: the key dies with the tab, never persisted to disk
@@ -115,3 +116,109 @@ function setUpKeyButton() {
 
 const ROUTES = ["answer", "clarify", "retrieve", "handoff"];
 const ROUTE_COLORS = { answer: "#2f9e44", clarify: "#e67700", retrieve: "#1c7ed6", handoff: "#d6336c" };
+
+// -- the Model panel (stats and versions pages): which model routes now, and the background training ----
+// It reads GET /readyz (no key: a probe's answer, 503 while the process loads) of the process that
+// answered, every few seconds while a training runs or the process loads, every half minute otherwise.
+
+const MODEL_POLL_BUSY_MS = 3000;
+const MODEL_POLL_IDLE_MS = 30000;
+const MODEL_KINDS = {
+  "self-trained": "Self-trained on this folder",
+  interim: "Interim: stock model until trained",
+  configured: "Configured model",
+};
+
+// 42 s, 3 min 05 s, 1 h 12 min
+function duration(seconds) {
+  const total = Math.max(0, Math.round(seconds));
+  if (total < 60) return `${total} s`;
+  const minutes = Math.floor(total / 60);
+  if (minutes < 60) return `${minutes} min ${String(total % 60).padStart(2, "0")} s`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+
+// The panel's parts, built once: polling only changes texts, so screen readers hear a change once.
+function modelPanelParts(body) {
+  const item = (label, id) =>
+    h("div", { class: "op-item" }, h("div", { class: "label" }, label), h("div", { class: "value model-value", id }));
+  const parts = {
+    kind: item("Kind", "model-kind"),
+    id: item("Id", "model-id"),
+    point: item("Operating point", "model-point"),
+    note: h("p", { class: "model-note", id: "model-note" }),
+    training: h("div", { class: "model-training", id: "model-training", hidden: true }),
+    progress: h("progress", { id: "training-progress", max: "1", value: "0" }),
+    phase: h("label", { for: "training-progress", id: "training-phase" }),
+    percent: h("span", { class: "num", id: "training-percent" }),
+    times: h("p", { class: "training-times", id: "training-times" }),
+    outcome: h("p", { class: "training-outcome", id: "training-outcome", hidden: true }),
+  };
+  parts.kind.querySelector(".value").setAttribute("aria-live", "polite");
+  parts.training.append(parts.phase, h("div", { class: "training-bar" }, parts.progress, parts.percent), parts.times);
+  parts.outcome.setAttribute("aria-live", "polite");
+  body.replaceChildren(h("div", { class: "op-row" }, parts.kind, parts.id, parts.point), parts.note, parts.training, parts.outcome);
+  return parts;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+// What /readyz says, in words. Every value goes in as text, never as markup.
+function showModel(panel, parts, ready) {
+  const training = ready.training || { state: "idle" };
+  panel.dataset.kind = ready.model_kind || "loading";
+  panel.dataset.training = training.state;
+  const loading = ready.error ? "Not routing: loading failed" : "Loading: not routing yet";
+  setText(parts.kind.querySelector(".value"), ready.model_kind ? MODEL_KINDS[ready.model_kind] : loading);
+  setText(parts.id.querySelector(".value"), ready.model || "–");
+  setText(parts.point.querySelector(".value"), ready.operating_point || "–");
+  const version = ready.intents_version ? ` Intents version ${ready.intents_version} (${ready.intents} intents).` : "";
+  setText(parts.note, ready.error ? `Why: ${ready.error}` : `${ready.model_note ? `${ready.model_note[0].toUpperCase()}${ready.model_note.slice(1)}.` : ""}${version}`);
+  const running = training.state === "running";
+  parts.training.hidden = !running;
+  if (running) {
+    setText(parts.phase, `Training this folder's model: ${training.phase || "starting"}`);
+    parts.progress.value = training.progress;
+    setText(parts.percent, pct(training.progress));
+    const left = training.eta_seconds === null || training.eta_seconds === undefined
+      ? "time left not known yet"
+      : `about ${duration(training.eta_seconds)} left`;
+    setText(parts.times, `${duration(training.seconds)} so far · ${left}`);
+  }
+  const outcomes = {
+    ready: `The folder's model was trained in ${duration(training.seconds)}${training.intents_version ? ` (intents ${training.intents_version})` : ""}.`,
+    failed: `Training failed after ${duration(training.seconds)}: ${training.error || "no reason given"}. The stock model keeps routing.`,
+    cancelled: "The last training was cancelled: a newer folder version replaced it.",
+  };
+  parts.outcome.hidden = !(training.state in outcomes);
+  parts.outcome.classList.toggle("error", training.state === "failed");
+  setText(parts.outcome, outcomes[training.state] || "");
+  return running || !ready.ready;
+}
+
+// Fills the page's #model-panel and keeps it current; a switch of model (a training done) is said in a toast.
+function watchModel() {
+  const panel = document.getElementById("model-panel");
+  if (!panel) return;
+  const parts = modelPanelParts(panel.querySelector(".model-body"));
+  let model = null;
+  const poll = async () => {
+    let busy = true;
+    try {
+      const response = await fetch("/readyz", { headers: { Accept: "application/json" }, cache: "no-store" });
+      const ready = await response.json();
+      busy = showModel(panel, parts, ready);
+      if (model !== null && ready.model && ready.model !== model) toast(`Now routing with ${ready.model} (${MODEL_KINDS[ready.model_kind]}).`);
+      model = ready.model || model;
+      panel.dataset.loaded = "true"; // page tests wait for this
+    } catch (error) {
+      setText(parts.note, `The server did not answer (${error.message}); asking again shortly.`);
+    }
+    setTimeout(later, busy ? MODEL_POLL_BUSY_MS : MODEL_POLL_IDLE_MS);
+  };
+  // a tab in the background asks again once it is shown
+  const later = () => (document.hidden ? document.addEventListener("visibilitychange", later, { once: true }) : poll());
+  poll();
+}

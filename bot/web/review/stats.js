@@ -284,6 +284,7 @@ async function load() {
 }
 
 setUpKeyButton();
+watchModel();
 $("days").addEventListener("change", () => {
   delete document.body.dataset.ready;
   load().catch((error) => toast(error.message, true));

@@ -179,6 +179,7 @@ $("folder-form").addEventListener("submit", (event) => {
   if (folder) runDiff({ intents_dir: folder }, folder);
 });
 setUpKeyButton();
+watchModel();
 Promise.all([loadVersions(), loadShadow()])
   .then(() => (document.body.dataset.ready = "true")) // page tests wait for this
   .catch((error) => toast(error.message, true));
