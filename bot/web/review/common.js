@@ -207,7 +207,11 @@ function watchModel() {
   const poll = async () => {
     let busy = true;
     try {
-      const response = await fetch("/readyz", { headers: { Accept: "application/json" }, cache: "no-store" });
+      // /readyz needs no key; with the page's key the polls count against the key's rate limit, not the
+      // analyst's address (shared with customers behind the same office address)
+      const key = sessionStorage.getItem(KEY_STORAGE);
+      const headers = key ? { Accept: "application/json", Authorization: `Bearer ${key}` } : { Accept: "application/json" };
+      const response = await fetch("/readyz", { headers, cache: "no-store" });
       const ready = await response.json();
       busy = showModel(panel, parts, ready);
       if (model !== null && ready.model && ready.model !== model) toast(`Now routing with ${ready.model} (${MODEL_KINDS[ready.model_kind]}).`);
