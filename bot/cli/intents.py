@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -23,6 +23,9 @@ from bot.cli.app import (
 from bot.config import Settings
 from bot.routing.engine import Engine
 from bot.routing.policy import Decision
+
+if TYPE_CHECKING:
+    from bot.content.intents import IntentSet
 
 
 @command()
@@ -51,7 +54,41 @@ def check(
         f"{len(passages)} knowledge passages; version {intent_set.version}"
     )
     if not syntax_only:
+        out.print(training_plan(settings, intent_set), markup=False)
         expectations(settings, pairs)
+
+
+def training_plan(settings: Settings, intent_set: IntentSet) -> str:
+    """What self-training will do for this folder version and about how long it takes, said before
+    anything heavy loads (no torch here: the cache and the calibration file only)."""
+    from bot.tuning.recipe import FOLD_STEPS, MODEL_STEPS, estimate_seconds
+    from bot.tuning.self_training import applies, plan
+
+    if not settings.self_train:
+        return "self-training: off (BOT_SELF_TRAIN=false); routing with the configured model"
+    if not applies(settings):
+        return (
+            "self-training: does not apply (the model is not the bundled one, or calibration.yaml was fitted "
+            "on the stock model); routing with the configured model"
+        )
+    found = plan(settings, intent_set)
+    if found.train_into is None and found.model == settings.model:
+        return "self-training: too few texts to train on (it needs two intents with two texts each)"
+    if found.train_into is None:
+        return f"self-training: the trained model of this folder version is in the cache ({found.model})"
+    seconds = estimate_seconds(found.texts, settings.torch_threads, len(intent_set.intents))
+    threads = settings.torch_threads
+    return (
+        "self-training applies: this folder version has no trained model yet; `bot serve` routes with the "
+        f"stock model at once and trains in the background, about {_duration(seconds)} for {found.texts:,} "
+        f"texts on {threads} thread{'s' if threads != 1 else ''} (BOT_TORCH_THREADS; cap: {MODEL_STEPS} "
+        f"steps for the model, {FOLD_STEPS} for each cross-fit model). `bot check` itself does not train."
+    )
+
+
+def _duration(seconds: float) -> str:
+    """'70 s' or '4 min', rounded as an estimate should be."""
+    return f"{round(seconds / 10) * 10:.0f} s" if seconds < 120 else f"{round(seconds / 60):.0f} min"
 
 
 def expectations(settings: Settings, limit: int) -> None:

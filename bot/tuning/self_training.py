@@ -34,9 +34,11 @@ from bot.config import Settings
 from bot.content.intents import IntentSet, load_intents
 from bot.routing.calibration import content_id, load_calibration
 from bot.routing.cross_fit import FOLDS, CrossFit, example_folds, texts_key
+from bot.routing.encoders.model_folder import FINGERPRINT_FILE, model_fingerprint
 from bot.routing.pseudo_queries import SELF_TRAINING_FILE
 from bot.routing.self_calibration import can_fit
 from bot.routing.state import intent_texts
+from bot.tuning.recipe import estimate_seconds, fold_config, recipe_key, training_config
 from bot.tuning.training import (
     TrainingConfig,
     TrainingError,
@@ -46,16 +48,18 @@ from bot.tuning.training import (
     train_network,
 )
 
+__all__ = ["estimate_seconds"]  # the job's expected duration (bot check, /readyz), in bot.tuning.recipe
+
 log = logging.getLogger(__name__)
 
-# part of the cache key: a changed recipe trains every folder once more (2: with a cross-fit)
-RECIPE = "self-train-2"
+# part of the cache key: a changed recipe trains every folder once more (2: with a cross-fit; 3: capped)
+RECIPE = "self-train-3"
 
 
 def self_trained_path(settings: Settings, intents: IntentSet) -> Path:
     """Where the model trained on exactly these texts (names, titles, descriptions, examples) lives."""
     texts, owners = intent_texts(intents)
-    key = content_id({"recipe": RECIPE, "base": settings.model, "texts": texts, "owners": owners})
+    key = content_id({**recipe_key(RECIPE), "base": settings.model, "texts": texts, "owners": owners})
     return Path(settings.cache_dir) / "models" / f"self-{key}"
 
 
@@ -171,7 +175,7 @@ def job_steps(intents: IntentSet, config: TrainingConfig) -> int:
     folds = example_folds(intents)
     steps = planned_steps(len(texts), config)
     if can_fit(len(intents.intents), np.asarray(owners)[folds >= 0]):
-        steps += sum(planned_steps(int(np.sum(folds != fold)), config) for fold in range(FOLDS))
+        steps += sum(planned_steps(int(np.sum(folds != fold)), fold_config(config)) for fold in range(FOLDS))
     return steps
 
 
@@ -208,7 +212,7 @@ def _train(
     settings: Settings, intents: IntentSet, path: Path, emit: Callable[[dict[str, object]], None] | None
 ) -> Path | None:
     texts, _ = intent_texts(intents)
-    config = TrainingConfig(threads=settings.torch_threads, progress=emit is None)
+    config = training_config(settings.torch_threads, progress=emit is None)
     progress = JobProgress(job_steps(intents, config), emit)
     if emit is None:
         sys.stderr.write(
@@ -235,6 +239,9 @@ def _train(
         "cross_fit": folds is not None,
     }
     (partial / SELF_TRAINING_FILE).write_text(json.dumps(marker), encoding="utf-8")
+    # the id it has under its final name, recorded: replicas that unpack it without the weights say the same
+    fingerprint = model_fingerprint(partial, name=path.name)
+    (partial / FINGERPRINT_FILE).write_text(fingerprint, encoding="utf-8")
     if path.exists() and not is_trained(path):  # left by a release that trained in place and crashed
         shutil.rmtree(path, ignore_errors=True)
     try:
@@ -294,7 +301,7 @@ def cross_fit(
         train_network(
             encoder.model,
             groups,
-            config,
+            fold_config(config),
             description=f"cross-fit model {fold + 1}/{FOLDS}",
             on_step=progress.step if progress is not None else None,
         )
@@ -318,6 +325,9 @@ def main(argv: list[str] | None = None) -> None:
         "--export", choices=["onnx", "onnx-int8"], help="also export the trained model for this backend"
     )
     parser.add_argument("--parent", type=int, help="exit when the process with this id is gone")
+    parser.add_argument(
+        "--into", type=Path, help="the model folder to write (the caller's `self_trained_path`); checked"
+    )
     args = parser.parse_args(argv)
     if args.parent:
         follow_parent(args.parent)
@@ -333,7 +343,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
 
     progress = emit if args.progress_json else None
-    path = self_trained_model(child, load_intents(child.intents_dir), progress)
+    intents = load_intents(child.intents_dir)
+    if args.into is not None and args.into != self_trained_path(child, intents):
+        # the caller runs other code (an upgrade between its start and ours): its model would never appear
+        sys.exit(f"the caller expects {args.into}, this code trains {self_trained_path(child, intents)}")
+    path = self_trained_model(child, intents, progress)
     if path is not None and args.export:
         export_for_serving(path, child.cache_dir, quantized=args.export == "onnx-int8", emit=progress)
 

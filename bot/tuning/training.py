@@ -51,6 +51,17 @@ class TrainingConfig:
     seed: int = 0
     threads: int = 2
     progress: bool = True
+    # The cap, so a training's cost stops growing with the folder (issue #26; why these knobs and how the
+    # values self-training uses were chosen on BANKING77 train: docs/evaluation.md "Bounded
+    # self-training (#26)"). 0 / False: no cap, `bot train`'s default (a user asked for that training and
+    # watches it); `bot.tuning.self_training.SELF_TRAINING` sets them.
+    max_steps: int = 0  # at most this many steps in all: fewer steps per epoch, the same epochs
+    prototype_texts: int = (
+        0  # intent prototypes (mining, the intent vectors' start) from each intent's first N texts
+    )
+    mine_from_vectors: bool = False  # after the first epoch, mine neighbours from the learned intent
+    # vectors instead of encoding every text again (a full encode per epoch costs more than the steps
+    # on a big folder)
 
 
 @dataclass(frozen=True)
@@ -98,10 +109,13 @@ def intent_groups(intents: IntentSet) -> list[list[str]]:
     return groups
 
 
-def _prototypes(network: Any, groups: list[list[str]]) -> np.ndarray:
-    """Each intent's normalised mean vector under the current model."""
+def _prototypes(network: Any, groups: list[list[str]], per_intent: int = 0) -> np.ndarray:
+    """Each intent's normalised mean vector under the current model (of its first `per_intent` texts, or
+    all with 0)."""
     import torch
 
+    if per_intent > 0:
+        groups = [group[:per_intent] for group in groups]
     texts = [text for group in groups for text in group]
     owners = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
     with torch.no_grad():
@@ -164,8 +178,71 @@ def margin_loss(embeddings: Any, labels: Any, intent_vectors: Any, scale: float,
 
 def planned_steps(texts: int, config: TrainingConfig) -> int:
     """How many steps `train_network` takes on `texts` texts: a few epochs of batches of
-    `intents_per_batch` x `texts_per_intent`."""
-    return config.epochs * max(1, math.ceil(texts / (config.intents_per_batch * config.texts_per_intent)))
+    `intents_per_batch` x `texts_per_intent`, at most `max_steps` in all when that is set."""
+    per_epoch = max(1, math.ceil(texts / (config.intents_per_batch * config.texts_per_intent)))
+    if config.max_steps > 0:
+        per_epoch = min(per_epoch, max(1, config.max_steps // config.epochs))
+    return config.epochs * per_epoch
+
+
+@dataclass
+class _Optimisation:
+    """What one training updates: the network through `optimiser`, and one learned vector per intent."""
+
+    optimiser: Any
+    schedule: Any
+    intent_vectors: Any  # None without the margin loss
+
+
+def _optimisation(network: Any, prototypes: np.ndarray, config: TrainingConfig, steps: int) -> _Optimisation:
+    """AdamW over the network (and the intent vectors, started at the prototypes), warm-up then linear decay."""
+    import torch
+
+    groups_to_learn: list[dict[str, Any]] = [{"params": network.parameters(), "lr": config.learning_rate}]
+    intent_vectors = None
+    if config.margin_weight > 0:  # one learned vector per intent, starting at its prototype
+        intent_vectors = torch.nn.Parameter(torch.from_numpy(prototypes.copy()))
+        groups_to_learn.append({"params": [intent_vectors], "lr": config.intent_vector_learning_rate})
+    optimiser = torch.optim.AdamW(groups_to_learn, weight_decay=0.01)
+    warmup = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup)))
+    )
+    return _Optimisation(optimiser, schedule, intent_vectors)
+
+
+def _step(network: Any, batch: list[tuple[str, int]], run: _Optimisation, config: TrainingConfig) -> float:
+    """One update on one batch; the loss."""
+    import torch
+
+    preprocess = getattr(network, "preprocess", None) or network.tokenize  # `tokenize`: older releases
+    features = preprocess([text for text, _ in batch])
+    embeddings = network(dict(features))["sentence_embedding"]
+    labels = torch.tensor([label for _, label in batch])
+    loss = config.contrastive_weight * contrastive_loss(embeddings, labels, config.scale)
+    if run.intent_vectors is not None:
+        loss = loss + config.margin_weight * margin_loss(
+            embeddings, labels, run.intent_vectors, config.margin_scale, config.margin
+        )
+    run.optimiser.zero_grad()
+    loss.backward()
+    run.optimiser.step()
+    run.schedule.step()
+    return float(loss.item())
+
+
+def _mining_neighbours(
+    network: Any, groups: list[list[str]], config: TrainingConfig, run: _Optimisation
+) -> np.ndarray | None:
+    """Each intent's nearest intents for this epoch's hard batches: from the intent vectors learned so
+    far (`mine_from_vectors`) or from the folder encoded again; None without hard batches."""
+    if config.hard_share <= 0:
+        return None
+    if config.mine_from_vectors and run.intent_vectors is not None:
+        vectors = run.intent_vectors.detach().numpy()
+        return _neighbours(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9))
+    network.eval()
+    return _neighbours(_prototypes(network, groups, config.prototype_texts))
 
 
 def train_network(
@@ -187,40 +264,20 @@ def train_network(
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     steps = planned_steps(sum(len(g) for g in groups), config)
-    per_epoch = steps // config.epochs
-    groups_to_learn: list[dict[str, Any]] = [{"params": network.parameters(), "lr": config.learning_rate}]
-    intent_vectors = None
-    if config.margin_weight > 0:  # one learned vector per intent, starting at its prototype
-        intent_vectors = torch.nn.Parameter(torch.from_numpy(_prototypes(network, groups)))
-        groups_to_learn.append({"params": [intent_vectors], "lr": config.intent_vector_learning_rate})
-    optimiser = torch.optim.AdamW(groups_to_learn, weight_decay=0.01)
-    warmup = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup)))
-    )
-    preprocess = (
-        getattr(network, "preprocess", None) or network.tokenize
-    )  # `tokenize` is deprecated in newer releases
+    network.eval()
+    prototypes = _prototypes(network, groups, config.prototype_texts)  # also the first epoch's mining
+    run = _optimisation(network, prototypes, config, steps)
     bar = tqdm(total=steps, desc=description, unit="step", file=sys.stderr, disable=not config.progress)
     for epoch in range(1, config.epochs + 1):
-        network.eval()
-        neighbours = _neighbours(_prototypes(network, groups)) if config.hard_share > 0 else None
+        neighbours = (
+            _neighbours(prototypes)
+            if epoch == 1 and config.hard_share > 0
+            else _mining_neighbours(network, groups, config, run)
+        )
         network.train()
-        for _ in range(per_epoch):
-            batch = _batch(groups, config, rng, neighbours)
-            features = preprocess([text for text, _ in batch])
-            embeddings = network(dict(features))["sentence_embedding"]
-            labels = torch.tensor([label for _, label in batch])
-            loss = config.contrastive_weight * contrastive_loss(embeddings, labels, config.scale)
-            if intent_vectors is not None:
-                loss = loss + config.margin_weight * margin_loss(
-                    embeddings, labels, intent_vectors, config.margin_scale, config.margin
-                )
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+        for _ in range(steps // config.epochs):
+            loss = _step(network, _batch(groups, config, rng, neighbours), run, config)
+            bar.set_postfix(loss=f"{loss:.3f}")
             bar.update()
             if on_step is not None:
                 on_step()
