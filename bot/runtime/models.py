@@ -3,8 +3,8 @@
 `SelfTrainingPolicy` is the `ModelPolicy` a serving process's `VersionSync` asks before every load (start,
 reload, rollback, a version another replica activated) and tells after it. A folder version whose trained
 model is missing is routed at once with the configured (stock) model, whose self-calibration keeps the
-promise honest, while `BackgroundTrainer` trains it; a version that needs no training cancels a running
-one. Versions are stored under the configured model's id, so a folder is the same version before and
+promise honest, while `ModelShare` finds or trains it (once for all replicas); a version that needs no
+training cancels a running one. Versions are stored under the configured model's id, so a folder is the same version before and
 after its training.
 """
 
@@ -15,16 +15,17 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.routing.encoders import configured_model_id
-from bot.runtime.training import BackgroundTrainer, TrainingRequest
+from bot.runtime.model_share import ModelShare
+from bot.runtime.training import TrainingRequest
 from bot.tuning.self_training import Plan, plan
 
 
 class SelfTrainingPolicy:
     """Picks each folder's model and keeps the background training on the live folder version."""
 
-    def __init__(self, settings: Settings, trainer: BackgroundTrainer) -> None:
+    def __init__(self, settings: Settings, share: ModelShare) -> None:
         self.settings = settings
-        self.trainer = trainer
+        self.share = share
         self.model_id = configured_model_id(settings.model, settings.encoder_backend)
         self.live_plan: Plan | None = None  # what the live folder is routed with, and what trains for it
         self._plans: dict[Path, Plan] = {}
@@ -45,11 +46,9 @@ class SelfTrainingPolicy:
         found = found or plan(self.settings_for(folder))
         self.live_plan = found
         if found.train_into is None:
-            self.trainer.cancel()
+            self.share.cancel()
             return
-        self.trainer.request(
-            TrainingRequest(self.settings_for(folder), found.train_into, found.intents_version)
-        )
+        self.share.want(TrainingRequest(self.settings_for(folder), found.train_into, found.intents_version))
 
     def trained(self, request: TrainingRequest) -> None:
         """The live plan once `request`'s model is in the cache (the swap itself is `VersionSync.use_model`)."""

@@ -33,10 +33,11 @@ from bot.content.intents import load_intents
 from bot.content.knowledge import load_knowledge
 from bot.content.tone import load_tone
 from bot.routing.engine import Engine
+from bot.runtime.model_share import ModelShare
 from bot.runtime.models import SelfTrainingPolicy
 from bot.runtime.shadow import ShadowControl
 from bot.runtime.sync import Poller, SyncTask
-from bot.runtime.training import BackgroundTrainer, TrainingRequest
+from bot.runtime.training import BackgroundTrainer, TrainingRequest, TrainingStatus
 from bot.runtime.watch import FolderWatcher
 from bot.store import versions
 from bot.store.db import make_engine, upgrade
@@ -87,8 +88,9 @@ class Runtime:
         self._watcher: FolderWatcher | None = None
         self.keys = settings.keys_by_role()  # a malformed BOT_API_KEYS fails here, before anything listens
         self.key_names = settings.key_names()
-        self.trainer = BackgroundTrainer(self._trained)
-        self.policy: SelfTrainingPolicy | None = None  # None: the engine was given (tests), no training
+        self.trainer = BackgroundTrainer(self._training_ended)
+        self.share: ModelShare | None = None  # None: the engine was given (tests), no training
+        self.policy: SelfTrainingPolicy | None = None
         self.load_error: str | None = None
         self._ready = threading.Event()
         self._given_engine = engine  # tests share one loaded engine between apps
@@ -153,7 +155,8 @@ class Runtime:
         engine = self._given_engine
         if engine is None:
             check_folder(Path(settings.intents_dir))
-            self.policy = SelfTrainingPolicy(settings, self.trainer)
+            self.share = ModelShare(database, settings, self.trainer, self._use_trained)
+            self.policy = SelfTrainingPolicy(settings, self.share)
             engine = Engine(settings.with_overrides(model=plan(settings).model))
         self._engine = engine
         self._versions = VersionSync(engine, database, settings, self.policy)
@@ -209,8 +212,16 @@ class Runtime:
             self.load_error = f"{exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0]}"
             log.exception("the intents folder could not be loaded; this process will not become ready")
 
-    def _trained(self, request: TrainingRequest) -> None:
-        """A background training finished: route the live folder with it if it is still the one trained."""
+    def training_status(self) -> TrainingStatus:
+        """This process's training, or another replica's of the model this one waits for."""
+        return self.share.status() if self.share is not None else self.trainer.status()
+
+    def _training_ended(self, request: TrainingRequest, status: TrainingStatus) -> None:
+        if self.share is not None:
+            self.share.finished(request, status)
+
+    def _use_trained(self, request: TrainingRequest) -> None:
+        """A trained model is in the cache: route the live folder with it if it is still the one trained."""
         if self.policy is not None:
             self.policy.trained(request)
         if self.versions.use_model(str(request.target), Path(request.settings.intents_dir)):
@@ -244,6 +255,8 @@ class Runtime:
         if seconds > 0:
             tasks.append(SyncTask("learned examples", seconds, _LearnedFollower(self.engine, self.database)))
             tasks.append(SyncTask("intents version", seconds, _VersionFollower(self.versions)))
+        if self.share is not None:  # a model another replica trains is looked for even without the above
+            tasks.append(SyncTask("trained model", seconds or SPOOL_DRAIN_SECONDS, self.share.step))
         return tasks
 
     def _drain_spool(self) -> str | None:

@@ -31,7 +31,7 @@ class Readiness:
 
 def readiness(runtime: Runtime) -> Readiness:
     """The process's state now (cheap: no I/O)."""
-    training = runtime.trainer.status()
+    training = runtime.training_status()
     engine = runtime.engine
     if not runtime.ready or not engine.loaded:
         return Readiness(False, runtime.load_error, None, None, "loading", None, None, None, training)
@@ -56,7 +56,7 @@ def _model_kind(runtime: Runtime, training: TrainingStatus) -> tuple[ModelKind, 
         return "configured", "the configured model (BOT_MODEL); self-training does not apply"
     if plan.interim:
         if training.state == "failed":
-            return "interim", "the stock model: training this folder version failed (see training.error)"
+            return "interim", "the stock model: training this folder version failed, so it keeps routing"
         return (
             "interim",
             "the stock model with its own self-calibration, until this folder's model is trained",

@@ -75,6 +75,8 @@ def child_command(request: TrainingRequest) -> list[str]:
         str(CHILD_PRIORITY),
         "--parent",
         str(os.getpid()),
+        "--into",
+        str(request.target),
         *(["--export", settings.encoder_backend] if settings.encoder_backend != "torch" else []),
     ]
 
@@ -209,10 +211,11 @@ class TrainingJob:
 
 
 class BackgroundTrainer:
-    """At most one training at a time; a request for another folder version cancels the running one."""
+    """At most one training at a time; a request for another folder version cancels the running one.
+    `on_end(request, status)` is told how the running training ended (ready or failed), on its thread."""
 
-    def __init__(self, on_ready: Callable[[TrainingRequest], None]) -> None:
-        self._on_ready = on_ready
+    def __init__(self, on_end: Callable[[TrainingRequest, TrainingStatus], None]) -> None:
+        self._on_end = on_end
         self._lock = threading.Lock()
         self._job: TrainingJob | None = None
         self._last: TrainingStatus = TrainingStatus()
@@ -242,6 +245,12 @@ class BackgroundTrainer:
             self._job = job
         job.start()
 
+    def training(self, target: Path) -> bool:
+        """Whether the running training writes `target`."""
+        with self._lock:
+            job = self._job
+        return job is not None and job.request.target == target
+
     def cancel(self) -> None:
         """Stop the running training, if any (a folder that needs none is live now)."""
         with self._lock:
@@ -269,8 +278,8 @@ class BackgroundTrainer:
             if current:
                 self._job = None
                 self._last = status
-        if current and status.state == "ready":
+        if current:
             try:
-                self._on_ready(job.request)
-            except Exception:  # the model stays in the cache: the next start or reload uses it
-                log.exception("the trained model of intents %s could not be put live", status.intents_version)
+                self._on_end(job.request, status)
+            except Exception:  # a ready model stays in the cache: the next start or reload uses it
+                log.exception("after the training of intents %s: %s", status.intents_version, status.state)

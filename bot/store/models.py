@@ -215,3 +215,33 @@ class ShadowDecision(SQLModel, table=True):
     source: str | None = None
     context_used: bool = False
     created_at: datetime = _timestamp(index=True)
+
+
+class TrainedModel(SQLModel, table=True):
+    """A folder version's self-trained model as replicas share it: what the ONNX backends load (configs,
+    tokenizer, the int8 graph) and the cross-fit, packed, so that one replica trains and every other one
+    unpacks it into its own cache (bot.runtime.model_share). The archive is read only to unpack it."""
+
+    __tablename__ = "trained_model"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=100, unique=True)  # the model folder's name in the cache: self-<content id>
+    intents_version: str = Field(max_length=64)
+    fingerprint: str = Field(max_length=200)  # the model id's base, the same on every replica
+    backend: str = Field(max_length=32)
+    size_bytes: int
+    archive: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    trained_by: str = Field(max_length=200)
+    created_at: datetime = _timestamp()
+
+
+class TrainingLease(SQLModel, table=True):
+    """Which replica trains a folder version's model now: taken by one conditional write, renewed while
+    the training runs, taken over by another replica once it expires (its holder died)."""
+
+    __tablename__ = "training_lease"
+
+    key: str = Field(primary_key=True, max_length=100)
+    holder: str = Field(max_length=200)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = _timestamp()

@@ -252,3 +252,52 @@ def _training_children() -> list[int]:
         if b"bot.tuning.self_training" in command and b"--progress-json" in command:
             found.append(int(entry.name))
     return found
+
+
+def test_two_replicas_with_their_own_caches_train_once_and_both_switch(
+    tmp_path: Path, stock_cache: Path
+) -> None:
+    """On one PostgreSQL, replicas that share no disk: the lease makes one train, the other unpacks the
+    stored model within a sync interval of it being stored, and both name it with the same id."""
+    from tests.api_support import temporary_database
+    from tests.servers import bot_servers
+
+    folder = tmp_path / "intents"
+    write(folder / "home.yaml", HOME)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with temporary_database("postgresql", tmp_path) as url:
+        envs = []
+        for name in ("a", "b"):
+            envs.append(
+                {
+                    **os.environ,
+                    "BOT_SELF_TRAIN": "true",
+                    "BOT_INTENTS_DIR": str(folder),
+                    "BOT_CACHE_DIR": str(copy_cache(stock_cache, tmp_path / f"cache-{name}")),
+                    "BOT_DATABASE_URL": url,
+                    "BOT_TORCH_THREADS": "1",
+                    "BOT_LOG_LEVEL": "INFO",
+                    "BOT_LEARNED_SYNC_SECONDS": "2",
+                }
+            )
+        with bot_servers(tmp_path / "a", envs[0]) as (a,), bot_servers(tmp_path / "b", envs[1]) as (b,):
+            servers = [a, b]
+            switched: dict[str, float] = {}
+
+            def both_switched() -> bool:
+                for server in servers:
+                    if server.url not in switched and ready(server.url)["model_kind"] == "self-trained":
+                        switched[server.url] = time.monotonic()
+                return len(switched) == 2
+
+            wait_for(both_switched, TRAINING_SECONDS, "both replicas' switch")
+            gap = abs(switched[a.url] - switched[b.url])
+            # the other replica looks every 2 s, then unpacks and loads the model (a few seconds)
+            assert gap < 2 + 15, f"the second replica switched {gap:.1f} s after the first"
+            models = {ready(s.url)["model"] for s in servers}
+            logs = [s.log.read_text() for s in servers]
+        trainings = sum(log.count("training the folder's model in the background") for log in logs)
+        assert trainings == 1, logs
+        assert sum("unpacked from the database" in log for log in logs) == 1
+        assert len(models) == 1  # the same model id on both

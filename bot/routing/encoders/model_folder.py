@@ -38,8 +38,17 @@ def resolve_model_path(model: str) -> Path:
     return path
 
 
-def model_fingerprint(path: Path) -> str:
-    """Folder name plus a hash of its configs and weights' sizes and edges: cheap, and changes on retrain."""
+FINGERPRINT_FILE = "fingerprint.txt"  # a model folder's recorded fingerprint (self-trained models)
+
+
+def model_fingerprint(path: Path, name: str | None = None) -> str:
+    """Folder name (or `name`) plus a hash of its configs and weights' sizes and edges: cheap, and changes
+    on retrain. A folder that records its fingerprint (`FINGERPRINT_FILE`, written once when a self-trained
+    model is complete) keeps it: a replica that unpacks only what the ONNX backends need, without the
+    weights, names the model as the replica that trained it."""
+    recorded = path / FINGERPRINT_FILE
+    if recorded.is_file():
+        return recorded.read_text(encoding="utf-8").strip()
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(str(file.relative_to(path)).encode())
@@ -50,7 +59,7 @@ def model_fingerprint(path: Path) -> str:
             if size > 1 << 17:
                 handle.seek(-(1 << 16), os.SEEK_END)
                 digest.update(handle.read())
-    name = "all-MiniLM-L6-v2" if path == bundled_model_path() else path.name
+    name = name or ("all-MiniLM-L6-v2" if path == bundled_model_path() else path.name)
     return f"{name}@{digest.hexdigest()[:12]}"
 
 
