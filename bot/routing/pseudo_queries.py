@@ -110,7 +110,7 @@ class Evidence:
         if self.cross_fit is not None:
             return ", cross-fitted"
         if self.bias is TRAINED_BIAS:
-            return ", self-trained model without a cross-fit for this folder version: restart to retrain"
+            return ", self-trained on another folder version: a server retrains it in the background once this version is live"
         return ""
 
     def query_rows(self, state: RoutingState) -> np.ndarray:

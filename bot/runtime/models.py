@@ -11,6 +11,7 @@ after its training.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from bot.config import Settings
@@ -48,10 +49,14 @@ class SelfTrainingPolicy:
         if found.train_into is None:
             self.share.cancel()
             return
-        self.share.want(TrainingRequest(self.settings_for(folder), found.train_into, found.intents_version))
+        self.share.want(
+            TrainingRequest(
+                self.settings_for(folder), found.train_into, found.intents_version, found.expected_seconds
+            )
+        )
 
     def trained(self, request: TrainingRequest) -> None:
         """The live plan once `request`'s model is in the cache (the swap itself is `VersionSync.use_model`)."""
         live = self.live_plan
         if live is not None and live.train_into == request.target:
-            self.live_plan = Plan(str(request.target), None, live.intents_version, live.texts)
+            self.live_plan = replace(live, model=str(request.target), train_into=None)

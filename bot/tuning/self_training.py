@@ -94,6 +94,15 @@ class Plan:
     train_into: Path | None
     intents_version: str
     texts: int
+    intents: int = 0
+    threads: int = 1  # BOT_TORCH_THREADS, what the training runs with
+
+    @property
+    def expected_seconds(self) -> float | None:
+        """About how long training it takes here (None when nothing is to train)."""
+        if self.train_into is None:
+            return None
+        return estimate_seconds(self.texts, self.threads, self.intents)
 
     @property
     def interim(self) -> bool:
@@ -108,11 +117,13 @@ def plan(settings: Settings, intents: IntentSet | None = None) -> Plan:
     intents = intents or load_intents(settings.intents_dir)
     texts = len(intent_texts(intents)[0])
     if not applies(settings) or not trainable(intents):
-        return Plan(settings.model, None, intents.version, texts)
+        return Plan(
+            settings.model, None, intents.version, texts, len(intents.intents), settings.torch_threads
+        )
     path = self_trained_path(settings, intents)
     if is_trained(path):
-        return Plan(str(path), None, intents.version, texts)
-    return Plan(settings.model, path, intents.version, texts)
+        return Plan(str(path), None, intents.version, texts, len(intents.intents), settings.torch_threads)
+    return Plan(settings.model, path, intents.version, texts, len(intents.intents), settings.torch_threads)
 
 
 def ensure_self_trained(settings: Settings, intents: IntentSet | None = None) -> Settings:
