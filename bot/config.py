@@ -149,6 +149,11 @@ class Settings(BaseSettings):
         le=3600.0,
         description="How often each process checks the database for examples other processes learned; 0 = never.",
     )
+    candidate_roots: str = Field(
+        "",
+        description="Comma-separated folders a routing diff or shadow run may name as a candidate folder "
+        "(admin API); empty = the folder holding BOT_INTENTS_DIR.",
+    )
     shadow_intents_dir: Path | None = Field(
         None,
         description="A candidate intents folder that decides every live message too, off the request path, "

@@ -63,6 +63,14 @@ class ConflictError(BotError):
     """The request clashes with the current state (a ticket already claimed or resolved)."""
 
 
+class BusyError(BotError):
+    """The work asked for is already running and runs one at a time; retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class InvalidInputError(BotError):
     """A request value that is well-formed but not allowed here; `field` names it."""
 

@@ -11,13 +11,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.chat.batcher import ClosedError
-from bot.errors import BotError, ConflictError, IntentFileError, InvalidInputError, NotFoundError
+from bot.errors import BotError, BusyError, ConflictError, IntentFileError, InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
 
 _STATUS: list[tuple[type[BotError], int, str]] = [
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
+    (BusyError, 429, "busy"),
     (InvalidInputError, 422, "invalid_input"),
     (IntentFileError, 422, "invalid_intents"),
 ]
@@ -37,7 +38,10 @@ def install_error_handlers(app: FastAPI) -> None:
             if isinstance(exc, cls):
                 field = exc.field if isinstance(exc, InvalidInputError) else None
                 message = exc.message if isinstance(exc, InvalidInputError) else str(exc)
-                return JSONResponse(error_body(kind, message, field=field), status_code=status)
+                headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, BusyError) else None
+                return JSONResponse(
+                    error_body(kind, message, field=field), status_code=status, headers=headers
+                )
         log.error("unhandled bot error: %s", exc)
         return JSONResponse(error_body("server_error", str(exc)), status_code=500)
 

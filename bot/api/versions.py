@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hmac
 import logging
-from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import Engine as Database
 from starlette.concurrency import run_in_threadpool
 
-from bot.api.deps import DatabaseDep, EngineDep, SettingsDep, ready_runtime, require, runtime_of
+from bot.api.deps import DatabaseDep, EngineDep, ready_runtime, require, runtime_of
 from bot.api.schemas import (
     ActivatedOut,
     ActivationOut,
@@ -24,10 +23,11 @@ from bot.api.schemas import (
     VersionsOut,
 )
 from bot.chat.shadow import ShadowRun
-from bot.config import Settings
-from bot.errors import ConflictError, InvalidInputError
+from bot.errors import ConflictError
 from bot.insights.shadow import compare as shadow_compare
 from bot.routing.engine import Engine
+from bot.runtime import Runtime
+from bot.runtime.candidates import candidate_folder, one_diff_at_a_time
 from bot.store import versions
 from bot.store.version_sync import Loaded, VersionSync
 from bot.tuning.diff import routing_diff
@@ -132,31 +132,38 @@ def activated_out(loaded: Loaded, engine: Engine, database: Database) -> Activat
 
 
 @router.post("/v1/admin/diff", response_model=DiffOut, dependencies=[Depends(require())])
-async def diff(body: DiffIn, engine: EngineDep, database: DatabaseDep, settings: SettingsDep) -> DiffOut:
-    """Replay logged customer messages under the live version and a candidate; nothing is written."""
-    return await run_in_threadpool(run_diff, body, engine, database, settings)
+async def diff(body: DiffIn, request: Request) -> DiffOut:
+    """Replay logged customer messages under the live version and a candidate; nothing is written. One
+    diff runs at a time per server (429 meanwhile); a candidate folder must lie in BOT_CANDIDATE_ROOTS."""
+    return await run_in_threadpool(run_diff, body, ready_runtime(request))
 
 
-def run_diff(body: DiffIn, engine: Engine, database: Database, settings: Settings) -> DiffOut:
-    live = engine.state
-    if body.version_id is not None:
-        version = versions.get(database, body.version_id)
-        folder = versions.materialize(version, settings.cache_dir)
-        label = f"version {version.id}"
-    else:
-        folder = FilePath(body.intents_dir or "")
-        if not folder.is_dir():
-            raise InvalidInputError("intents_dir", f"'{folder}' is not a folder on the server")
-        label = str(folder)
-    found = versions.snapshot(folder, engine.model_id)
-    current = versions.live(database)
-    summary = versions.summarize(current.version if current else None, found)
-    candidate, _ = engine.candidate(folder)
-    report = routing_diff(
-        database, engine.encoder, live, candidate, since=body.since, limit=body.limit, examples=body.examples
-    )
-    shown = {**vars(report), "candidate": label, "summary": summary}
-    return DiffOut.model_validate(shown, from_attributes=True)
+def run_diff(body: DiffIn, runtime: Runtime) -> DiffOut:
+    engine, database, settings = runtime.engine, runtime.database, runtime.settings
+    with one_diff_at_a_time():
+        if body.version_id is not None:
+            version = versions.get(database, body.version_id)
+            folder = versions.materialize(version, settings.cache_dir)
+            label = f"version {version.id}"
+        else:
+            folder = candidate_folder(body.intents_dir or "", settings)
+            label = str(folder)
+        found = versions.snapshot(folder, runtime.versions.model_id)
+        current = versions.live(database)
+        summary = versions.summarize(current.version if current else None, found)
+        live = engine.live  # the model and the state it built, read together
+        candidate, _ = engine.candidate(folder)
+        report = routing_diff(
+            database,
+            live.model.encoder,
+            live.state,
+            candidate,
+            since=body.since,
+            limit=body.limit,
+            examples=body.examples,
+        )
+        shown = {**vars(report), "candidate": label, "summary": summary}
+        return DiffOut.model_validate(shown, from_attributes=True)
 
 
 # -- shadow runs -----------------------------------------------------------------------------------

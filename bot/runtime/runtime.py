@@ -191,7 +191,8 @@ class Runtime:
         else:
             self.versions.open()
         if self.settings.shadow_intents_dir is not None:  # an invalid folder stops the start, with path:line
-            self.shadow.begin(str(self.settings.shadow_intents_dir), None, "BOT_SHADOW_INTENTS_DIR")
+            folder = str(self.settings.shadow_intents_dir)
+            self.shadow.begin(folder, None, "BOT_SHADOW_INTENTS_DIR", confined=False)
         self._poller = Poller(self.sync_tasks()).start()
         if self.watch:
             self._watcher = FolderWatcher(Path(self.settings.intents_dir), self._reload_from_disk).start()

@@ -16,8 +16,8 @@ from sqlalchemy import Engine as Database
 from bot.chat.pipeline import ChatPipeline
 from bot.chat.shadow import ShadowRun
 from bot.config import Settings
-from bot.errors import InvalidInputError
 from bot.routing.engine import Engine
+from bot.runtime.candidates import candidate_folder
 from bot.store import versions
 
 log = logging.getLogger(__name__)
@@ -36,16 +36,19 @@ class ShadowControl:
         self.run: ShadowRun | None = None
         self._lock = threading.Lock()
 
-    def begin(self, intents_dir: str | None, version_id: int | None, by: str) -> ShadowRun:
+    def begin(
+        self, intents_dir: str | None, version_id: int | None, by: str, *, confined: bool = True
+    ) -> ShadowRun:
         """Store the candidate (a folder on this server, or a stored version), build its state and put
         it behind the chat pipeline in place of any run before it."""
         if version_id is not None:
             version = versions.get(self.database, version_id)
             label = f"version {version.id}"
         else:
-            folder = Path(intents_dir or "")
-            if not folder.is_dir():
-                raise InvalidInputError("intents_dir", f"'{folder}' is not a folder on the server")
+            # a folder an admin names must lie in BOT_CANDIDATE_ROOTS; the operator's own setting need not
+            folder = (
+                candidate_folder(intents_dir or "", self.settings) if confined else Path(intents_dir or "")
+            )
             found = versions.snapshot(folder, self.engine.model_id)
             version = versions.store(self.database, found, f"{by} (shadow)")
             label = f"version {version.id} ({folder})"

@@ -21,12 +21,14 @@ from typing import Protocol
 from sqlalchemy import Engine as Database
 
 from bot.config import Settings
+from bot.errors import ConflictError
 from bot.routing.engine import Engine, ReloadResult
 from bot.store import versions
 from bot.store.examples import learned_examples
 from bot.store.models import IntentsVersion
 
 log = logging.getLogger(__name__)
+STEADY_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,20 @@ class VersionSync:
     def open(self, by: str = "server start") -> Loaded:
         """Load the configured folder, then record it or switch to the live version (`start`)."""
         with self._lock:
-            self._load_folder(Path(self.settings.intents_dir))
+            self._load_steady(Path(self.settings.intents_dir))
         return self.start(by)
+
+    def _load_steady(self, folder: Path) -> tuple[ReloadResult, versions.Snapshot]:
+        """Load `folder` and the snapshot of exactly what was loaded: the files are read before and after
+        the load, and an edit saved in between loads again, so the version recorded is the one routing
+        (an editor still saving after a few tries is refused: the live set stays)."""
+        for _ in range(STEADY_TRIES):
+            before = versions.snapshot(folder, self.model_id)
+            result = self._load_folder(folder)
+            after = versions.snapshot(folder, self.model_id)
+            if after.hash == before.hash:
+                return result, after
+        raise ConflictError(f"the folder {folder} kept changing while it loaded; save it, then reload again")
 
     def use_model(self, model: str, folder: Path) -> bool:
         """Route the live folder with `model` (a training finished) if `folder` is still the one live;
@@ -126,8 +140,7 @@ class VersionSync:
     def reload(self, by: str) -> Loaded:
         """Re-read the configured folder from disk, store it as a version and make it live everywhere."""
         with self._lock:
-            result = self._load_folder(Path(self.settings.intents_dir))
-            found = versions.snapshot(self.engine.intents_dir, self.model_id)
+            result, found = self._load_steady(Path(self.settings.intents_dir))
             version = versions.store(self.database, found, by)
             current = versions.live(self.database)
             if current is None or current.version.id != version.id:

@@ -125,7 +125,9 @@ def test_a_shadow_starts_and_stops_at_runtime_and_bad_requests_are_refused(
         refused = client.post("/v1/admin/shadow/promote")
         assert refused.status_code == 409 and "no shadow run" in refused.json()["error"]["message"]
         missing = client.post("/v1/admin/shadow", json={"intents_dir": str(tmp_path / "nope")})
-        assert missing.status_code == 422 and "is not a folder" in missing.json()["error"]["message"]
+        assert missing.status_code == 422 and "candidate roots" in missing.json()["error"]["message"]
+        elsewhere = client.post("/v1/admin/shadow", json={"intents_dir": "/etc"})
+        assert elsewhere.status_code == 422 and "candidate roots" in elsewhere.json()["error"]["message"]
         broken = candidate_of(live, tmp_path / "broken")
         (broken / "bank.yaml").write_text("intents:\n  - name: Bad Name\n    description: x\n")
         invalid = client.post("/v1/admin/shadow", json={"intents_dir": str(broken)})

@@ -147,9 +147,19 @@ def test_diff_requests_are_checked(logged: tuple[TestClient, str, Path, Path], t
     both = client.post("/v1/admin/diff", json={"intents_dir": str(candidate), "version_id": 1})
     assert both.status_code == 422 and "exactly one of" in both.json()["error"]["message"]
     missing = client.post("/v1/admin/diff", json={"intents_dir": str(tmp_path / "nope")})
-    assert (
-        missing.status_code == 422 and "is not a folder on the server" in missing.json()["error"]["message"]
-    )
+    assert missing.status_code == 422 and "inside the candidate roots" in missing.json()["error"]["message"]
+    # outside the roots (the folder holding the live intents), existing or not, the same answer: an admin
+    # key cannot make the server read /etc, nor learn which folders exist
+    for elsewhere in ("/etc", "/root", "/no/such/folder", str(tmp_path.parent)):
+        refused_outside = client.post("/v1/admin/diff", json={"intents_dir": elsewhere}).json()["error"]
+        assert refused_outside["message"] == missing.json()["error"]["message"]
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    shutil.copytree(candidate, outside)
+    (candidate.parent / "link").symlink_to(outside)  # a link inside the roots to a folder outside them
+    linked = client.post("/v1/admin/diff", json={"intents_dir": str(candidate.parent / "link")})
+    assert linked.status_code == 422 and "candidate roots" in linked.json()["error"]["message"]
+    too_many = client.post("/v1/admin/diff", json={"version_id": 1, "limit": 200_000})
+    assert too_many.status_code == 422
     naive = client.post("/v1/admin/diff", json={"version_id": 1, "since": "2026-11-01T00:00:00"})
     assert naive.status_code == 422 and "timezone" in naive.json()["error"]["message"]
     broken = tmp_path / "broken"
@@ -164,3 +174,16 @@ def test_diff_requests_are_checked(logged: tuple[TestClient, str, Path, Path], t
     assert same["changed"] == 0 and same["messages"] == len(MESSAGES)
     later = client.post("/v1/admin/diff", json={"version_id": 1, "since": "2099-01-01T00:00:00Z"}).json()
     assert later["messages"] == 0
+
+
+def test_one_diff_runs_at_a_time(logged: tuple[TestClient, str, Path, Path]) -> None:
+    """A diff replays thousands of messages through the encoder: a second one waits its turn (429), so
+    diffs cannot crowd out customers' chats."""
+    from bot.runtime import candidates
+
+    client = logged[0]
+    with candidates.one_diff_at_a_time():  # as if another admin's diff were running
+        busy = client.post("/v1/admin/diff", json={"version_id": 1})
+    assert busy.status_code == 429 and busy.headers["Retry-After"] == "10"
+    assert busy.json()["error"]["type"] == "busy"
+    assert client.post("/v1/admin/diff", json={"version_id": 1}).status_code == 200  # free again

@@ -60,6 +60,9 @@ class ActivatedOut(BaseModel):
     model_id: str = Field(description="The model this server routes the version with.")
 
 
+MAX_DIFF_MESSAGES = 20_000  # a diff re-encodes them all: bounded so that one diff stays a matter of seconds
+
+
 class DiffIn(BaseModel):
     """A candidate: a folder on the server, or a stored version."""
 
@@ -68,7 +71,12 @@ class DiffIn(BaseModel):
         None, ge=1, le=2**31 - 1, description="A stored version (GET /v1/versions)."
     )
     since: datetime | None = Field(None, description="Replay messages logged from then on (with a timezone).")
-    limit: int = Field(10_000, ge=1, le=200_000, description="The newest N messages at most.")
+    limit: int = Field(
+        10_000,
+        ge=1,
+        le=MAX_DIFF_MESSAGES,
+        description="The newest N messages at most (replayed distinct texts).",
+    )
     examples: int = Field(5, ge=1, le=50, description="Example messages per group.")
 
     @model_validator(mode="after")
