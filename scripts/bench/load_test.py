@@ -138,9 +138,13 @@ def server(
                 raise SystemExit(
                     f"{name} server exited: {(folder / f'{name}-server.log').read_text()[-2000:]}"
                 )
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            try:  # bot serve listens while it loads: /readyz says when it routes (older checkouts: /healthz)
+                ready = httpx.get(f"{url}/readyz", timeout=1).status_code
+                if ready == 200 or (
+                    ready == 404 and httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+                ):
                     break
+                time.sleep(0.3)
             except httpx.HTTPError:
                 time.sleep(0.3)
         else:
