@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,12 +23,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.content.intents import IntentSet, load_intents
-from bot.errors import IntentFileError, NotFoundError
+from bot.errors import IntentFileError, InvalidInputError, NotFoundError
 from bot.routing.calibration import base_model_id
 from bot.store.models import IntentsActivation, IntentsVersion
+from bot.store.version_files import (
+    KNOWLEDGE,
+    KNOWLEDGE_SUFFIXES,
+    check_names,
+    folder_files,
+    refuse_links,
+    remove_files,
+    write_files,
+)
 
-KNOWLEDGE = "knowledge"
-KNOWLEDGE_SUFFIXES = frozenset({".yaml", ".yml", ".md"})  # what bot.content.knowledge reads
+__all__ = ["KNOWLEDGE", "KNOWLEDGE_SUFFIXES", "check_names", "folder_files", "write_files"]
+
+_HASH = re.compile(r"[0-9a-f]{16,128}")  # a version's sha256, whose first 16 digits name its cached folder
 SPEC_FIELDS = ("description", "title", "examples", "answer", "threshold", "handoff", "tags")
 
 
@@ -42,36 +53,12 @@ class Snapshot:
     specs: dict[str, dict[str, Any]]
 
 
-def folder_files(folder: Path) -> dict[str, str]:
-    """Every file the engine reads from `folder`, by path inside it ('bank.yaml', 'knowledge/faq.yaml')."""
-    folder = Path(folder)
-    paths = [*sorted(p for p in folder.glob("*.y*ml") if p.suffix in {".yaml", ".yml"})]
-    knowledge = folder / KNOWLEDGE
-    if knowledge.is_dir():
-        paths.extend(sorted(p for p in knowledge.iterdir() if p.suffix in KNOWLEDGE_SUFFIXES and p.is_file()))
-    files: dict[str, str] = {}
-    for path in paths:
-        try:
-            files[path.relative_to(folder).as_posix()] = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise IntentFileError(path, None, f"cannot read file: {exc}") from None
-    return files
-
-
 def content_hash(files: dict[str, str], model_id: str) -> str:
     """sha256 over the model id and every (path, text), in path order."""
     digest = hashlib.sha256(model_id.encode())
     for name in sorted(files):
         digest.update(b"\0" + name.encode() + b"\0" + files[name].encode())
     return digest.hexdigest()
-
-
-def write_files(files: dict[str, str], folder: Path) -> None:
-    """Write `files` under `folder` (creating it and knowledge/)."""
-    for name, text in files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
 
 
 def parse(files: dict[str, str], where: Path | None = None) -> IntentSet:
@@ -202,6 +189,7 @@ def get(database: Database, version_id: int) -> IntentsVersion:
 
 def store(database: Database, found: Snapshot, loaded_by: str) -> IntentsVersion:
     """The stored row for `found`, inserted (with its summary against the live version) if new."""
+    check_names(found.files)  # a name that would write outside a folder is never stored
     existing = find(database, found.hash)
     if existing is not None:
         return existing
@@ -292,6 +280,11 @@ def describe(database: Database, version: IntentsVersion) -> VersionRow:
 
 def materialize(version: IntentsVersion, cache_dir: Path) -> Path:
     """The version's folder under `cache_dir/versions/` (written once; content-addressed, so reused)."""
+    if not _HASH.fullmatch(version.hash):
+        raise InvalidInputError(
+            "hash", f"stored version {version.id} has the malformed hash {version.hash!r}"
+        )
+    check_names(version.files)
     folder = Path(cache_dir) / "versions" / version.hash[:16]
     if folder.is_dir():
         return folder
@@ -318,6 +311,8 @@ def checkout(version: IntentsVersion, folder: Path, *, force: bool = False) -> C
     """Make `folder` hold exactly the version's files: write changed ones, delete intent/knowledge files
     the version does not have. A folder whose files differ needs `force` (they would be overwritten)."""
     folder = Path(folder)
+    check_names(version.files)  # refused before anything is read or written
+    refuse_links(folder, [KNOWLEDGE])
     present = folder_files(folder) if folder.is_dir() else {}
     written = sorted(n for n in version.files if present.get(n) != version.files[n])
     removed = sorted(n for n in present if n not in version.files)
@@ -332,7 +327,7 @@ def checkout(version: IntentsVersion, folder: Path, *, force: bool = False) -> C
             "pass --force to replace them with version "
             f"{version.id}, or check out into an empty folder",
         )
+    refuse_links(folder, written + removed)
     write_files({n: version.files[n] for n in written}, folder)
-    for name in removed:
-        (folder / name).unlink()
+    remove_files(removed, folder)
     return Checkout(written=written, removed=removed, unchanged=unchanged)
