@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot import names
 from bot.errors import ConfigError
 
 # The defaults below were chosen on BANKING77 train.csv with the bundled MiniLM model on the default
@@ -42,7 +42,6 @@ LEGACY_DATABASE_URL = "sqlite:///./bot.store.db"
 
 
 ROLES = ("widget", "agent", "analyst", "admin")
-KEY_NAME = re.compile(r"[\w.\- ]{1,128}")  # who a key belongs to: `agent@Ana Lopez:KEY`
 
 
 class Settings(BaseSettings):
@@ -262,12 +261,13 @@ class Settings(BaseSettings):
         for entry in filter(None, (part.strip() for part in self.api_keys.split(","))):
             owner, _, key = entry.partition(":")
             role, at, name = owner.partition("@")
-            if role not in ROLES or not key or (at and not KEY_NAME.fullmatch(name)):
+            if role not in ROLES or not key or (at and not name):
                 raise ConfigError(
                     f"BOT_API_KEYS entry '{owner}:…' must be ROLE:KEY or ROLE@NAME:KEY with ROLE one of "
-                    f"{', '.join(ROLES)} and NAME of 1-128 letters, digits, spaces or . _ - characters"
+                    f"{', '.join(ROLES)} and NAME of {names.ALLOWED}"
                 )
-            keys[key] = (role, name or None)
+            keys[key] = (role, _key_name(owner, name) if at else None)
+        _refuse_look_alikes([name for _, name in keys.values() if name is not None])
         return keys
 
     def cors_origin_list(self) -> list[str]:
@@ -279,6 +279,27 @@ class Settings(BaseSettings):
         data = self.model_dump()
         data.update({k: v for k, v in changes.items() if v is not None})
         return Settings(**data)
+
+
+def _key_name(owner: str, name: str) -> str:
+    """The person a key belongs to (`agent@NAME:KEY`), normalised (bot.names); ConfigError if not a name."""
+    try:
+        return names.clean_name(name)
+    except ValueError as exc:
+        raise ConfigError(f"BOT_API_KEYS entry '{owner}:…' (ROLE@NAME:KEY): the name {exc}") from None
+
+
+def _refuse_look_alikes(people: list[str]) -> None:
+    """ConfigError if two different names of personal keys look alike ('Ann' and 'Anń'): a customer could
+    not tell them apart. One name written in two cases ('Ann', 'ann') is one person."""
+    seen: dict[str, str] = {}
+    for name in people:
+        other = seen.setdefault(names.skeleton(name), name)
+        if other.casefold() != name.casefold():
+            raise ConfigError(
+                f"BOT_API_KEYS names '{other}' and '{name}' look alike; give each person a name others "
+                "cannot be mistaken for (docs/security.md, 'Agent names')"
+            )
 
 
 @lru_cache(maxsize=1)

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Awaitable, Callable, Set
+from collections.abc import Awaitable, Callable, Iterable, Set
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine as Database
 
+from bot import names
 from bot.api.callers import Caller, identify
 from bot.api.guard import CALLER
 from bot.chat.pipeline import ChatPipeline
 from bot.chat.service import ChatService
 from bot.config import Settings
+from bot.errors import InvalidInputError
 from bot.routing.engine import Engine
 from bot.runtime import Runtime
 
@@ -95,12 +97,10 @@ async def key_owner(
     """The person the presented key belongs to (`agent@NAME:KEY` in BOT_API_KEYS), or None.
 
     A key without an owner (a shared agent key, an admin key) may name any agent in a body's `agent`
-    field except a person who has a key of their own: that name needs that key (403). The body is
+    field that is a name (bot.names: 422 otherwise) and does not look like the name of a person who has a
+    key of their own ('ANN', 'Anń', full-width or Cyrillic look-alikes of 'ann': 403). The body is
     FastAPI's own parsed copy (read once and cached on the request), so this costs a dictionary lookup.
     """
-    names: dict[str, str] = runtime_of(request).key_names
-    if not names:
-        return None
     owner = caller_of(request).owner
     if owner is None and request.method in ("POST", "PUT", "PATCH"):
         try:
@@ -108,28 +108,46 @@ async def key_owner(
         except ValueError:  # not JSON: the endpoint's own validation says so
             body = None
         claimed = body.get("agent") if isinstance(body, dict) else None
-        if isinstance(claimed, str) and _fold(claimed) in {_fold(name) for name in names.values()}:
-            raise HTTPException(
-                403,
-                f"agent '{claimed}' has an API key of their own (agent@NAME:KEY); only that key may act "
-                f"as '{claimed}'",
-            )
+        if isinstance(claimed, str):
+            _refuse_posing(clean_agent(claimed), runtime_of(request).key_names.values())
     return owner
+
+
+def _refuse_posing(claimed: str, people: Iterable[str]) -> None:
+    """403 if `claimed` looks like (same skeleton as) the name of a person with a key of their own."""
+    alike = next((name for name in people if _fold(name) == _fold(claimed)), None)
+    if alike is not None:
+        raise HTTPException(
+            403,
+            f"agent '{claimed}' is, or looks like, '{alike}', who has an API key of their own "
+            f"(agent@NAME:KEY); only that key may act as '{alike}'",
+        )
 
 
 KeyOwnerDep = Annotated[str | None, Depends(key_owner)]
 
 
 def _fold(name: str) -> str:
-    """A name as compared for ownership: 'Ann ', 'ann' and 'ANN' are one person."""
-    return " ".join(name.split()).casefold()
+    """A name as compared for ownership: its look-alike skeleton (bot.names: 'Ann ', 'ANN', 'Anń', a
+    full-width or Cyrillic 'ann' are one person)."""
+    return names.skeleton(name)
+
+
+def clean_agent(claimed: str) -> str:
+    """The `agent` a body names, normalised (NFKC, spaces collapsed); 422 naming the field and the
+    allowed characters if it is not a name (bot.names)."""
+    try:
+        return names.clean_name(claimed)
+    except ValueError as exc:
+        raise InvalidInputError("agent", f"the agent's name {exc}") from None
 
 
 def acting_agent(owner: str | None, claimed: str | None) -> str | None:
-    """Who acts: the key's owner when the key names one (a body naming someone else is refused), else the body's."""
+    """Who acts: the key's owner when the key names one (a body naming someone else is refused), else the
+    body's name, normalised."""
     if owner is None:
-        return claimed
-    if claimed is not None and claimed != owner:
+        return clean_agent(claimed) if claimed is not None else None
+    if claimed is not None and _fold(claimed) != _fold(owner):
         raise HTTPException(403, f"this API key belongs to agent '{owner}'; it cannot act as '{claimed}'")
     return owner
 
