@@ -20,6 +20,8 @@ from jinja2.exceptions import SecurityError
 
 from bot.content.template_budget import LimitError, end_budget, start_budget
 from bot.content.template_limits import BoundedSandbox, bound_tree
+from bot.content.template_methods import RefusedCall
+from bot.content.template_static import check_constants, refused_method
 from bot.errors import TemplateError
 
 _ENV = BoundedSandbox(autoescape=False, trim_blocks=True, lstrip_blocks=True)
@@ -157,20 +159,38 @@ class AnswerTemplate:
                 f"{{{{ metadata.{field} | default('...') }}}}",
                 line,
             )
+        refusal = refused_method(tree)
+        if refusal is not None:
+            raise TemplateRefusedError(refusal)
         try:
             # loops and `~` are rewritten to be charged to the render budget (template_limits.py)
-            self._template = _ENV.from_string(bound_tree(tree))
+            tree = bound_tree(tree)
+            self._template = _ENV.from_string(tree)
         except TemplateSyntaxError as exc:  # anything else the compiler refuses
             raise TemplateError(f"template error: {exc.message}", exc.lineno) from None
-        try:  # a template over the limits with no input at all would fail every customer: refuse it now
+        self._check_at_load(tree)
+
+    def _check_at_load(self, tree: nodes.Template) -> None:
+        """Refuse a template that goes over a limit on its constants alone (behind an `{% if %}` too),
+        or with no input at all: it would fail every customer who reaches it."""
+        try:
+            check_constants(_ENV, tree)
+        except LimitError as exc:
+            raise _limit_error(str(exc)) from None
+        except RefusedCall as exc:
+            raise TemplateRefusedError(str(exc)) from None
+        try:
             self.render(message="", intent="intent", metadata={})
-        except TemplateLimitError:
+        except (TemplateLimitError, TemplateRefusedError):
             raise
         except TemplateError:
             pass  # other failures with an empty message and no metadata may not happen with real ones
 
     def render(self, *, message: str, intent: str, metadata: Mapping[str, Any] | None = None) -> str:
-        """Render with the customer's message, the intent name and request metadata (HTML-escaped).
+        """Render with the customer's message, the intent name and request metadata, all as typed.
+
+        Nothing is HTML-escaped: the answer is plain text (docs/api.md), and the widget and the bot's
+        pages show it with `textContent`, so `<` and `&` in a name read as the customer wrote them.
 
         Any failure, including going over the render budget, is a `TemplateError`: the caller answers
         that one customer another way (the engine hands off), and the other replies of a batch are
@@ -178,11 +198,11 @@ class AnswerTemplate:
         """
         token = start_budget()
         try:
-            text = self._template.render(
-                message=message, intent=intent, metadata=escape_metadata(metadata or {})
-            )
+            text = self._template.render(message=message, intent=intent, metadata=metadata or {})
         except LimitError as exc:
             raise _limit_error(str(exc)) from None
+        except RefusedCall as exc:
+            raise TemplateRefusedError(str(exc)) from None
         except RecursionError:
             raise _limit_error("the template recursed too deep") from None
         except MemoryError:
@@ -207,25 +227,12 @@ class TemplateLimitError(TemplateError):
     """A template that went over its render budget (time, memory or recursion)."""
 
 
+class TemplateRefusedError(TemplateError):
+    """A template that calls something templates may not call (a method not on the allow-list)."""
+
+
 def _limit_error(reason: str) -> TemplateLimitError:
     return TemplateLimitError(f"template exceeds a limit: {reason}")
-
-
-def escape_metadata(value: Any) -> Any:
-    """Metadata with `<` and `>` escaped in every string (keys too), before a template sees it.
-
-    Answers are plain text and the bot's own pages show them as text, but an integration that puts
-    `answer` into `innerHTML` would otherwise run markup a customer typed as their name. Only the two
-    characters that open and close a tag are escaped, so names like O'Brien or "Smith & Sons" read as
-    written in a text-only widget.
-    """
-    if isinstance(value, str):
-        return value.replace("<", "&lt;").replace(">", "&gt;") if ("<" in value or ">" in value) else value
-    if isinstance(value, Mapping):
-        return {escape_metadata(k): escape_metadata(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [escape_metadata(v) for v in value]
-    return value
 
 
 def compile_template(source: str) -> AnswerTemplate:

@@ -8,15 +8,16 @@ that build text from a number and the filters are checked before Python allocate
 
 from __future__ import annotations
 
-import functools
 import re
 import string
-from collections.abc import Callable
+from collections.abc import ItemsView, Iterable, KeysView, ValuesView
 from contextvars import ContextVar
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
-from jinja2.utils import _PassArg
+from jinja2.runtime import Undefined
+from jinja2.utils import Cycler, Joiner, Namespace
 
 MAX_STEPS = 20_000  # units of work per render: a loop item, a call, an item handled, 64 characters built
 MAX_WEIGHT = 50_000  # characters (or items) any one value may hold, counted deep
@@ -67,34 +68,51 @@ def current_budget() -> Budget:
     return budget
 
 
+def _parts(item: Any) -> tuple[int, Iterable[Any] | None]:
+    """(own weight, the values inside it to measure too) of one value, as `str()` would show it."""
+    if isinstance(item, str):
+        return len(item), None
+    if isinstance(item, bool | float) or item is None:
+        return 1, None
+    if isinstance(item, int):
+        return 1 + item.bit_length() // 3, None  # about one digit per 3.3 bits
+    if isinstance(item, range):
+        return len(item), None  # lazy: its numbers are charged where they are used, not for existing
+    if isinstance(item, dict):
+        return len(item), chain(item.keys(), item.values())
+    if isinstance(item, list | tuple | set | frozenset | KeysView | ValuesView | ItemsView):
+        return len(item), item
+    if isinstance(item, Namespace):  # `namespace(...)` prints its attributes
+        return 1, [item._Namespace__attrs]
+    if isinstance(item, Cycler):
+        return 1, item.items
+    if isinstance(item, Joiner):
+        return 1, [item.sep]
+    if isinstance(item, Undefined):
+        return 1, None
+    return 64, None  # anything else prints as its repr: `<built-in method upper of str object at 0x...>`
+
+
 def measure(value: Any, limit: int = MAX_WEIGHT) -> tuple[int, int]:
     """(characters plus items, items) of `value`, nested containers included, counted to just past `limit`.
 
-    Containers may share items (`[a, a, a]` with `a` itself a big list), so the walk stops as soon as the
-    count passes `limit`: it never costs more than `limit` visits, however much the value would expand.
+    A value counts what `str()` makes of it: a number its digits, a namespace or a dict view what is
+    in it. Containers may share items (`[a, a, a]` with `a` itself a big list), so the walk stops as
+    soon as the count passes `limit`: it never costs more than `limit` visits, however much the value
+    would expand.
     """
     if type(value) is str:
         return len(value), 0
     total = items = 0
     stack = [value]
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            total += len(item)
-        elif isinstance(item, range):
-            total += len(item)  # lazy: its numbers are charged where they are used, not for existing
-        elif isinstance(item, list | tuple | set | frozenset | dict):
-            total += len(item)
-            items += len(item)
+        own, inside = _parts(stack.pop())
+        total += own
+        if inside is not None:
+            items += own
             if total > limit:
                 return total, items
-            if isinstance(item, dict):
-                stack.extend(item.keys())
-                stack.extend(item.values())
-            else:
-                stack.extend(item)
-        else:
-            total += 1
+            stack.extend(inside)
         if total > limit:
             return total, items
     return total, items
@@ -120,7 +138,7 @@ def check(value: Any, what: str = "a value", per_char: bool = False) -> None:
     current_budget().charge(1 + items + (chars if per_char else chars // CHARS_PER_STEP))
 
 
-def _check_width(number: Any, what: str, limit: int = MAX_WIDTH) -> None:
+def check_width(number: Any, what: str, limit: int = MAX_WIDTH) -> None:
     if isinstance(number, int) and number > limit:
         raise LimitError(f"{what} {number:,} is over the limit of {limit:,}")
 
@@ -138,7 +156,7 @@ def check_percent_format(template: str) -> None:
             if number == "*":
                 raise LimitError("'*' widths in % formats are not supported; write the width out")
             if number:
-                _check_width(int(number), "format width")
+                check_width(int(number), "format width")
 
 
 def check_brace_format(template: str) -> None:
@@ -153,7 +171,7 @@ def check_brace_format(template: str) -> None:
         if "{" in spec:
             raise LimitError("nested '{}' widths in formats are not supported; write the width out")
         for number in _DIGITS.findall(spec):
-            _check_width(int(number), "format width")
+            check_width(int(number), "format width")
 
 
 # -- operators, methods and filters that build big values from small ones ------------------------
@@ -182,115 +200,6 @@ def check_power(base: Any, exponent: Any) -> None:
         and base.bit_length() * exponent > MAX_INT_BITS
     ):
         raise LimitError(f"a number of more than {MAX_INT_BITS:,} bits")
-
-
-def _estimate_replace(text: str, old: Any, new: Any, count: Any = -1) -> None:
-    if not isinstance(old, str) or not isinstance(new, str):
-        return
-    hits = text.count(old) if old else len(text) + 1
-    if isinstance(count, int) and count >= 0:
-        hits = min(hits, count)
-    if len(text) + hits * max(len(new) - len(old), 0) > MAX_WEIGHT:
-        raise too_big("replace()")
-
-
-def _estimate_join(separator: str, items: list[Any]) -> None:
-    if len(separator) * max(len(items) - 1, 0) + weight(items) > MAX_WEIGHT:
-        raise too_big("join()")
-
-
-def _materialise(items: Any) -> list[Any]:
-    """An iterable as a list, refusing one longer than the limit before it is all read."""
-    if isinstance(items, list):
-        return items
-    collected: list[Any] = []
-    for item in items:
-        collected.append(item)
-        if len(collected) > MAX_WEIGHT:
-            raise too_big("a sequence")
-    return collected
-
-
-def check_str_method(text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """Checks for the `str` methods whose result can be far bigger than the string; returns the args."""
-    first = args[0] if args else None
-    if name in ("center", "ljust", "rjust", "zfill"):
-        _check_width(first, f"{name}() width", MAX_WEIGHT)
-    elif name == "expandtabs":
-        _check_width(first if args else kwargs.get("tabsize"), "tab size")
-    elif name == "replace" and len(args) >= 2:
-        _estimate_replace(text, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count", -1))
-    elif name == "join" and args:
-        items = _materialise(first)
-        _estimate_join(text, items)
-        return (items, *args[1:])
-    return args
-
-
-def _filter_checks(name: str, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
-    """Checks for the built-in filters whose result can be far bigger than their input; returns the args."""
-    first = args[0] if args else None
-    if name == "center":
-        _check_width(first if args else kwargs.get("width"), "center width", MAX_WEIGHT)
-    elif name == "indent":
-        width = first if args else kwargs.get("width", 4)
-        width_chars = len(width) if isinstance(width, str) else width
-        _check_width(width_chars, "indent width")
-        lines = value.count("\n") + 1 if isinstance(value, str) else 0
-        if isinstance(width_chars, int) and len(str(value)) + lines * max(width_chars, 0) > MAX_WEIGHT:
-            raise too_big("indent")
-    elif name == "wordwrap" and isinstance(value, str):
-        width = first if args else kwargs.get("width", 79)
-        wrap = args[2] if len(args) > 2 else kwargs.get("wrapstring") or "\n"
-        breaks = len(value) // max(width, 1) + 1 if isinstance(width, int) else 0
-        if isinstance(wrap, str) and len(value) + breaks * len(wrap) > MAX_WEIGHT:
-            raise too_big("wordwrap")
-    elif name == "replace" and isinstance(value, str) and len(args) >= 2:
-        _estimate_replace(value, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count", -1))
-    elif name == "format" and isinstance(value, str):
-        check_percent_format(value)
-    elif name == "batch":
-        _check_width(first if args else kwargs.get("linecount"), "batch size", MAX_WEIGHT)
-    elif name == "slice":
-        _check_width(first if args else kwargs.get("slices"), "slice count")
-    elif name == "truncate":
-        pass  # never longer than its input plus the ellipsis
-    return args
-
-
-# filters that handle text at C speed; any other filter given text walks it one character at a time
-_TEXT_FILTERS = frozenset(
-    {
-        "abs", "capitalize", "center", "count", "d", "default", "e", "escape", "filesizeformat", "first",
-        "float", "forceescape", "format", "indent", "int", "last", "length", "lower", "replace", "round",
-        "safe", "string", "striptags", "title", "trim", "truncate", "upper", "urlencode", "wordcount",
-    }
-)  # fmt: skip
-
-
-def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """`func` with its inputs measured, size checks by name, and its result measured."""
-    passes = 1 if _PassArg.from_obj(func) is not None else 0  # context/environment come first
-
-    @functools.wraps(func)  # keeps jinja_pass_arg, so Jinja2 still passes the environment
-    def bounded(*args: Any, **kwargs: Any) -> Any:
-        if len(args) <= passes:
-            return func(*args, **kwargs)
-        value = args[passes]
-        if name == "join" and not isinstance(value, str):
-            value = _materialise(value)
-            separator = args[passes + 1] if len(args) > passes + 1 else kwargs.get("d", "")
-            if isinstance(separator, str) and kwargs.get("attribute") is None and len(args) <= passes + 2:
-                _estimate_join(separator, value)
-        check(value, f"the input of '{name}'", per_char=name not in _TEXT_FILTERS)
-        rest = _filter_checks(name, value, tuple(args[passes + 1 :]), kwargs)
-        for argument in (*rest, *kwargs.values()):
-            check(argument, f"an argument of '{name}'")
-        result = func(*args[:passes], value, *rest, **kwargs)
-        check(result, f"the result of '{name}'")
-        return result
-
-    return bounded
 
 
 def bounded_range(*args: int) -> range:

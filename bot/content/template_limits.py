@@ -27,8 +27,7 @@ is left for render time, where the budget applies.
 
 from __future__ import annotations
 
-import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from jinja2 import nodes
@@ -42,18 +41,16 @@ from bot.content.template_budget import (
     MAX_DEPTH,
     MAX_WEIGHT,
     LimitError,
-    bounded_filter,
     bounded_range,
     check,
-    check_brace_format,
-    check_percent_format,
     check_power,
     check_repeat,
-    check_str_method,
     current_budget,
     too_big,
     weight,
 )
+from bot.content.template_filters import bounded_filter
+from bot.content.template_methods import bounded_str_format, check_call, check_percent
 
 # -- the environment ------------------------------------------------------------------------------
 
@@ -74,6 +71,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             "namespace": Namespace,
         }
         self.filters = {name: bounded_filter(name, f) for name, f in self.filters.items()}
+        # what a template may call besides the allowed methods (`check_call`): the globals, and the
+        # helpers `bound_tree` puts in for loops and `~`
+        self._own_callables = (
+            *self.globals.values(),
+            BoundedSandbox.bounded_iter,
+            BoundedSandbox.bounded_concat,
+        )
 
     # every buffer Jinja2 joins (the answer, a macro body, a {% set %} block) is bounded as it is read
     @staticmethod
@@ -98,27 +102,27 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             if weight(left) + weight(right) > MAX_WEIGHT:
                 raise too_big("'+'")
         elif operator == "%" and isinstance(left, str):
-            check_percent_format(left)
             check(right, "a % format argument")
+            check_percent(left, right)
         result = self.binop_table[operator](left, right)
         check(result, f"the result of '{operator}'")
         return result
 
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """`text.format` and `text.format_map` as the sandbox gives them, counting what they build."""
+        if super().wrap_str_format(value) is None:
+            return None
+        return bounded_str_format(self, value)
+
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """A call from a template: charged, depth-limited, its arguments and result measured."""
+        """A call from a template: allowed by name, charged, depth-limited, its arguments and result
+        measured, and for the methods that can build more than they are given, estimated first."""
         budget = current_budget()
         budget.charge(1)
         for argument in (*args, *kwargs.values()):
             check(argument, "a call argument")
-        if isinstance(obj, types.BuiltinMethodType) and isinstance(obj.__self__, str):
-            args = check_str_method(obj.__self__, obj.__name__, args, kwargs)
-        wrapped = getattr(obj, "__wrapped__", None)  # the sandbox's safe str.format
-        if (
-            isinstance(wrapped, types.BuiltinMethodType)
-            and isinstance(wrapped.__self__, str)
-            and wrapped.__name__ in ("format", "format_map")
-        ):
-            check_brace_format(wrapped.__self__)
+        if not any(obj is own for own in self._own_callables):
+            args = check_call(obj, args, kwargs)
         if isinstance(obj, LoopContext) and args:  # `loop(children)` in a recursive loop
             args = (bounded_iter(args[0]), *args[1:])
         budget.depth += 1

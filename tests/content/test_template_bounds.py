@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+import bot
 from bot.api import create_app
 from bot.config import Settings
 from bot.content.answers import TemplateLimitError, compile_template
@@ -27,8 +29,8 @@ from tests.api_support import INTENTS, make_intents
 from tests.conftest import write
 
 # Each is refused when the folder loads, because it goes over a limit even with an empty message.
-# (Cases whose old behaviour was to allocate gigabytes are left out: this suite must be safe to run
-# against the old code too, where each of these loaded without complaint.)
+# (Cases whose old behaviour was to allocate gigabytes are left out or made smaller: this suite must be
+# safe to run against the old code too.)
 REFUSED_AT_LOAD = [
     ("{{ 'x' * 10**11 }}", "repeating a value would hold more than 50,000 characters"),
     ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "calls nest more than 20 deep"),
@@ -154,20 +156,126 @@ def test_ordinary_templates_render_as_before(source: str, expected: str) -> None
     ) == (expected)
 
 
-def test_metadata_markup_is_escaped_on_the_way_in() -> None:
+def test_message_and_metadata_are_filled_in_as_typed() -> None:
+    """The rule (docs/api.md, docs/security.md): an answer is plain text, so neither the customer's
+    message nor metadata is HTML-escaped; the widget shows answers with textContent, never as HTML."""
     template = compile_template(
-        "Hi {{ metadata.first_name | default('there') }}{% if metadata.tags %}, about {{ metadata.tags[0] }}{% endif %}"
+        "You wrote {{ message }}. Hi {{ metadata.first_name | default('there') }}"
+        "{% if metadata.tags %}, about {{ metadata.tags[0] }}{% endif %}"
     )
     answer = template.render(
-        message="hi",
+        message="<b>card</b> & co",
         intent="i",
         metadata={"first_name": "<img src=x onerror=alert(1)>", "tags": ["<b>card</b>"]},
     )
-    assert answer == "Hi &lt;img src=x onerror=alert(1)&gt;, about &lt;b&gt;card&lt;/b&gt;"
-    # names read as written in a text widget: only the characters that open and close a tag change
-    assert template.render(message="hi", intent="i", metadata={"first_name": "O'Brien & Sons"}).startswith(
-        "Hi O'Brien & Sons"
+    assert answer == "You wrote <b>card</b> & co. Hi <img src=x onerror=alert(1)>, about <b>card</b>"
+    widget = (Path(bot.__file__).parent / "web" / "widget" / "widget.js").read_text(encoding="utf-8")
+    assert "innerHTML" not in widget and "insertAdjacentHTML" not in widget and "outerHTML" not in widget
+    assert 'el("div", { class: "bubble", text: message.text })' in widget  # bubbles are textContent
+    api = (Path(bot.__file__).parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    assert "neither the message nor metadata is escaped" in api
+
+
+# -- every way of building a big value (issue #28, item 1) ------------------------------------------
+# Each builds 10 to 40 MB in one step under the old code (small enough to run there, and fail), where the
+# size was only measured once the value existed; now each is refused from its inputs, before it exists.
+BUILDERS = [
+    ("('a' * 5000).translate({97: 'x' * 5000})", "translate() would hold more than 50,000"),
+    ("('a' * 5000)['translate']({97: 'x' * 5000})", "translate() would hold more than 50,000"),
+    ("('{0}' * 5000).format('x' * 5000)", "format() would hold more than 50,000"),
+    ("('{a}' * 5000).format_map({'a': 'x' * 5000})", "format() would hold more than 50,000"),
+    ("('%(a)s' * 5000) % {'a': 'x' * 5000}", "a % format would hold more than 50,000"),
+    ("('%(a)s' * 5000) | format(a='x' * 5000)", "a % format would hold more than 50,000"),
+    ("('\\t' * 40000).expandtabs(1000)", "expandtabs() would hold more than 50,000"),
+    ("('a' * 5000) | join('x' * 5000)", "join() would hold more than 50,000"),
+    ("range(5000) | join('x' * 5000, attribute='real')", "join() would hold more than 50,000"),
+    ("('a.com ' * 500) | urlize(target='x' * 40000)", "urlize would hold more than 50,000"),
+    ("range(2000) | list | tojson(indent=5000)", "tojson indent 5,000 is over the limit of 8"),
+    ("[namespace(s='x' * 40000)] * 1000", "repeating a value would hold more than 50,000"),
+    ("[dict(a='x' * 40000).items()] * 1000", "repeating a value would hold more than 50,000"),
+    ("([7 ** 1300] * 4000) | join", "repeating a value would hold more than 50,000"),
+    ("'x'.encode()", "templates may not call .encode()"),
+    ("dict.fromkeys(range(9000), 'x')", "templates may not call .fromkeys()"),
+]
+GATED = "{%% if metadata.go %%}{{ %s }}{%% endif %%}ok"
+
+
+def _refused_cheaply(source: str) -> str:
+    """The error compiling `source` raises; it must come in well under a second, having allocated < 2 MB."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(TemplateError) as caught:
+            compile_template(source)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 0.5
+    assert peak < 2_000_000, f"{peak:,} bytes"
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(("expression", "reason"), BUILDERS)
+def test_a_value_too_big_to_build_is_refused_at_load_before_it_exists(expression: str, reason: str) -> None:
+    assert reason in _refused_cheaply(f"{{{{ {expression} }}}}")
+    # behind a metadata gate no load-time render reaches it: it is refused because its inputs are constants
+    assert reason in _refused_cheaply(GATED % expression)
+
+
+def test_the_issue_repros_are_refused_at_load() -> None:
+    translate = "{% if metadata.go %}{{ ('a'*49999).translate({97: 'x'*49990}) }}{% endif %}ok"
+    assert "translate() would hold more than 50,000" in _refused_cheaply(translate)
+    assert "format() would hold more than 50,000" in _refused_cheaply(
+        GATED % "('{0}'*16666).format('x'*49999)"
     )
+
+
+# inputs that only the customer's metadata supplies: these load, and the render that meets them fails alone
+AT_RENDER = [
+    ("(metadata.a * metadata.n).translate({97: metadata.b * metadata.n})", "translate() would hold"),
+    ("('{0}' * metadata.n).format(metadata.b * metadata.n)", "format() would hold"),
+    ("('{x}' * metadata.n).format_map({'x': metadata.b * metadata.n})", "format() would hold"),
+    ("('%(x)s' * metadata.n) % {'x': metadata.b * metadata.n}", "a % format would hold"),
+    ("('%s' * 2) | format(metadata.b * metadata.n, metadata.b * 49000)", "a % format would hold"),
+    ("(metadata.b * metadata.n).replace(metadata.b, metadata.a * metadata.n)", "replace() would hold"),
+    ("(metadata.t * 40000).expandtabs(metadata.w)", "expandtabs() would hold"),
+    ("(metadata.b * metadata.n).join(metadata.a * metadata.n)", "join() would hold"),
+    ("(metadata.a * metadata.n) | join(metadata.b * metadata.n)", "join() would hold"),
+    ("[metadata.n] | tojson(indent=metadata.w)", "tojson indent 1,000 is over the limit"),
+    ("(metadata.b | attr(metadata.m))(metadata.a)", "templates may not call str.encode()"),
+]
+RENDER_METADATA = {"go": True, "a": "a", "b": "x", "t": "\t", "n": 5000, "w": 1000, "m": "encode"}
+
+
+@pytest.mark.parametrize(("expression", "reason"), AT_RENDER)
+def test_a_value_too_big_to_build_fails_the_render_that_meets_it(expression: str, reason: str) -> None:
+    template = compile_template(GATED % expression)  # loads: every input is the customer's
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(TemplateError) as caught:
+            template.render(message="hi", intent="i", metadata=RENDER_METADATA)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 0.5
+    assert peak < 2_000_000, f"{peak:,} bytes"
+    assert reason in str(caught.value)
+    assert template.render(message="hi", intent="i", metadata={}) == "ok"  # the next customer is served
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ message.upper() }} {{ message.split() | length }} {{ message.replace('a', 'o') }}",
+        "{{ '{:>6}|{}'.format('ok', intent) }} {{ '{x}'.format_map({'x': 1}) }} {{ '%s/%d' % ('a', 2) }}",
+        "{% for k, v in metadata.items() %}{{ k }}={{ v }}{{ loop.cycle(',', ';') }}{% endfor %}",
+        "{{ metadata.get('plan', 'basic') }} {{ ('a\tb').expandtabs(4) }} {{ 'abc'.translate({97: 'A'}) }}",
+        "{% set c = cycler('x', 'y') %}{{ c.next() }}{{ c.next() }} {{ 'ab' | join('-') }} {{ 7 | string }}",
+    ],
+)
+def test_the_allowed_methods_still_work(source: str) -> None:
+    assert compile_template(source).render(message="a card", intent="i", metadata={"plan": "pro"})
 
 
 # -- end to end: one hostile template, many customers -------------------------------------------------
