@@ -10,21 +10,35 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote, unquote_plus
 
 ACCESS_LOGGER = "uvicorn.access"
-# /v1/conversations/<id>/... (and any other path segment after "conversations")
-_CONVERSATION = re.compile(r"(/conversations/)[^/?#\s]+")
-# key=..., api_key=..., token=... in a query string
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:key|api_key|apikey|token|access_token)=)[^&#\s]*")
+# the query parameters that carry keys, compared by their percent-decoded, lower-cased name: `?k%65y=` is
+# `?key=` to the app (Starlette decodes names), so it is to the log too
+_SECRET_NAMES = frozenset({"key", "api_key", "apikey", "token", "access_token"})
+_QUERY_PART = re.compile(r"([?&])([^=&#]*)=([^&#]*)")
 
 
 def redact_path(path: str) -> str:
-    """`path` (with its query string, if any) with conversation ids and key parameters replaced."""
-    if "/conversations/" in path:
-        path = _CONVERSATION.sub(r"\1[conversation]", path)
-    if "=" in path:
-        path = _SECRET_QUERY.sub(r"\1[redacted]", path)
-    return path
+    """`path` (with its query string, if any) with conversation ids and key parameters replaced; both
+    are recognised after percent-decoding (`/v1/conversation%73/ID`, `?k%65y=...`)."""
+    base, mark, query = path.partition("?")
+    if "conversation" in unquote(base).lower():
+        segments = base.split("/")
+        for index in range(len(segments) - 1):
+            if unquote(segments[index]).lower() == "conversations" and segments[index + 1]:
+                segments[index + 1] = "[conversation]"
+        base = "/".join(segments)
+    if "=" in query:
+        query = _QUERY_PART.sub(_redact_parameter, f"?{query}")[1:]
+    return f"{base}{mark}{query}"
+
+
+def _redact_parameter(match: re.Match[str]) -> str:
+    name = match.group(2)
+    if unquote_plus(name).strip().lower() in _SECRET_NAMES:
+        return f"{match.group(1)}{name}=[redacted]"
+    return match.group()
 
 
 class AccessLogRedactor(logging.Filter):

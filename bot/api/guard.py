@@ -35,7 +35,7 @@ from bot.api.access_log import redact_path
 from bot.api.callers import Caller, TrustedProxies, identify
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.store.db import url_without_password
+from bot.store.db import url_secrets, url_without_password
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,8 @@ class RateLimits:
         except Exception as exc:  # limits raises ConfigurationError for unknown schemes and missing drivers
             shown = url_without_password(settings.rate_limit_storage)
             problem = str(exc).replace(settings.rate_limit_storage, shown)
+            for secret in url_secrets(settings.rate_limit_storage):  # the driver may quote any part
+                problem = problem.replace(secret, "***")
             raise ConfigError(
                 f"BOT_RATE_LIMIT_STORAGE '{shown}' cannot be used: {problem} "
                 "(memory:// needs nothing; redis:// needs pip install 'bot[redis]')"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from alembic import command
 from alembic.config import Config
@@ -53,11 +54,14 @@ def make_engine(url: str) -> Engine:
 
 
 def url_without_password(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without its password, for messages and logs: the one in `user:PASSWORD@` and every query
+    parameter whose (percent-decoded) name says it holds a secret (`?password=`, `?sentinel_password=`,
+    `?p%61ssword=`, `?token=`, ...) shown as `***`."""
     from sqlalchemy.engine import make_url
 
+    url = _SECRET_PARAMETER.sub(lambda m: f"{m.group(1)}***" if _is_secret(m.group(2)) else m.group(), url)
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return make_url(url).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
     except Exception:  # not SQLAlchemy's form (e.g. a rate-limit storage URI): replace the password alone
         pass
     try:
@@ -65,6 +69,30 @@ def url_without_password(url: str) -> str:
     except ValueError:  # unparsable: shown as its scheme only
         return url.split(":", 1)[0] + "://..."
     return url.replace(f":{password}@", ":***@") if password else url
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets `url_without_password` hides, as written and decoded (to scrub them from a driver's
+    error message that quotes them), longest first."""
+    found = {m.group(3) for m in _SECRET_PARAMETER.finditer(url) if _is_secret(m.group(2)) and m.group(3)}
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        found.add(password)
+    found |= {unquote_plus(secret) for secret in found}
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+# name=value in a query string; a name is a secret's when its decoded, lower-cased form contains one of these
+_SECRET_PARAMETER = re.compile(r"([?&;]([^=&#;]*)=)([^&#;]*)")
+_SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
+
+
+def _is_secret(name: str) -> bool:
+    decoded = unquote_plus(name).lower()
+    return any(word in decoded for word in _SECRET_WORDS)
 
 
 def adopt_legacy_database(url: str) -> Path | None:
