@@ -38,7 +38,8 @@ from bot.store.version_files import (
 
 __all__ = ["KNOWLEDGE", "KNOWLEDGE_SUFFIXES", "check_names", "folder_files", "write_files"]
 
-_HASH = re.compile(r"[0-9a-f]{16,128}")  # a version's sha256, whose first 16 digits name its cached folder
+# a version's hash (sha256 hex), whose first 16 characters name its cached folder: one plain folder name
+_HASH = re.compile(r"[A-Za-z0-9_-]{1,128}")
 SPEC_FIELDS = ("description", "title", "examples", "answer", "threshold", "handoff", "tags")
 
 
