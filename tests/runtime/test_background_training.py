@@ -28,21 +28,27 @@ pytestmark = pytest.mark.slow
 TRAINING_SECONDS = 300  # a bound for the test, far above what the small folder takes
 
 
+def training_env(folder: Path, cache: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """A `bot serve` environment with self-training on (the suite turns it off by default)."""
+    return {
+        **os.environ,
+        "BOT_SELF_TRAIN": "true",
+        "BOT_INTENTS_DIR": str(folder),
+        "BOT_CACHE_DIR": str(cache),
+        "BOT_DATABASE_URL": database_url,
+        "BOT_TORCH_THREADS": "1",
+        "BOT_LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
 def serve(tmp: Path, cache: Path, folder: Path, log: str) -> tuple[Any, str]:
     """A `bot serve` on `folder` with self-training on; returns (process, URL) as soon as it is spawned."""
     import subprocess
 
     port = free_port()
-    env = {
-        **os.environ,
-        "BOT_SELF_TRAIN": "true",
-        "BOT_INTENTS_DIR": str(folder),
-        "BOT_CACHE_DIR": str(cache),
-        "BOT_DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
-        "BOT_TORCH_THREADS": "1",
-        "BOT_LOG_LEVEL": "INFO",
-        "BOT_RATE_LIMIT_PER_IP": "",  # eight clients on one address, as behind a proxy
-    }
+    env = training_env(folder, cache, f"sqlite:///{tmp / 'bot.db'}")
+    env["BOT_RATE_LIMIT_PER_IP"] = ""  # eight clients on one address, as behind a proxy
     handle = (tmp / log).open("w")
     process = subprocess.Popen(
         [*SERVE, "--port", str(port)], env=env, stdout=handle, stderr=subprocess.STDOUT
@@ -267,20 +273,15 @@ def test_two_replicas_with_their_own_caches_train_once_and_both_switch(
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     with temporary_database("postgresql", tmp_path) as url:
-        envs = []
-        for name in ("a", "b"):
-            envs.append(
-                {
-                    **os.environ,
-                    "BOT_SELF_TRAIN": "true",
-                    "BOT_INTENTS_DIR": str(folder),
-                    "BOT_CACHE_DIR": str(copy_cache(stock_cache, tmp_path / f"cache-{name}")),
-                    "BOT_DATABASE_URL": url,
-                    "BOT_TORCH_THREADS": "1",
-                    "BOT_LOG_LEVEL": "INFO",
-                    "BOT_LEARNED_SYNC_SECONDS": "2",
-                }
+        envs = [
+            training_env(
+                folder,
+                copy_cache(stock_cache, tmp_path / f"cache-{name}"),
+                url,
+                BOT_LEARNED_SYNC_SECONDS="2",
             )
+            for name in ("a", "b")
+        ]
         with bot_servers(tmp_path / "a", envs[0]) as (a,), bot_servers(tmp_path / "b", envs[1]) as (b,):
             servers = [a, b]
             switched: dict[str, float] = {}
