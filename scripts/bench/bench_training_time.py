@@ -13,7 +13,8 @@ checkout's bot package (e.g. `git archive 694dff0 | tar -x -C /tmp/base`: the un
 #26 item 5). Folders: demo (intents/ without calibration.yaml), f150 (make_folders.py f150), hwu64
 (scripts/bench/hwu64/intents), sNxK (N synthetic intents of K examples). `plot` draws seconds against
 texts per label, medians of the runs, with the goals (90 s, 5 min). Timings on a shared machine are noisy:
-the load average is recorded with each run.
+the load average and the job's CPU seconds (all its processes, less sensitive to other work) are recorded
+with each run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -72,6 +74,7 @@ def time_job(path: Path, threads: int, code: Path | None) -> dict[str, object]:
         ]
         command += ["--progress-json", "--export", "onnx-int8"]
         started = time.monotonic()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         phases: dict[str, float] = {}
         with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=code or ROOT) as child:
             assert child.stdout is not None
@@ -80,7 +83,13 @@ def time_job(path: Path, threads: int, code: Path | None) -> dict[str, object]:
                 phases.setdefault(phase, round(time.monotonic() - started, 1))
         if child.returncode != 0:
             raise SystemExit(f"training {path} failed (exit {child.returncode})")
-        return {"phases": phases, "seconds": round(time.monotonic() - started, 1)}
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return {
+            "phases": phases,
+            "seconds": round(time.monotonic() - started, 1),
+            "cpu_seconds": round(cpu, 1),
+        }
 
 
 def run(args: argparse.Namespace) -> None:

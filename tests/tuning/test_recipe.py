@@ -17,7 +17,8 @@ from tests.conftest import write
 
 
 def test_the_cap_binds_only_on_big_folders() -> None:
-    assert planned_steps(410, SELF_TRAINING) == planned_steps(410, TrainingConfig()) == 28  # the demo folder
+    assert planned_steps(320, SELF_TRAINING) == planned_steps(320, TrainingConfig()) == 20  # HWU64's folder
+    assert planned_steps(410, TrainingConfig()) == 28  # the demo folder, uncapped
     assert planned_steps(1394, TrainingConfig()) == 88  # 150 intents with 7 examples, uncapped
     assert planned_steps(1394, SELF_TRAINING) == planned_steps(1_000_000, SELF_TRAINING) == MODEL_STEPS
     assert planned_steps(1_000_000, fold_config(SELF_TRAINING)) == FOLD_STEPS
