@@ -127,8 +127,9 @@ class ModelShare:
             stored = trained_models.fetch(self.database, key)
             if stored is not None:
                 unpack(stored.archive, request.target, self.settings.cache_dir, stored.backend)
+                log.info("model %s trained by %s unpacked from the database", key, stored.trained_by)
                 self._done(request)
-                return f"model {key} trained by {stored.trained_by} unpacked from the database"
+                return None
         if key in self._failed:
             return None
         if not self.shared or trained_models.take_lease(self.database, key, self.holder, self.lease_seconds):

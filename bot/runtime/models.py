@@ -11,7 +11,6 @@ after its training.
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 from bot.config import Settings
@@ -54,9 +53,3 @@ class SelfTrainingPolicy:
                 self.settings_for(folder), found.train_into, found.intents_version, found.expected_seconds
             )
         )
-
-    def trained(self, request: TrainingRequest) -> None:
-        """The live plan once `request`'s model is in the cache (the swap itself is `VersionSync.use_model`)."""
-        live = self.live_plan
-        if live is not None and live.train_into == request.target:
-            self.live_plan = replace(live, model=str(request.target), train_into=None)

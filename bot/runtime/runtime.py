@@ -223,8 +223,6 @@ class Runtime:
 
     def _use_trained(self, request: TrainingRequest) -> None:
         """A trained model is in the cache: route the live folder with it if it is still the one trained."""
-        if self.policy is not None:
-            self.policy.trained(request)
         if self.versions.use_model(str(request.target), Path(request.settings.intents_dir)):
             log.warning("now routing intents %s with their trained model", request.intents_version)
 

@@ -36,7 +36,7 @@ def readiness(runtime: Runtime) -> Readiness:
     if not runtime.ready or not engine.loaded:
         return Readiness(False, runtime.load_error, None, None, "loading", None, None, None, training)
     live = engine.live
-    kind, note = _model_kind(runtime, training)
+    kind, note = _model_kind(runtime, live.model.settings.model, training)
     return Readiness(
         True,
         None,
@@ -50,17 +50,18 @@ def readiness(runtime: Runtime) -> Readiness:
     )
 
 
-def _model_kind(runtime: Runtime, training: TrainingStatus) -> tuple[ModelKind, str]:
-    plan = runtime.policy.live_plan if runtime.policy is not None else None
-    if plan is None:
+def _model_kind(runtime: Runtime, routing_with: str, training: TrainingStatus) -> tuple[ModelKind, str]:
+    """What the model routing now (`routing_with`, read with the state it built) is to this folder."""
+    if runtime.policy is None:
         return "configured", "the configured model (BOT_MODEL); self-training does not apply"
-    if plan.interim:
+    if routing_with != runtime.settings.model:
+        return "self-trained", "the encoder trained on this folder version's own texts"
+    plan = runtime.policy.live_plan
+    if plan is not None and plan.interim:
         if training.state == "failed":
             return "interim", "the stock model: training this folder version failed, so it keeps routing"
         return (
             "interim",
             "the stock model with its own self-calibration, until this folder's model is trained",
         )
-    if plan.model != runtime.settings.model:
-        return "self-trained", "the encoder trained on this folder version's own texts"
     return "configured", "the configured model: self-training does not apply to this folder"

@@ -229,7 +229,9 @@ def test_a_training_killed_midway_leaves_no_model_and_the_next_start_trains_agai
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(30)
-    wait_for(lambda: not _training_children(), 15, "the orphaned training's exit")  # it follows its parent
+    wait_for(
+        lambda: not _training_children(cache), 15, "the orphaned training's exit"
+    )  # it follows its parent
     models = cache / "models"
     assert not [p for p in models.iterdir() if p.is_dir() and is_trained(p)]
     partials = list(models.glob(f"*{PARTIAL}*"))
@@ -245,8 +247,8 @@ def test_a_training_killed_midway_leaves_no_model_and_the_next_start_trains_agai
     assert not any(p.exists() for p in partials)  # what the killed training left was cleared away
 
 
-def _training_children() -> list[int]:
-    """Training processes of this test run still alive (`python -m bot.tuning.self_training`)."""
+def _training_children(cache: Path) -> list[int]:
+    """Training processes writing into `cache` still alive (`python -m bot.tuning.self_training`)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -255,7 +257,7 @@ def _training_children() -> list[int]:
             command = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"bot.tuning.self_training" in command and b"--progress-json" in command:
+        if b"bot.tuning.self_training" in command and str(cache).encode() in command:
             found.append(int(entry.name))
     return found
 
@@ -298,6 +300,7 @@ def test_two_replicas_with_their_own_caches_train_once_and_both_switch(
             assert gap < 2 + 15, f"the second replica switched {gap:.1f} s after the first"
             models = {ready(s.url)["model"] for s in servers}
             logs = [s.log.read_text() for s in servers]
+            assert any("unpacked from the database" in log for log in logs), logs
         trainings = sum(log.count("training the folder's model in the background") for log in logs)
         assert trainings == 1, logs
         assert sum("unpacked from the database" in log for log in logs) == 1

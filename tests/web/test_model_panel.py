@@ -5,7 +5,7 @@ test (a real training takes minutes), so the pages read the JSON shape the serve
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ class Training:
 
     status: TrainingStatus
     live_plan: Plan | None
+    switched: Callable[[], None] = lambda: None  # the engine routes with the trained model from now on
 
 
 @pytest.fixture()
@@ -61,6 +62,11 @@ def served(
         Plan(settings.model, target, version, 40),  # routed with the stock model until trained
     )
     monkeypatch.setattr(runtime.trainer, "status", lambda: training.status)
+    # readiness names the kind from the model the engine routes with: "self-trained" when it is not the
+    # configured one; the engine keeps the stock model here, so the configured one is made another name
+    training.switched = lambda: monkeypatch.setattr(
+        runtime, "settings", runtime.settings.with_overrides(model=str(tmp_path / "configured-model"))
+    )
     with LiveServer(app) as live:
         # once started (its version sync keeps the real policy, None): readiness reads `policy.live_plan`
         monkeypatch.setattr(runtime, "policy", training)
@@ -124,6 +130,7 @@ def test_versions_page_shows_a_running_training_then_the_trained_model(
     )
     assert training.live_plan is not None
     training.live_plan = Plan(str(target), None, training.live_plan.intents_version, 40)
+    training.switched()  # the engine now routes with a model that is not the configured one
     wait(browser, lambda d: panel(d).get_attribute("data-training") == "ready")
     assert text(browser, "model-kind") == "Self-trained on this folder"
     assert not browser.find_element(By.ID, "model-training").is_displayed()
