@@ -12,7 +12,8 @@ docs/plots/training_time.jsonl): folder, texts, seconds to each phase, total. `-
 checkout's bot package (e.g. `git archive 694dff0 | tar -x -C /tmp/base`: the uncapped training before
 #26 item 5). Folders: demo (intents/ without calibration.yaml), f150 (make_folders.py f150), hwu64
 (scripts/bench/hwu64/intents), sNxK (N synthetic intents of K examples). `plot` draws seconds against
-texts per label, medians of the runs, with the goals (90 s, 5 min). Timings on a shared machine are noisy:
+texts: the cost model of bot/tuning/recipe.py with and without the cap, the pre-cap job's idle times and
+the runs, with the goals (90 s, 5 min). Timings on a shared machine are noisy:
 the load average and the job's CPU seconds (all its processes, less sensitive to other work) are recorded
 with each run.
 """
@@ -24,15 +25,14 @@ import json
 import os
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import make_folders  # beside this script
+import numpy as np
 
 from bot.content.intents import load_intents
 from bot.routing.state import intent_texts
@@ -109,36 +109,74 @@ def run(args: argparse.Namespace) -> None:
                 handle.write(json.dumps(row) + "\n")
 
 
+# The job before the cap on 2 idle cores (docs/evaluation.md, docs/cold-start.md): demo 63 + 67 s and the
+# export, HWU64 38 + 60 s and the export, a 150-intent folder about 8 minutes.
+IDLE_UNCAPPED = {410: 150.0, 320: 118.0, 1394: 480.0}
+
+
+def uncapped_estimate(texts: int) -> float:
+    """The cost model of bot.tuning.recipe applied to the recipe before the cap: every step, and the
+    folder encoded at each model's start and each epoch (5 times), and once more by each fold model."""
+    from bot.routing.cross_fit import FOLDS
+    from bot.tuning.recipe import ENCODE_SECONDS, JOB_SECONDS, STEP_SECONDS
+    from bot.tuning.training import TrainingConfig, planned_steps
+
+    config = TrainingConfig()
+    steps = planned_steps(texts, config) + FOLDS * planned_steps(round(texts * 0.7), config)
+    encoded = (config.epochs + 1) * (texts + FOLDS * round(texts * 0.7)) + FOLDS * texts
+    return JOB_SECONDS + STEP_SECONDS * steps + ENCODE_SECONDS * encoded
+
+
 def plot(args: argparse.Namespace) -> None:
-    """Median seconds against texts, one line per label (2-thread runs only)."""
+    """Seconds against texts: the cost model with and without the cap (2 idle cores), the pre-cap job's
+    idle times, and this script's runs (marked with the machine's load)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bot.tuning.recipe import estimate_seconds
+
     rows = [json.loads(line) for line in args.results.read_text(encoding="utf-8").splitlines() if line]
-    series: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    names: dict[int, str] = {}
-    for row in rows:
-        if row["threads"] == args.threads:
-            series[row["label"]][row["texts"]].append(row["seconds"])
-            names[row["texts"]] = row["folder"]
-    figure, axes = plt.subplots(figsize=(7, 4.2))
-    for label, points in sorted(series.items()):
-        xs = sorted(points)
-        ys = [statistics.median(points[x]) for x in xs]
-        axes.plot(xs, ys, marker="o", label=label)
-        for x, y in zip(xs, ys, strict=True):
-            axes.annotate(names[x], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    axes.axhline(90, color="grey", linestyle=":", linewidth=1)
-    axes.axhline(300, color="grey", linestyle="--", linewidth=1)
-    axes.text(axes.get_xlim()[0], 92, " 90 s goal (demo, 150 intents)", fontsize=7, color="grey")
-    axes.text(axes.get_xlim()[0], 302, " 5 min goal (any folder)", fontsize=7, color="grey")
+    sizes = [int(x) for x in np.geomspace(200, 16_000, 40)]
+    figure, axes = plt.subplots(figsize=(7.5, 4.5))
+    axes.plot(
+        sizes, [uncapped_estimate(x) for x in sizes], color="tab:red", label="before the cap (cost model)"
+    )
+    axes.plot(
+        sizes, [estimate_seconds(x, 2, x // 7) for x in sizes], color="tab:blue", label="capped (cost model)"
+    )
+    idle = sorted(IDLE_UNCAPPED.items())
+    axes.scatter(
+        [x for x, _ in idle], [y for _, y in idle], color="tab:red", label="before the cap, measured idle"
+    )
+    for label, color in (("capped", "tab:blue"), ("uncapped", "tab:red")):
+        runs = [r for r in rows if r["label"] == label and r["threads"] == args.threads]
+        if runs:
+            axes.scatter(
+                [r["texts"] for r in runs],
+                [r["seconds"] for r in runs],
+                facecolors="none",
+                edgecolors=color,
+                label=f"{label}, measured on the shared machine (load shown)",
+            )
+            for r in runs:
+                axes.annotate(
+                    f"{r['folder']} (load {r['load']:.0f})",
+                    (r["texts"], r["seconds"]),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=7,
+                )
+    for y, text in ((90, "90 s goal (demo, 150 intents)"), (300, "5 min goal (any folder)")):
+        axes.axhline(y, color="grey", linestyle=":", linewidth=1)
+        axes.text(210, y * 1.04, text, fontsize=7, color="grey")
     axes.set_xscale("log")
+    axes.set_yscale("log")
     axes.set_xlabel("texts in the folder (names, titles, descriptions, examples)")
-    axes.set_ylabel("seconds to the trained model (median)")
-    axes.set_title(f"Self-training job: model + 2 cross-fit models + ONNX export, {args.threads} threads")
-    axes.legend()
+    axes.set_ylabel("seconds to the trained model")
+    axes.set_title(f"Self-training job (model, 2 cross-fit models, ONNX export), {args.threads} threads")
+    axes.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out, dpi=120)
