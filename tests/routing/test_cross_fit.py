@@ -192,4 +192,5 @@ def test_learned_examples_keep_the_cross_fit_and_an_edited_folder_falls_back(
     assert Evidence.of(str(model), engine.state.intents).bias is TRAINED_BIAS
     calibration = engine.state.calibration
     assert calibration is not None and "cross-fitted" not in (calibration.data or "")
-    assert "retrains it in the background" in (calibration.data or "")  # `bot check` and the stats page say so
+    # `bot check` and the stats page say so
+    assert "retrains it in the background" in (calibration.data or "")
