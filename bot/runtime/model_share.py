@@ -17,7 +17,6 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 
 from sqlalchemy import Engine as Database
 
@@ -82,8 +81,7 @@ class ModelShare:
         wanted, elsewhere = self.wanted, self.elsewhere
         if wanted is None or elsewhere is None or own.state == "running":
             return own
-        return replace(
-            TrainingStatus(),
+        return TrainingStatus(
             state="running",
             intents_version=wanted.intents_version,
             model=str(wanted.target),

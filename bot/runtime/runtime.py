@@ -29,7 +29,7 @@ from bot.chat.pipeline import ChatPipeline
 from bot.chat.service import ChatService
 from bot.chat.spool import Spool
 from bot.config import Settings
-from bot.content.intents import load_intents
+from bot.content.intents import IntentSet, load_intents
 from bot.content.knowledge import load_knowledge
 from bot.content.tone import load_tone
 from bot.routing.engine import Engine
@@ -51,12 +51,13 @@ SPOOL_DRAIN_SECONDS = 2.0
 SWITCH_INTERVAL_SECONDS = 0.001
 
 
-def check_folder(folder: Path) -> None:
+def check_folder(folder: Path) -> IntentSet:
     """Read and validate the intents, knowledge and tone files: a typo fails here as `path:line`, before
-    any model is exported or trained."""
-    load_intents(folder)
+    any model is exported or trained; returns the intents."""
+    intents = load_intents(folder)
     load_knowledge(folder / "knowledge")
     load_tone(folder)
+    return intents
 
 
 def routing_engine(
@@ -154,10 +155,10 @@ class Runtime:
         self._database = database
         engine = self._given_engine
         if engine is None:
-            check_folder(Path(settings.intents_dir))
+            intents = check_folder(Path(settings.intents_dir))
             self.share = ModelShare(database, settings, self.trainer, self._use_trained)
             self.policy = SelfTrainingPolicy(settings, self.share)
-            engine = Engine(settings.with_overrides(model=plan(settings).model))
+            engine = Engine(settings.with_overrides(model=plan(settings, intents).model))
         self._engine = engine
         self._versions = VersionSync(engine, database, settings, self.policy)
         spool = Spool(settings.spool_dir or settings.cache_dir / "spool")

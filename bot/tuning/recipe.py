@@ -22,11 +22,9 @@ MODEL_STEPS = 20
 FOLD_STEPS = 8
 SELF_TRAINING = TrainingConfig(max_steps=MODEL_STEPS, prototype_texts=3, mine_from_vectors=True)
 
-# What the background job costs on 2 idle cores, from the pre-#26 job's phases on the demo folder (150 s:
-# the model's 28 steps 63 s, the fold models' 40 steps 67 s, start-up and the ONNX export the rest) and
-# scripts/bench/bench_training_time.py's runs (docs/evaluation.md "Bounded self-training (#26)"):
-# starting up, loading three models and exporting; one training step (16 intents x 4 texts); one text
-# encoded without training.
+# What the background job costs on 2 idle cores (fitted to measured phases; the figures and how they were
+# taken: docs/evaluation.md "Bounded self-training (#26)"): starting up, loading three models and
+# exporting; one training step (16 intents x 4 texts); one text encoded without training.
 JOB_SECONDS = 30.0
 STEP_SECONDS = 1.6
 ENCODE_SECONDS = 0.004

@@ -110,6 +110,13 @@ def copy_cache(stock: Path, to: Path) -> Path:
     return to
 
 
+def home_folder(tmp_path: Path, stock: Path) -> tuple[Path, Path]:
+    """The small home-automation folder and a cache holding only the stock model's export."""
+    folder = tmp_path / "intents"
+    write(folder / "home.yaml", HOME)
+    return folder, copy_cache(stock, tmp_path / "cache")
+
+
 def stop(process: Any) -> None:
     process.terminate()
     try:
@@ -121,9 +128,7 @@ def stop(process: Any) -> None:
 def test_serves_at_once_then_switches_to_the_trained_model_without_failing_a_request(
     tmp_path: Path, stock_cache: Path
 ) -> None:
-    folder = tmp_path / "intents"
-    write(folder / "home.yaml", HOME)
-    cache = copy_cache(stock_cache, tmp_path / "cache")
+    folder, cache = home_folder(tmp_path, stock_cache)
     started = time.monotonic()
     process, url = serve(tmp_path, cache, folder, "server.log")
     try:
@@ -175,9 +180,7 @@ def test_serves_at_once_then_switches_to_the_trained_model_without_failing_a_req
 def test_an_edit_is_live_at_once_retrains_and_a_newer_edit_cancels_the_older_training(
     tmp_path: Path, stock_cache: Path
 ) -> None:
-    folder = tmp_path / "intents"
-    write(folder / "home.yaml", HOME)
-    cache = copy_cache(stock_cache, tmp_path / "cache")
+    folder, cache = home_folder(tmp_path, stock_cache)
     process, url = serve(tmp_path, cache, folder, "server.log")
     try:
         first_ok(url, "GET", "/readyz", time.monotonic() + 30)
@@ -219,9 +222,7 @@ EXTRA_INTENT = """\
 def test_a_training_killed_midway_leaves_no_model_and_the_next_start_trains_again(
     tmp_path: Path, stock_cache: Path
 ) -> None:
-    folder = tmp_path / "intents"
-    write(folder / "home.yaml", HOME)
-    cache = copy_cache(stock_cache, tmp_path / "cache")
+    folder, cache = home_folder(tmp_path, stock_cache)
     process, url = serve(tmp_path, cache, folder, "first.log")
     try:
         first_ok(url, "GET", "/readyz", time.monotonic() + 30)
