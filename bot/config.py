@@ -38,6 +38,10 @@ DEFAULT_AGGREGATION_WEIGHT = 0.2
 # by accident; an install still on it is moved to the default file on start (bot.store.db:
 # adopt_legacy_database).
 DEFAULT_DATABASE_URL = "sqlite:///./bot.db"
+# The background self-training child's threads: at nice 10 it takes only idle CPU, so it may use every core
+# (2 threads: the demo's job 66 s against 97 s with 1 on 2 idle cores, docs/evaluation.md "Bounded
+# self-training (#26)"); more than 4 gain little on a training this small.
+MAX_TRAINING_THREADS = 4
 LEGACY_DATABASE_URL = "sqlite:///./bot.store.db"
 
 
@@ -114,6 +118,13 @@ class Settings(BaseSettings):
     )
     torch_threads: int = Field(
         1, ge=1, le=64, description="Threads the encoder (torch or ONNX), BLAS and FAISS may each use."
+    )
+    training_threads: int = Field(
+        default_factory=lambda: min(os.cpu_count() or 1, MAX_TRAINING_THREADS),
+        ge=1,
+        le=64,
+        description="Threads the background self-training child uses (default: the machine's cores, at most "
+        f"{MAX_TRAINING_THREADS}); it runs at low CPU priority, so it only takes cores serving leaves idle.",
     )
     encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "onnx-int8",

@@ -76,12 +76,12 @@ def training_plan(settings: Settings, intent_set: IntentSet) -> str:
         return "self-training: too few texts to train on (it needs two intents with two texts each)"
     if found.train_into is None:
         return f"self-training: the trained model of this folder version is in the cache ({found.model})"
-    seconds = estimate_seconds(found.texts, settings.torch_threads, len(intent_set.intents))
-    threads = settings.torch_threads
+    seconds = estimate_seconds(found.texts, settings.training_threads, len(intent_set.intents))
+    threads = settings.training_threads
     return (
         "self-training applies: this folder version has no trained model yet; `bot serve` routes with the "
         f"stock model at once and trains in the background, about {_duration(seconds)} for {found.texts:,} "
-        f"texts on {threads} thread{'s' if threads != 1 else ''} (BOT_TORCH_THREADS; cap: {MODEL_STEPS} "
+        f"texts on {threads} thread{'s' if threads != 1 else ''} (BOT_TRAINING_THREADS; cap: {MODEL_STEPS} "
         f"steps for the model, {FOLD_STEPS} for each cross-fit model). `bot check` itself does not train."
     )
 

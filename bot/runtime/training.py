@@ -3,7 +3,7 @@
 A serving process routes a new folder version at once with the best model it already has (the stock
 encoder with its own self-calibration) and asks `BackgroundTrainer` for the folder's trained model. The
 trainer runs `python -m bot.tuning.self_training` in a child process: torch never enters the server, the
-child lowers its own CPU priority and uses `BOT_TORCH_THREADS` threads, and it reports its progress as
+child lowers its own CPU priority and uses `BOT_TRAINING_THREADS` threads, and it reports its progress as
 JSON lines on stdout. A newer request (an edit, a rollback) cancels an older training. The child writes
 the model under a temporary name and renames it into place when the model and its cross-fit are
 complete, so a crash or a kill at any moment leaves either nothing or a whole model: `on_ready` is called
@@ -69,7 +69,7 @@ def child_command(request: TrainingRequest) -> list[str]:
         str(settings.intents_dir),
         settings.model,
         str(settings.cache_dir),
-        str(settings.torch_threads),
+        str(settings.training_threads),
         "--progress-json",
         "--nice",
         str(CHILD_PRIORITY),

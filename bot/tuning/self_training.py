@@ -118,12 +118,12 @@ def plan(settings: Settings, intents: IntentSet | None = None) -> Plan:
     texts = len(intent_texts(intents)[0])
     if not applies(settings) or not trainable(intents):
         return Plan(
-            settings.model, None, intents.version, texts, len(intents.intents), settings.torch_threads
+            settings.model, None, intents.version, texts, len(intents.intents), settings.training_threads
         )
     path = self_trained_path(settings, intents)
     if is_trained(path):
-        return Plan(str(path), None, intents.version, texts, len(intents.intents), settings.torch_threads)
-    return Plan(settings.model, path, intents.version, texts, len(intents.intents), settings.torch_threads)
+        return Plan(str(path), None, intents.version, texts, len(intents.intents), settings.training_threads)
+    return Plan(settings.model, path, intents.version, texts, len(intents.intents), settings.training_threads)
 
 
 def ensure_self_trained(settings: Settings, intents: IntentSet | None = None) -> Settings:
@@ -140,7 +140,7 @@ def train_in_child(settings: Settings) -> None:
     """`self_trained_model` in a child process: training imports torch (several hundred MB a process
     never gives back), and a server that trained on its first start must not keep it."""
     command = [sys.executable, "-m", __name__, str(settings.intents_dir), settings.model]
-    command += [str(settings.cache_dir), str(settings.torch_threads)]
+    command += [str(settings.cache_dir), str(settings.training_threads)]
     finished = subprocess.run(command, check=False)  # progress goes to our stderr as it happens
     if finished.returncode != 0:
         raise TrainingError(
@@ -223,7 +223,7 @@ def _train(
     settings: Settings, intents: IntentSet, path: Path, emit: Callable[[dict[str, object]], None] | None
 ) -> Path | None:
     texts, _ = intent_texts(intents)
-    config = training_config(settings.torch_threads, progress=emit is None)
+    config = training_config(settings.training_threads, progress=emit is None)
     progress = JobProgress(job_steps(intents, config), emit)
     if emit is None:
         sys.stderr.write(
@@ -345,9 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.nice:
         os.nice(args.nice)  # before torch starts its threads: they inherit it
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    child = Settings(
-        intents_dir=args.folder, model=args.model, cache_dir=args.cache, torch_threads=args.threads
-    )
+    threads = {"training_threads": args.threads, "torch_threads": args.threads}  # training and encoding
+    child = Settings(intents_dir=args.folder, model=args.model, cache_dir=args.cache, **threads)
 
     def emit(event: dict[str, object]) -> None:
         sys.stdout.write(json.dumps(event) + "\n")
