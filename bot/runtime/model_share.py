@@ -144,26 +144,34 @@ class ModelShare:
     # -- what the trainer reports ----------------------------------------------------------------------------
 
     def finished(self, request: TrainingRequest, status: TrainingStatus) -> None:
-        """The trainer's job for `request` ended: a complete model is stored for the others, then used."""
+        """The trainer's job for `request` ended: a complete model is used here, then stored for the others
+        (this replica's switch need not wait the seconds packing and uploading take; the lease is held until
+        the model is stored, so no other replica trains it meanwhile)."""
         key = request.target.name
         if status.state == "ready":
-            if self.shared:
-                try:
-                    archive, fingerprint = pack(
-                        request.target, self.settings.cache_dir, self.settings.encoder_backend
-                    )
-                    stored = trained_models.StoredModel(
-                        key, fingerprint, self.settings.encoder_backend, archive, self.holder
-                    )
-                    if trained_models.store(self.database, stored, request.intents_version):
-                        log.info("stored model %s (%d bytes) for the other replicas", key, len(archive))
-                except Exception as exc:  # the others train it themselves once the lease expires
-                    log.warning("model %s not stored for the other replicas: %s", key, exc)
-            self._release(key)
-            self._done(request)
+            try:
+                self._done(request)
+            finally:
+                if self.shared:
+                    self._store(request)
+                self._release(key)
         elif status.state == "failed":
             self._failed.add(key)
             self._release(key)
+
+    def _store(self, request: TrainingRequest) -> None:
+        key = request.target.name
+        try:
+            archive, fingerprint = pack(
+                request.target, self.settings.cache_dir, self.settings.encoder_backend
+            )
+            stored = trained_models.StoredModel(
+                key, fingerprint, self.settings.encoder_backend, archive, self.holder
+            )
+            if trained_models.store(self.database, stored, request.intents_version):
+                log.info("stored model %s (%d bytes) for the other replicas", key, len(archive))
+        except Exception as exc:  # the others train it themselves once the lease expires
+            log.warning("model %s not stored for the other replicas: %s", key, exc)
 
     def _done(self, request: TrainingRequest) -> None:
         with self._lock:

@@ -360,6 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     path = self_trained_model(child, intents, progress)
     if path is not None and args.export:
         export_for_serving(path, child.cache_dir, quantized=args.export == "onnx-int8", emit=progress)
+        warm_serving_cache(child.with_overrides(model=str(path), encoder_backend=args.export))
 
 
 def follow_parent(parent: int, every: float = 1.0) -> None:
@@ -385,7 +386,16 @@ def export_for_serving(
 
     if emit is not None:
         emit({"phase": "export", "progress": 0.99})
-    export_onnx(path, onnx_folder(cache_dir, model_fingerprint(path)), quantized=quantized)
+    export_onnx(path, onnx_folder(cache_dir, model_fingerprint(path)), quantized=quantized, in_process=True)
+
+
+def warm_serving_cache(settings: Settings) -> None:
+    """Encode the folder with the exported model into the cache's embeddings, as the server's load will:
+    with this process's threads the server's switch to the model then reads vectors instead of encoding
+    (seconds on 1 serving thread, docs/evaluation.md "Serving while training (#26)")."""
+    from bot.routing.engine import Engine
+
+    Engine(settings).load()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from filelock import FileLock
@@ -30,11 +31,13 @@ def onnx_folder(cache_dir: Path, base_model_id: str) -> Path:
     return cache_dir / "onnx" / base_model_id.replace("/", "_").replace("@", "-")
 
 
-def export_onnx(model_path: Path, target: Path, *, quantized: bool) -> Path:
+def export_onnx(model_path: Path, target: Path, *, quantized: bool, in_process: bool = False) -> Path:
     """`target`'s model.onnx (or model_int8_rows.onnx next to it), exported first if missing; returns it.
 
     The export needs torch and transformers (several hundred MB once imported, never given back), so it
     runs in a child process: a server's first start then holds the same memory as a warm start.
+    `in_process`: a process that has torch loaded already and ends soon (the self-training child) exports
+    itself, sparing a second process the seconds of importing torch again.
     """
     file = target / (INT8_FILE if quantized else FP32_FILE)
     target.mkdir(parents=True, exist_ok=True)
@@ -43,6 +46,13 @@ def export_onnx(model_path: Path, target: Path, *, quantized: bool) -> Path:
     with _export_lock, FileLock(str(target / ".export.lock")):
         if not file.is_file():
             log.warning("exporting %s to ONNX (once, about 20 s; cached in %s)", model_path, target)
+            if in_process:
+                from bot.routing.encoders.export import export_here
+
+                with warnings.catch_warnings():  # tracer and quantizer chatter, as in the child
+                    warnings.simplefilter("ignore")
+                    export_here(model_path, target, quantized=quantized)
+                return file
             command = [sys.executable, "-m", EXPORTER, str(model_path), str(target)]
             finished = subprocess.run(
                 [*command, *(["--int8"] if quantized else [])],
