@@ -86,6 +86,7 @@ def healthz(request: Request) -> HealthOut:
         spool_rejected=rejected,
         queues=queues,
         model=found.model,
+        version_id=found.version_id,
         intents_version=found.intents_version,
         intents=found.intents,
         database=db_state,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from pathlib import Path as FolderPath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -29,6 +30,7 @@ from bot.routing.engine import Engine
 from bot.runtime import Runtime
 from bot.runtime.candidates import candidate_folder, one_diff_at_a_time
 from bot.store import versions
+from bot.store.models import IntentsVersion
 from bot.store.version_sync import Loaded, VersionSync
 from bot.tuning.diff import routing_diff
 
@@ -138,17 +140,28 @@ async def diff(body: DiffIn, request: Request) -> DiffOut:
     return await run_in_threadpool(run_diff, body, ready_runtime(request))
 
 
+def _diff_candidate(
+    body: DiffIn, runtime: Runtime
+) -> tuple[FolderPath, versions.Snapshot, IntentsVersion | None]:
+    """The candidate's folder, what it holds, and the stored version it is: a folder holding a stored
+    version's very files is that version, named by its id like everywhere else (None: never stored)."""
+    database = runtime.database
+    if body.version_id is not None:
+        version = versions.get(database, body.version_id)
+        folder = versions.materialize(version, runtime.settings.cache_dir)
+        return folder, versions.snapshot(folder, runtime.versions.model_id), version
+    folder = candidate_folder(body.intents_dir or "", runtime.settings)
+    found = versions.snapshot(folder, runtime.versions.model_id)
+    return folder, found, versions.find(database, found.hash)
+
+
 def run_diff(body: DiffIn, runtime: Runtime) -> DiffOut:
-    engine, database, settings = runtime.engine, runtime.database, runtime.settings
+    engine, database = runtime.engine, runtime.database
     with one_diff_at_a_time():
-        if body.version_id is not None:
-            version = versions.get(database, body.version_id)
-            folder = versions.materialize(version, settings.cache_dir)
-            label = f"version {version.id}"
-        else:
-            folder = candidate_folder(body.intents_dir or "", settings)
-            label = str(folder)
-        found = versions.snapshot(folder, runtime.versions.model_id)
+        folder, found, version = _diff_candidate(body, runtime)
+        label = f"version {version.id}" if version else str(folder)
+        if version and body.intents_dir is not None:
+            label += f" ({folder})"
         current = versions.live(database)
         summary = versions.summarize(current.version if current else None, found)
         live = engine.live  # the model and the state it built, read together
@@ -162,7 +175,13 @@ def run_diff(body: DiffIn, runtime: Runtime) -> DiffOut:
             limit=body.limit,
             examples=body.examples,
         )
-        shown = {**vars(report), "candidate": label, "summary": summary}
+        shown = {
+            **vars(report),
+            "candidate": label,
+            "summary": summary,
+            "live_id": runtime.versions.live_id,
+            "candidate_id": version.id if version else None,
+        }
         return DiffOut.model_validate(shown, from_attributes=True)
 
 

@@ -27,6 +27,7 @@ class Readiness:
     intents_version: str | None
     intents: int | None
     training: TrainingStatus
+    version_id: int | None = None  # the stored intents version routing (GET /v1/versions): the one id shown
 
 
 def readiness(runtime: Runtime) -> Readiness:
@@ -47,6 +48,7 @@ def readiness(runtime: Runtime) -> Readiness:
         live.state.intents.version,
         len(live.state.intents.intents),
         training,
+        runtime.versions.live_id,
     )
 
 

@@ -62,6 +62,7 @@ class VersionSync:
         self.settings = settings
         self.policy = policy
         self.live_hash: str | None = None
+        self.live_id: int | None = None  # the stored version routing here: the id the API and pages show
         self._lock = threading.Lock()
 
     @property
@@ -134,7 +135,7 @@ class VersionSync:
             version = versions.store(self.database, found, by)
             if current is None or current.version.id != version.id:
                 versions.activate(self.database, version, action="start", by=by)
-            self.live_hash = version.hash
+            self.live_hash, self.live_id = version.hash, version.id
             return Loaded(version, None)
 
     def reload(self, by: str) -> Loaded:
@@ -145,7 +146,7 @@ class VersionSync:
             current = versions.live(self.database)
             if current is None or current.version.id != version.id:
                 versions.activate(self.database, version, action="reload", by=by)
-            self.live_hash = version.hash
+            self.live_hash, self.live_id = version.hash, version.id
             return Loaded(version, result)
 
     def activate(self, version_id: int, by: str, action: str = "activate") -> Loaded:
@@ -180,5 +181,5 @@ class VersionSync:
             )
         folder = versions.materialize(version, self.settings.cache_dir)
         result = self._load_folder(folder)
-        self.live_hash = version.hash
+        self.live_hash, self.live_id = version.hash, version.id
         return Loaded(version, result)

@@ -363,8 +363,62 @@ def test_stats_and_review_pages_fit_a_phone_and_bars_stay_in_their_card(
     wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true", 60)
     assert layout_problems(browser, header=".topbar") == []
     assert browser.execute_script(overflowing) == 0
+    # #27 item 10: chart labels drawn at 11 px or more on the phone (they were about 5 px), inside the
+    # screen, and the top intents' names whole
+    labels = browser.execute_script(CHART_LABELS)
+    assert len(labels) > 20 and [label for label in labels if label["px"] < 11 or label["out"]] == []
+    names = {label["text"] for label in labels if label["chart"] == "chart-intents"}
+    assert "transaction_charged_twice" in names and not [n for n in names if "…" in n]
+    browser.execute_script("document.getElementById('chart-daily').closest('.card').scrollIntoView()")
     screenshot(browser, "stats-phone")
     browser.get(f"{server.url}/review")
     wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
     assert layout_problems(browser, header=".topbar") == []
+    # each message on a line of its own, whole: not cut to a dozen characters, at a readable size
+    cut = browser.execute_script(
+        """return [...document.querySelectorAll('#queue .row .text')].filter((node) => {
+          const r = node.getBoundingClientRect(), size = parseFloat(getComputedStyle(node).fontSize);
+          return node.scrollWidth > node.clientWidth + 1 || r.width < 250 || size < 11;
+        }).map((node) => node.textContent);"""
+    )
+    assert rows(browser) and cut == []
     as_desktop(browser)
+
+
+# Every text of the stats charts: its rendered size in CSS px (font size times the SVG's scale), whether
+# it sticks out of the screen, and the chart it belongs to.
+CHART_LABELS = """
+  const width = document.documentElement.clientWidth;
+  return [...document.querySelectorAll('.chart text')].map((node) => {
+    const r = node.getBoundingClientRect();
+    const scale = node.ownerSVGElement.getScreenCTM().a;
+    return { text: node.textContent, px: parseFloat(getComputedStyle(node).fontSize) * scale,
+             out: r.left < 0 || r.right > width, chart: node.closest('[id^=chart-]').id };
+  });
+"""
+
+
+def test_review_queue_shows_a_load_running_after_a_filter_change(server: LiveServer, browser: Any) -> None:
+    """#27 item 10: new filters grey out the old list and say "Loading…" until their answer is shown."""
+    for text in TODAY[:6]:
+        chat(server, text)
+    browser.get(f"{server.url}/review")
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    browser.execute_script(SLOW_LOGS)
+    Select(browser.find_element(By.ID, "f-route")).select_by_value("answer")
+    busy = wait(browser, lambda d: d.execute_script(LOADING))
+    assert busy == {"status": True, "busy": "true", "count": "Loading…", "dim": True}
+    idle = wait(
+        browser, lambda d: (lambda found: found if not found["status"] else None)(d.execute_script(LOADING))
+    )
+    assert idle["busy"] == "false" and not idle["dim"] and idle["count"].endswith("decisions")
+    assert {r.find_element(By.CLASS_NAME, "badge").text for r in rows(browser)} == {"ANSWER"}
+
+
+LOADING = """
+  const status = document.getElementById('queue-status');
+  return { status: !!status && status.offsetParent !== null,
+           busy: document.getElementById('queue').getAttribute('aria-busy'),
+           count: document.getElementById('count').textContent,
+           dim: getComputedStyle(document.getElementById('queue')).opacity < 0.9 };
+"""

@@ -86,6 +86,9 @@ class ReadyOut(BaseModel):
     )
     model_note: str
     operating_point: str | None = Field(description="Where the threshold and confidences come from.")
+    version_id: int | None = Field(
+        None, description="The stored intents version routing (GET /v1/versions, `bot versions list`)."
+    )
     intents_version: str | None
     intents: int | None
     training: TrainingOut
@@ -97,6 +100,9 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded", "starting"]
     ready: bool
     model: str | None
+    version_id: int | None = Field(
+        None, description="The stored intents version routing (GET /v1/versions, `bot versions list`)."
+    )
     intents_version: str | None
     intents: int | None
     database: str

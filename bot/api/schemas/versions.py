@@ -109,12 +109,18 @@ class DiffOut(BaseModel):
 
     live_version: str
     candidate_version: str
+    live_id: int | None = Field(None, description="The stored version live here (GET /v1/versions).")
+    candidate_id: int | None = Field(
+        None, description="The stored version the candidate is (None: a folder not stored as a version yet)."
+    )
     candidate: str
     summary: str = Field(description="What the candidate changes in the intents, against the live version.")
     messages: int
     distinct_texts: int
     changed: int
-    reviewed: int
+    reviewed: int = Field(
+        description="Replayed messages an analyst reviewed (of `messages`, not of `changed`)."
+    )
     fixes: int
     breaks: int
     groups: list[DiffGroupOut]

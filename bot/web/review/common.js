@@ -174,7 +174,8 @@ function showModel(panel, parts, ready) {
   setText(parts.kind.querySelector(".value"), ready.model_kind ? MODEL_KINDS[ready.model_kind] : loading);
   setText(parts.id.querySelector(".value"), ready.model || "–");
   setText(parts.point.querySelector(".value"), ready.operating_point || "–");
-  const version = ready.intents_version ? ` Intents version ${ready.intents_version} (${ready.intents} intents).` : "";
+  // the version by its stored id, as the versions page, the API and `bot versions list` name it
+  const version = ready.version_id ? ` Version ${ready.version_id} (${ready.intents} intents).` : ready.intents ? ` ${ready.intents} intents.` : "";
   setText(parts.note, ready.error ? `Why: ${ready.error}` : `${ready.model_note ? `${ready.model_note[0].toUpperCase()}${ready.model_note.slice(1)}.` : ""}${version}`);
   const running = training.state === "running";
   parts.training.hidden = !running;
@@ -188,7 +189,7 @@ function showModel(panel, parts, ready) {
     setText(parts.times, `${duration(training.seconds)} so far · ${left}`);
   }
   const outcomes = {
-    ready: `The folder's model was trained in ${duration(training.seconds)}${training.intents_version ? ` (intents ${training.intents_version})` : ""}.`,
+    ready: `The folder's model was trained in ${duration(training.seconds)}${ready.version_id && training.intents_version === ready.intents_version ? ` (version ${ready.version_id})` : ""}.`,
     failed: `Training failed after ${duration(training.seconds)}: ${training.error || "no reason given"}. The stock model keeps routing.`,
     cancelled: "The last training was cancelled: a newer folder version replaced it.",
   };

@@ -32,6 +32,7 @@ async function loadQueue(reset) {
   const controller = new AbortController();
   const load = { controller, done: null };
   state.loading = load;
+  showLoading(true, reset);
   const params = filterParams();
   params.set("limit", PAGE);
   params.set("offset", reset ? 0 : state.items.length);
@@ -46,10 +47,23 @@ async function loadQueue(reset) {
     } catch (error) {
       if (error.name !== "AbortError" && state.loading === load) toast(error.message, true);
     } finally {
-      if (state.loading === load) state.loading = null;
+      if (state.loading === load) {
+        state.loading = null;
+        showLoading(false);
+      }
     }
   })();
   return load.done;
+}
+
+// While decisions load, the list says so: new filters grey out the list they replace (it no longer
+// matches them) and the count reads "Loading…"; the list is marked busy for screen readers.
+function showLoading(busy, reset = false) {
+  $("queue-panel").classList.toggle("loading", busy && reset);
+  $("queue").setAttribute("aria-busy", busy ? "true" : "false");
+  $("queue-status").hidden = !busy;
+  if (busy && reset) $("count").textContent = "Loading…";
+  else if (!busy) $("count").textContent = `${state.total} decision${state.total === 1 ? "" : "s"}`; // a failed load too
 }
 
 function renderQueue() {

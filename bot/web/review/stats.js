@@ -22,8 +22,17 @@ function countScale(value) {
   return { max: step * ticks, ticks };
 }
 
+// Each chart is drawn at the width its card gives it (one SVG unit = one CSS pixel), so its 11-12 px labels
+// stay 11-12 px on a phone: a fixed 1200-unit drawing scaled down to 360 px made them about 5 px.
 function chart(width, height, label) {
-  return s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": label });
+  return s("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "chart", role: "img", "aria-label": label });
+}
+
+const NARROW = 480; // below this width a chart stacks its labels instead of setting them beside the bars
+
+// How many of `count` labels fit in `span` pixels at about `each` pixels a label: show every n-th.
+function labelStep(count, span, each) {
+  return Math.max(Math.ceil(count / Math.max(Math.floor(span / each), 1)), 1);
 }
 
 function yGrid(svg, { left, right, top, bottom, max, format, ticks = 4 }) {
@@ -37,15 +46,15 @@ function yGrid(svg, { left, right, top, bottom, max, format, ticks = 4 }) {
   }
 }
 
-function dailyChart(days) {
-  const width = 1200, height = 240, left = 40, right = width - 8, top = 10, bottom = height - 26;
+function dailyChart(days, width) {
+  const height = width < NARROW ? 200 : 240, left = 40, right = width - 8, top = 10, bottom = height - 26;
   const svg = chart(width, height, "Messages per day by route");
   const totals = days.map((d) => ROUTES.reduce((sum, r) => sum + d[r], 0));
   const { max, ticks } = countScale(Math.max(...totals, 1));
   yGrid(svg, { left, right, top, bottom, max, ticks, format: (v) => Math.round(v) });
   const band = (right - left) / days.length;
   const barWidth = Math.max(Math.min(band * 0.7, 40), 2);
-  const labelEvery = Math.ceil(days.length / 15);
+  const labelEvery = labelStep(days.length, right - left, 64); // "Nov 23" is about 40 px
   days.forEach((day, i) => {
     const x = left + band * i + (band - barWidth) / 2;
     let y = bottom;
@@ -70,9 +79,10 @@ function dailyChart(days) {
   return [svg, legend];
 }
 
-function barList(rows, { label, color, format = (v) => v }) {
+function barList(rows, { label, color, width, format = (v) => v }) {
   if (!rows.length) return h("p", { class: "muted" }, "No data in this period.");
-  const width = 560, rowHeight = 26, left = 190, right = width - 48;
+  if (width < NARROW) return stackedBarList(rows, { label, color, width, format });
+  const rowHeight = 26, left = 190, right = width - 48;
   const height = rows.length * rowHeight + 4;
   const svg = chart(width, height, label);
   const max = Math.max(...rows.map((r) => r.value), 1);
@@ -89,12 +99,31 @@ function barList(rows, { label, color, format = (v) => v }) {
   return svg;
 }
 
-function histogram(bins) {
-  const width = 560, height = 220, left = 36, right = width - 8, top = 10, bottom = height - 26;
+// A phone: each name on a line of its own above its bar, whole (beside the bar it was cut to a few letters).
+function stackedBarList(rows, { label, color, width, format }) {
+  const rowHeight = 36, left = 4, right = width - 44;
+  const svg = chart(width, rows.length * rowHeight + 4, label);
+  const max = Math.max(...rows.map((r) => r.value), 1);
+  rows.forEach((row, i) => {
+    const y = i * rowHeight + 4;
+    const barWidth = ((right - left) * row.value) / max;
+    svg.append(
+      s("text", { x: left, y: y + 12 }, row.name),
+      s("rect", { x: left, y: y + 17, width: Math.max(barWidth, 1), height: 12, rx: 3, fill: color },
+        s("title", {}, `${row.name}: ${format(row.value)}`)),
+      s("text", { x: left + barWidth + 6, y: y + 28 }, format(row.value)),
+    );
+  });
+  return svg;
+}
+
+function histogram(bins, width) {
+  const height = 220, left = 36, right = width - 8, top = 10, bottom = height - 26;
   const svg = chart(width, height, "Confidence histogram");
   const { max, ticks } = countScale(Math.max(...bins.map((b) => b.count), 1));
   yGrid(svg, { left, right, top, bottom, max, ticks, format: (v) => Math.round(v) });
   const band = (right - left) / bins.length;
+  const labelEvery = labelStep(bins.length, right - left, 26);
   bins.forEach((bin, i) => {
     const barHeight = ((bottom - top) * bin.count) / max;
     // low confidence in the handoff colour, high in the answer colour: where the threshold bites shows
@@ -102,16 +131,16 @@ function histogram(bins) {
     svg.append(
       s("rect", { x: left + band * i + 2, y: bottom - barHeight, width: band - 4, height: barHeight, rx: 2, fill: color, opacity: 0.85 },
         s("title", {}, `${bin.low.toFixed(1)}–${bin.high.toFixed(1)}: ${bin.count}`)),
-      s("text", { x: left + band * i, y: height - 8, "text-anchor": "middle" }, bin.low.toFixed(1)),
+      i % labelEvery ? null : s("text", { x: left + band * i, y: height - 8, "text-anchor": "middle" }, bin.low.toFixed(1)),
     );
   });
   svg.append(s("text", { x: right, y: height - 8, "text-anchor": "end" }, "1.0"));
   return svg;
 }
 
-function accuracyChart(weeks) {
+function accuracyChart(weeks, width) {
   if (!weeks.length) return h("p", { class: "muted" }, "No reviewed decisions in this period yet.");
-  const width = 560, height = 220, left = 40, right = width - 8, top = 16, bottom = height - 26;
+  const height = 220, left = 40, right = width - 8, top = 16, bottom = height - 26;
   const svg = chart(width, height, "Accuracy of reviewed decisions by week");
   yGrid(svg, { left, right, top, bottom, max: 1, format: (v) => `${Math.round(v * 100)}%` });
   const inset = 48; // room for the first and last week's labels
@@ -120,14 +149,16 @@ function accuracyChart(weeks) {
   const point = (w, i) => [left + inset + (weeks.length > 1 ? step * i : span / 2), bottom - (bottom - top) * w.accuracy];
   const path = weeks.map((w, i) => `${i ? "L" : "M"}${point(w, i).join(",")}`).join(" ");
   svg.append(s("path", { d: path, fill: "none", stroke: "#3b5bdb", "stroke-width": 2.5 }));
+  const labelEvery = labelStep(weeks.length, span + 2 * inset, 84); // "Nov 23 (12)" is about 65 px
   weeks.forEach((week, i) => {
     const [x, y] = point(week, i);
     const label = new Date(`${week.week}T00:00:00Z`).toLocaleDateString(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+    const labelled = (weeks.length - 1 - i) % labelEvery === 0; // the latest week always
     svg.append(
       s("circle", { cx: x, cy: y, r: 4.5, fill: "#fff", stroke: "#3b5bdb", "stroke-width": 2.5 },
         s("title", {}, `week of ${week.week}: ${week.correct}/${week.reviewed} correct`)),
-      s("text", { x, y: y - 10, "text-anchor": "middle" }, `${Math.round(week.accuracy * 100)}%`),
-      s("text", { x, y: height - 8, "text-anchor": "middle" }, `${label} (${week.reviewed})`),
+      labelled ? s("text", { x, y: y - 10, "text-anchor": "middle" }, `${Math.round(week.accuracy * 100)}%`) : null,
+      labelled ? s("text", { x, y: height - 8, "text-anchor": "middle" }, `${label} (${week.reviewed})`) : null,
     );
   });
   return svg;
@@ -193,10 +224,15 @@ function sourceWords(point) {
 function expectedWords(point) {
   if (point.source === "defaults") return "No promise for these intents: the settings' defaults were fitted on BANKING77.";
   if (point.expected_precision === null) return "This calibration recorded no expected figures.";
-  let text = `Expected ${point.expected_precision.toFixed(2)} precision`;
+  // the lower bound is the promise; a folder with few examples cannot vouch for its point estimate (#27)
+  const low = point.expected_precision_low;
+  let text = low != null
+    ? `Precision at least ${low.toFixed(2)} (${point.expected_precision.toFixed(2)} expected)`
+    : `Expected ${point.expected_precision.toFixed(2)} precision`;
   if (point.expected_coverage !== null) text += ` at ${pct(point.expected_coverage)} coverage`;
   if (point.oos_rate !== null) text += `, planning for ${pct(point.oos_rate)} out-of-scope traffic`;
   if (point.target_precision !== null) text += ` (target ${point.target_precision.toFixed(2)})`;
+  if (point.expected_clarify) text += `; asks which intent is meant on ${pct(point.expected_clarify)} of messages`;
   return `${text}.`;
 }
 
@@ -231,7 +267,7 @@ function showShadow(data) {
   const link = h("a", { href: "/review/versions#shadow" }, "Versions");
   $("shadow-caption").replaceChildren(
     run
-      ? `Shadowing ${run.candidate} (intents ${run.intents_version}): ${run.decided} messages decided by both, ${run.dropped} skipped (queue full). Promote or stop it on `
+      ? `Shadowing ${run.candidate}: ${run.decided} messages decided by both, ${run.dropped} skipped (queue full). Promote or stop it on `
       : "No shadow run. Start one on ",
     link,
     run ? "." : ": a candidate version routes every live message too, and customers only ever see live.",
@@ -269,12 +305,7 @@ async function load() {
     kpi("Handoff", pct(stats.handoff_rate), `${stats.routes.handoff} sent to a person`),
     kpi("Review accuracy", pct(stats.review_accuracy), `${stats.reviewed} decision${stats.reviewed === 1 ? "" : "s"} reviewed`),
   );
-  $("chart-daily").replaceChildren(...dailyChart(stats.per_day));
-  $("chart-intents").replaceChildren(
-    barList(stats.top_intents.map((i) => ({ name: i.intent, value: i.count })), { label: "Top intents", color: "#5c7cfa" }),
-  );
-  $("chart-confidence").replaceChildren(histogram(stats.confidence_histogram));
-  $("chart-accuracy").replaceChildren(accuracyChart(stats.weekly_accuracy));
+  drawCharts(stats);
   $("pairs").replaceChildren(pairsTable(stats.confused_pairs));
   showShadow(await api("/v1/shadow"));
   $("clusters").replaceChildren(h("p", { class: "muted" }, "Clustering…"));
@@ -282,6 +313,27 @@ async function load() {
   $("clusters").replaceChildren(...clusterCards(found));
   document.body.dataset.ready = "true"; // page tests wait for this
 }
+
+// The charts, each at its card's width; drawn again when a resize changes that width.
+let drawn = null;
+function drawCharts(stats) {
+  const width = (id) => Math.max(Math.floor($(id).clientWidth), 200);
+  drawn = { stats, width: width("chart-daily") };
+  $("chart-daily").replaceChildren(...dailyChart(stats.per_day, width("chart-daily")));
+  $("chart-intents").replaceChildren(
+    barList(stats.top_intents.map((i) => ({ name: i.intent, value: i.count })), { label: "Top intents", color: "#5c7cfa", width: width("chart-intents") }),
+  );
+  $("chart-confidence").replaceChildren(histogram(stats.confidence_histogram, width("chart-confidence")));
+  $("chart-accuracy").replaceChildren(accuracyChart(stats.weekly_accuracy, width("chart-accuracy")));
+}
+
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => {
+    if (drawn && Math.floor($("chart-daily").clientWidth) !== drawn.width) drawCharts(drawn.stats);
+  }, 150);
+});
 
 setUpKeyButton();
 watchModel();
