@@ -40,6 +40,8 @@ def check(
     expect: the operating point the folder calibrates to, and the intents most likely to be confused."""
     from bot.content.intents import load_intents
     from bot.content.knowledge import load_knowledge
+    from bot.content.small_talk import describe as describe_small_talk
+    from bot.content.small_talk import is_built_in
     from bot.content.tone import load_tone
 
     settings = settings_for(intents)
@@ -47,12 +49,15 @@ def check(
     passages = load_knowledge(settings.intents_dir / "knowledge")
     load_tone(settings.intents_dir)  # validated like the intents: a bad tone.yaml fails here, not at serve
     handoff = sum(1 for i in intent_set.intents if i.spec.handoff)
-    files = len({i.path for i in intent_set.intents})
+    files = len({i.path for i in intent_set.intents if not is_built_in(i)})
     out.print(
         f"ok: {len(intent_set.intents)} intents in {files} file{'s' if files != 1 else ''} "
         f"({handoff} always hand off), "
         f"{len(passages)} knowledge passages; version {intent_set.version}"
     )
+    # which built-in small talk the folder uses, replaces or switched off (#27 item 5)
+    for line in describe_small_talk(intent_set.small_talk) if intent_set.small_talk else ():
+        out.print(line, markup=False)
     if not syntax_only:
         out.print(training_plan(settings, intent_set), markup=False)
         expectations(settings, pairs)

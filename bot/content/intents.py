@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, field_validator
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -15,6 +15,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from bot.content.answers import AnswerTemplate, compile_template
 from bot.content.yaml_io import excerpt, read_yaml
 from bot.errors import IntentFileError, TemplateError
+
+if TYPE_CHECKING:  # small_talk builds on this module's Intent; it is imported where it is used
+    from bot.content.small_talk import SmallTalk, SmallTalkSetting
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
 # live in the folder but are not intent files: fitted calibration (bot calibrate), anger phrases (bot.content.tone)
@@ -85,6 +88,8 @@ class IntentSet:
 
     intents: tuple[Intent, ...]
     version: str
+    # the built-in small talk it uses, replaces or switched off (bot.content.small_talk)
+    small_talk: SmallTalk | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {i.name: i for i in self.intents})
@@ -110,7 +115,9 @@ class IntentSet:
                 spec = intent.spec.model_copy(update={"examples": (*intent.spec.examples, *added)})
                 intent = Intent(spec=spec, path=intent.path, line=intent.line, template=intent.template)
             intents.append(intent)
-        return IntentSet(intents=tuple(intents), version=content_hash(i.spec for i in intents))
+        return IntentSet(
+            intents=tuple(intents), version=content_hash(i.spec for i in intents), small_talk=self.small_talk
+        )
 
 
 def content_hash(specs: Any) -> str:
@@ -169,16 +176,23 @@ def _describe(error: dict[str, Any]) -> str:
     return f"'{where}': {error['msg'].lower()}, got {excerpt(error['input'])}"
 
 
-def _load_file(path: Path) -> list[Intent]:
+def _load_file(path: Path) -> tuple[list[Intent], SmallTalkSetting | None]:
+    from bot.content.small_talk import SMALL_TALK_KEY, read_setting
+
     data = read_yaml(path)
     if data is None:
-        return []
+        return [], None
     if not isinstance(data, CommentedMap):
         raise IntentFileError(path, 1, "the file must be a mapping with the key 'intents'")
-    unknown = [key for key in data if key != "intents"]
+    unknown = [key for key in data if key not in ("intents", SMALL_TALK_KEY)]
     if unknown:
         line = data.lc.key(unknown[0])[0] + 1
-        raise IntentFileError(path, line, f"unknown top-level key '{unknown[0]}'; allowed: intents")
+        raise IntentFileError(
+            path, line, f"unknown top-level key '{unknown[0]}'; allowed: intents, {SMALL_TALK_KEY}"
+        )
+    setting = read_setting(path, data) if SMALL_TALK_KEY in data else None
+    if setting is not None and "intents" not in data:
+        return [], setting  # a file may hold only the folder's small-talk setting
     if not isinstance(data.get("intents"), CommentedSeq):
         raise IntentFileError(path, data.lc.line + 1, "the file needs a list under 'intents'")
     raw_intents = data["intents"]
@@ -198,7 +212,7 @@ def _load_file(path: Path) -> list[Intent]:
                 answer_line = _line_of(raw, ("answer",), line)
                 raise IntentFileError(path, answer_line, f"answer of '{spec.name}': {exc.message}") from None
         intents.append(Intent(spec=spec, path=path, line=line, template=template))
-    return intents
+    return intents, setting
 
 
 def check_folder_size(intents: list[Intent]) -> None:
@@ -240,10 +254,21 @@ def load_intents(folder: Path | str) -> IntentSet:
     files = intent_files(folder)
     if not files:
         raise IntentFileError(folder, None, "no *.yaml intent files in this folder")
+    from bot.content.small_talk import SMALL_TALK_KEY, add_small_talk
+
     seen: dict[str, Intent] = {}
     ordered: list[Intent] = []
+    small_talk: SmallTalkSetting | None = None
     for path in files:
-        for intent in _load_file(path):
+        found, setting = _load_file(path)
+        if setting is not None and small_talk is not None:
+            raise IntentFileError(
+                path,
+                setting.line,
+                f"'{SMALL_TALK_KEY}' is set twice; first at {small_talk.path}:{small_talk.line} (keep one)",
+            )
+        small_talk = setting or small_talk
+        for intent in found:
             first = seen.get(intent.name)
             if first is not None:
                 raise IntentFileError(
@@ -256,4 +281,5 @@ def load_intents(folder: Path | str) -> IntentSet:
     if not ordered:
         raise IntentFileError(folder, None, "the intent files define no intents")
     check_folder_size(ordered)
-    return IntentSet(intents=tuple(ordered), version=content_hash(i.spec for i in ordered))
+    ordered, used = add_small_talk(ordered, small_talk)
+    return IntentSet(intents=tuple(ordered), version=content_hash(i.spec for i in ordered), small_talk=used)
