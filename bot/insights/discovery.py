@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.insights import drafts
+
 if TYPE_CHECKING:
     from bot.routing.encoders import Encoder
 
@@ -166,9 +168,10 @@ def _draft(
 ) -> Cluster:
     """A cluster of `members` (closest to its centre first) with a drafted intent: name, description, YAML;
     `intent` and `score`: the existing intent nearest to it."""
-    words = keywords(members, distinct)
-    name = "_".join(words[:3]) or "new_intent"
-    description = f"The customer asks about {', '.join(words) or 'this topic'}, for example: {members[0].rstrip('?.!')}."
+    # the name and description come from the most central messages themselves (bot.insights.drafts); the
+    # keywords only name a cluster whose central messages hold no telling phrase
+    drafted = drafts.draft(members, distinct, fallback=keywords(members, distinct))
+    name, description = drafted.name, drafted.description
     return Cluster(
         size=sum(counts),
         messages=tuple(members),

@@ -80,6 +80,8 @@ def test_a_planted_topic_is_one_cluster_with_its_paraphrases(bundled_encoder) ->
     assert (cluster.nearest_intent, cluster.nearest_score) == ("exchange_rate", 0.42)
 
     assert any(word in cluster.name for word in ("bitcoin", "crypto")), cluster.name
+    # drafted from the central messages, not listed keywords (#27 item 10: "asks about bitcoin, buy, crypto")
+    assert cluster.description.startswith("Customers asking "), cluster.description
     drafted = yaml.safe_load("intents:\n" + cluster.yaml)["intents"][0]
     assert drafted["name"] == cluster.name and drafted["description"] == cluster.description
     assert drafted["examples"] == list(cluster.messages[:5])

@@ -224,4 +224,5 @@ def test_a_folder_shadowed_from_the_page_and_the_activation_history(
         }).map((node) => node.outerHTML.slice(0, 60));"""
     )
     assert outside == []
+    screenshot(browser, "versions-phone")
     as_desktop(browser)
