@@ -38,14 +38,14 @@ def check(
 ) -> None:
     """Validate the intent files and knowledge base (exit 0 when valid, 2 otherwise), then say what to
     expect: the operating point the folder calibrates to, and the intents most likely to be confused."""
-    from bot.content.intents import load_intents
+    from bot.cli.folder_check import load_checked
     from bot.content.knowledge import load_knowledge
     from bot.content.small_talk import describe as describe_small_talk
     from bot.content.small_talk import is_built_in
     from bot.content.tone import load_tone
 
     settings = settings_for(intents)
-    intent_set = load_intents(settings.intents_dir)
+    intent_set = load_checked(settings.intents_dir)  # every error of the intent files, not the first only
     passages = load_knowledge(settings.intents_dir / "knowledge")
     load_tone(settings.intents_dir)  # validated like the intents: a bad tone.yaml fails here, not at serve
     handoff = sum(1 for i in intent_set.intents if i.spec.handoff)

@@ -38,17 +38,29 @@ def review_export(intents: IntentsOption = None) -> None:
     for path, added in result.written.items():
         for intent, text in added:
             out.print(f"{path}: {intent}: + {text!r}", markup=False, highlight=False)
-    for intent, count in sorted(result.unknown_intents.items()):
-        err.print(
-            f"warning: {count} learned example(s) of '{intent}' not exported: no intent file defines it",
-            markup=False,
-        )
+    if result.unknown_intents:
+        _warn_unknown(result.unknown_intents, Path(settings.intents_dir))
     files = len(result.written)
     out.print(
         f"exported {result.count} example(s) into {files} file(s); "
         f"{result.already_present} already in the YAML",
         markup=False,
     )
+
+
+def _warn_unknown(unknown: dict[str, int], folder: Path) -> None:
+    """One warning per intent the examples were learned for that the folder no longer defines, with the
+    names near it: usually an intent renamed since, whose examples belong to the new name."""
+    from bot.content.intents import load_intents
+    from bot.content.suggest import did_you_mean
+
+    names = load_intents(folder).names
+    for intent, count in sorted(unknown.items()):
+        err.print(
+            f"warning: {count} learned example(s) of '{intent}' not exported: no intent file defines it"
+            f"{did_you_mean(intent, names)}",
+            markup=False,
+        )
 
 
 class LogFormat(StrEnum):

@@ -14,6 +14,8 @@ from rich.table import Table
 from bot.cli.app import IntentsOption, JsonOption, command, err, out, settings_for
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from bot.routing.calibration import CalibrationSource
     from bot.routing.engine import Engine
     from bot.tuning.calibrate import PolicyFit
@@ -53,12 +55,42 @@ def load_engine(intents: Path | None, extra: dict[str, list[str]]) -> Engine:
     settings = settings_for(intents, torch_threads=os.cpu_count() or 1)  # batch work: use every core
     engine = Engine(ensure_self_trained(settings), progress=True)
     engine.load(extra_examples=extra)
-    unknown = sorted(set(extra) - set(engine.intents.names))
+    note_skipped_labels(extra, engine.intents.names)
+    return engine
+
+
+def note_skipped_labels(extra: dict[str, list[str]], known: Sequence[str]) -> None:
+    """Name the training labels that are not intents (their examples are left out), with near names."""
+    unknown = sorted(set(extra) - set(known))
     if unknown:
         err.print(
-            f"note: {len(unknown)} training labels have no intent and were skipped: {', '.join(unknown[:5])}"
+            f"note: {len(unknown)} training labels have no intent and were skipped: "
+            f"{named_with_near(unknown, known)}",
+            markup=False,
         )
-    return engine
+
+
+def named_with_near(unknown: list[str], known: Sequence[str], shown: int = 8) -> str:
+    """The first `shown` unknown labels, each with the intent names near it, and how many more there are:
+    a label that is a near miss of an intent (BANKING77's `top_up_by_card` for `topping_up_by_card`) is
+    fixed by renaming it, which the bare list did not say."""
+    from bot.content.suggest import did_you_mean
+
+    listed = ", ".join(label + did_you_mean(label, known) for label in unknown[:shown])
+    return listed + (f" and {len(unknown) - shown} more" if len(unknown) > shown else "")
+
+
+def warn_unknown_labels(examples: list[Example], known: Sequence[str], data: Path) -> None:
+    """Say which in-scope labels of a labelled file are not intents of the folder, with near names: such
+    rows can never be right, so they would silently lower every figure."""
+    unknown = sorted({e.label for e in examples if e.in_scope} - set(known))
+    if unknown:
+        err.print(
+            f"warning: {len(unknown)} labels in {data.name} are not intents of this folder and count as wrong: "
+            f"{named_with_near(unknown, known)} (rename them, or label such rows 'oos' if no intent should "
+            "take them)",
+            markup=False,
+        )
 
 
 def held_out(
@@ -105,14 +137,7 @@ def evaluate(
     extra = few_shot_examples(train, shots, seed, split)
     engine = load_engine(intents, extra)
     examples = held_out(read_dataset(data, split), train, data, extra, leave_one_out)
-    unknown = sorted({e.label for e in examples if e.in_scope} - set(engine.intents.names))
-    if unknown:  # such rows can never be right: say so rather than report a silently lower accuracy
-        shown = ", ".join(unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
-        err.print(
-            f"warning: {len(unknown)} labels in {data.name} are not intents of this folder and count as wrong: "
-            f"{shown} (label such rows 'oos' if no intent should take them)",
-            markup=False,
-        )
+    warn_unknown_labels(examples, engine.intents.names, data)
     decisions = route_examples(engine, examples, progress=True, leave_one_out=leave_one_out)
     metrics = compute_metrics(examples, decisions)
     if report is not None:
@@ -233,6 +258,7 @@ def _calibration_rows(
         raise DataFileError(f"{path}: refusing to calibrate on a test set; use training or validation data")
     engine = load_engine(intents, extra)
     examples = held_out(read_dataset(path, split), train, path, extra)
+    warn_unknown_labels(examples, engine.intents.names, path)
     label = f"{path.name}:{split}" if path.suffix.lower() == ".json" else path.name
     return engine, examples, "labelled", label
 
@@ -310,7 +336,9 @@ def train(
         extra = _merge(extra, reviewed_examples(settings))
     elif data is not None:
         extra = _merge(extra, group_by_label(read_dataset(Path(data), "train")))
-    intent_set = load_intents(settings.intents_dir).with_extra_examples(extra)
+    folder = load_intents(settings.intents_dir)
+    note_skipped_labels(extra, folder.names)  # with_extra_examples drops them silently
+    intent_set = folder.with_extra_examples(extra)
     result = fine_tune(
         settings.model,
         intent_set,

@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
 
+from bot.content.suggest import did_you_mean
 from bot.content.template_budget import LimitError, end_budget, start_budget
 from bot.content.template_limits import BoundedSandbox, bound_tree
 from bot.content.template_methods import RefusedCall
@@ -53,14 +54,15 @@ def _unsafe_attribute(tree: nodes.Template) -> str | None:
     return None
 
 
-def _unknown_filter_or_test(tree: nodes.Template) -> str | None:
-    """The first filter or test the environment does not have, described, if any."""
+def _unknown_filters_and_tests(tree: nodes.Template) -> list[str]:
+    """Every filter and test the environment does not have, described once each, with near names."""
+    found: dict[str, None] = {}
     for node in tree.find_all((nodes.Filter, nodes.Test)):
         if isinstance(node, nodes.Filter) and node.name not in _ENV.filters:
-            return f"unknown filter '{node.name}'"
+            found[f"unknown filter '{node.name}'{did_you_mean(node.name, _ENV.filters)}"] = None
         if isinstance(node, nodes.Test) and node.name not in _ENV.tests:
-            return f"unknown test '{node.name}'"
-    return None
+            found[f"unknown test '{node.name}'{did_you_mean(node.name, _ENV.tests)}"] = None
+    return [f"{problem}; see Jinja2's built-in filters and tests" for problem in found]
 
 
 def _metadata_field(node: nodes.Node) -> str | None:
@@ -128,6 +130,55 @@ def _unguarded_metadata(node: nodes.Node, guarded: frozenset[str] = frozenset())
     return None
 
 
+def _any(value: Any, *args: Any, **kwargs: Any) -> Any:
+    """A stand-in for a filter or test the template names but the environment lacks (never called)."""
+    return value
+
+
+def _undeclared_names(source: str, tree: nodes.Template) -> set[str]:
+    """The names a template reads without setting them. Jinja2's walk stops at the first unknown filter
+    or test, so then the source is walked again under an environment that has them all (they are
+    reported on their own): one unknown filter does not hide an unknown name."""
+    try:
+        return meta.find_undeclared_variables(tree)
+    except TemplateSyntaxError:
+        lenient = _ENV.overlay()
+        lenient.filters = {**_ENV.filters, **{n.name: _any for n in tree.find_all(nodes.Filter)}}
+        lenient.tests = {**_ENV.tests, **{n.name: _any for n in tree.find_all(nodes.Test)}}
+        return meta.find_undeclared_variables(lenient.parse(source))
+
+
+def _static_problems(source: str, tree: nodes.Template) -> list[TemplateError]:
+    """Every mistake a reader fixes without running the template, all at once (`bot check` lists each):
+    unknown filters and tests, unknown names, and the first metadata field printed without a guard."""
+    problems = [TemplateError(problem) for problem in _unknown_filters_and_tests(tree)]
+    for name in sorted(_undeclared_names(source, tree) - set(NAMES)):
+        problems.append(
+            TemplateError(
+                f"unknown name '{name}'{did_you_mean(name, NAMES)}; templates may use {', '.join(NAMES)}"
+            )
+        )
+    unguarded = _unguarded_metadata(tree)
+    if unguarded is not None:
+        field, line = unguarded
+        problems.append(
+            TemplateError(
+                f"metadata.{field} may be missing: write {{% if metadata.{field} %}}...{{% endif %}} or "
+                f"{{{{ metadata.{field} | default('...') }}}}",
+                line,
+            )
+        )
+    return problems
+
+
+class TemplateProblems(TemplateError):
+    """Several mistakes in one template: the message has them all, `problems` one error each."""
+
+    def __init__(self, problems: list[TemplateError]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; and ".join(p.message for p in problems), problems[0].line)
+
+
 class AnswerTemplate:
     """A compiled, checked answer template."""
 
@@ -145,20 +196,9 @@ class AnswerTemplate:
                 f"template reaches for private attribute '{unsafe}'; templates may only use "
                 "message, intent, metadata and plain filters"
             )
-        problem = _unknown_filter_or_test(tree)
-        if problem is not None:
-            raise TemplateError(f"{problem}; see Jinja2's built-in filters and tests")
-        unknown = sorted(meta.find_undeclared_variables(tree) - set(NAMES))
-        if unknown:
-            raise TemplateError(f"unknown name '{unknown[0]}'; templates may use {', '.join(NAMES)}")
-        unguarded = _unguarded_metadata(tree)
-        if unguarded is not None:
-            field, line = unguarded
-            raise TemplateError(
-                f"metadata.{field} may be missing: write {{% if metadata.{field} %}}...{{% endif %}} or "
-                f"{{{{ metadata.{field} | default('...') }}}}",
-                line,
-            )
+        problems = _static_problems(source, tree)
+        if problems:
+            raise TemplateProblems(problems)
         refusal = refused_method(tree)
         if refusal is not None:
             raise TemplateRefusedError(refusal)

@@ -44,7 +44,7 @@ GOOD = "intents:\n  - name: a\n    description: Something.\n    answer: Hi.\n"
         ({"a.yaml": GOOD.replace("Hi.", "'{{ oops'")}, "a.yaml:4: answer of 'a': template syntax error"),
         ({"a.yaml": GOOD + "  - name: [\n"}, "a.yaml:6: YAML syntax error"),
         (
-            {"a.yaml": GOOD.replace("Hi.", "'{{ days | shout }}'")},
+            {"a.yaml": GOOD.replace("Hi.", "'{{ message | shout }}'")},
             "a.yaml:4: answer of 'a': unknown filter 'shout'",
         ),
         (
