@@ -45,7 +45,8 @@ MAX_TRAINING_THREADS = 4
 LEGACY_DATABASE_URL = "sqlite:///./bot.store.db"
 
 
-ROLES = ("widget", "agent", "analyst", "admin")
+# `metrics` keys read GET /metrics only (a Prometheus scraper holds one): no chat, no admin
+ROLES = ("widget", "agent", "analyst", "admin", "metrics")
 
 
 class Settings(BaseSettings):
@@ -65,7 +66,7 @@ class Settings(BaseSettings):
     )
     api_keys: str = Field(
         "",
-        description="'role:KEY,role:KEY' with roles widget, agent, analyst, admin; empty = open, localhost only.",
+        description="'role:KEY,role:KEY' with roles widget, agent, analyst, admin, metrics; empty = open, localhost only.",
     )
     cors_origins: str = Field(
         "", description="Comma-separated origins allowed to call the API from a browser."
@@ -110,6 +111,16 @@ class Settings(BaseSettings):
         True,
         description="uvicorn's access log: a line per request, conversation ids and ?key= redacted "
         "(false saves about 0.08 ms of event-loop CPU per request, e.g. behind a proxy that logs).",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="How `bot serve` writes its logs: text, or json (one object per line: time, level, logger, "
+        "message, request_id; a chat's access line adds the decision route and id and a conversation reference).",
+    )
+    metrics: bool = Field(
+        True,
+        description="Count requests and decisions and serve them to Prometheus at GET /metrics (admin or "
+        "metrics keys); false = neither.",
     )
     redact_region: str = Field("GB", description="Region for recognising national phone numbers.")
     max_message_chars: int = Field(2000, ge=1, le=100_000, description="Longest customer message accepted.")

@@ -15,6 +15,9 @@ from bot.api.access_log import install_access_log_redactor
 from bot.api.callers import TrustedProxies
 from bot.api.errors import install_error_handlers
 from bot.api.guard import RateLimits, RequestGuard
+from bot.api.metrics import HttpMetrics
+from bot.api.metrics import router as metrics_router
+from bot.api.request_id import RequestIds
 from bot.config import Settings, get_settings
 from bot.routing.engine import Engine
 from bot.runtime import Runtime
@@ -67,8 +70,13 @@ def create_app(
         names=runtime.key_names,
         proxies=TrustedProxies(settings.forwarded_allow_ips),
     )
+    if runtime.metrics is not None:  # outside the guard: its refusals are counted and timed too
+        app.add_middleware(HttpMetrics, metrics=runtime.metrics, api=app)
+    app.add_middleware(RequestIds)  # outermost: every answer, a refusal too, has an X-Request-Id
     install_access_log_redactor()  # conversation ids and ?key= never reach uvicorn's access log
     install_error_handlers(app)
     for module in (chat, agents, review, admin, insights, versions, widget):
         app.include_router(module.router)
+    if runtime.metrics is not None:
+        app.include_router(metrics_router)  # GET /metrics (docs/monitoring.md)
     return app

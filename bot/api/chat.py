@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -20,6 +21,7 @@ from bot.api.deps import (
     require,
 )
 from bot.api.guard import LIMITS, PARSED_JSON, RateLimits
+from bot.api.metrics import chat_answered
 from bot.api.schemas import (
     ChatIn,
     ChatOut,
@@ -35,7 +37,7 @@ from bot.routing.policy import Decision
 from bot.store.handoffs import messages_after
 
 router = APIRouter(prefix="/v1", tags=["chat"])
-CHAT_ROLES = frozenset(ROLES)  # every role may chat
+CHAT_ROLES = frozenset(ROLES) - {"metrics"}  # every role may chat but a scraper's (GET /metrics only)
 ChatRole = Depends(require(*CHAT_ROLES))
 
 
@@ -152,6 +154,7 @@ async def chat(request: Request) -> Response:
     _check_length(message, settings.max_message_chars, "message")
     if not message and body.choice is None:
         raise InvalidInputError("message", "must not be empty")
+    started = time.perf_counter()
     reply = await pipeline.chat(
         message=message or None,
         conversation_id=body.conversation_id,
@@ -159,6 +162,7 @@ async def chat(request: Request) -> Response:
         metadata=body.metadata,
         choice=body.choice,
     )
+    chat_answered(runtime, reply, time.perf_counter() - started)  # metrics, the JSON access line's fields
     d = reply.decision
     options = [{"intent": i, "label": label} for i, label in reply.options] if d.route == "clarify" else None
     reply_fields = {

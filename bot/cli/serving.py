@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging.config
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -61,6 +63,7 @@ def serve(
         "proxy_headers": False,
         "access_log": settings.access_log,
     }
+    _use_log_format(settings, options)
     if watch and workers > 1:
         raise BotError("--watch reloads one process: leave --workers at 1 (development), or drop --watch")
     if workers == 1:
@@ -74,6 +77,16 @@ def serve(
         uvicorn.run(create_app(runtime=runtime, wait_until_ready=False), **options)
         return
     _serve_workers(settings, workers, options)
+
+
+def _use_log_format(settings: Settings, options: dict[str, Any]) -> None:
+    """BOT_LOG_FORMAT=json from here on, uvicorn's own lines (in every worker) included (bot.runtime.logs)."""
+    from bot.runtime.logs import log_config
+
+    config = log_config(settings.log_level, settings.log_format)
+    if config is not None:
+        logging.config.dictConfig(config)
+        options["log_config"] = config
 
 
 def _warn_if_open(settings: Settings) -> None:
@@ -92,6 +105,7 @@ def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) ->
 
     from bot.api import create_app
     from bot.runtime import check_folder
+    from bot.runtime.metrics_workers import multiprocess_folder
     from bot.store.db import make_engine, upgrade
 
     check_folder(Path(settings.intents_dir))
@@ -104,7 +118,9 @@ def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) ->
     # worker that takes its lock first, and the others pick the model up (bot.runtime.training)
     factory = functools.partial(create_app, settings, wait_until_ready=False)
     config = uvicorn.Config(factory, factory=True, workers=workers, **options)
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    # the workers' metrics in files one scrape reads together (prometheus-client's multiprocess mode)
+    with multiprocess_folder() if settings.metrics else contextlib.nullcontext():
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -33,6 +33,7 @@ from bot.content.intents import IntentSet, load_intents
 from bot.content.knowledge import load_knowledge
 from bot.content.tone import load_tone
 from bot.routing.engine import Engine
+from bot.runtime.metrics import Metrics
 from bot.runtime.model_share import ModelShare
 from bot.runtime.models import SelfTrainingPolicy
 from bot.runtime.shadow import ShadowControl
@@ -93,6 +94,8 @@ class Runtime:
         self.share: ModelShare | None = None  # None: the engine was given (tests), no training
         self.policy: SelfTrainingPolicy | None = None
         self.load_error: str | None = None
+        # counted by the API; the state is read at each scrape (bot.runtime.metrics); None: BOT_METRICS off
+        self.metrics = Metrics() if settings.metrics else None
         self._ready = threading.Event()
         self._given_engine = engine  # tests share one loaded engine between apps
         self._engine: Engine | None = None
@@ -173,6 +176,8 @@ class Runtime:
         pipeline.start()
         self._pipeline = pipeline
         self._shadow = ShadowControl(self.engine, self.database, self.settings, pipeline)
+        if self.metrics is not None:
+            self.metrics.watch(self)
         if wait_until_ready:
             await run_in_threadpool(self._load)
         else:
@@ -230,6 +235,8 @@ class Runtime:
     async def stop(self) -> None:
         """Stop in reverse: the training is cancelled, every accepted chat turn and shadow decision is
         written before the database closes, and spooled turns get a last chance to be written."""
+        if self.metrics is not None:
+            await run_in_threadpool(self.metrics.close)
         if self._watcher is not None:
             await run_in_threadpool(self._watcher.stop)
         await run_in_threadpool(self.trainer.close)
