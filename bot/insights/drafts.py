@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -48,6 +48,9 @@ _GENERIC = {
 }  # fmt: skip
 _KEEP_IN_NAME = {"for", "to", "in", "on", "from", "with", "without", "abroad", "online", "not", "no"}
 MAX_NAME_WORDS = 4
+MAX_DESCRIBED_WORDS = 16  # a longer sentence is hard to read in a description: a less central one is used
+CENTRAL = 5  # how many of the most central messages a draft is made from
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,9 @@ def _swap(words: Sequence[str]) -> list[str]:
     for at, word in enumerate(words):
         low = word.lower()
         following = words[at + 1].lower() if at + 1 < len(words) else ""
+        before = words[at - 1].lower() if at else ""
         subject = len(words) == 1 or following in _BE | _DO | _MODAL or following.endswith("ed")
+        subject = subject or before in _BE | _DO | _MODAL
         if low in {"you", "u"} and not subject:
             out.append("us")
         elif out and out[-1] == "they" and low in _AFTER_THEY:
@@ -167,7 +172,7 @@ def reported(message: str) -> tuple[str, str] | None:
         return _wh_question(words)
     if first in _DO | _MODAL | _BE:
         return _yes_no(words)
-    if first in {"i", "i'd", "i'm", "i've", "im"} or first in {"my", "we", "our"}:
+    if first in {"i", "i'd", "i'm", "i've", "im", "we", "our"} or first in _DETERMINERS:
         return _statement(words)
     if first in _REQUESTS or message.strip().lower().startswith("please"):
         return "asking us to", " ".join(_swap([first, *rest]))
@@ -228,11 +233,25 @@ def _statement(words: list[str]) -> tuple[str, str] | None:
     return "saying", " ".join(_swap(words))
 
 
-def describe(messages: Sequence[str]) -> str:
-    """A description of what the customers of a cluster want, from its most central messages (first)."""
-    clauses = [r for r in (reported(m) for m in messages[:3]) if r is not None]
+def sentences(message: str) -> list[str]:
+    """The sentences of a message ("What do I do? The ATM took my card." is two)."""
+    return [part for part in _SENTENCE_END.split(message.strip()) if len(_tokens(part)) >= 2] or [message]
+
+
+def describe(messages: Sequence[str], telling: Collection[str] = ()) -> str:
+    """A description of what the customers of a cluster want, from its most central messages (first): the
+    first sentence of them that reads as a request or a report, is short enough to read at a glance and
+    holds a `telling` word of the cluster ("What do I do?" says nothing of an ATM that kept a card)."""
+    found = [
+        (sentence, said)
+        for message in messages[:CENTRAL]
+        for sentence in sentences(message)
+        if len(_tokens(sentence)) <= MAX_DESCRIBED_WORDS and (said := reported(sentence)) is not None
+    ]
+    says = [said for sentence, said in found if {t.lower() for t in _tokens(sentence)} & set(telling)]
+    clauses = says or [said for _, said in found]
     if not clauses:
-        quoted = " or ".join(f"“{m.strip().rstrip('?.!')}”" for m in messages[:2])
+        quoted = " or ".join(f"“{_clip(sentences(m)[0])}”" for m in messages[:2])
         return f"Customers writing things like {quoted}."
     (lead, clause), others = clauses[0], clauses[1:]
     text = f"Customers {lead} {clause}"
@@ -241,6 +260,11 @@ def describe(messages: Sequence[str]) -> str:
     if same:
         text += f", or {same[0]}"
     return text.rstrip("?.! ") + "."
+
+
+def _clip(text: str) -> str:
+    words = text.strip().rstrip("?.!").split()
+    return " ".join(words[:MAX_DESCRIBED_WORDS]) + ("…" if len(words) > MAX_DESCRIBED_WORDS else "")
 
 
 def _content(text: str) -> set[str]:
@@ -268,34 +292,48 @@ def key_phrase(message: str, members: Sequence[str], background: Sequence[str]) 
     """The words of `message` that name the cluster, in its own order: from its first to its last
     distinctive word (determiners and pronouns dropped), or those words alone when the stretch is long."""
     scores = _distinctive(members, background)
-    words = [w.lower() for w in _core(_tokens(message))]
 
     def telling(word: str) -> bool:
-        return (
-            word not in ENGLISH_STOP_WORDS
-            and word not in _GENERIC
-            and len(word) > 2
-            and scores.get(word, 0) > 0
-        )
+        plain = word not in ENGLISH_STOP_WORDS and word not in _GENERIC and "'" not in word
+        return plain and len(word) > 2 and scores.get(word, 0) > 0
 
-    marked = [i for i, w in enumerate(words) if telling(w)]
-    if not marked:
-        return []
-    best = sorted(marked, key=lambda i: -scores[words[i]])[:3]
-    start, end = min(best), max(best)
-    stretch = [w for w in words[start : end + 1] if telling(w) or w in _KEEP_IN_NAME]
-    if len(stretch) > MAX_NAME_WORDS:
-        stretch = [words[i] for i in sorted(best)]
-    return [re.sub(r"[^a-z0-9]", "", w) for w in stretch]
+    def phrase(sentence: str) -> tuple[float, list[str]]:
+        words = [w.lower() for w in _core(_tokens(sentence))]
+        marked = [i for i, w in enumerate(words) if telling(w)]
+        if not marked:
+            return 0.0, []
+        best = sorted(marked, key=lambda i: -scores[words[i]])[:3]
+        start, end = min(best), max(best)
+        # a preposition stays where it joins two telling words ("insurance for my dog"), not elsewhere
+        stretch = [
+            w
+            for i, w in enumerate(words[start : end + 1], start)
+            if telling(w) or (w in _KEEP_IN_NAME and _next_telling(words, i, telling))
+        ]
+        if len(stretch) > MAX_NAME_WORDS:
+            stretch = [words[i] for i in sorted(best)]
+        return sum(scores[words[i]] for i in best), [re.sub(r"[^a-z0-9]", "", w) for w in stretch]
+
+    # the sentence of the message that says most about the cluster
+    return max((phrase(sentence) for sentence in sentences(message)), key=lambda found: found[0])[1]
+
+
+def _next_telling(words: list[str], at: int, telling: Callable[[str], bool]) -> bool:
+    """Whether the next word after `at` that is not a determiner or a pronoun is a telling one."""
+    rest = [w for w in words[at + 1 :] if w not in _DETERMINERS and w not in _SWAP]
+    return bool(rest) and telling(rest[0])
 
 
 def draft(members: Sequence[str], background: Sequence[str], fallback: Sequence[str]) -> Draft:
     """Name and description for a cluster whose `members` are ordered most central first; `background`:
     every unrouted message; `fallback`: keywords to name it by when its central message has none."""
     phrase: list[str] = []
-    for message in members[:3]:  # the most central message that has a telling phrase
+    for message in members[:CENTRAL]:  # the most central message that has a telling phrase
         phrase = key_phrase(message, members, background)
         if phrase:
             break
     name = "_".join(w for w in (phrase or list(fallback)[:3]) if w)[:60].strip("_") or "new_intent"
-    return Draft(name=name, description=describe(members))
+    telling = [
+        w for w in _distinctive(members, background) if w not in ENGLISH_STOP_WORDS and w not in _GENERIC
+    ]
+    return Draft(name=name, description=describe(members, telling))

@@ -64,6 +64,11 @@ def test_the_description_reads_like_a_person_wrote_it_from_the_central_messages(
         "Customers asking whether they can buy bitcoin"
     )
     assert describe(["crypto?", "bitcoin!!"]) == "Customers writing things like “crypto” or “bitcoin”."
+    # of a message's sentences, the one that holds a word telling the cluster apart (BANKING77 train)
+    atm = describe(
+        ["What do I do?  The ATM took my card.", "my card is stuck", "the ATM kept my card"], ["atm"]
+    )
+    assert atm == "Customers saying the ATM took their card, or the ATM kept their card."
 
 
 def test_the_name_is_the_central_messages_key_phrase() -> None:
