@@ -98,10 +98,9 @@ def _replay(intents: Path, since: datetime | None, limit: int, examples: int) ->
 
 def _print_diff(where: str, intents: Path, summary: str, report: DiffReport) -> None:
     """The diff for a reader: totals, then each (before -> after) group with its example messages."""
-    out.print(
-        f"live: {where} (intents {report.live_version}); candidate: {intents} (intents {report.candidate_version})",
-        markup=False,
-    )
+    # a version is named by its stored id, as everywhere (the routing state's hash also covers learned
+    # examples, so beside the id it read as a second, different name for the same version; --json has it)
+    out.print(f"live: {where}; candidate: {intents}", markup=False)
     out.print(f"candidate changes: {summary}", markup=False)
     out.print(
         f"replayed {report.messages} messages ({report.distinct_texts} distinct) in {report.seconds:.1f}s: "
