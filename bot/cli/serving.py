@@ -18,6 +18,7 @@ from bot.config import Settings, get_settings
 from bot.errors import BotError
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+WORKER_PING_SECONDS = 60
 
 
 @command()
@@ -117,7 +118,12 @@ def _serve_workers(settings: Settings, workers: int, options: dict[str, Any]) ->
     # each worker listens at once and loads in the background; a folder's training runs once, in the
     # worker that takes its lock first, and the others pick the model up (bot.runtime.training)
     factory = functools.partial(create_app, settings, wait_until_ready=False)
-    config = uvicorn.Config(factory, factory=True, workers=workers, **options)
+    # uvicorn kills a worker that does not answer its supervisor's ping within this many seconds (default 5);
+    # a worker answers only once it has imported the app, which took 7 s on 2 busy cores: workers were
+    # killed and restarted forever
+    config = uvicorn.Config(
+        factory, factory=True, workers=workers, timeout_worker_healthcheck=WORKER_PING_SECONDS, **options
+    )
     # the workers' metrics in files one scrape reads together (prometheus-client's multiprocess mode)
     with multiprocess_folder() if settings.metrics else contextlib.nullcontext():
         Multiprocess(config, sockets=[config.bind_socket()]).run()
