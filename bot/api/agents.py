@@ -15,6 +15,7 @@ from bot.api.schemas import (
     MessageOut,
     QueueTicketOut,
     ReplyIn,
+    ResolvedOut,
     ResolveLearnIn,
     TicketLearnableOut,
     TicketOut,
@@ -99,18 +100,20 @@ def reply(ticket_id: TicketId, body: ReplyIn, database: DatabaseDep, owner: KeyO
     )
 
 
-@router.post("/{ticket_id}/resolve", response_model=TicketOut)
+@router.post("/{ticket_id}/resolve", response_model=ResolvedOut)
 def resolve(
     ticket_id: TicketId,
     body: ResolveLearnIn,
     database: DatabaseDep,
     engine: EngineDep,
     owner: KeyOwnerDep,
-) -> TicketOut:
+) -> ResolvedOut:
     """Close the ticket with the intent the customer really meant; the bot answers the chat again.
 
     The customer's question becomes an example of the intent: the messages in `learn`, or by default
-    the latest one before the handoff that did not ask for a person, escalate or pick an option.
+    the latest one before the handoff that did not ask for a person, escalate or pick an option. Never
+    of an intent that always hands off (`handoff: true`): a `learn` list for one is refused (422), and
+    by default nothing is learned (`not_learned` says why).
     """
     if body.intent is not None and engine.intents.get(body.intent) is None:
         raise InvalidInputError("intent", f"unknown intent '{body.intent}'; see GET /v1/intents")
@@ -128,7 +131,8 @@ def resolve(
     if body.intent is not None:
         for text in resolved.learned:
             engine.learn(body.intent, text)
-    return TicketOut.model_validate(resolved.ticket)
+    ticket = TicketOut.model_validate(resolved.ticket).model_dump()
+    return ResolvedOut(**ticket, learned=list(resolved.learned), not_learned=resolved.not_learned)
 
 
 def _required_agent(owner: str | None, claimed: str | None) -> str:

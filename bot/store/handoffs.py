@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import Engine as Database
 from sqlalchemy import update
@@ -14,6 +13,8 @@ from bot.errors import ConflictError, InvalidInputError, NotFoundError
 from bot.store.db import session_scope
 from bot.store.examples import remember
 from bot.store.models import Conversation, DecisionLog, HandoffTicket, Message, utcnow
+from bot.store.ticket_learning import Learnable, learnable, to_teach
+from bot.store.turns import WAITING, WITH_AGENT, WITH_BOT
 
 STATUSES = ("open", "claimed", "resolved")
 
@@ -45,7 +46,11 @@ def get_ticket(session: Session, ticket_id: int) -> HandoffTicket:
 
 
 def claim(database: Database, *, ticket_id: int, agent: str) -> HandoffTicket:
-    """Give an open ticket to `agent`. One conditional UPDATE decides the race on any backend and replica."""
+    """Give an open ticket to `agent`. One conditional UPDATE decides the race on any backend and replica.
+
+    The conversation is then the agent's (`WITH_AGENT`): the bot, which answered while the ticket
+    waited, goes quiet. Updated in this transaction, so the row lock orders it with the turn writer's.
+    """
     with session_scope(database) as session:
         won = session.execute(
             update(HandoffTicket)
@@ -57,6 +62,11 @@ def claim(database: Database, *, ticket_id: int, agent: str) -> HandoffTicket:
         if not won:
             owner = f" by {ticket.claimed_by}" if ticket.claimed_by else ""
             raise ConflictError(f"ticket {ticket_id} is already {ticket.status}{owner}")
+        session.execute(
+            update(Conversation)
+            .where(col(Conversation.id) == ticket.conversation_id, col(Conversation.status) == WAITING)
+            .values(status=WITH_AGENT)
+        )
         return ticket
 
 
@@ -74,40 +84,14 @@ def reply(database: Database, *, ticket_id: int, agent: str, text: str) -> Messa
         return message
 
 
-# Escalations as an agent reads them next to a message they might teach the bot
-ESCALATED = {
-    "angry": "escalated: angry",
-    "repeated_fallback": "escalated: second message no intent took",
-    "with_agent": "sent while a person had the chat",
-}
-LEARNABLE_MAX = 100  # the latest customer messages offered to teach; older ones are rarely the question
-
-
-@dataclass(frozen=True)
-class Learnable:
-    """A customer message of a ticket's conversation that resolving it could teach.
-
-    `default` marks the one taught unless the agent picks others: the customer's question, that is the
-    latest message before the handoff that did not ask for a person, escalate or pick a clarify option.
-    `reason` says why it is (or is not) that pick.
-    """
-
-    message_id: int
-    decision_id: int | None
-    text: str
-    default: bool
-    reason: str
-    route: str | None
-    intent: str | None
-    created_at: datetime
-
-
 @dataclass(frozen=True)
 class Resolved:
-    """A resolved ticket, and the messages that became examples of its intent (none, one or more)."""
+    """A resolved ticket, and the messages that became examples of its intent (none, one or more);
+    `not_learned` says why, when none did."""
 
     ticket: HandoffTicket
     learned: tuple[str, ...]
+    not_learned: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,102 +160,6 @@ def latest_customer_messages(
     return found
 
 
-def learnable(
-    session: Session, ticket: HandoffTicket, *, handoff_intents: Collection[str]
-) -> list[Learnable]:
-    """The customer messages resolving `ticket` may teach, oldest first, with the default pick marked.
-
-    Messages since the conversation's previous resolved ticket and up to this one's resolution; a
-    handoff request, an escalated message or a clarify pick is never the default: it is not the question.
-    """
-    messages = _ticket_messages(session, ticket)
-    ids = [m.id for m in messages if m.id is not None]
-    decisions = {
-        d.message_id: d
-        for d in session.exec(select(DecisionLog).where(col(DecisionLog.message_id).in_(ids))).all()
-    }
-    opened_at = None  # the message that handed off
-    if ticket.decision_id is not None:
-        opened_by = session.get(DecisionLog, ticket.decision_id)
-        opened_at = opened_by.message_id if opened_by is not None else None
-    reasons = {m.id: _not_the_question(decisions.get(m.id), handoff_intents) for m in messages}
-    before = [
-        m for m in messages if reasons[m.id] is None and (opened_at is None or (m.id or 0) <= opened_at)
-    ]
-    pick = before[-1].id if before else None
-    out = []
-    for message in messages:
-        assert message.id is not None
-        decision = decisions.get(message.id)
-        reason = reasons[message.id]
-        if message.id == pick:
-            reason = "the customer's question: the latest message before the handoff"
-        elif reason is None:
-            reason = "after the handoff" if pick is not None and message.id > pick else "an earlier message"
-        out.append(
-            Learnable(
-                message_id=message.id,
-                decision_id=message.decision_id,
-                text=message.text,
-                default=message.id == pick,
-                reason=reason,
-                route=decision.route if decision is not None else None,
-                intent=decision.intent if decision is not None else None,
-                created_at=message.created_at,
-            )
-        )
-    return out
-
-
-def _ticket_messages(session: Session, ticket: HandoffTicket) -> list[Message]:
-    """The customer messages since the conversation's previous resolved ticket and up to this one's
-    resolution (the latest `LEARNABLE_MAX`), oldest first."""
-    query = select(Message).where(Message.conversation_id == ticket.conversation_id, Message.role == "user")
-    earlier = session.exec(
-        select(func.max(col(HandoffTicket.resolved_at))).where(
-            HandoffTicket.conversation_id == ticket.conversation_id,
-            col(HandoffTicket.id) < ticket.id,
-            col(HandoffTicket.resolved_at).is_not(None),
-        )
-    ).one()
-    if earlier is not None:
-        query = query.where(col(Message.created_at) > earlier)
-    if ticket.resolved_at is not None:
-        query = query.where(col(Message.created_at) <= ticket.resolved_at)
-    return list(reversed(session.exec(query.order_by(col(Message.id).desc()).limit(LEARNABLE_MAX)).all()))
-
-
-def _not_the_question(decision: DecisionLog | None, handoff_intents: Collection[str]) -> str | None:
-    """Why a message with this decision is never the default pick (escalated, a handoff request, a
-    clarify pick), or None."""
-    if decision is None:
-        return None
-    if decision.escalation is not None:
-        return ESCALATED.get(decision.escalation, f"escalated: {decision.escalation}")
-    if decision.intent is not None and decision.intent in handoff_intents:
-        return "asked for a person"
-    if decision.chosen:
-        return "a pick from the bot's options"
-    return None
-
-
-def _chosen_messages(session: Session, ticket: HandoffTicket, ids: Sequence[int]) -> list[Message]:
-    """The customer messages the agent picked to teach, in the order given; 422 for anything else."""
-    wanted = list(dict.fromkeys(ids))
-    found = {
-        m.id: m
-        for m in session.exec(select(Message).where(col(Message.id).in_(wanted))).all()
-        if m.conversation_id == ticket.conversation_id and m.role == "user"
-    }
-    foreign = [i for i in wanted if i not in found]
-    if foreign:
-        raise InvalidInputError(
-            "learn",
-            f"not customer messages of ticket {ticket.id}'s conversation: {', '.join(map(str, foreign))}",
-        )
-    return [found[i] for i in wanted]
-
-
 def resolve(
     database: Database,
     *,
@@ -287,19 +175,13 @@ def resolve(
 
     With an intent, the customer's question becomes an example of it: the messages `learn` names (ids
     of the conversation's customer messages; empty = none), or by default the pick of `learnable`.
+    Never into an intent of `handoff_intents` (see `bot.store.ticket_learning.to_teach`).
     `notice`, if given, is stored in the conversation as a `system` message (the widget reads it as "the
     person left, the bot answers again"), in the same transaction as the ticket's closing.
     """
     with session_scope(database) as session:
         ticket = _ticket_to_resolve(session, ticket_id, agent)
-        if learn and intent is None:
-            raise InvalidInputError("learn", "say which intent the messages are examples of ('intent')")
-        taught: list[tuple[str, int | None]] = []
-        if learn is not None:
-            taught = [(m.text, m.decision_id) for m in _chosen_messages(session, ticket, learn)]
-        elif intent is not None:
-            messages = learnable(session, ticket, handoff_intents=handoff_intents)
-            taught = [(m.text, m.decision_id) for m in messages if m.default]
+        taught, not_learned = to_teach(session, ticket, intent, learn, handoff_intents)
         ticket.status = "resolved"
         ticket.resolved_at = utcnow()
         ticket.resolved_intent = intent
@@ -321,7 +203,7 @@ def resolve(
                     learned.append(text)
         conversation = session.get(Conversation, ticket.conversation_id)
         if conversation is not None:
-            conversation.status = "bot"
+            conversation.status = WITH_BOT
             conversation.fallback_streak = 0
             session.add(conversation)
             if notice:
@@ -329,7 +211,7 @@ def resolve(
                     Message(conversation_id=conversation.id, role="system", text=notice, author=agent)
                 )
         session.add(ticket)
-        return Resolved(ticket=ticket, learned=tuple(learned))
+        return Resolved(ticket=ticket, learned=tuple(learned), not_learned=None if learned else not_learned)
 
 
 def _ticket_to_resolve(session: Session, ticket_id: int, agent: str | None) -> HandoffTicket:

@@ -53,7 +53,7 @@ class Conversation(SQLModel, table=True):
     meta: dict[str, Any] = Field(
         default_factory=dict, sa_column=sa.Column("metadata", sa.JSON, nullable=False)
     )
-    status: str = Field(default="bot", max_length=16)  # bot | handoff
+    status: str = Field(default="bot", max_length=16)  # bot | handoff (a ticket waits) | agent (claimed)
     fallback_streak: int = 0  # consecutive messages no intent took; two in a row escalate
     pending_options: list[str] = _json([])  # clarify options awaiting the customer's choice
     pending_text: str | None = None  # the message those options were offered for

@@ -166,14 +166,13 @@ def insert_answers(session: Session, outcomes: list[TurnOutcome], decision_ids: 
 def tickets_for(
     session: Session, outcomes: list[TurnOutcome], decision_ids: list[int], *, existing: set[str]
 ) -> dict[str, int]:
-    """The ticket of every conversation handed off in this batch: its open one, or a new one.
+    """The ticket of every conversation handed off (or waiting for a person) in this batch: its open one,
+    or a new one for a handoff.
 
     One SELECT (only for conversations that existed before the batch) and one bulk INSERT.
     """
     handoffs = [
-        (o, decision_id)
-        for o, decision_id in zip(outcomes, decision_ids, strict=True)
-        if o.decision.route == "handoff"
+        (o, decision_id) for o, decision_id in zip(outcomes, decision_ids, strict=True) if o.holds_ticket
     ]
     if not handoffs:
         return {}
@@ -191,7 +190,7 @@ def tickets_for(
         tickets = {conversation_id: ticket_id for conversation_id, ticket_id in rows if ticket_id}
     first_handoff: dict[str, tuple[TurnOutcome, int]] = {}
     for o, decision_id in handoffs:
-        if o.conversation.id not in tickets:
+        if o.conversation.id not in tickets and o.decision.route == "handoff":
             first_handoff.setdefault(o.conversation.id, (o, decision_id))
     if first_handoff:
         created = _ids(

@@ -100,12 +100,20 @@ class StoredTurn:
     ticket_id: int | None
 
 
+# Who answers a conversation (its `status`): the bot; the bot while a ticket waits for a person (no agent
+# has claimed it); a person, once an agent claimed the ticket (`bot.store.handoffs.claim`). Resolving the
+# ticket gives it back to the bot.
+WITH_BOT = "bot"
+WAITING = "handoff"  # the value conversations handed off before claims were recorded already have
+WITH_AGENT = "agent"
+
+
 class ConversationState(Protocol):
     """What the conversation rules read and update on a conversation: a stored `Conversation` row, or
     the `NewConversation` a batch's first turn of a conversation starts."""
 
     id: str
-    status: str
+    status: str  # WITH_BOT, WAITING or WITH_AGENT
     fallback_streak: int
     pending_options: list[str]
     pending_text: str | None
@@ -127,7 +135,7 @@ class NewConversation:
     meta: dict[str, Any]
     created_at: datetime
     updated_at: datetime
-    status: str = "bot"
+    status: str = WITH_BOT
     fallback_streak: int = 0
     pending_options: list[str] = dataclasses.field(default_factory=list)
     pending_text: str | None = None
@@ -162,6 +170,9 @@ class TurnOutcome:
     conversation: ConversationState
     decision: Decision
     escalation: str | None
+    # a ticket was open (or opened) for the conversation at this turn: the reply names it, so the widget
+    # keeps saying a person is on the way while the bot answers
+    holds_ticket: bool = False
 
 
 def write_turns(session: Session, pendings: list[PendingWrite], rules: TurnRules) -> list[StoredTurn]:
@@ -195,7 +206,7 @@ def write_turns(session: Session, pendings: list[PendingWrite], rules: TurnRules
             decision_id,
             o.decision,
             o.escalation,
-            tickets.get(o.conversation.id) if o.decision.route == "handoff" else None,
+            tickets.get(o.conversation.id) if o.holds_ticket else None,
         )
         for o, message_id, decision_id in zip(outcomes, message_ids, decision_ids, strict=True)
     ]
@@ -246,7 +257,7 @@ def _apply_turn(
         else:  # checked when the turn arrived; only a concurrent turn of the same conversation gets here
             raise InvalidInputError("metadata", problem)
     decision, escalation = rules(conversation, pending)
-    if decision.route == "handoff":  # now, so a later turn in the same batch sees it
-        conversation.status = "handoff"
+    if decision.route == "handoff" and conversation.status == WITH_BOT:  # now, so a later turn sees it
+        conversation.status = WAITING
     conversation.updated_at = utcnow()
-    return TurnOutcome(pending, conversation, decision, escalation)
+    return TurnOutcome(pending, conversation, decision, escalation, conversation.status != WITH_BOT)

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.api import create_app
+from bot.chat.rules import PERSON_WILL_REPLY
 from bot.config import Settings
 from bot.routing.engine import Engine
 from tests.api_support import make_intents, temporary_database
@@ -67,9 +68,13 @@ def test_ticket_detail_has_the_conversation_and_the_decision_trail(client: TestC
         ("user", "I want to talk to a real person"),
         ("bot", "Connecting you with a colleague now."),
         ("user", "<img src=x onerror=alert(1)>"),
+        ("bot", PERSON_WILL_REPLY),  # no agent has claimed it yet: the bot says one will reply
     ]
     trail = detail["decisions"]
-    assert [(d["route"], d["escalation"]) for d in trail] == [("handoff", None), ("handoff", "with_agent")]
+    assert [(d["route"], d["escalation"]) for d in trail] == [
+        ("handoff", None),
+        ("handoff", "awaiting_agent"),
+    ]
     assert [d["message_id"] for d in trail] == [detail["messages"][i]["id"] for i in (0, 2)]
     assert trail[0]["intent"] == "human_agent" and trail[0]["candidates"][0]["intent"] == "human_agent"
     assert trail[0]["reason"] and trail[0]["threshold"] == 0.5
@@ -78,7 +83,7 @@ def test_ticket_detail_has_the_conversation_and_the_decision_trail(client: TestC
     client.post(f"/v1/handoffs/{ticket}/reply", json={"agent": "ann", "text": "Hi, Ann here."})
     latest = client.get(f"/v1/handoffs/{ticket}", params={"limit": 2}).json()
     assert latest["ticket"]["claimed_by"] == "ann"
-    assert [(m["role"], m["author"]) for m in latest["messages"]] == [("user", None), ("agent", "ann")]
+    assert [(m["role"], m["author"]) for m in latest["messages"]] == [("bot", None), ("agent", "ann")]
 
     missing = client.get("/v1/handoffs/999")
     assert missing.status_code == 404 and "unknown ticket 999" in missing.json()["error"]["message"]

@@ -5,7 +5,6 @@ The API on the demo bank intents, then the agent console in headless Chromium.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,35 +13,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from bot.api import create_app
 from bot.routing.engine import Engine
+from tests.chat.conftest import chat
 from tests.web.test_widget_page import live, wait
 
 QUESTION = "I was charged a fee when I took money out of an ATM"
 PERSON = "can I talk to a real person please"
 INTENT = "cash_withdrawal_charge"
+COFFEE = "I was charged twice for one coffee this morning"
 ANGRY = "This is outrageous, you are thieves, I am furious and absolutely disgusted with this useless bank!!!"
-
-
-@pytest.fixture()
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'bot.store.db'}"
-
-
-@pytest.fixture()
-def client(demo_engine: Engine, db_url: str) -> Iterator[TestClient]:
-    """The app on the shipped demo intents, a fresh engine (learning changes it) and an empty database."""
-    configured = demo_engine.settings.with_overrides(database_url=db_url)
-    engine = Engine(configured, encoder=demo_engine.query_encoder)
-    engine.load()
-    with TestClient(create_app(configured, engine=engine)) as test_client:
-        yield test_client
-
-
-def chat(client: TestClient, message: str, **extra: object) -> dict[str, Any]:
-    response = client.post("/v1/chat", json={"message": message, **extra})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def atm_then_person(client: TestClient) -> dict[str, Any]:
@@ -75,6 +54,7 @@ def test_resolving_teaches_the_question_not_the_request_for_a_person(client: Tes
     resolved = client.post(f"/v1/handoffs/{ticket}/resolve", json={"agent": "ann", "intent": INTENT})
     assert resolved.status_code == 200, resolved.text
     assert resolved.json()["resolved_intent"] == INTENT
+    assert (resolved.json()["learned"], resolved.json()["not_learned"]) == ([QUESTION], None)
     assert learned(client) == {INTENT: [QUESTION]}
     assert learned_rows(db_url) == [(QUESTION, INTENT)]
     # the request for a person still asks for a person
@@ -96,7 +76,7 @@ def test_the_ticket_lists_what_resolving_could_teach(client: TestClient) -> None
     ]
     assert learnable[0]["intent"] == INTENT and learnable[0]["route"] == "answer"
     assert learnable[1]["reason"] == "asked for a person"
-    assert learnable[2]["reason"] == "sent while a person had the chat"
+    assert learnable[2]["reason"] == "sent while waiting for a person"
 
 
 def test_an_angry_message_is_not_the_question(client: TestClient) -> None:
@@ -133,11 +113,39 @@ def test_the_agent_chooses_what_to_learn(client: TestClient, db_url: str) -> Non
     assert learned_rows(db_url) == [(PERSON, INTENT)]
 
 
+def test_a_question_is_never_learned_into_an_intent_that_hands_off(client: TestClient, db_url: str) -> None:
+    """#27 item 6: resolving with the bot's reading (Human agent) must not make the question a request
+    for a person, whatever the client sends."""
+    first = chat(client, COFFEE)
+    handoff = chat(client, "let me speak to a human", conversation_id=first["conversation_id"])
+    assert handoff["intent"] == "human_agent" and handoff["ticket_id"]
+    ticket = handoff["ticket_id"]
+    assert client.post(f"/v1/handoffs/{ticket}/claim", json={"agent": "ann"}).status_code == 200
+
+    # naming the question explicitly: refused, with what and why, and nothing changes
+    body = {"agent": "ann", "intent": "human_agent", "learn": [first["message_id"]]}
+    refused = client.post(f"/v1/handoffs/{ticket}/resolve", json=body)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["field"] == "learn" and "'human_agent' always hands off to a person" in error["message"]
+    assert "learn: []" in error["message"]  # and what to do instead
+    assert client.get(f"/v1/handoffs/{ticket}").json()["ticket"]["status"] == "claimed"
+
+    # the defaults: resolved as Human agent, nothing learned, and the answer says why
+    resolved = client.post(f"/v1/handoffs/{ticket}/resolve", json={"agent": "ann", "intent": "human_agent"})
+    assert resolved.status_code == 200, resolved.text
+    out = resolved.json()
+    assert (out["status"], out["resolved_intent"], out["learned"]) == ("resolved", "human_agent", [])
+    assert "nothing learned: 'human_agent' always hands off" in out["not_learned"]
+    assert learned_rows(db_url) == [] and learned(client) == {}
+
+
 def test_an_empty_learn_list_teaches_nothing(client: TestClient, db_url: str) -> None:
     ticket = atm_then_person(client)["ticket_id"]
     resolved = client.post(f"/v1/handoffs/{ticket}/resolve", json={"intent": INTENT, "learn": []})
     assert resolved.status_code == 200, resolved.text
     assert resolved.json()["status"] == "resolved" and resolved.json()["resolved_intent"] == INTENT
+    assert resolved.json()["not_learned"] == "learn was empty: nothing learned"
     assert learned(client) == {}
     assert learned_rows(db_url) == []
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from bot.chat.rules import ANGRY_HANDOFF_MESSAGE, NONE_OF_THESE, ConversationRules, check_choice
+from bot.chat.rules import (
+    ANGRY_HANDOFF_MESSAGE,
+    NONE_OF_THESE,
+    PERSON_ON_THE_WAY,
+    PERSON_WILL_REPLY,
+    ConversationRules,
+    check_choice,
+)
 from bot.config import Settings
 from bot.content.tone import GENERIC_ANGRY, load_tone
 from bot.errors import IntentFileError, InvalidInputError
@@ -15,6 +23,7 @@ from bot.routing.policy import Decision
 from bot.store.models import Conversation
 from tests.conftest import ROOT, write
 
+PASSAGE_READING = "A knowledge passage matches with 0.80, 0.20 closer than the best intent, so the passage is the better match."
 RULES = ConversationRules(Settings(anger_threshold=0.1, handoff_message="A person will reply."))
 
 
@@ -37,11 +46,16 @@ def decision(route: str, intent: str | None = None, anger: float = 0.0, **extra:
     ("status", "streak", "routed", "expected_route", "expected_escalation", "answer"),
     [
         ("bot", 0, decision("answer", "card_arrival"), "answer", None, "answer answer"),
-        ("handoff", 0, decision("answer", "card_arrival"), "handoff", "with_agent", ""),
+        # an agent claimed the conversation: the bot is quiet
+        ("agent", 0, decision("answer", "card_arrival"), "handoff", "with_agent", ""),
+        ("agent", 0, decision("retrieve", passage=2), "handoff", "with_agent", ""),
         # an angry customer hears an apology, not the everyday handoff line
         ("bot", 0, decision("answer", "card_arrival", anger=0.3), "handoff", "angry", ANGRY_HANDOFF_MESSAGE),
         ("bot", 0, decision("retrieve"), "retrieve", None, "retrieve answer"),
+        # a second message nothing answered (no passage, as "none of these") goes to a person ...
         ("bot", 1, decision("retrieve"), "handoff", "repeated_fallback", "A person will reply."),
+        # ... but a knowledge passage that answered is not a fallback (#27 item 1)
+        ("bot", 1, decision("retrieve", passage=2), "retrieve", None, "retrieve answer"),
         ("bot", 1, decision("handoff", anger=0.5), "handoff", "angry", ANGRY_HANDOFF_MESSAGE),
         # a handoff intent's own answer (e.g. a complaint's) was written for this: it is kept
         ("bot", 0, decision("handoff", "complaint", anger=0.5), "handoff", "angry", "handoff answer"),
@@ -59,6 +73,61 @@ def test_conversation_rules(
     final, escalation = RULES.apply(conversation, routed, "my card?", chosen=False)
     assert (final.route, escalation, final.answer) == (expected_route, expected_escalation, answer)
     assert conversation.last_user_text == "my card?"
+
+
+@pytest.mark.parametrize(
+    ("routed", "expected_route", "answer"),
+    [
+        # what the bot answers confidently it still answers, and says a person is on the way
+        (decision("answer", "card_arrival"), "answer", f"answer answer\n\n{PERSON_ON_THE_WAY}"),
+        (decision("retrieve", passage=0), "retrieve", f"retrieve answer\n\n{PERSON_ON_THE_WAY}"),
+        # anything else gets the short line, never silence, and stays on the ticket (route handoff)
+        (decision("clarify", options=("a", "b")), "handoff", PERSON_WILL_REPLY),
+        (decision("retrieve"), "handoff", PERSON_WILL_REPLY),
+        (decision("handoff"), "handoff", PERSON_WILL_REPLY),
+        (decision("handoff", "human_agent"), "handoff", PERSON_WILL_REPLY),
+        (decision("answer", "card_arrival", anger=0.3), "handoff", PERSON_WILL_REPLY),
+    ],
+)
+def test_while_a_ticket_waits_the_bot_answers_what_it_is_sure_of(
+    routed: Decision, expected_route: str, answer: str
+) -> None:
+    """#27 item 1: a ticket no agent has claimed yet (status 'handoff') never leaves the customer in silence."""
+    conversation = Conversation(id="c" * 32, channel="web", meta={}, status="handoff", fallback_streak=1)
+    final, escalation = RULES.apply(conversation, routed, "is my money safe?", chosen=False)
+    assert (final.route, escalation, final.answer, final.options) == (
+        expected_route,
+        "awaiting_agent",
+        answer,
+        (),
+    )
+    assert conversation.status == "handoff"  # the writer, not the rules, opens tickets; none is opened here
+
+
+def test_two_knowledge_answers_in_a_row_are_not_two_fallbacks() -> None:
+    conversation = Conversation(id="c" * 32, channel="web", meta={})
+    for text in ("How do I switch my current account?", "Do you have branches?"):
+        final, escalation = RULES.apply(conversation, decision("retrieve", passage=1), text, chosen=False)
+        assert (final.route, escalation, conversation.fallback_streak) == ("retrieve", None, 0)
+    RULES.apply(conversation, decision("retrieve"), "none of these", chosen=True)  # nothing answered
+    assert conversation.fallback_streak == 1
+    # a clarify question between two "none of these" neither counts nor breaks the streak
+    RULES.apply(conversation, decision("clarify", options=("a", "b")), "top up?", chosen=False)
+    final, escalation = RULES.apply(conversation, decision("retrieve"), "none of these", chosen=True)
+    assert (final.route, escalation) == ("handoff", "repeated_fallback")
+
+
+def test_a_handoff_reason_says_what_happened_before_what_routing_read() -> None:
+    """#27 item 8: the ticket header of an escalated knowledge hit does not say the passage answered."""
+    conversation = Conversation(id="c" * 32, channel="web", meta={})
+    routed = dataclasses.replace(decision("retrieve", passage=1, anger=0.4), reason=PASSAGE_READING)
+    final, escalation = RULES.apply(
+        conversation, routed, "useless bank, where are your branches?!", chosen=False
+    )
+    assert (final.route, escalation) == ("handoff", "angry")
+    assert final.reason == (
+        f"Handed to a person: the message reads as an angry complaint (anger 0.40). Routing alone read: {PASSAGE_READING}"
+    )
 
 
 def test_rules_remember_clarify_options_and_fallback_streak() -> None:

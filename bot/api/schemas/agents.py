@@ -104,12 +104,22 @@ class ResolveLearnIn(ResolveIn):
     """Close a ticket; `intent` is what the customer really meant, `learn` the messages that teach it.
 
     Without `learn`, the customer's question (the `default` of the ticket's `learnable`) is taught;
-    `learn: []` teaches nothing.
+    `learn: []` teaches nothing. Nothing is ever taught to an intent that always hands off
+    (`handoff: true`): a `learn` list for one is a 422, and without one nothing is learned.
     """
 
     learn: Annotated[list[MessageId], Field(max_length=100)] | None = Field(
         default=None,
         description="Ids of the conversation's customer messages to learn as examples of `intent`.",
+    )
+
+
+class ResolvedOut(TicketOut):
+    """A resolved ticket and what resolving it taught the bot."""
+
+    learned: list[str] = Field(description="The customer messages learned as examples of the intent.")
+    not_learned: str | None = Field(
+        default=None, description="Why nothing was learned, when `learned` is empty."
     )
 
 
