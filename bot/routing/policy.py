@@ -88,7 +88,7 @@ def decide(
     if top is not None and retrieval_score is not None and _knowledge_leads(top, policy, retrieval_score):
         reason = (
             f"A knowledge passage matches with {retrieval_score:.2f}, {retrieval_score - top.score:.2f} closer "
-            f"than the best intent {_fmt(top)} (score {top.score:.2f}); the passage answers it."
+            f"than the best intent {_fmt(top)} (score {top.score:.2f}), so the passage is the better match."
         )
         outcome = ("retrieve", None, reason, ())
     elif top is not None and top.confidence >= threshold:

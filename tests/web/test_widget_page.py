@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from bot.api import create_app
+from bot.chat.rules import PERSON_ON_THE_WAY
 from bot.routing.engine import Engine
 from tests.browser_support import PHONE, LiveServer, as_desktop, as_phone, layout_problems, screenshot
 
@@ -278,6 +279,7 @@ def test_a_change_of_topic_is_answered_as_itself_not_as_a_follow_up(server: Live
 def test_customer_facing_lines_angry_apology_no_stray_source_and_greeting_first(
     server: LiveServer, browser: Any, tmp_path: Path
 ) -> None:
+    from selenium.webdriver.common.by import By
     from sqlalchemy import create_engine, text
 
     driver = browser
@@ -290,11 +292,11 @@ def test_customer_facing_lines_angry_apology_no_stray_source_and_greeting_first(
     wait(driver, lambda: "ticket #1" in widget.status())
     assert not any("I'm passing you" in b for b in widget.bubbles())
 
-    # while the ticket is open the bot is quiet: a knowledge-base hit must not put a link under an old line
+    # while the ticket waits the bot answers what it is sure of, its link under that answer, not an old line
     widget.send("Do you have branches?")
-    wait(driver, lambda: not widget.find(".msg.pending") and not widget.find(".typing"))
-    wait(driver, lambda: "Do you have branches?" in widget.bubbles()[-1])
-    assert widget.find(".source") == []
+    widget.wait_for_bubble(PERSON_ON_THE_WAY)
+    (answer,) = [m for m in widget.find(".msg.bot") if "app-only bank" in m.text]
+    assert len(widget.find(".source")) == 1 and answer.find_elements(By.CSS_SELECTOR, ".source a")
 
     # the conversation started an hour ago: after a reload the greeting is not later than what follows it
     database = create_engine(f"sqlite:///{tmp_path / 'bot.store.db'}")
@@ -365,3 +367,39 @@ def test_on_a_phone_the_panel_is_full_screen_and_something_else_asks_to_rephrase
     wait(driver, lambda: "ticket #" in widget.status())
     screenshot(driver, "widget-phone")
     as_desktop(driver)
+
+
+def test_faq_answers_then_a_person_on_the_way_until_an_agent_claims(server: LiveServer, browser: Any) -> None:
+    """#27 items 1 and 8: two knowledge-base answers in a row are answers; after asking for a person the
+    bot keeps answering and says a person is on the way, until an agent claims; the banner and the
+    handoff line promise the same thing."""
+    driver = browser
+    driver.get(f"{server.url}/demo")
+    widget = Widget(driver)
+    widget.find(".launcher")[0].click()
+    widget.send("How do I switch my current account to Larkspur?")
+    widget.wait_for_bubble("Current Account Switch Service")
+    widget.send("Do you have branches?")
+    widget.wait_for_bubble("app-only bank")
+    assert not widget.find(".status")[0].is_displayed()  # no ticket: the bot answered both
+
+    widget.send("let me speak to a human")
+    wait(driver, lambda: "ticket #1" in widget.status())
+    banner, line = widget.status(), widget.bubbles()[-1]
+    assert (
+        "even if you close this page and come back later" in banner and "Keep this window open" not in banner
+    )
+    assert "even if you close this chat and come back later" in line and "leave the app" not in line
+
+    widget.send("Is my money protected?")
+    widget.wait_for_bubble(PERSON_ON_THE_WAY)
+    assert "FSCS" in widget.bubbles()[-1] and "ticket #1" in widget.status()
+
+    # an agent claims: from now on the bot is quiet
+    claimed = httpx.post(f"{server.url}/v1/handoffs/1/claim", json={"agent": "Ann"}, timeout=30)
+    assert claimed.status_code == 200, claimed.text
+    widget.send("how do I freeze my card")
+    wait(driver, lambda: not widget.find(".msg.pending") and not widget.find(".typing"))
+    wait(driver, lambda: widget.bubbles()[-1] == "how do I freeze my card")
+    assert sum(PERSON_ON_THE_WAY in text for text in widget.bubbles()) == 1
+    assert "ticket #1" in widget.status()

@@ -33,6 +33,9 @@
   // conversationId: the API's id; ticketId: set while a person has been asked for; agent: who joined;
   // options / optionsAfter: an unanswered clarify question and the last message id it follows.
   let state = load();
+  // Whether this browser keeps the conversation (localStorage works): the banner only promises that a
+  // reply will be waiting after the page is closed when it will.
+  let kept = true;
 
   function load() {
     try {
@@ -45,8 +48,9 @@
   function save() {
     try {
       localStorage.setItem(STORE, JSON.stringify(state));
+      kept = true;
     } catch {
-      /* private mode: the conversation just won't survive a reload */
+      kept = false; // private mode or storage off: the conversation won't survive a reload
     }
   }
 
@@ -387,7 +391,7 @@
     addToLog(group);
   }
 
-  // The link goes under the bot's reply to the customer's message `afterId`, and nowhere else: while a
+  // The link goes under the bot's reply to the customer's message `afterId`, and nowhere else: once a
   // person holds the chat the bot writes nothing, and an older bubble must not look like it cited it.
   function addSource(url, afterId) {
     let safe;
@@ -415,12 +419,17 @@
     status.hidden = !text;
   }
 
-  // The banner says whether a person has been asked for, or has joined; otherwise there is none.
+  // The banner says whether a person has been asked for, or has joined; otherwise there is none. What
+  // it promises is what happens: the conversation is kept in this browser and restored from the API when
+  // the page opens again, so a reply sent meanwhile is there (unless the browser keeps nothing).
   function showPersonStatus() {
     if (state.agent) setStatus(`You're chatting with ${state.agent} from our team.`, "with-agent");
-    else if (state.ticketId)
-      setStatus(`A member of our team has been asked to join (ticket #${state.ticketId}). Keep this window open.`, "");
-    else setStatus("");
+    else if (state.ticketId) {
+      const later = kept
+        ? "Their reply will appear here, even if you close this page and come back later."
+        : "Keep this window open: this browser isn't keeping the conversation.";
+      setStatus(`A member of our team has been asked to join (ticket #${state.ticketId}). ${later}`, "");
+    } else setStatus("");
   }
 
   /* ---------- talking to the API ---------- */
@@ -466,12 +475,14 @@
         state.options = reply.options;
         state.optionsAfter = lastId;
       }
-      if (reply.route === "handoff" && reply.ticket_id) {
+      if (reply.ticket_id) {
+        // a handoff, or the bot answering while a person is on the way: the ticket is still open
         if (state.ticketId !== reply.ticket_id) state.agent = null;
         state.ticketId = reply.ticket_id;
+        save();
         showPersonStatus();
       } else if (reply.route !== "handoff") {
-        // the bot answered again, so the ticket was resolved
+        // the bot answered with no ticket named, so the ticket was resolved
         state.ticketId = null;
         state.agent = null;
         showPersonStatus();
