@@ -67,3 +67,53 @@ def test_favicon_is_served(server: LiveServer) -> None:
     response = httpx.get(f"{server.url}/favicon.ico")
     assert response.status_code == 200 and response.headers["content-type"] == "image/x-icon"
     assert response.content[:4] == b"\x00\x00\x01\x00"  # an ICO file's header
+
+
+COFFEE = "I was charged twice for one coffee this morning"
+
+
+def test_resolving_with_the_defaults_never_teaches_a_request_for_a_person(
+    server: LiveServer, browser: Any
+) -> None:
+    """#27 item 6: the console starts on no intent, so Resolve with nothing changed learns nothing; an
+    intent that hands off says it learns nothing, and learns nothing."""
+    first = chat(server, COFFEE)
+    chat(server, "let me speak to a human", first["conversation_id"])
+    browser.get(f"{server.url}/agent")
+    wait(browser, lambda d: d.find_element(By.ID, "agent-name")).send_keys("Ann")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#open-list .ticket-item"))[0].click()
+    claim = wait(browser, lambda d: d.find_element(By.ID, "claim"))
+    wait(browser, lambda d: claim.is_displayed())
+    claim.click()
+    wait(browser, lambda d: d.find_element(By.ID, "reply-text").is_displayed())
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#learn-list .learn-item"))
+    # the bot's reading is shown, not chosen; the hint says nothing is learned without an intent
+    assert browser.find_element(By.ID, "intent-list").get_attribute("value") == ""
+    assert "“Human agent”" in browser.find_element(By.ID, "bot-reading").text
+    assert "With no intent, nothing is learned." in browser.find_element(By.ID, "learn-hint").text
+    browser.find_element(By.CSS_SELECTOR, "#resolve-form button[type=submit]").click()
+    wait(browser, lambda d: "resolved" in d.find_element(By.ID, "ticket-meta").text)
+    assert browser.find_element(By.ID, "ticket-error").text == ""
+    assert learned(server) == {}
+
+    # picking an intent that hands off: its boxes are off, the hint says why, and resolving learns nothing
+    second = chat(server, COFFEE)
+    chat(server, "let me speak to a human", second["conversation_id"])
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#open-list .ticket-item"))[0].click()
+    wait(browser, lambda d: "Ticket #2" in d.find_element(By.ID, "ticket-title").text)
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#learn-list .learn-item"))
+    browser.find_element(By.ID, "intent-search").send_keys("human agent")
+    wait(browser, lambda d: d.find_element(By.ID, "intent-list").get_attribute("value") == "human_agent")
+    hint = browser.find_element(By.ID, "learn-hint").text
+    assert "always hands off to a person, so nothing is learned into it" in hint
+    boxes = browser.find_elements(By.CSS_SELECTOR, "#learn-list input.learn-check")
+    assert boxes and not any(box.is_enabled() for box in boxes)
+    browser.find_element(By.CSS_SELECTOR, "#resolve-form button[type=submit]").click()
+    wait(browser, lambda d: "resolved" in d.find_element(By.ID, "ticket-meta").text)
+    assert browser.find_element(By.ID, "ticket-error").text == ""
+    assert learned(server) == {}
+
+
+def learned(live: LiveServer) -> dict[str, list[str]]:
+    intents = httpx.get(f"{live.url}/v1/intents", timeout=30).json()["intents"]
+    return {i["name"]: i["learned_examples"] for i in intents if i["learned_examples"]}

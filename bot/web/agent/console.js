@@ -41,6 +41,8 @@
     intentList: $("intent-list"),
     learnBox: $("learn-box"),
     learnList: $("learn-list"),
+    learnHint: $("learn-hint"),
+    botReading: $("bot-reading"),
     note: $("note"),
     resolved: $("resolved"),
     resolvedText: $("resolved-text"),
@@ -51,7 +53,7 @@
   let transcriptSignature = "";
   let learnSignature = "";
   let learnChoices = new Map(); // message id -> checked, for boxes the agent changed on this ticket
-  let intents = []; // [{name, label}] from GET /v1/intents
+  let intents = []; // [{name, label, handoff}] from GET /v1/intents
   let timers = [];
 
   /* ---------- helpers ---------- */
@@ -278,8 +280,15 @@
     ui.replyForm.hidden = !mine;
     ui.resolveForm.hidden = !(mine || ticket.status === "open");
     if (fresh) {
+      // No intent is chosen for the agent, not even the bot's reading: after "let me speak to a human"
+      // that reading is Human agent, and resolving with it would teach the customer's question as a
+      // request for a person. The agent picks what the question was about, or nothing is learned.
       ui.search.value = "";
-      fillIntents(ticket.intent);
+      ui.intentList.value = "";
+      fillIntents();
+      ui.botReading.textContent = ticket.intent
+        ? `The bot read “${intentLabel(ticket.intent)}”. Pick what the customer really meant.`
+        : "Pick what the customer really meant.";
     }
 
     renderLearnable(data.learnable);
@@ -365,6 +374,26 @@
     });
     if (!items.length) items.push(el("li", { class: "none", text: "No customer messages to learn from." }));
     ui.learnList.replaceChildren(...items);
+    showLearnHint();
+  }
+
+  // What resolving will teach with the intent picked now: nothing without one, nothing into an intent
+  // that always hands off (the server refuses it too), else the checked messages.
+  function showLearnHint() {
+    const chosen = intents.find((i) => i.name === ui.intentList.value);
+    const blocked = !chosen || chosen.handoff;
+    for (const box of ui.learnList.querySelectorAll("input.learn-check")) box.disabled = Boolean(chosen && chosen.handoff);
+    ui.learnBox.classList.toggle("off", blocked);
+    if (!chosen) {
+      ui.learnHint.textContent =
+        "Pick an intent above to teach the bot: the checked messages become its examples. With no intent, nothing is learned.";
+    } else if (chosen.handoff) {
+      ui.learnHint.textContent = `“${chosen.label}” always hands off to a person, so nothing is learned into it.`;
+    } else {
+      ui.learnHint.textContent =
+        `The checked messages become examples of “${chosen.label}”. Checked for you: the customer's question, ` +
+        "never a request for a person or an angry message.";
+    }
   }
 
   function checkedLearnIds() {
@@ -457,7 +486,9 @@
     if (agentName()) body.agent = agentName();
     if (ui.intentList.value) body.intent = ui.intentList.value;
     // the messages to teach, only with an intent to teach them for (an empty list teaches nothing)
-    if (body.intent && !ui.learnBox.hidden) body.learn = checkedLearnIds();
+    const handsOff = intents.some((i) => i.name === body.intent && i.handoff);
+    if (body.intent && handsOff) body.learn = []; // an intent that hands off learns nothing
+    else if (body.intent && !ui.learnBox.hidden) body.learn = checkedLearnIds();
     if (ui.note.value.trim()) body.note = ui.note.value.trim();
     act(async () => {
       await api(`/v1/handoffs/${selectedId}/resolve`, body);
@@ -470,30 +501,35 @@
   async function loadIntents() {
     try {
       const data = await api("/v1/intents");
-      intents = data.intents.map((i) => ({ name: i.name, label: i.label }));
+      intents = data.intents.map((i) => ({ name: i.name, label: i.label, handoff: Boolean(i.handoff) }));
       intents.sort((a, b) => a.label.localeCompare(b.label));
-      fillIntents(detail ? detail.ticket.intent : null);
+      fillIntents();
     } catch (error) {
       showError(`Could not load intents: ${error.message}`);
     }
   }
 
-  function fillIntents(preferred) {
+  function fillIntents() {
     const words = ui.search.value.toLowerCase().split(/\s+/).filter(Boolean);
-    const current = ui.intentList.value || preferred || "";
+    const current = ui.intentList.value || "";
     const matches = intents.filter((i) => {
       const haystack = `${i.label} ${i.name}`.toLowerCase();
       return words.every((w) => haystack.includes(w));
     });
-    const options = [el("option", { value: "", text: "No specific intent" })];
-    for (const i of matches) options.push(el("option", { value: i.name, text: `${i.label} (${i.name})` }));
+    const options = [el("option", { value: "", text: "No intent · nothing is learned" })];
+    for (const i of matches) {
+      const text = `${i.label} (${i.name})${i.handoff ? " · hands off, learns nothing" : ""}`;
+      options.push(el("option", { value: i.name, text }));
+    }
     ui.intentList.replaceChildren(...options);
     // keep the agent's pick if it still matches; else the first match, so Enter resolves with it
     const keep = matches.some((i) => i.name === current) ? current : words.length && matches[0] ? matches[0].name : "";
     ui.intentList.value = keep;
+    showLearnHint();
   }
 
-  ui.search.addEventListener("input", () => fillIntents(null));
+  ui.search.addEventListener("input", () => fillIntents());
+  ui.intentList.addEventListener("change", showLearnHint);
   ui.search.addEventListener("keydown", (event) => {
     if (event.key === "ArrowDown") {
       event.preventDefault();
