@@ -95,7 +95,8 @@ class DecisionLog(SQLModel, table=True):
     retrieval_score: float | None = None
     source: str | None = None
     context_used: bool = False
-    escalation: str | None = Field(default=None, max_length=32)  # repeated_fallback | angry | with_agent
+    # angry | repeated_fallback (handed off) | awaiting_agent (a ticket waits) | with_agent (an agent holds it)
+    escalation: str | None = Field(default=None, max_length=32)
     chosen: bool = False  # the customer picked this intent from clarify options
     model_id: str = Field(max_length=200)
     intents_version: str = Field(max_length=64)
