@@ -382,7 +382,6 @@ def test_stats_and_review_pages_fit_a_phone_and_bars_stay_in_their_card(
         }).map((node) => node.textContent);"""
     )
     assert rows(browser) and cut == []
-    screenshot(browser, "review-phone")
     as_desktop(browser)
 
 

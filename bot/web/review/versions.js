@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 // its stored id. (The intents hash a decision records is not one: versions differing only in knowledge
 // files or the model share it.)
 const versionName = (id) => `version ${id}`;
+const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1); // a toast's first word
 
 async function loadVersions() {
   const data = await api("/v1/versions?limit=200");
@@ -149,7 +150,7 @@ async function activate(v) {
   if (!confirm(`Make version ${v.id} live on every replica?\n${v.summary}`)) return;
   try {
     const done = await api(`/v1/admin/versions/${v.id}/activate`, { method: "POST" });
-    toast(`${versionName(done.version.id)} is live (${done.intents} intents); other replicas follow within seconds.`);
+    toast(`${capital(versionName(done.version.id))} is live (${done.intents} intents); other replicas follow within seconds.`);
     await loadVersions();
   } catch (error) {
     toast(error.message, true);
@@ -200,7 +201,7 @@ async function startShadow(candidate, label) {
   try {
     const data = await api("/v1/admin/shadow", { method: "POST", body: candidate });
     showShadow(data);
-    toast(`${data.run ? data.run.candidate : label} shadows live traffic now.`);
+    toast(`${capital(data.run ? data.run.candidate : label)} shadows live traffic now.`);
     if (candidate.intents_dir) await loadVersions(); // the folder was stored as a version
     return true;
   } catch (error) {
@@ -237,7 +238,7 @@ $("shadow-promote").addEventListener("click", async () => {
   if (!confirm("Make the shadow's version live on every replica?")) return;
   try {
     const done = await api("/v1/admin/shadow/promote", { method: "POST" });
-    toast(`${versionName(done.version.id)} is live; the shadow run stopped.`);
+    toast(`${capital(versionName(done.version.id))} is live; the shadow run stopped.`);
     await Promise.all([loadVersions(), loadShadow()]);
   } catch (error) {
     toast(error.message, true);
