@@ -28,6 +28,9 @@ def list_logs(
     until: datetime | None = None,
     q: Annotated[str | None, Query(max_length=200, description="Text the message contains.")] = None,
     conversation_id: Annotated[str | None, Query(max_length=64)] = None,
+    request_id: Annotated[
+        str | None, Query(max_length=128, description="The X-Request-Id of the chat request.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> LogsOut:
@@ -45,6 +48,7 @@ def list_logs(
         until=until,
         text=q,
         conversation_id=conversation_id,
+        request_id=request_id,
     )
     rows, total = reviews.list_logs(database, where=where, limit=limit, offset=offset)
     return LogsOut(items=[LogOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from bot.chat.redact import redact, redact_values
+from bot.chat.request_context import current_request_id
 from bot.chat.rules import NONE_OF_THESE, NONE_OF_THESE_LABEL, ConversationRules, check_choice, none_of_these
 from bot.chat.spool import Spool
 from bot.errors import InvalidInputError, NotFoundError
@@ -168,6 +169,7 @@ class ChatService:
             chosen=turn.choice is not None,
             new_conversation=turn.conversation is None and not turn.database_down,
             at=utcnow(),
+            request_id=current_request_id(),  # runs in the request's context (bot.chat.pipeline)
         )
 
     def store_batch(self, pendings: list[PendingWrite]) -> list[ChatReply | BaseException]:

@@ -41,6 +41,7 @@ COLUMNS = (
     "intents_version",
     "calibration_id",
     "latency_ms",
+    "request_id",
     "reviewed",
     "review_verdict",
     "review_intent",

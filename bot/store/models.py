@@ -105,6 +105,8 @@ class DecisionLog(SQLModel, table=True):
     latency_ms: float
     reviewed: bool = Field(default=False, index=True)
     created_at: datetime = _timestamp(index=True)
+    # the HTTP request that made it (X-Request-Id, bot.api.request_id): the id its JSON log lines carry
+    request_id: str | None = Field(default=None, max_length=128, index=True)
 
 
 class HandoffTicket(SQLModel, table=True):

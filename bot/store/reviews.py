@@ -33,6 +33,7 @@ class LogFilter:
     until: datetime | None = None
     text: str | None = None
     conversation_id: str | None = None
+    request_id: str | None = None
 
 
 def list_logs(
@@ -60,6 +61,8 @@ def list_logs(
         conditions.append(func.lower(col(DecisionLog.text)).contains(where.text.lower(), autoescape=True))
     if where.conversation_id is not None:
         conditions.append(col(DecisionLog.conversation_id) == where.conversation_id)
+    if where.request_id is not None:
+        conditions.append(col(DecisionLog.request_id) == where.request_id)
     with Session(database) as session:
         query = select(DecisionLog).where(*conditions).order_by(col(DecisionLog.id).desc())
         rows = session.exec(query.offset(offset).limit(limit)).all()

@@ -143,7 +143,10 @@ def insert_decisions(
         )
         for o, message_id in zip(outcomes, message_ids, strict=True)
     ]
-    session.execute(insert(DECISIONS), [{**row, "id": i} for row, i in zip(rows, decision_ids, strict=True)])
+    ids = zip(rows, decision_ids, outcomes, strict=True)
+    session.execute(
+        insert(DECISIONS), [{**row, "id": i, "request_id": o.pending.request_id} for row, i, o in ids]
+    )
 
 
 def insert_answers(session: Session, outcomes: list[TurnOutcome], decision_ids: list[int]) -> None:

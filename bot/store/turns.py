@@ -69,6 +69,7 @@ class PendingWrite:
     escalation: str | None = None
     offline: bool = False  # decided without the database (spooled): `decision` is what was sent
     new_conversation: bool = False  # its first turn, id made here: no row to look up or lock yet
+    request_id: str | None = None  # the HTTP request it came in with, stored with its decision
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready form for the spool."""

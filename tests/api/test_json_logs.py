@@ -52,6 +52,27 @@ def test_each_request_gets_an_id_a_plain_incoming_one_is_kept(client: TestClient
     assert refused.status_code == 422 and refused.headers["x-request-id"] == "bad-body-1"
 
 
+def test_the_chat_decision_stores_its_request_id_and_logs_find_it_by_it(client: TestClient) -> None:
+    given = client.post("/v1/chat", json={"message": "where is my new card"}, headers={"X-Request-Id": "c-1"})
+    generated = client.post("/v1/chat", json={"message": "what exchange rate do you use"})
+    assert given.status_code == generated.status_code == 200
+    by_decision = {item["id"]: item for item in client.get("/v1/logs").json()["items"]}
+    assert by_decision[given.json()["decision_id"]]["request_id"] == "c-1"
+    assert by_decision[generated.json()["decision_id"]]["request_id"] == generated.headers["x-request-id"]
+    (found,) = client.get("/v1/logs", params={"request_id": "c-1"}).json()["items"]
+    assert found["id"] == given.json()["decision_id"]
+
+
+def test_a_spooled_turn_keeps_its_request_id() -> None:
+    from bot.routing.policy import Decision
+    from bot.store.models import utcnow
+    from bot.store.turns import PendingWrite
+
+    decision = Decision("answer", "x", 0.9, (), "r", 0.7, 0.02)
+    pending = PendingWrite("s", "c", "web", {}, "hi", decision, 1.0, False, utcnow(), request_id="r-9")
+    assert PendingWrite.from_record(json.loads(json.dumps(pending.to_record()))).request_id == "r-9"
+
+
 def record(name: str, message: str, *args: object) -> logging.LogRecord:
     return logging.LogRecord(name, logging.INFO, __file__, 1, message, args, None)
 

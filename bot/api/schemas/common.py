@@ -76,3 +76,4 @@ class LogOut(BaseModel):
     latency_ms: float
     reviewed: bool
     created_at: datetime
+    request_id: str | None = None  # the X-Request-Id of the chat request: its JSON log lines carry it
