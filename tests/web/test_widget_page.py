@@ -26,6 +26,7 @@ AGENT_ANSWER = (
     "by express delivery, so it will be with you in 2 working days."
 )
 KEYS = "widget:w-key,agent:a-key"
+AMBIGUOUS = "top up"  # too short to tell the top-up intents apart: the bot asks which one
 
 
 def live(demo_engine: Engine, tmp_path: Path, **settings: object) -> LiveServer:
@@ -111,11 +112,16 @@ def test_customer_and_agent_talk_through_the_widget_and_the_console(server: Live
     assert widget.find(".log")[0].get_attribute("aria-live") == "polite"
 
     # an ambiguous question: the bot asks, the customer clicks an option, the bot answers it
-    widget.send("how do I top up")
+    widget.send(AMBIGUOUS)
     buttons = wait(driver, lambda: widget.find(".choices button"))
-    assert [b.text for b in buttons] == ["Automatic top up", "Top up failed", "Something else"]
+    labels = [b.text for b in buttons]
+    assert len(labels) >= 3 and labels[-1] == "Something else"
     buttons[0].click()
-    widget.wait_for_bubble("Auto top-up")
+    wait(driver, lambda: widget.bubbles()[-2:-1] == [labels[0]] and not widget.find(".typing"))
+    picked = httpx.get(f"{server.url}/v1/logs", params={"limit": 1}).json()["items"][0]
+    assert (picked["route"], picked["chosen"]) == ("answer", True) and widget.bubbles()[-1] == picked[
+        "answer"
+    ]
     assert all(not b.is_enabled() for b in widget.find(".choices button"))
 
     # a question the bot answers
@@ -266,8 +272,7 @@ def test_a_change_of_topic_is_answered_as_itself_not_as_a_follow_up(server: Live
     widget.send("My new card still hasn't arrived")
     widget.wait_for_bubble("Track delivery")
     widget.send("how do I top up")  # stands alone: a top-up question, not more about the card
-    buttons = wait(driver, lambda: widget.find(".choices button"))
-    assert [b.text for b in buttons][:2] == ["Automatic top up", "Top up failed"]
+    widget.wait_for_bubble("Add money")
     assert sum("Track delivery" in text for text in widget.bubbles()) == 1  # no second card-delivery text
     widget.send("Is there a chequebook I can order?")  # the knowledge base answers this one alone
     widget.wait_for_bubble("chequebooks")
@@ -353,7 +358,7 @@ def test_on_a_phone_the_panel_is_full_screen_and_something_else_asks_to_rephrase
     assert layout_problems(driver) == []
 
     # "Something else" under a clarify question: the bot asks the customer to say it in other words
-    widget.send("how do I top up")
+    widget.send(AMBIGUOUS)
     buttons = wait(driver, lambda: widget.find(".choices button"))
     assert buttons[-1].text == "Something else"
     buttons[-1].click()
