@@ -57,7 +57,8 @@ def test_off_too_small_and_not_applying(settings: Settings, tmp_path: Path) -> N
     intents = load_intents(settings.intents_dir)
     off = settings.with_overrides(self_train=False)
     assert training_plan(off, intents).startswith("self-training: off (BOT_SELF_TRAIN=false)")
-    write(tmp_path / "small" / "a.yaml", "intents:\n  - name: a\n    description: d\n    examples: [x]\n")
+    small_folder = "small_talk: false\nintents:\n  - name: a\n    description: d\n    examples: [x]\n"
+    write(tmp_path / "small" / "a.yaml", small_folder)  # no built-in small talk: one intent, one example
     small = settings.with_overrides(intents_dir=tmp_path / "small")
     assert training_plan(small, load_intents(small.intents_dir)).startswith("self-training: too few texts")
     shipped = settings.with_overrides(intents_dir=INTENTS)  # its calibration.yaml pins the stock model

@@ -105,6 +105,7 @@ def test_missing_or_empty_folder(tmp_path: Path) -> None:
 def test_valid_file_loads_with_version_that_tracks_content(tmp_path: Path) -> None:
     write(tmp_path / "cards.yaml", GOOD)
     write(tmp_path / "calibration.yaml", "not: an intent file\n")  # reserved name, skipped
+    write(tmp_path / "settings.yaml", "small_talk: false\n")  # only the file's intent (#27 item 5)
     first = load_intents(tmp_path)
     assert first.names == ("card_arrival",)
     intent = first.get("card_arrival")
