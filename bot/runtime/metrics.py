@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -112,6 +113,15 @@ def sample_state(runtime: Runtime, spool: SpoolDepth) -> StateSample:
     return StateSample(found.ready, queues, live, found.training.state, found.training.progress)
 
 
+READY_HELP = "1 once the intents folder is loaded and routing (GET /readyz), else 0."
+QUEUE_HELP = "Chat turns waiting: to be routed, to be written, or spooled while the database is down."
+LIVE_HELP = "The model and intents version routing now."
+TRAINING_HELP = (
+    "The background self-training's state (1 for the current one): idle, running, ready, failed, cancelled."
+)
+PROGRESS_HELP = "The background self-training's progress, 0 to 1."
+
+
 class _StateCollector(Collector):
     """One process's state metrics, read at each scrape (the single-process registry)."""
 
@@ -133,15 +143,6 @@ class _StateCollector(Collector):
             training.add_metric([name], float(name == state.training))
         yield training
         yield GaugeMetricFamily("bot_training_progress", PROGRESS_HELP, value=state.training_progress)
-
-
-READY_HELP = "1 once the intents folder is loaded and routing (GET /readyz), else 0."
-QUEUE_HELP = "Chat turns waiting: to be routed, to be written, or spooled while the database is down."
-LIVE_HELP = "The model and intents version routing now."
-TRAINING_HELP = (
-    "The background self-training's state (1 for the current one): idle, running, ready, failed, cancelled."
-)
-PROGRESS_HELP = "The background self-training's progress, 0 to 1."
 
 
 class Metrics:
@@ -195,6 +196,20 @@ class Metrics:
             ["reason"],
             registry=owner,
         )
+        # the webhook dispatcher's (bot.runtime.webhooks): attempts it made, and the outbox it last counted
+        self.webhook_deliveries = Counter(
+            "bot_webhook_deliveries",
+            "Webhook delivery attempts by result: delivered, retry (failed, tried again later), failed (gave up).",
+            ["result"],
+            registry=owner,
+        )
+        self.webhook_outbox = Gauge(
+            "bot_webhook_outbox",
+            "Webhook deliveries in the outbox all replicas share: pending (not yet delivered) or failed (kept).",
+            ["state"],
+            registry=owner,
+            multiprocess_mode="livemax",
+        )
         if (
             self.directory is None
         ):  # the process's CPU and memory; in multiprocess mode they would be one worker's
@@ -244,6 +259,15 @@ class Metrics:
         counter.inc()
         if decision.route == "handoff" and (escalation is None or escalation in HANDOFF_REASONS):
             self.handoffs.labels(escalation or "router").inc()
+
+    def observe_delivery(self, result: str) -> None:
+        """One webhook delivery attempt: delivered, retry or failed."""
+        self.webhook_deliveries.labels(result).inc()
+
+    def observe_outbox(self, pending: int, failed: int) -> None:
+        """The outbox as the dispatcher last counted it."""
+        self.webhook_outbox.labels("pending").set(pending)
+        self.webhook_outbox.labels("failed").set(failed)
 
     def _intent_label(self, intent: str | None, folder: IntentSet) -> str:
         if intent is None:
