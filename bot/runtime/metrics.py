@@ -149,6 +149,10 @@ class Metrics:
     """The counters and histograms of one process, its registry, and how its state is read."""
 
     def __init__(self) -> None:
+        """Every metric the process counts, defined once.
+
+        Long because it is one table of definitions (name, help, labels, buckets), read best in one piece.
+        """
         # multiprocess mode is chosen by prometheus-client when it is imported (PROMETHEUS_MULTIPROC_DIR
         # set then): values live in that folder's files, one per process, and a scrape reads them all
         self.directory = os.environ.get(MULTIPROC_ENV) if values.ValueClass is not values.MutexValue else None
@@ -210,9 +214,8 @@ class Metrics:
             registry=owner,
             multiprocess_mode="livemax",
         )
-        if (
-            self.directory is None
-        ):  # the process's CPU and memory; in multiprocess mode they would be one worker's
+        # the process's CPU and memory; in multiprocess mode they would be one worker's, so none
+        if self.directory is None:
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
         self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
