@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,8 +158,9 @@ def test_a_caller_without_the_secret_is_refused(client: TestClient, double: Chat
 
 
 def test_chatwoot_down_does_not_fail_the_webhook_and_is_retried(
-    client: TestClient, double: ChatwootDouble
+    client: TestClient, double: ChatwootDouble, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.runtime.chatwoot_client")
     double.fail_next = 2  # Chatwoot answers 500 twice, then recovers
     started = time.perf_counter()
     reply = post(client, message_created(ACCOUNT, 11, "Where is my new card?"))
@@ -166,6 +168,11 @@ def test_chatwoot_down_does_not_fail_the_webhook_and_is_retried(
     assert time.perf_counter() - started < 1.0  # not held by the failing calls (first backoff is 0.5 s)
     calls = sent(client, double)
     assert double.failed == 2 and len(calls) == 1 and calls[0].body["content"].startswith("Cards arrive")
+    failures = [r.getMessage() for r in caplog.records]
+    assert len(failures) == 2 and all(
+        "HTTP 500" in line and "/conversations/11/messages" in line for line in failures
+    )
+    assert not any(TOKEN in line for line in failures)  # the token is never logged
 
 
 def test_the_double_refuses_what_chatwoot_does_not_document() -> None:
