@@ -161,9 +161,8 @@ def add_small_talk(
             replaced[spec.name] = spec.name
         elif choice is False:
             off.append(spec.name)
-        elif isinstance(choice, str):
+        elif isinstance(choice, str) and setting is not None:  # a name comes from the folder's setting
             if choice not in names:
-                assert setting is not None  # a choice came from a setting
                 raise IntentFileError(
                     setting.path,
                     setting.lines.get(spec.name, setting.line),
