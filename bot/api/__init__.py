@@ -45,6 +45,7 @@ def create_app(
         try:
             yield
         finally:
+            await chatwoot_connector.close(app)  # send what the Chatwoot connector still holds
             await runtime.stop()
 
     app = FastAPI(

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from bot.api.deps import ready_runtime
 from bot.api.schemas.chatwoot import ChatwootOut
@@ -42,6 +43,13 @@ def _connector(request: Request) -> ChatwootConnector:
         connector = ChatwootConnector(settings, runtime.pipeline, runtime.database, client)
         request.app.state.chatwoot = connector
     return connector
+
+
+async def close(app: FastAPI) -> None:
+    """At shutdown: send the calls the connector still holds (a few seconds at most), then stop its thread."""
+    connector: ChatwootConnector | None = getattr(app.state, "chatwoot", None)
+    if connector is not None:
+        await run_in_threadpool(connector.client.close)
 
 
 @router.post(

@@ -64,10 +64,13 @@ class ChatwootClient:
         self._queue.put([ChatwootCall("", {"__done__": done})])
         return done.wait(timeout)
 
-    def close(self) -> None:
-        """Stop the sender after what is queued."""
+    def close(self, wait: float = 5.0) -> None:
+        """Stop the sender after what is queued, waiting at most `wait` seconds (a down Chatwoot must
+        not hold a shutdown); what is still queued then is lost, and logged."""
         self._queue.put(None)
-        self._thread.join(timeout=self.timeout * self.attempts)
+        self._thread.join(timeout=wait)
+        if self._thread.is_alive():
+            log.warning("Chatwoot sender stopped with %d batches of calls unsent", self._queue.qsize())
 
     def _run(self) -> None:
         while True:
