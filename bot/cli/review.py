@@ -40,6 +40,12 @@ def review_export(intents: IntentsOption = None) -> None:
             out.print(f"{path}: {intent}: + {text!r}", markup=False, highlight=False)
     if result.unknown_intents:
         _warn_unknown(result.unknown_intents, Path(settings.intents_dir))
+    for intent, count in sorted(result.built_in.items()):
+        err.print(
+            f"note: {count} learned example(s) of the built-in '{intent}' stay in the database (it has no "
+            f"file); define an intent named '{intent}' in the folder to export them into it",
+            markup=False,
+        )
     files = len(result.written)
     out.print(
         f"exported {result.count} example(s) into {files} file(s); "

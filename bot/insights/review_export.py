@@ -23,6 +23,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from sqlalchemy import Engine as Database
 
 from bot.content.intents import load_intents
+from bot.content.small_talk import is_built_in
 from bot.errors import IntentFileError
 from bot.store.db import session_scope
 from bot.store.examples import mark_exported, unexported_examples
@@ -36,6 +37,8 @@ class ExportResult:
     written: dict[Path, list[tuple[str, str]]] = field(default_factory=dict)  # file -> (intent, text)
     already_present: int = 0
     unknown_intents: dict[str, int] = field(default_factory=dict)  # intent -> examples left unexported
+    # built-in small talk has no YAML file to write to: kept in the database until the folder defines it
+    built_in: dict[str, int] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -149,6 +152,9 @@ def export_learned(database: Database, intents_dir: Path) -> ExportResult:
         intent = intents.get(row.intent)
         if intent is None:
             result.unknown_intents[row.intent] = result.unknown_intents.get(row.intent, 0) + 1
+            continue
+        if is_built_in(intent):
+            result.built_in[row.intent] = result.built_in.get(row.intent, 0) + 1
             continue
         if row.text.strip() in {e.strip() for e in intent.spec.examples}:
             result.already_present += 1

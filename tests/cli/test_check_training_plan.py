@@ -33,14 +33,16 @@ def settings(tmp_path: Path) -> Settings:
 def test_a_new_folder_version_says_it_trains_in_the_background_and_how_long(settings: Settings) -> None:
     intents = load_intents(settings.intents_dir)
     texts = len(intent_texts(intents)[0])
-    expected = estimate_seconds(texts, 1, len(intents.intents))
+    expected = estimate_seconds(texts, settings.training_threads, len(intents.intents))
+    threads = f"{settings.training_threads} thread{'s' if settings.training_threads != 1 else ''}"
     line = training_plan(settings, intents)
     assert line.startswith(
         "self-training applies: this folder version has no trained model yet; `bot serve` routes with the "
         "stock model at once and trains in the background, about "
     )
     assert (
-        f"about {round(expected / 10) * 10} s for {texts} texts on 1 thread (BOT_TORCH_THREADS; cap: " in line
+        f"about {round(expected / 10) * 10} s for {texts} texts on {threads} (BOT_TRAINING_THREADS; cap: "
+        in line
     )
 
 

@@ -234,3 +234,14 @@ def test_logs_export_csv_and_jsonl(env: tuple[Path, str], tmp_path: Path) -> Non
     for args, field in ((("--route", "nowhere"), "--route"), (("--since", "yesterday"), "--since")):
         code, _, stderr = run("logs", "export", "--format", "csv", *args)
         assert code == 2 and stderr.startswith(f"error: {field}: "), stderr
+
+
+def test_examples_of_a_built_in_intent_stay_in_the_database_with_a_note(env: tuple[Path, str]) -> None:
+    """Built-in small talk has no file to write to: export must not try to edit the built-ins' module."""
+    _, url = env
+    learn(url, ("thanks", "cheers, that sorted it"), ("card_fees", "what does a card cost me"))
+    code, stdout, stderr = run("review", "export")
+    assert code == 0, stderr
+    assert "exported 1 example(s) into 1 file(s)" in stdout
+    assert "learned example(s) of the built-in 'thanks' stay in the database" in stderr
+    assert exported_flags(url) == {"cheers, that sorted it": False, "what does a card cost me": True}
