@@ -122,6 +122,23 @@ class Settings(BaseSettings):
         description="Count requests and decisions and serve them to Prometheus at GET /metrics (admin or "
         "metrics keys); false = neither.",
     )
+    webhooks: str = Field(
+        "",
+        description='Webhook subscriptions as JSON: [{"url": ..., "secret": ..., "events": [...]}] (no events: '
+        "all). Kept beside those added by POST /v1/admin/webhooks; docs/webhooks.md.",
+    )
+    webhook_max_attempts: int = Field(
+        10, ge=1, le=100, description="Tries per webhook delivery before it is kept as failed."
+    )
+    webhook_retry_seconds: float = Field(
+        10.0,
+        gt=0.0,
+        le=3600.0,
+        description="Wait before a webhook's first retry; doubled each retry (1 h at most).",
+    )
+    webhook_timeout_seconds: float = Field(
+        5.0, gt=0.0, le=60.0, description="How long one webhook request may take before it counts as failed."
+    )
     chatwoot_url: str = Field(
         "", description="Chatwoot's base URL (https://chatwoot.example); empty = no Chatwoot connector."
     )

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from bot import __version__
 from bot.api import admin, agents, chat, insights, review, versions, widget
 from bot.api import chatwoot as chatwoot_connector
+from bot.api import webhooks as webhook_admin
 from bot.api.access_log import install_access_log_redactor
 from bot.api.callers import TrustedProxies
 from bot.api.errors import install_error_handlers
@@ -80,6 +81,7 @@ def create_app(
     for module in (chat, agents, review, admin, insights, versions, widget):
         app.include_router(module.router)
     app.include_router(chatwoot_connector.router)  # POST /v1/connectors/chatwoot (docs/chatwoot.md)
+    app.include_router(webhook_admin.router)  # /v1/admin/webhooks (docs/webhooks.md)
     if runtime.metrics is not None:
         app.include_router(metrics_router)  # GET /metrics (docs/monitoring.md)
     return app

@@ -40,10 +40,12 @@ from bot.runtime.shadow import ShadowControl
 from bot.runtime.sync import Poller, SyncTask
 from bot.runtime.training import BackgroundTrainer, TrainingRequest, TrainingStatus
 from bot.runtime.watch import FolderWatcher
+from bot.runtime.webhooks import WebhookDispatcher
 from bot.store import versions
 from bot.store.db import make_engine, upgrade
 from bot.store.examples import learned_examples, learned_fingerprint
 from bot.store.version_sync import VersionSync
+from bot.store.webhooks import parse_setting
 from bot.tuning.self_training import plan
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class Runtime:
         self._watcher: FolderWatcher | None = None
         self.keys = settings.keys_by_role()  # a malformed BOT_API_KEYS fails here, before anything listens
         self.key_names = settings.key_names()
+        parse_setting(settings.webhooks)  # a malformed BOT_WEBHOOKS fails here too
         self.trainer = BackgroundTrainer(self._training_ended)
         self.share: ModelShare | None = None  # None: the engine was given (tests), no training
         self.policy: SelfTrainingPolicy | None = None
@@ -105,6 +108,7 @@ class Runtime:
         self._pipeline: ChatPipeline | None = None
         self._shadow: ShadowControl | None = None
         self._poller: Poller | None = None
+        self._webhooks: WebhookDispatcher | None = None
 
     # -- what a started runtime serves with (an AssertionError before `open`/`start` is a bug) -----------
 
@@ -200,6 +204,7 @@ class Runtime:
             folder = str(self.settings.shadow_intents_dir)
             self.shadow.begin(folder, None, "BOT_SHADOW_INTENTS_DIR", confined=False)
         self._poller = Poller(self.sync_tasks()).start()
+        self._webhooks = WebhookDispatcher(self.database, self.settings, self.metrics).start()
         if self.watch:
             self._watcher = FolderWatcher(Path(self.settings.intents_dir), self._reload_from_disk).start()
         # the model, intents and libraries live as long as the process: keeping them out of the garbage
@@ -242,6 +247,8 @@ class Runtime:
         await run_in_threadpool(self.trainer.close)
         if self._poller is not None:
             await run_in_threadpool(self._poller.stop)
+        if self._webhooks is not None:  # a delivery being sent is finished or left to its lease
+            await run_in_threadpool(self._webhooks.stop)
         if self._pipeline is not None:
             await self._pipeline.close()
         if self._shadow is not None:

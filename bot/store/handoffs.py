@@ -13,6 +13,7 @@ from bot.errors import ConflictError, InvalidInputError, NotFoundError
 from bot.store.db import session_scope
 from bot.store.examples import remember
 from bot.store.models import Conversation, DecisionLog, HandoffTicket, Message, utcnow
+from bot.store.outbox import Event, enqueue, message_data, ticket_data
 from bot.store.ticket_learning import Learnable, learnable, to_teach
 from bot.store.turns import WAITING, WITH_AGENT, WITH_BOT
 
@@ -67,6 +68,7 @@ def claim(database: Database, *, ticket_id: int, agent: str) -> HandoffTicket:
             .where(col(Conversation.id) == ticket.conversation_id, col(Conversation.status) == WAITING)
             .values(status=WITH_AGENT)
         )
+        enqueue(session, [Event("ticket.claimed", {"ticket": ticket_data(ticket)})])  # with the claim
         return ticket
 
 
@@ -81,6 +83,8 @@ def reply(database: Database, *, ticket_id: int, agent: str, text: str) -> Messa
         message = Message(conversation_id=ticket.conversation_id, role="agent", text=text, author=agent)
         session.add(message)
         session.flush()
+        data = {"ticket": ticket_data(ticket), "message": message_data(message)}
+        enqueue(session, [Event("ticket.replied", data)])  # committed with the message, or neither
         return message
 
 
@@ -211,6 +215,8 @@ def resolve(
                     Message(conversation_id=conversation.id, role="system", text=notice, author=agent)
                 )
         session.add(ticket)
+        data = {"ticket": ticket_data(ticket), "learned": learned}
+        enqueue(session, [Event("ticket.resolved", data)])  # committed with the resolution, or neither
         return Resolved(ticket=ticket, learned=tuple(learned), not_learned=None if learned else not_learned)
 
 

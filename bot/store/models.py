@@ -248,3 +248,40 @@ class TrainingLease(SQLModel, table=True):
     holder: str = Field(max_length=200)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     created_at: datetime = _timestamp()
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """Where events are sent (bot.store.webhooks): added by the admin API or read from BOT_WEBHOOKS.
+
+    The secret signs each delivery; the API shows it once, when it is set, and never again.
+    """
+
+    __tablename__ = "webhook_subscription"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=2000)
+    secret: str = Field(max_length=200)
+    events: list[str] = _json([])  # event types (bot.store.outbox.EVENT_TYPES); empty: all of them
+    source: str = Field(default="api", max_length=16)  # api | settings (BOT_WEBHOOKS)
+    active: bool = True  # a deleted subscription stays for its deliveries' history
+    created_at: datetime = _timestamp()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """The outbox: one event for one subscription, written in the transaction of what caused it and sent
+    by a dispatcher (bot.runtime.webhooks), at least once; `event_id` is the receiver's de-duplication key."""
+
+    __tablename__ = "webhook_delivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=64, index=True)  # the same for every subscription the event goes to
+    subscription_id: int = Field(foreign_key="webhook_subscription.id", index=True)
+    event_type: str = Field(max_length=64)
+    payload: dict[str, Any] = _json({})
+    status: str = Field(default="pending", max_length=16, index=True)  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime = _timestamp(index=True)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)  # a dispatcher is sending it
+    last_error: str | None = Field(default=None, max_length=500)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _timestamp()

@@ -16,6 +16,7 @@ from bot.routing.policy import ROUTES
 from bot.store.db import session_scope
 from bot.store.examples import forget, remember
 from bot.store.models import DecisionLog, LearnedExample, Review
+from bot.store.outbox import Event, enqueue, review_data
 
 VERDICTS = ("correct", "wrong")
 
@@ -130,6 +131,7 @@ def review(
         session.add(decision)
         session.add(row)
         session.flush()
+        enqueue(session, [Event("review.created", review_data(row, decision.text))])  # with the review
         return Reviewed(review=row, text=decision.text)
 
 

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from bot.errors import InvalidInputError
 from bot.routing.policy import Candidate, Decision
 from bot.store.models import Conversation, utcnow
+from bot.store.outbox import HeldTurn, enqueue_turns
 from bot.store.turn_rows import (
     CONVERSATIONS,
     DECISIONS,
@@ -199,6 +200,8 @@ def write_turns(session: Session, pendings: list[PendingWrite], rules: TurnRules
     insert_decisions(session, outcomes, message_ids, decision_ids)
     insert_answers(session, outcomes, decision_ids)
     tickets = tickets_for(session, outcomes, decision_ids, existing=existing)
+    if tickets:  # a ticket opened or a person's conversation moved: its events, in this transaction
+        enqueue_turns(session, _held_turns(outcomes, message_ids, decision_ids, tickets))
     session.flush()
     return [
         StoredTurn(
@@ -210,6 +213,25 @@ def write_turns(session: Session, pendings: list[PendingWrite], rules: TurnRules
             tickets.get(o.conversation.id) if o.holds_ticket else None,
         )
         for o, message_id, decision_id in zip(outcomes, message_ids, decision_ids, strict=True)
+    ]
+
+
+def _held_turns(
+    outcomes: list[TurnOutcome], message_ids: list[int], decision_ids: list[int], tickets: dict[str, int]
+) -> list[HeldTurn]:
+    """The batch's turns of conversations with a ticket, as the outbox reads them."""
+    return [
+        HeldTurn(
+            o.conversation.id,
+            o.conversation.status,
+            ticket,
+            message_id,
+            decision_id,
+            o.pending.text,
+            o.pending.at,
+        )
+        for o, message_id, decision_id in zip(outcomes, message_ids, decision_ids, strict=True)
+        if o.holds_ticket and (ticket := tickets.get(o.conversation.id)) is not None
     ]
 
 

@@ -1,0 +1,173 @@
+"""The webhook dispatcher: sends the outbox's deliveries, signed, from its own thread.
+
+Events are written by the turn or action that causes them (bot.store.outbox); this thread claims the
+due ones (bot.store.deliveries: one replica each) and POSTs them with httpx and a short timeout, so a
+slow or failing endpoint delays only other deliveries, never a chat answer. A failure is retried with
+exponential backoff; after BOT_WEBHOOK_MAX_ATTEMPTS the delivery is kept as failed, listed by the admin
+API and re-sent on request. Each request is signed like Stripe's (docs/webhooks.md):
+
+    Bot-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the subscription's secret>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import Engine as Database
+
+from bot import __version__
+from bot.config import Settings
+from bot.store import deliveries, webhooks
+from bot.store.deliveries import Due
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5  # how often an idle dispatcher looks for due deliveries
+COUNT_SECONDS = 5.0  # how often the backlog and failures are counted for the metrics
+CLAIM_LIMIT = 5  # deliveries claimed at once: the lease must cover sending them all, one by one
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+class DeliveryMetrics(Protocol):
+    """What the dispatcher reports (bot.runtime.metrics.Metrics)."""
+
+    def observe_delivery(self, result: str) -> None: ...
+
+    def observe_outbox(self, pending: int, failed: int) -> None: ...
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The `Bot-Signature` header's value for `body` sent at `timestamp`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def request_for(due: Due, *, now: float | None = None) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one delivery (the body is the stored payload, compact JSON)."""
+    body = json.dumps(due.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    timestamp = int(now if now is not None else time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"intent-router-webhooks/{__version__}",
+        "Bot-Event-Id": due.event_id,
+        "Bot-Event-Type": due.event_type,
+        "Bot-Signature": sign(due.secret, timestamp, body),
+    }
+    return body, headers
+
+
+class WebhookDispatcher:
+    """Sends due deliveries on one daemon thread until `stop`; `step` is one round (tests call it)."""
+
+    def __init__(
+        self, database: Database, settings: Settings, metrics: DeliveryMetrics | None = None
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.metrics = metrics
+        self.timeout = settings.webhook_timeout_seconds
+        # a claim outlives the sends it covers; a dispatcher killed mid-round leaves its rows to others then
+        self.lease_seconds = CLAIM_LIMIT * (self.timeout + 1.0) + 5.0
+        self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="webhook-dispatcher", daemon=True)
+        self._counted = 0.0
+
+    def start(self) -> WebhookDispatcher:
+        """Make the BOT_WEBHOOKS subscriptions current, then send from now on."""
+        webhooks.sync_settings(self.database, webhooks.parse_setting(self.settings.webhooks))
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._client.close()
+
+    def _loop(self) -> None:
+        failing = False
+        while not self._stopping.is_set():
+            try:
+                sent = self.step()
+                if failing:
+                    log.warning("webhook dispatcher works again")
+                failing = False
+            except Exception as exc:  # the database is down: keep trying, say so once
+                if not failing:
+                    log.warning("webhook dispatcher failed (%s); retrying", exc.__class__.__name__)
+                failing, sent = True, 0
+            if not sent:
+                self._stopping.wait(POLL_SECONDS)
+
+    def step(self) -> int:
+        """Claim the due deliveries and send each once; returns how many were tried."""
+        claimed = deliveries.claim(self.database, limit=CLAIM_LIMIT, lease_seconds=self.lease_seconds)
+        for due in claimed:
+            if self._stopping.is_set():
+                break  # unsent rows keep their lease and are sent after it runs out, here or elsewhere
+            self._send(due)
+        if self.metrics is not None and (claimed or time.monotonic() - self._counted > COUNT_SECONDS):
+            self._counted = time.monotonic()
+            found = deliveries.counts(self.database)
+            self.metrics.observe_outbox(found["pending"], found["failed"])
+        return len(claimed)
+
+    def _send(self, due: Due) -> None:
+        body, headers = request_for(due)
+        error = None
+        try:
+            response = self._client.post(due.url, content=body, headers=headers)
+            if not 200 <= response.status_code < 300:
+                error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:  # never the URL's query or the secret: the class and first line
+            error = f"{exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0]}"[:200]
+        if error is None:
+            deliveries.delivered(self.database, due.id)
+            self._report("delivered")
+            return
+        gave_up = deliveries.attempt_failed(
+            self.database,
+            due,
+            error,
+            max_attempts=self.settings.webhook_max_attempts,
+            backoff_seconds=self.settings.webhook_retry_seconds,
+            max_backoff=MAX_BACKOFF_SECONDS,
+        )
+        self._report("failed" if gave_up else "retry")
+        level = logging.WARNING if gave_up else logging.INFO
+        what = "gave up on" if gave_up else "will retry"
+        log.log(
+            level,
+            "webhook %s %s %s (attempt %d): %s",
+            what,
+            due.event_type,
+            due.event_id,
+            due.attempts + 1,
+            error,
+        )
+
+    def _report(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_delivery(result)
+
+
+def verify(secret: str, header: str, body: bytes, *, tolerance: float = 300, now: Any = None) -> bool:
+    """Whether `header` (Bot-Signature) signs `body` with `secret`, made within `tolerance` seconds: the
+    receiver's check, as docs/webhooks.md shows it."""
+    parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((now if now is not None else time.time()) - timestamp) > tolerance:
+        return False
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))

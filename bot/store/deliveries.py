@@ -1,0 +1,184 @@
+"""Sending the outbox: claiming due deliveries (one replica each), recording results, listing and re-sending.
+
+A claim is a lease: the row's `lease_until` is set in the claiming transaction, and no other dispatcher
+takes a row whose lease runs. PostgreSQL picks the rows with `SELECT ... FOR UPDATE SKIP LOCKED`, so two
+replicas claiming at once take different rows without waiting on each other; SQLite (one writer at a
+time) claims each row with a conditional UPDATE. A dispatcher that dies after sending, before recording
+it, leaves the lease to run out and the row is sent again: at least once, never lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine as Database
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, func, select
+
+from bot.errors import ConflictError, NotFoundError
+from bot.store.db import session_scope
+from bot.store.models import WebhookDelivery, WebhookSubscription, utcnow
+
+
+@dataclass(frozen=True)
+class Due:
+    """A claimed delivery: what to send, where, signed with which secret."""
+
+    id: int
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+    attempts: int  # made before this one
+    url: str
+    secret: str
+
+
+def claim(database: Database, *, limit: int, lease_seconds: float) -> list[Due]:
+    """Up to `limit` due deliveries, oldest first, leased to the caller for `lease_seconds`."""
+    now = utcnow()
+    due = (
+        select(WebhookDelivery)
+        .where(
+            col(WebhookDelivery.status) == "pending",
+            col(WebhookDelivery.next_attempt_at) <= now,
+            or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now),
+        )
+        .order_by(col(WebhookDelivery.id))
+        .limit(limit)
+    )
+    lease = now + timedelta(seconds=lease_seconds)
+    with session_scope(database) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            rows = list(session.exec(due.with_for_update(skip_locked=True)).all())
+            for row in rows:
+                row.lease_until = lease
+                session.add(row)
+        else:  # SQLite: each row is taken by an UPDATE that only matches while nobody holds it
+            rows = [row for row in session.exec(due).all() if _take(session, row, now, lease)]
+        session.flush()
+        secrets = _subscriptions(session, {row.subscription_id for row in rows})
+        return [
+            Due(
+                row.id or 0,
+                row.event_id,
+                row.event_type,
+                row.payload,
+                row.attempts,
+                *secrets[row.subscription_id],
+            )
+            for row in rows
+            if row.subscription_id in secrets
+        ]
+
+
+def _take(session: Session, row: WebhookDelivery, now: Any, lease: Any) -> bool:
+    won = session.execute(
+        update(WebhookDelivery)
+        .where(
+            col(WebhookDelivery.id) == row.id,
+            col(WebhookDelivery.status) == "pending",
+            or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now),
+        )
+        .values(lease_until=lease)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    return bool(won)
+
+
+def _subscriptions(session: Session, ids: set[int]) -> dict[int, tuple[str, str]]:
+    if not ids:
+        return {}
+    rows = session.exec(
+        select(WebhookSubscription.id, WebhookSubscription.url, WebhookSubscription.secret).where(
+            col(WebhookSubscription.id).in_(ids)
+        )
+    ).all()
+    return {row_id: (url, secret) for row_id, url, secret in rows if row_id is not None}
+
+
+def delivered(database: Database, delivery_id: int) -> None:
+    """The receiver answered 2xx."""
+    with session_scope(database) as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(col(WebhookDelivery.id) == delivery_id)
+            .values(
+                status="delivered",
+                attempts=WebhookDelivery.attempts + 1,
+                delivered_at=utcnow(),
+                lease_until=None,
+                last_error=None,
+            )
+        )
+
+
+def attempt_failed(
+    database: Database, due: Due, error: str, *, max_attempts: int, backoff_seconds: float, max_backoff: float
+) -> bool:
+    """Record a failed attempt: retried after an exponentially growing wait (`backoff_seconds` doubled per
+    attempt, at most `max_backoff`), or kept as failed after `max_attempts`; returns whether it gave up."""
+    attempts = due.attempts + 1
+    exhausted = attempts >= max_attempts
+    wait = min(max_backoff, backoff_seconds * 2 ** (attempts - 1))
+    with session_scope(database) as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(col(WebhookDelivery.id) == due.id)
+            .values(
+                status="failed" if exhausted else "pending",
+                attempts=attempts,
+                next_attempt_at=utcnow() + timedelta(seconds=wait),
+                lease_until=None,
+                last_error=error[:500],
+            )
+        )
+    return exhausted
+
+
+def list_failed(database: Database, *, limit: int, offset: int) -> tuple[list[WebhookDelivery], int]:
+    """Deliveries that exhausted their retries (or lost their subscription), newest first, with the total."""
+    with Session(database) as session:
+        where = col(WebhookDelivery.status) == "failed"
+        rows = session.exec(
+            select(WebhookDelivery)
+            .where(where)
+            .order_by(col(WebhookDelivery.id).desc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        total = session.exec(select(func.count()).select_from(WebhookDelivery).where(where)).one()
+        return list(rows), int(total)
+
+
+def resend(database: Database, delivery_id: int) -> WebhookDelivery:
+    """Queue a failed (or delivered) delivery again, with fresh retries; the same event id, so a receiver
+    that got it before can tell."""
+    with session_scope(database) as session:
+        row = session.get(WebhookDelivery, delivery_id)
+        if row is None:
+            raise NotFoundError(f"unknown webhook event {delivery_id}")
+        if row.status == "pending":
+            raise ConflictError(f"webhook event {delivery_id} is already waiting to be sent")
+        subscription = session.get(WebhookSubscription, row.subscription_id)
+        if subscription is None or not subscription.active:
+            raise ConflictError(
+                f"webhook event {delivery_id}'s subscription was deleted; nothing to send it to"
+            )
+        row.status, row.attempts, row.next_attempt_at, row.lease_until = "pending", 0, utcnow(), None
+        session.add(row)
+        session.flush()
+        return row
+
+
+def counts(database: Database) -> dict[str, int]:
+    """How many deliveries are pending and failed (the metrics' backlog and failures)."""
+    with Session(database) as session:
+        rows = session.exec(
+            select(WebhookDelivery.status, func.count())
+            .where(col(WebhookDelivery.status).in_(("pending", "failed")))
+            .group_by(col(WebhookDelivery.status))
+        ).all()
+    found = {status: int(n) for status, n in rows}
+    return {"pending": found.get("pending", 0), "failed": found.get("failed", 0)}
