@@ -29,6 +29,7 @@ from sqlmodel import Session, select
 
 from bot.config import Settings
 from bot.routing.policy import Decision
+from bot.runtime.metrics import Metrics
 from bot.runtime.webhooks import WebhookDispatcher
 from bot.store import deliveries, webhooks
 from bot.store.db import make_engine, session_scope, upgrade
@@ -138,11 +139,16 @@ def test_a_handoff_is_delivered_signed_once_the_receiver_recovers(
     webhooks.add(database, webhooks.check_spec(receiver.url, SECRET, ["ticket.opened"]))
     with session_scope(database) as session:
         write_turns(session, [handoff_turn("new-1")], keep)
-    dispatcher = WebhookDispatcher(database, FAST)
+    metrics = Metrics()
+    dispatcher = WebhookDispatcher(database, FAST, metrics)
     send_until(dispatcher, lambda: bool(receiver.accepted()))
     for _ in range(3):  # nothing is left to send: no duplicate beyond the retries
         dispatcher.step()
     dispatcher.stop()
+    exposed = metrics.exposition().decode()
+    assert 'bot_webhook_deliveries_total{result="retry"} 2.0' in exposed
+    assert 'bot_webhook_deliveries_total{result="delivered"} 1.0' in exposed
+    assert 'bot_webhook_outbox{state="pending"} 0.0' in exposed
 
     assert [status for status, _, _ in receiver.received] == [500, 500, 200]
     ids = {headers["Bot-Event-Id"] for _, headers, _ in receiver.received}
