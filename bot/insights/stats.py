@@ -21,6 +21,16 @@ TOP = 10
 # Messages a customer sends while an agent holds the ticket are logged as handoffs, but the bot decided
 # nothing: counting them would make the handoff rate track how chatty customers are with agents.
 NOT_A_BOT_DECISION = "with_agent"
+# While a ticket waits for a person the bot still answers what it is sure of (counted as answers), and
+# defers the rest to the open ticket, logged as a handoff: not a new one, so not counted as one.
+WAITING = "awaiting_agent"
+
+
+def _bot_decisions() -> sa.ColumnElement[bool]:
+    """The decisions the stats count: the bot's own, each handoff once."""
+    escalation = col(DecisionLog.escalation)
+    deferred = (escalation == WAITING) & (col(DecisionLog.route) == "handoff")
+    return escalation.is_(None) | ((escalation != NOT_A_BOT_DECISION) & sa.not_(deferred))
 
 
 class DayCount(BaseModel):
@@ -176,7 +186,7 @@ def unrouted_messages(database: Database, *, days: int, limit: int, now: datetim
             col(DecisionLog.source).is_(None),
             col(DecisionLog.created_at) >= since,
             col(DecisionLog.created_at) < until,
-            col(DecisionLog.escalation).is_(None) | (col(DecisionLog.escalation) != NOT_A_BOT_DECISION),
+            _bot_decisions(),
             col(DecisionLog.id).not_in(assigned),
         )
         .order_by(col(DecisionLog.id).desc())
@@ -201,7 +211,7 @@ def _window_rows(database: Database, since: datetime, until: datetime) -> _Windo
     in_window = (
         col(DecisionLog.created_at) >= since,
         col(DecisionLog.created_at) < until,
-        col(DecisionLog.escalation).is_(None) | (col(DecisionLog.escalation) != NOT_A_BOT_DECISION),
+        _bot_decisions(),
     )
     day = _utc_day(database.dialect.name).label("day")
     count = sa.func.count().label("count")

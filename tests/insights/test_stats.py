@@ -250,3 +250,21 @@ def test_stats_name_the_operating_point_and_where_it_came_from(small_engine: Eng
         assert (point["expected_precision"], point["expected_coverage"]) == (0.95, 0.6)
         assert (point["oos_rate"], point["target_precision"]) == (0.2, 0.95)
         assert point["calibration_id"] == calibration_id(fitted)
+
+
+def test_a_waiting_ticket_counts_the_bots_answers_but_not_its_deferrals_as_new_handoffs(
+    client: TestClient, db_url: str
+) -> None:
+    seed(db_url)
+    database = make_engine(db_url)
+    with session_scope(database) as session:
+        session.add_all(
+            [  # while a ticket waits: one answered (a bot decision), one deferred to the open ticket
+                decision(0, "answer", "card_arrival", 0.93, escalation="awaiting_agent"),
+                decision(0, "handoff", None, 0.2, escalation="awaiting_agent"),
+            ]
+        )
+    database.dispose()
+    stats = client.get("/v1/stats", params={"days": 30}).json()
+    assert stats["total"] == 11
+    assert stats["routes"] == {"answer": 7, "clarify": 1, "retrieve": 1, "handoff": 2}
