@@ -20,9 +20,10 @@ from bot.api.schemas import (
     TicketLearnableOut,
     TicketOut,
 )
+from bot.api.schemas.webhooks import ConversationReplyOut
 from bot.errors import InvalidInputError
 from bot.routing.engine import Engine
-from bot.store import handoffs
+from bot.store import handoffs, helpdesk
 
 TicketId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Ticket id.")]
 
@@ -97,6 +98,25 @@ def reply(ticket_id: TicketId, body: ReplyIn, database: DatabaseDep, owner: KeyO
     agent = _required_agent(owner, body.agent)
     return MessageOut.model_validate(
         handoffs.reply(database, ticket_id=ticket_id, agent=agent, text=body.text)
+    )
+
+
+@router.post("/conversations/{conversation_id}/reply", response_model=ConversationReplyOut)
+def reply_in_conversation(
+    conversation_id: Annotated[str, Path(min_length=1, max_length=64)],
+    body: ReplyIn,
+    database: DatabaseDep,
+    owner: KeyOwnerDep,
+) -> ConversationReplyOut:
+    """Reply by conversation, for a helpdesk that tracks conversations, not tickets (docs/webhooks.md):
+    the conversation's waiting ticket is claimed for the agent first; 409 if another agent holds it, 404
+    if no ticket is open."""
+    agent = _required_agent(owner, body.agent)
+    ticket, message = helpdesk.reply_in_conversation(
+        database, conversation_id=conversation_id, agent=agent, text=body.text
+    )
+    return ConversationReplyOut(
+        ticket=TicketOut.model_validate(ticket), message=MessageOut.model_validate(message)
     )
 
 

@@ -141,3 +141,33 @@ def test_a_helpdesk_answers_and_closes_a_ticket_with_an_agent_key(
     assert events[3]["data"]["message"]["text"] == "Hi, Ann here."
     verify = documented_verify()
     assert all(verify(SECRET, headers["Bot-Signature"], raw) for _, headers, raw in receiver.received)
+
+
+def test_a_helpdesk_replies_by_conversation_without_knowing_the_ticket(client: TestClient) -> None:
+    reply = client.post(
+        "/v1/chat", json={"message": "I want to talk to a real person"}, headers=WIDGET
+    ).json()
+    conversation, ticket = reply["conversation_id"], reply["ticket_id"]
+    path = f"/v1/handoffs/conversations/{conversation}/reply"
+    answered = client.post(path, json={"text": "Ann here, from the helpdesk."}, headers=ANN)
+    assert answered.status_code == 200, answered.text
+    body = answered.json()
+    assert (body["ticket"]["id"], body["ticket"]["status"], body["ticket"]["claimed_by"]) == (
+        ticket,
+        "claimed",
+        "ann",
+    )
+    assert body["message"]["author"] == "ann"
+    again = client.post(path, json={"text": "Still here."}, headers=ANN)  # already hers: no second claim
+    assert again.status_code == 200
+    other = client.post(path, json={"agent": "bob", "text": "Me too"}, headers=ADMIN)
+    assert other.status_code == 409 and "ann" in other.text
+    unknown = client.post("/v1/handoffs/conversations/nope/reply", json={"text": "hi"}, headers=ANN)
+    assert unknown.status_code == 404
+    client.post(f"/v1/handoffs/{ticket}/resolve", json={}, headers=ANN)
+    assert client.post(path, json={"text": "late"}, headers=ANN).status_code == 404  # the bot's again
+    messages = client.get(f"/v1/conversations/{conversation}/messages", headers=WIDGET).json()["messages"]
+    assert [m["text"] for m in messages if m["role"] == "agent"] == [
+        "Ann here, from the helpdesk.",
+        "Still here.",
+    ]

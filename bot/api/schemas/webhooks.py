@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.api.schemas.common import Strict
+from bot.api.schemas.agents import TicketOut
+from bot.api.schemas.common import MessageOut, Strict
 
 EventType = Literal[
     "ticket.opened",
@@ -71,3 +72,10 @@ class DeliveriesOut(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class ConversationReplyOut(BaseModel):
+    """An agent's reply posted by conversation: the ticket it went to (claimed now if it waited) and the message."""
+
+    ticket: TicketOut
+    message: MessageOut
