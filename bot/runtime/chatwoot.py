@@ -122,7 +122,11 @@ def calls_for(message: Incoming, reply: ChatReply) -> list[ChatwootCall]:
         calls.append(
             ChatwootCall(f"{base}/messages", {"content": text, "message_type": "outgoing", "private": False})
         )
-    if d.route == "handoff" and reply.escalation not in QUIET:
+    if reply.escalation in QUIET:
+        # a person already has it on our side, yet Chatwoot still sends it as pending (an earlier open
+        # was lost): open it again, without a second note
+        calls.append(ChatwootCall(f"{base}/toggle_status", {"status": "open"}))
+    elif d.route == "handoff":
         private = {"content": note(reply), "message_type": "outgoing", "private": True}
         calls.append(ChatwootCall(f"{base}/messages", private))
         calls.append(ChatwootCall(f"{base}/toggle_status", {"status": "open"}))

@@ -101,6 +101,10 @@ def test_a_handoff_leaves_a_private_note_and_opens_the_conversation(
         note["private"] is True and "Intent: human_agent" in note["content"] and "Ticket: " in note["content"]
     )
     assert calls[2].body == {"status": "open"} and double.status[(ACCOUNT, 12)] == "open"
+    # had the open been lost, the next pending message opens it again (no second note)
+    again = post(client, message_created(ACCOUNT, 12, "anyone there?"))
+    assert again.json()["status"] == "accepted"
+    assert [c.path for c in sent(client, double)[3:]] == [f"{base}/messages", f"{base}/toggle_status"]
     # Chatwoot keeps sending the now open conversation's messages: the bot stays out of it
     later = post(client, message_created(ACCOUNT, 12, "hello?", status="open"))
     assert later.json() == {
