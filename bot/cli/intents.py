@@ -114,9 +114,13 @@ def expectations(settings: Settings, limit: int) -> None:
             if calibration.oos_rate is not None
             else ""
         )
+        low, point = calibration.expected_precision_low, calibration.expected_precision
+        # the bound is the promise (#27 item 4): a small folder's point estimate is over-sure
+        precision = f"at least {low:.2f} ({point:.2f} expected)" if low is not None else f"{point:.2f}"
+        asked = f", asks which intent is meant on {calibration.expected_clarify:.0%} of messages"
         out.print(
-            f"  expected: answer precision {calibration.expected_precision:.2f}, coverage "
-            f"{calibration.expected_coverage or 0.0:.2f}{share} ({calibration.data})",
+            f"  expected: answer precision {precision}, coverage {calibration.expected_coverage or 0.0:.2f}"
+            f"{share}{asked if calibration.expected_clarify else ''} ({calibration.data})",
             markup=False,
         )
     elif calibration is None:

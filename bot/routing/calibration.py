@@ -47,7 +47,12 @@ class Calibration(BaseModel):
     oos_rate: Unit | None = None  # the out-of-scope share of traffic the expected figures assume
     target_precision: Unit | None = None
     expected_precision: Unit | None = None
+    # what the data behind `expected_precision` can vouch for: a lower bound (one-sided 95%) that holds for
+    # a folder with few examples too (`bot.routing.promise`); None in files written before it existed
+    expected_precision_low: Unit | None = None
     expected_coverage: Unit | None = None
+    # expected share of messages asked which intent is meant (a near tie within the margin); self-calibration
+    expected_clarify: Unit | None = None
     # expected (precision, coverage) at other out-of-scope shares of traffic, keyed by the share
     expected_by_oos_rate: dict[str, tuple[Unit, Unit]] = Field(default_factory=dict)
 
@@ -57,9 +62,15 @@ def content_id(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
+# Fields added after calibration files were in use: left out of the id while unset, so a file written
+# before them keeps its id (and decisions logged with it still match it).
+LATER_FIELDS = frozenset({"expected_precision_low", "expected_clarify"})
+
+
 def calibration_id(calibration: Calibration) -> str:
     """Names a calibration by its content, so a logged decision can be matched to its calibration.yaml."""
-    return content_id(calibration.model_dump(mode="json"))
+    unset = {name for name in LATER_FIELDS if getattr(calibration, name) is None}
+    return content_id(calibration.model_dump(mode="json", exclude=unset))
 
 
 def base_model_id(model_id: str) -> str:

@@ -133,6 +133,11 @@ class PseudoQueries:
     right: np.ndarray  # ... whether the top intent is the example's own
     conf_out: np.ndarray  # whole intent left out: confidence of the top (necessarily wrong) intent
     lead_out: np.ndarray
+    # leave-one-out again: how far (in confidence) the example's own intent trails the top one (0 when it
+    # is the top one), and how many intents rank above it; a clarify question offers the intents within
+    # the margin of the top one, so these say whether the question would hold the right option
+    own_gap: np.ndarray
+    own_rank: np.ndarray
 
 
 def query_rows(state: RoutingState) -> np.ndarray:
@@ -143,13 +148,16 @@ def query_rows(state: RoutingState) -> np.ndarray:
 
 class RawScores(NamedTuple):
     """Raw scores of pseudo-queries, one row per query: leave-one-out (top score, runner-up, whether the
-    top intent is the example's own) and with the whole intent left out (top score, runner-up)."""
+    top intent is the example's own) and with the whole intent left out (top score, runner-up), then the
+    own intent's leave-one-out score and rank."""
 
     score_in: np.ndarray
     second_in: np.ndarray
     right: np.ndarray
     score_out: np.ndarray
     second_out: np.ndarray
+    own_in: np.ndarray  # leave-one-out score of the example's own intent
+    rank_in: np.ndarray  # intents scoring above it (0: it is the top intent)
 
 
 def raw_pseudo_scores(state: RoutingState, raw: Scoring, queries: np.ndarray) -> RawScores:
@@ -160,10 +168,13 @@ def raw_pseudo_scores(state: RoutingState, raw: Scoring, queries: np.ndarray) ->
     outside = intent_scores(state, vectors, raw)
     outside[np.arange(len(queries)), owners] = -np.inf  # the whole intent left out
     top_in, score_in, second_in = top_two(inside)
+    own = inside[np.arange(len(queries)), owners]
+    rank = (inside > own[:, None]).sum(axis=1)
     score_in = np.where(np.isfinite(score_in), score_in, -1.0)  # an intent with no vector left: far away
     _, score_out, second_out = top_two(outside)
     score_out = np.where(np.isfinite(score_out), score_out, -1.0)
-    return RawScores(score_in, second_in, top_in == owners, score_out, second_out)
+    own = np.where(np.isfinite(own), own, -1.0)
+    return RawScores(score_in, second_in, top_in == owners, score_out, second_out, own, rank)
 
 
 def cross_fitted_scores(
@@ -174,7 +185,8 @@ def cross_fitted_scores(
     folds = cross_fit.folds[queries]
     if (folds < 0).any():
         raise ValueError("every cross-fitted pseudo-query must be an example in a fold")
-    merged = RawScores(*(np.empty(len(queries), dtype=kind) for kind in (float, float, bool, float, float)))
+    kinds = (float, float, bool, float, float, float, np.int64)
+    merged = RawScores(*(np.empty(len(queries), dtype=kind) for kind in kinds))
     for fold in range(cross_fit.vectors.shape[0]):
         mine = np.flatnonzero(folds == fold)
         if len(mine) == 0:
@@ -200,7 +212,7 @@ def pseudo_queries(
         if cross_fit is not None
         else raw_pseudo_scores(state, raw, queries)
     )
-    score_in, second_in, right, score_out, second_out = scored
+    score_in, second_in, right, score_out, second_out, own_in, rank_in = scored
     slope, center = fit_confidence(score_in, right)
     scoring = Scoring(slope, center, raw.aggregation_weight, raw.aggregation_depth, raw.prototype_weight)
     conf_in, conf_out = scoring.confidence(score_in), scoring.confidence(score_out)
@@ -211,4 +223,6 @@ def pseudo_queries(
         right=right,
         conf_out=conf_out,
         lead_out=conf_out - scoring.confidence(second_out),
+        own_gap=np.where(right, 0.0, conf_in - scoring.confidence(own_in)),
+        own_rank=rank_in,
     )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.routing.calibration import Calibration, CalibrationSource, base_model_id
+from bot.routing.promise import effective_count, wilson_low
 from bot.routing.pseudo_queries import fit_confidence
 from bot.routing.scoring import intent_scores, left_out_rows, top_two
 from bot.routing.self_calibration import EXPECTATION_RATES, THRESHOLDS
@@ -44,6 +45,8 @@ class PolicyFit:
     precision: float
     coverage: float
     reached: bool  # whether `precision` reaches the target
+    # a lower bound (one-sided 95%, Wilson) on `precision` over the answered rows' effective number
+    precision_low: float = 0.0
     # expected (precision, coverage) if that share of traffic were out of scope (`bot calibrate` prints it)
     by_oos_rate: dict[float, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
@@ -140,6 +143,10 @@ def fit_policy(
     if per_intent and (precision < target_precision or coverage < chosen[0]):
         per_intent = {}  # together they miss what the global threshold alone achieves: keep it simple
         precision, coverage = chosen[1], chosen[0]
+        limits = np.full(len(top_confidence), threshold)
+    accepted = clear & (top_confidence >= limits)
+    # reweighted rows count less than their number: an out-of-scope row standing for many messages
+    count = effective_count(weights[accepted]) if weights is not None else float(accepted.sum())
     return PolicyFit(
         threshold=threshold,
         margin=margin,
@@ -147,6 +154,7 @@ def fit_policy(
         precision=precision,
         coverage=max(coverage, 0.0),
         reached=precision >= target_precision,
+        precision_low=wilson_low(precision, count),
     )
 
 
@@ -271,6 +279,7 @@ def _fitted_fields(scoring: Scoring, fit: PolicyFit) -> dict[str, Any]:
         "prototype_weight": scoring.prototype_weight,
         "intent_thresholds": fit.intent_thresholds,
         "expected_precision": round(fit.precision, 4),
+        "expected_precision_low": float(np.floor(min(fit.precision_low, fit.precision) * 1e4) / 1e4),
         "expected_coverage": round(fit.coverage, 4),
     }
 

@@ -234,6 +234,12 @@ def test_stats_page_shows_charts_and_discovered_topics(
     measured = browser.find_element(By.ID, "op-measured").text
     assert f"of {point['reviewed']} reviewed decision" in measured and point["reviewed"] > 0
     assert point["calibration_id"] in panel.text
+    # the promise: the lower bound first when the calibration has one (#27 item 4; the demo's file has none)
+    said = "return expectedWords(arguments[0])"
+    assert browser.find_element(By.ID, "op-expected").text == browser.execute_script(said, point)
+    small = {**point, "source": "self", "expected_precision": 0.97, "expected_precision_low": 0.93}
+    words = browser.execute_script(said, {**small, "expected_clarify": 0.04})
+    assert words.startswith("Precision at least 0.93 (0.97 expected)") and "meant on 4% of messages" in words
     # the Model panel: a test app is given its engine, so no training runs and the configured model routes
     ready = httpx.get(f"{server.url}/readyz").json()
     model = wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#model-panel[data-loaded]"))

@@ -22,7 +22,15 @@ class OperatingPointOut(BaseModel):
     expected_precision: float | None = Field(
         description="Share of answers expected right; null for defaults."
     )
+    expected_precision_low: float | None = Field(
+        description="What the calibration's data can vouch for: a one-sided 95% lower bound on "
+        "`expected_precision` (a folder with few examples gets a wide one); null for defaults and for "
+        "calibration files written before it existed.",
+    )
     expected_coverage: float | None = Field(description="Share of in-scope messages expected to be answered.")
+    expected_clarify: float | None = Field(
+        description="Share of messages expected to be asked which intent is meant (self-calibration)."
+    )
     oos_rate: float | None = Field(description="Out-of-scope share of traffic the expected figures assume.")
     target_precision: float | None
     data: str | None = Field(description="What the calibration was fitted on (a file name, 'reviewed', ...).")

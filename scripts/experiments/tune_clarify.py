@@ -1,0 +1,131 @@
+"""Choose what a clarify question with the right option is worth to self-calibration (`CLARIFY_WORTH` in
+bot/routing/self_calibration.py, #27 item 3) on BANKING77 train.csv only (never test.csv, never HWU64).
+
+    python scripts/experiments/tune_clarify.py [--self-train] [--worths 0,0.25,0.5,0.75,1]
+
+For each worth the shipped intents self-calibrate (their calibration.yaml ignored; at most `CLARIFY_CAP`
+of the traffic asked) and route the train messages: answered right, answered wrong, asked with the right
+intent among the options, asked without it, precision, and how many of the messages worth 0 answers
+wrong are asked with the right option instead. Then the 20 held-out intents of docs/evaluation.md are
+removed and the 62 kept self-calibrate again (their messages out of scope, 26% of the rows): the same
+figures and the share of out-of-scope messages asked. Progress on stderr, the table on stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import Settings
+from bot.content.intents import IntentSet, content_hash, load_intents
+from bot.routing.engine import Engine
+from bot.routing.policy import Decision
+from bot.routing.pseudo_queries import Evidence
+from bot.routing.self_calibration import fit_self_calibration
+from bot.routing.state import RoutingState, with_calibration
+from bot.tuning.datasets import OUT_OF_SCOPE, Example, read_dataset
+from bot.tuning.evaluate import route_examples
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "bench"))  # the benchmarks this experiment reuses
+from bench_cold_start import engine_for  # noqa: E402
+from bench_oos_prior import HELD_OUT  # noqa: E402
+from measure_pseudo_bias import train_parser  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Shares of one run's rows (in scope: of the in-scope rows) by what the bot did."""
+
+    right: float
+    wrong: float
+    asked_right: float
+    asked_other: float
+    asked_out: float
+    precision: float
+    point: str
+
+
+def fitted(engine: Engine, intents: IntentSet, worth: float) -> RoutingState:
+    """`intents`' state self-calibrated with this worth (no cache: every worth is fitted)."""
+    state = engine.with_intents(intents, calibration=None)
+    evidence = Evidence.of(engine.settings.model, state.intents)
+    fit = fit_self_calibration(state, engine.settings, evidence, worth=worth)
+    if fit is None:
+        raise SystemExit("the folder is too small to self-calibrate")
+    return with_calibration(state, engine.settings, fit.calibration)
+
+
+def measure(rows: list[Example], decisions: list[Decision], state: RoutingState) -> Routed:
+    """What the bot did with `rows`."""
+    inside = [(r, d) for r, d in zip(rows, decisions, strict=True) if r.in_scope]
+    outside = [d for r, d in zip(rows, decisions, strict=True) if not r.in_scope]
+    answered = [
+        (r, d) for r, d in zip(rows, decisions, strict=True) if d.route in ("answer", "handoff") and d.intent
+    ]
+    n = max(len(inside), 1)
+    right = sum(d.intent == r.label for r, d in answered if r.in_scope)
+    asked = [(r, d) for r, d in inside if d.route == "clarify"]
+    return Routed(
+        right=right / n,
+        wrong=sum(d.intent != r.label for r, d in answered if r.in_scope) / n,
+        asked_right=sum(r.label in d.options for r, d in asked) / n,
+        asked_other=sum(r.label not in d.options for r, d in asked) / n,
+        asked_out=sum(d.route == "clarify" for d in outside) / max(len(outside), 1),
+        precision=sum(d.intent == r.label for r, d in answered) / max(len(answered), 1),
+        point=f"{state.policy.threshold:.2f} / {state.policy.margin:.2f}",
+    )
+
+
+def converted(rows: list[Example], before: list[Decision], after: list[Decision]) -> int:
+    """Messages answered wrong before and asked with the right option after."""
+    return sum(
+        b.route == "answer" and b.intent != r.label and a.route == "clarify" and r.label in a.options
+        for r, b, a in zip(rows, before, after, strict=True)
+        if r.in_scope
+    )
+
+
+def main() -> None:
+    """Fit and measure every worth; print the table."""
+    parser = train_parser(__doc__)
+    parser.add_argument("--worths", default="0,0.25,0.5,0.75,1")
+    args = parser.parse_args()
+    if "test" in args.data.name:
+        raise SystemExit("the worth is chosen on training data only; give train.csv")
+    settings = Settings(intents_dir=args.intents, torch_threads=2, cache_dir=Path(".bot_cache"))
+    rows = read_dataset(args.data)
+    base = load_intents(args.intents)
+    kept_intents = tuple(i for i in base.intents if i.name not in HELD_OUT)
+    kept = IntentSet(intents=kept_intents, version=content_hash(i.spec for i in kept_intents))
+    names = set(base.names)
+    inside = [r for r in rows if r.label in names]
+    relabelled = [Example(r.text, OUT_OF_SCOPE if r.label in HELD_OUT else r.label) for r in inside]
+    runs = (
+        ("all intents", engine_for(settings, base, args.self_train), base, inside),
+        ("20 unknown", engine_for(settings, kept, args.self_train), kept, relabelled),
+    )
+    print(f"{args.data}, {args.intents}{', self-trained' if args.self_train else ''}\n")
+    print(
+        "| folder | worth | threshold / margin | right | wrong | asked, right option | asked, not | "
+        "precision | wrong -> asked right | oos asked |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, engine, intents, labelled in runs:
+        baseline: list[Decision] | None = None
+        for worth in (float(w) for w in args.worths.split(",")):
+            state = fitted(engine, intents, worth)
+            decisions = route_examples(engine, labelled, state=state)
+            baseline = baseline or decisions
+            m = measure(labelled, decisions, state)
+            print(
+                f"| {name} | {worth:g} | {m.point} | {m.right:.3f} | {m.wrong:.3f} | {m.asked_right:.3f} | "
+                f"{m.asked_other:.3f} | {m.precision:.3f} | {converted(labelled, baseline, decisions)} | "
+                f"{m.asked_out:.3f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
