@@ -359,8 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"the caller expects {args.into}, this code trains {self_trained_path(child, intents)}")
     path = self_trained_model(child, intents, progress)
     if path is not None and args.export:
-        export_for_serving(path, child.cache_dir, quantized=args.export == "onnx-int8", emit=progress)
-        warm_serving_cache(child.with_overrides(model=str(path), encoder_backend=args.export))
+        export_for_serving(path, child.with_overrides(encoder_backend=args.export), progress)
 
 
 def follow_parent(parent: int, every: float = 1.0) -> None:
@@ -377,25 +376,21 @@ def follow_parent(parent: int, every: float = 1.0) -> None:
 
 
 def export_for_serving(
-    path: Path, cache_dir: Path, *, quantized: bool, emit: Callable[[dict[str, object]], None] | None
+    path: Path, settings: Settings, emit: Callable[[dict[str, object]], None] | None
 ) -> None:
-    """The trained model's ONNX export, made here (off the server) so that putting it live takes seconds;
-    the export writes its files under temporary names too (bot.routing.encoders.onnx_files)."""
+    """The trained model's ONNX export (`settings.encoder_backend`), made here, off the server, under
+    temporary names (bot.routing.encoders.onnx_files); then the folder encoded with it into the cache's
+    embeddings as the server's load will, so the server's switch reads vectors instead of encoding on its
+    one serving thread (docs/evaluation.md "Serving while training (#26)")."""
     from bot.routing.encoders.model_folder import model_fingerprint
     from bot.routing.encoders.onnx_files import export_onnx, onnx_folder
+    from bot.routing.engine import Engine
 
     if emit is not None:
         emit({"phase": "export", "progress": 0.99})
-    export_onnx(path, onnx_folder(cache_dir, model_fingerprint(path)), quantized=quantized, in_process=True)
-
-
-def warm_serving_cache(settings: Settings) -> None:
-    """Encode the folder with the exported model into the cache's embeddings, as the server's load will:
-    with this process's threads the server's switch to the model then reads vectors instead of encoding
-    (seconds on 1 serving thread, docs/evaluation.md "Serving while training (#26)")."""
-    from bot.routing.engine import Engine
-
-    Engine(settings).load()
+    target = onnx_folder(settings.cache_dir, model_fingerprint(path))
+    export_onnx(path, target, quantized=settings.encoder_backend == "onnx-int8", in_process=True)
+    Engine(settings.with_overrides(model=str(path))).load()
 
 
 if __name__ == "__main__":
