@@ -79,10 +79,10 @@ class WebhookDispatcher:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="webhook-dispatcher", daemon=True)
         self._counted = 0.0
+        self._synced = False
 
     def start(self) -> WebhookDispatcher:
-        """Make the BOT_WEBHOOKS subscriptions current, then send from now on."""
-        webhooks.sync_settings(self.database, webhooks.parse_setting(self.settings.webhooks))
+        """Send from now on (the thread's first round makes the BOT_WEBHOOKS subscriptions current)."""
         self._thread.start()
         return self
 
@@ -109,6 +109,9 @@ class WebhookDispatcher:
 
     def step(self) -> int:
         """Claim the due deliveries and send each once; returns how many were tried."""
+        if not self._synced:  # here, not at start: a database down at start must not stop the load
+            webhooks.sync_settings(self.database, webhooks.parse_setting(self.settings.webhooks))
+            self._synced = True
         claimed = deliveries.claim(self.database, limit=CLAIM_LIMIT, lease_seconds=self.lease_seconds)
         for due in claimed:
             if self._stopping.is_set():

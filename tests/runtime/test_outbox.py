@@ -10,6 +10,7 @@ the send delivers it after a restart. On SQLite and on the machine's PostgreSQL.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -171,7 +172,10 @@ def test_a_handoff_is_delivered_signed_once_the_receiver_recovers(
     assert (row.status, row.attempts, row.last_error) == ("delivered", 3, None)
 
 
-def test_an_exhausted_event_is_kept_listed_and_resent(database: Database, receiver: Receiver) -> None:
+def test_an_exhausted_event_is_kept_listed_and_resent(
+    database: Database, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     receiver.failures = 3
     webhooks.add(database, webhooks.check_spec(receiver.url, SECRET, []))
     with session_scope(database) as session:
@@ -186,6 +190,7 @@ def test_an_exhausted_event_is_kept_listed_and_resent(database: Database, receiv
     dispatcher.stop()
     assert len(receiver.received) == 4 and len({h["Bot-Event-Id"] for _, h, _ in receiver.received}) == 1
     assert deliveries.list_failed(database, limit=10, offset=0)[1] == 0
+    assert "gave up on review.created" in caplog.text and SECRET not in caplog.text
 
 
 def test_an_event_exists_only_if_its_turn_was_committed(database: Database, receiver: Receiver) -> None:
