@@ -33,6 +33,8 @@ POLL_SECONDS = 0.5  # how often an idle dispatcher looks for due deliveries
 COUNT_SECONDS = 5.0  # how often the backlog and failures are counted for the metrics
 CLAIM_LIMIT = 5  # deliveries claimed at once: the lease must cover sending them all, one by one
 MAX_BACKOFF_SECONDS = 3600.0
+KEEP_DELIVERED_DAYS = 7.0  # delivered rows are deleted after this (hourly); failed ones are kept
+PRUNE_SECONDS = 3600.0
 
 
 class DeliveryMetrics(Protocol):
@@ -80,6 +82,7 @@ class WebhookDispatcher:
         self._thread = threading.Thread(target=self._loop, name="webhook-dispatcher", daemon=True)
         self._counted = 0.0
         self._synced = False
+        self._pruned = -PRUNE_SECONDS  # the first round prunes
 
     def start(self) -> WebhookDispatcher:
         """Send from now on (the thread's first round makes the BOT_WEBHOOKS subscriptions current)."""
@@ -112,6 +115,9 @@ class WebhookDispatcher:
         if not self._synced:  # here, not at start: a database down at start must not stop the load
             webhooks.sync_settings(self.database, webhooks.parse_setting(self.settings.webhooks))
             self._synced = True
+        if time.monotonic() - self._pruned > PRUNE_SECONDS:
+            self._pruned = time.monotonic()
+            deliveries.prune(self.database, older_than_days=KEEP_DELIVERED_DAYS)
         claimed = deliveries.claim(self.database, limit=CLAIM_LIMIT, lease_seconds=self.lease_seconds)
         for due in claimed:
             if self._stopping.is_set():

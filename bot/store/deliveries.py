@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine as Database
-from sqlalchemy import or_, update
+from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, func, select
 
 from bot.errors import ConflictError, NotFoundError
@@ -182,3 +182,16 @@ def counts(database: Database) -> dict[str, int]:
         ).all()
     found = {status: int(n) for status, n in rows}
     return {"pending": found.get("pending", 0), "failed": found.get("failed", 0)}
+
+
+def prune(database: Database, *, older_than_days: float) -> int:
+    """Delete deliveries delivered more than `older_than_days` ago (failed ones are kept until re-sent);
+    returns how many."""
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    with session_scope(database) as session:
+        done = session.execute(
+            delete(WebhookDelivery).where(
+                col(WebhookDelivery.status) == "delivered", col(WebhookDelivery.delivered_at) < cutoff
+            )
+        )
+        return int(done.rowcount)  # type: ignore[attr-defined]

@@ -191,6 +191,8 @@ def test_an_exhausted_event_is_kept_listed_and_resent(
     assert len(receiver.received) == 4 and len({h["Bot-Event-Id"] for _, h, _ in receiver.received}) == 1
     assert deliveries.list_failed(database, limit=10, offset=0)[1] == 0
     assert "gave up on review.created" in caplog.text and SECRET not in caplog.text
+    assert deliveries.prune(database, older_than_days=1) == 0  # delivered rows are kept a while
+    assert deliveries.prune(database, older_than_days=0) == 1 and outbox(database) == []
 
 
 def test_an_event_exists_only_if_its_turn_was_committed(database: Database, receiver: Receiver) -> None:
