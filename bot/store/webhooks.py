@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine as Database
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 
 from bot.errors import ConfigError, InvalidInputError, NotFoundError
@@ -31,6 +31,8 @@ EVENT_TYPES = (
     "review.created",
 )
 MIN_SECRET_CHARS = 16  # an HMAC key shorter than this is guessable
+# PostgreSQL advisory-lock key: replicas (and workers) starting together sync BOT_WEBHOOKS one at a time
+SETTINGS_LOCK = 774_230
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,16 @@ def _deactivate(session: Session, ids: list[int]) -> None:
 
 def sync_settings(database: Database, specs: list[WebhookSpec]) -> None:
     """Make the `settings` subscriptions match BOT_WEBHOOKS: new ones added, changed ones updated (their
-    pending deliveries are then signed with the new secret), ones no longer listed removed."""
+    pending deliveries are then signed with the new secret), ones no longer listed removed.
+
+    Replicas starting together must not both add a subscription (every event would go twice), so they
+    take turns: on PostgreSQL by an advisory lock, on SQLite by writing first (an UPDATE of no row takes
+    the database's write lock before anything is read)."""
     with session_scope(database) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SETTINGS_LOCK})
+        else:
+            session.execute(text("UPDATE webhook_subscription SET active = active WHERE 1 = 0"))
         stored = list(
             session.exec(_active_query().where(col(WebhookSubscription.source) == "settings")).all()
         )

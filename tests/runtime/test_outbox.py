@@ -288,3 +288,25 @@ def test_a_server_killed_between_the_turn_and_the_send_delivers_after_a_restart(
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_replicas_starting_together_add_a_settings_subscription_once(database: Database) -> None:
+    specs = webhooks.parse_setting(json.dumps([{"url": "http://127.0.0.1:9/hook", "secret": SECRET}]))
+    together = threading.Barrier(4)
+    errors: list[Exception] = []
+
+    def start() -> None:
+        together.wait()
+        try:
+            webhooks.sync_settings(database, specs)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and [row.source for row in webhooks.active(database)] == ["settings"]
+    webhooks.sync_settings(database, [])  # no longer listed: removed
+    assert webhooks.active(database) == []
