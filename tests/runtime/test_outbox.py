@@ -29,6 +29,7 @@ from sqlalchemy import Engine as Database
 from sqlmodel import Session, select
 
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.routing.policy import Decision
 from bot.runtime.metrics import Metrics
 from bot.runtime.webhooks import WebhookDispatcher
@@ -310,3 +311,19 @@ def test_replicas_starting_together_add_a_settings_subscription_once(database: D
     assert errors == [] and [row.source for row in webhooks.active(database)] == ["settings"]
     webhooks.sync_settings(database, [])  # no longer listed: removed
     assert webhooks.active(database) == []
+
+
+def test_a_malformed_setting_names_the_entry_never_its_secret() -> None:
+    with pytest.raises(ConfigError, match=r"BOT_WEBHOOKS\[1\]\.secret") as error:
+        webhooks.parse_setting(
+            json.dumps(
+                [{"url": "http://a.example/h", "secret": SECRET}, {"url": "http://b/h", "secret": "tiny-key"}]
+            )
+        )
+    assert "tiny-key" not in str(error.value)
+    with pytest.raises(ConfigError, match="not JSON"):
+        webhooks.parse_setting("http://a.example/h")
+    with pytest.raises(ConfigError, match="unknown event types"):
+        webhooks.parse_setting(
+            json.dumps([{"url": "http://a/h", "secret": SECRET, "events": ["ticket.lost"]}])
+        )
