@@ -21,6 +21,7 @@ from bot.api.schemas import (
     TicketOut,
 )
 from bot.api.schemas.webhooks import ConversationReplyOut
+from bot.content.suggest import unknown_intent
 from bot.errors import InvalidInputError
 from bot.routing.engine import Engine
 from bot.store import handoffs, helpdesk
@@ -136,7 +137,7 @@ def resolve(
     by default nothing is learned (`not_learned` says why).
     """
     if body.intent is not None and engine.intents.get(body.intent) is None:
-        raise InvalidInputError("intent", f"unknown intent '{body.intent}'; see GET /v1/intents")
+        raise InvalidInputError("intent", unknown_intent(body.intent, engine.intents.names))
     agent = acting_agent(owner, body.agent)
     resolved = handoffs.resolve(
         database,

@@ -11,6 +11,7 @@ from sqlalchemy import Subquery
 from sqlmodel import Session, col, func, select
 
 from bot.content.intents import IntentSet
+from bot.content.suggest import unknown_intent
 from bot.errors import InvalidInputError, NotFoundError
 from bot.routing.policy import ROUTES
 from bot.store.db import session_scope
@@ -93,7 +94,7 @@ def review(
     if verdict not in VERDICTS:
         raise InvalidInputError("verdict", f"'{verdict}' is not a verdict; allowed: {', '.join(VERDICTS)}")
     if intent is not None and intents.get(intent) is None:
-        raise InvalidInputError("intent", f"unknown intent '{intent}'; see GET /v1/intents")
+        raise InvalidInputError("intent", unknown_intent(intent, intents.names))
     if intent is not None and new_intent is not None:
         raise InvalidInputError("new_intent", "give either intent or new_intent, not both")
     with session_scope(database) as session:

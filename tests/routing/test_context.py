@@ -20,11 +20,11 @@ ROWS = list(csv.DictReader((ROOT / "scripts" / "bench" / "data" / "two_turns.csv
 def test_a_change_of_topic_keeps_its_own_reading(demo_engine: Engine) -> None:
     """The issue's conversation: a clarify and a knowledge-base answer are readings of their own."""
     top_up = demo_engine.route(
-        "how do I top up", RouteContext(previous_user_text="My new card still hasn't arrived")
+        "what happened to my top up", RouteContext(previous_user_text="My new card still hasn't arrived")
     )
     assert top_up.route == "clarify" and not top_up.context_used
     chequebook = demo_engine.route(
-        "Is there a chequebook I can order?", RouteContext(previous_user_text="how do I top up")
+        "Is there a chequebook I can order?", RouteContext(previous_user_text="what happened to my top up")
     )
     assert chequebook.route == "retrieve" and not chequebook.context_used
 
