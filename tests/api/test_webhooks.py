@@ -6,6 +6,7 @@ reaches a real local receiver in the order it happened."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +36,10 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture()
-def client(tmp_path: Path, bundled_encoder, cache_dir: Path) -> Iterator[TestClient]:
-    settings = Settings(
+def client(
+    request: pytest.FixtureRequest, tmp_path: Path, bundled_encoder, cache_dir: Path
+) -> Iterator[TestClient]:
+    settings = Settings(  # a test may override settings with indirect parametrization
         intents_dir=make_intents(tmp_path / "intents"),
         cache_dir=cache_dir,
         database_url=f"sqlite:///{tmp_path / 'bot.db'}",
@@ -47,7 +50,7 @@ def client(tmp_path: Path, bundled_encoder, cache_dir: Path) -> Iterator[TestCli
         webhook_retry_seconds=0.05,
         webhook_max_attempts=2,
         webhook_timeout_seconds=2,
-    )
+    ).with_overrides(**getattr(request, "param", {}))
     engine = Engine(settings, encoder=bundled_encoder)
     engine.load()
     with TestClient(create_app(settings, engine=engine)) as test_client:
@@ -171,3 +174,23 @@ def test_a_helpdesk_replies_by_conversation_without_knowing_the_ticket(client: T
         "Ann here, from the helpdesk.",
         "Still here.",
     ]
+
+
+@pytest.mark.parametrize("client", [{"webhook_timeout_seconds": 30}], indirect=True)
+def test_a_hanging_endpoint_holds_up_no_chat(client: TestClient) -> None:
+    release = threading.Event()
+    receiver = Receiver(failures=0, hold=release)
+    try:
+        body = {"url": receiver.url, "secret": SECRET, "events": []}
+        assert client.post("/v1/admin/webhooks", json=body, headers=ADMIN).status_code == 201
+        first = client.post("/v1/chat", json={"message": "I want to talk to a real person"}, headers=WIDGET)
+        assert receiver.holding.wait(10)  # the dispatcher is stuck in the ticket.opened send (30 s timeout)
+        for text in ("are you there?", "hello?", "anyone?"):
+            more = {"message": text, "conversation_id": first.json()["conversation_id"]}
+            assert client.post("/v1/chat", json=more, headers=WIDGET).status_code == 200
+        assert not receiver.received  # every chat was answered while the send still hung
+        release.set()
+        wait_for(lambda: len(receiver.accepted()) == 4)
+    finally:
+        release.set()
+        receiver.close()

@@ -58,10 +58,13 @@ def documented_verify() -> Callable[..., bool]:
 
 @dataclass
 class Receiver:
-    """A real HTTP endpoint on a free port: answers 500 to its first `failures` requests, then 200."""
+    """A real HTTP endpoint on a free port: answers 500 to its first `failures` requests, then 200; with
+    `hold`, each request hangs (`holding` set) until it is set."""
 
     failures: int = 2
     received: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    hold: threading.Event | None = None
+    holding: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -69,6 +72,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.hold is not None:
+                    receiver.holding.set()
+                    receiver.hold.wait(30)
                 status = 500 if len(receiver.received) < receiver.failures else 200
                 receiver.received.append((status, dict(self.headers.items()), body))
                 self.send_response(status)
