@@ -7,12 +7,14 @@ Chatwoot calls it with no API key: the caller is verified by the agent bot's sig
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from bot.api.deps import ready_runtime
+from bot.api.metrics import chat_answered
 from bot.api.schemas.chatwoot import ChatwootOut
 from bot.runtime.chatwoot import ChatwootConnector, incoming
 from bot.runtime.chatwoot_client import ChatwootClient
@@ -80,5 +82,7 @@ async def chatwoot_webhook(
     message = incoming(payload)
     if isinstance(message, str):
         return ChatwootOut(status="ignored", reason=message)
+    started = time.perf_counter()
     reply = await connector.handle(message)
+    chat_answered(ready_runtime(request), reply, time.perf_counter() - started)  # counted as any chat turn
     return ChatwootOut(status="accepted", route=reply.decision.route, decision_id=reply.decision_id)

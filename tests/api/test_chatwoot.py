@@ -85,6 +85,10 @@ def test_message_in_answer_out_as_one_conversation(client: TestClient, double: C
     ours = our_conversation_id(SECRET, ACCOUNT, 11)  # both turns in one conversation of ours
     texts = [m["text"] for m in client.get(f"/v1/conversations/{ours}/messages").json()["messages"]]
     assert texts[0] == "Where is my new card?" and texts[2] == "what exchange rate do you use"
+    turns = [
+        line for line in client.get("/metrics").text.splitlines() if line.startswith("bot_chat_turns_total")
+    ]
+    assert sum(float(line.split()[-1]) for line in turns) == 2  # counted like any other chat turn
 
 
 def test_a_handoff_leaves_a_private_note_and_opens_the_conversation(
