@@ -11,6 +11,7 @@ from bot.api.schemas import (
     QUEUE_MESSAGES,
     AgentOut,
     ClaimIn,
+    ConversationReplyOut,
     HandoffQueueOut,
     MessageOut,
     QueueTicketOut,
@@ -20,7 +21,6 @@ from bot.api.schemas import (
     TicketLearnableOut,
     TicketOut,
 )
-from bot.api.schemas.webhooks import ConversationReplyOut
 from bot.content.suggest import unknown_intent
 from bot.errors import InvalidInputError
 from bot.routing.engine import Engine

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from bot.api.deps import DatabaseDep, require
-from bot.api.schemas.webhooks import DeliveriesOut, DeliveryOut, WebhookIn, WebhookOut, WebhooksOut
+from bot.api.schemas import DeliveriesOut, DeliveryOut, WebhookIn, WebhookOut, WebhooksOut
 from bot.store import deliveries, webhooks
 from bot.store.models import WebhookSubscription
 

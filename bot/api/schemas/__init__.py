@@ -68,6 +68,14 @@ from bot.api.schemas.versions import (
     VersionOut,
     VersionsOut,
 )
+from bot.api.schemas.webhooks import (
+    ConversationReplyOut,
+    DeliveriesOut,
+    DeliveryOut,
+    WebhookIn,
+    WebhookOut,
+    WebhooksOut,
+)
 
 __all__ = [
     "ANSWER_DESCRIPTION",
@@ -84,7 +92,10 @@ __all__ = [
     "ClaimIn",
     "ClusterOut",
     "ComparisonOut",
+    "ConversationReplyOut",
     "DecisionOut",
+    "DeliveriesOut",
+    "DeliveryOut",
     "DiffExampleOut",
     "DiffGroupOut",
     "DiffIn",
@@ -130,4 +141,7 @@ __all__ = [
     "VersionDetailOut",
     "VersionOut",
     "VersionsOut",
+    "WebhookIn",
+    "WebhookOut",
+    "WebhooksOut",
 ]
