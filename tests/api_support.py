@@ -19,7 +19,6 @@ PG_ADMIN_URL = os.environ.get(
 
 DEMO_INTENTS = Path(__file__).resolve().parent.parent / "intents"
 INTENTS = """\
-small_talk: false  # the test pins its intents: no built-in small talk (#27 item 5)
 intents:
   - name: card_arrival
     description: The customer ordered a card and wants to know when it arrives or where it is.
@@ -40,6 +39,7 @@ intents:
     description: The customer asks to talk to a human, a real person, an agent or staff member.
     answer: "Connecting you with a colleague now."
     handoff: true
+small_talk: false  # the test pins its intents: no built-in small talk (#27 item 5)
 """
 FAQ = """\
 entries:
