@@ -6,10 +6,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.config import Settings
+from bot.routing.engine import Engine
 from tests.conftest import write
 from tests.scratch_postgres import scratch_postgres
 
@@ -56,6 +59,14 @@ def make_intents(folder: Path) -> Path:
     # a bank's intents come with the demo bank's description of an angry customer (bot.content.tone)
     write(folder / "tone.yaml", (DEMO_INTENTS / "tone.yaml").read_text(encoding="utf-8"))
     return folder
+
+
+def bank_engine(tmp_path_factory: Any, encoder: Any, cache_dir: Path, name: str) -> Engine:
+    """An engine loaded on the small API intent set, written into a new temporary folder `name`."""
+    folder = make_intents(tmp_path_factory.mktemp(name))
+    engine = Engine(Settings(intents_dir=folder, cache_dir=cache_dir), encoder=encoder)
+    engine.load()
+    return engine
 
 
 def postgres_available() -> bool:

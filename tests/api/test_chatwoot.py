@@ -14,10 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.api import create_app
-from bot.config import Settings
 from bot.routing.engine import Engine
 from bot.runtime.chatwoot import our_conversation_id
-from tests.api_support import make_intents
+from tests.api_support import bank_engine
 from tests.chatwoot_double import ChatwootDouble, body_problem, message_created, signed
 
 TOKEN, SECRET = "bot-access-token-1", "bot-secret-1"
@@ -26,10 +25,7 @@ ACCOUNT = 2
 
 @pytest.fixture(scope="module")
 def chatwoot_engine(tmp_path_factory: pytest.TempPathFactory, bundled_encoder, cache_dir: Path) -> Engine:
-    folder = make_intents(tmp_path_factory.mktemp("chatwoot_intents"))
-    engine = Engine(Settings(intents_dir=folder, cache_dir=cache_dir), encoder=bundled_encoder)
-    engine.load()
-    return engine
+    return bank_engine(tmp_path_factory, bundled_encoder, cache_dir, "chatwoot_intents")
 
 
 @pytest.fixture()

@@ -18,18 +18,14 @@ from fastapi.testclient import TestClient
 
 from bot.api import create_app
 from bot.chat.request_context import CURRENT, RequestContext, conversation_ref
-from bot.config import Settings
 from bot.routing.engine import Engine
 from bot.runtime.logs import JsonFormatter, log_config
-from tests.api_support import make_intents
+from tests.api_support import bank_engine
 
 
 @pytest.fixture(scope="module")
 def logs_engine(tmp_path_factory: pytest.TempPathFactory, bundled_encoder, cache_dir: Path) -> Engine:
-    folder = make_intents(tmp_path_factory.mktemp("json_log_intents"))
-    engine = Engine(Settings(intents_dir=folder, cache_dir=cache_dir), encoder=bundled_encoder)
-    engine.load()
-    return engine
+    return bank_engine(tmp_path_factory, bundled_encoder, cache_dir, "json_log_intents")
 
 
 @pytest.fixture()

@@ -12,10 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.api import create_app
 from bot.chat.spool import Spool
-from bot.config import Settings
 from bot.routing.engine import Engine
 from bot.runtime.metrics import SpoolDepth
-from tests.api_support import make_intents
+from tests.api_support import bank_engine
 
 KEYS = "widget:w-key,analyst:n-key,admin:root-key,metrics:scrape-key"
 WIDGET = {"Authorization": "Bearer w-key"}
@@ -25,10 +24,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture(scope="module")
 def metrics_engine(tmp_path_factory: pytest.TempPathFactory, bundled_encoder, cache_dir: Path) -> Engine:
-    folder = make_intents(tmp_path_factory.mktemp("metrics_intents"))
-    engine = Engine(Settings(intents_dir=folder, cache_dir=cache_dir), encoder=bundled_encoder)
-    engine.load()
-    return engine
+    return bank_engine(tmp_path_factory, bundled_encoder, cache_dir, "metrics_intents")
 
 
 def app_client(tmp_path: Path, engine: Engine, **overrides: object) -> TestClient:
