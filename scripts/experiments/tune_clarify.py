@@ -1,18 +1,28 @@
 """Choose what a clarify question with the right option is worth to self-calibration (`CLARIFY_WORTH` in
 bot/routing/self_calibration.py, #27 item 3) on BANKING77 train.csv only (never test.csv, never HWU64).
 
-    python scripts/experiments/tune_clarify.py [--self-train] [--worths 0,0.25,0.5,0.75,1]
+    python scripts/experiments/tune_clarify.py [--self-train] [--worths 0,0.25,0.5,0.75,1] [--small 20]
 
-For each worth the shipped intents self-calibrate (their calibration.yaml ignored; at most `CLARIFY_CAP`
+1. Small folders, where the worth matters (the shipped folder's point is the same for every worth, see 2):
+--small folders of 15 of the shipped intents with two BANKING77 train examples each, the rest of train in
+scope and off-topic alike (`scripts/bench/bench_small_folders.py --dataset banking77 --seed 100`), fitted
+with a clarify counted as a miss and with each worth. Per worth: folders whose point changed, in-scope
+answered right, precision, share asked (with the right option), and the share served, right answers plus
+half the questions with the right option: a customer served by a question takes two turns (the question
+and a click) where a right answer takes one. The shipped worth is the largest whose served share on real
+messages does not fall: beyond it the fit trades more right answers for questions than they are worth.
+2. The shipped folder: for each worth the shipped intents self-calibrate (their calibration.yaml ignored; at most `CLARIFY_CAP`
 of the traffic asked) and route the train messages: answered right, answered wrong, asked with the right
 intent among the options, asked without it, precision, and how many of the messages worth 0 answers
 wrong are asked with the right option instead. Then the 20 held-out intents of docs/evaluation.md are
 removed and the 62 kept self-calibrate again (their messages out of scope, 26% of the rows): the same
-figures and the share of out-of-scope messages asked. Progress on stderr, the table on stdout.
+figures and the share of out-of-scope messages asked. Progress on stderr, the tables on stdout.
 """
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "bench"))  # the benchmarks this experiment reuses
 from bench_cold_start import engine_for  # noqa: E402
 from bench_oos_prior import HELD_OUT  # noqa: E402
+from bench_small_folders import measure as measure_folder  # noqa: E402
+from bench_small_folders import subset_folders  # noqa: E402
 from measure_pseudo_bias import train_parser  # noqa: E402
 
 
@@ -87,13 +99,48 @@ def converted(rows: list[Example], before: list[Decision], after: list[Decision]
     )
 
 
+def small_folders(args: argparse.Namespace, worths: list[float]) -> None:
+    """Part 1: the small-folder table (the worth 0 row is the fit before #27 item 3)."""
+    base = load_intents(args.intents)
+    print(f"{args.small} folders of 15 shipped intents x 2 BANKING77 train examples (seed 100)\n")
+    print("| worth | folders changed | answered right | precision | asked (right option) | served |")
+    print("|---|---|---|---|---|---|")
+    settings = Settings(
+        intents_dir=args.intents, torch_threads=2, cache_dir=Path(".bot_cache"), retrieval_threshold=1.0
+    )
+    for worth in worths:
+        options = dict(dataset="banking77", subsets=args.small, intents=15, examples=2, seed=100)
+        bench = argparse.Namespace(**options, self_train=args.self_train, worth=worth)
+        results = [measure_folder(bench, settings, folder) for folder in subset_folders(bench, base)]
+        side = "now" if worth > 0 else "before"
+
+        def mean(key: str, results: list[dict[str, object]] = results, side: str = side) -> float:
+            return statistics.mean(float(r[side][key]) for r in results)  # type: ignore[index]
+
+        served = statistics.mean(
+            float(r[side]["answered_right"]) + 0.5 * float(r[side]["asked_right"])  # type: ignore[index]
+            for r in results
+        )
+        changed = sum(r["before"]["point"] != r["now"]["point"] for r in results)  # type: ignore[index]
+        print(
+            f"| {worth:g} | {changed} of {len(results)} | {mean('answered_right'):.3f} | "
+            f"{mean('delivered'):.3f} | {mean('asked'):.3f} ({mean('asked_right'):.3f}) | {served:.3f} |",
+            flush=True,
+        )
+    print()
+
+
 def main() -> None:
-    """Fit and measure every worth; print the table."""
+    """Fit and measure every worth; print the tables."""
     parser = train_parser(__doc__)
     parser.add_argument("--worths", default="0,0.25,0.5,0.75,1")
+    parser.add_argument("--small", type=int, default=20, help="small folders in part 1 (0: skip it)")
     args = parser.parse_args()
     if "test" in args.data.name:
         raise SystemExit("the worth is chosen on training data only; give train.csv")
+    worths = [float(w) for w in args.worths.split(",")]
+    if args.small:
+        small_folders(args, worths)
     settings = Settings(intents_dir=args.intents, torch_threads=2, cache_dir=Path(".bot_cache"))
     rows = read_dataset(args.data)
     base = load_intents(args.intents)
@@ -114,7 +161,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, engine, intents, labelled in runs:
         baseline: list[Decision] | None = None
-        for worth in (float(w) for w in args.worths.split(",")):
+        for worth in worths:
             state = fitted(engine, intents, worth)
             decisions = route_examples(engine, labelled, state=state)
             baseline = baseline or decisions

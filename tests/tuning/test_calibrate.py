@@ -25,6 +25,20 @@ def test_fit_policy_finds_the_known_threshold() -> None:
     assert fit.coverage == pytest.approx(0.2, abs=0.02)
 
 
+def test_fit_policy_bounds_its_precision_by_the_rows_it_answered() -> None:
+    """#27 item 4: the promise comes with a lower bound, wider when fewer rows were answered."""
+    rng = np.random.default_rng(2)
+    confidence = rng.uniform(0, 1, 20_000)
+    right = rng.uniform(0, 1, confidence.size) < confidence
+    fits = [
+        fit_policy(confidence[:rows], confidence[:rows] - 1.0, np.array(["a"] * rows), right[:rows], 0.9)
+        for rows in (300, 20_000)
+    ]
+    assert all(0.0 < fit.precision_low < fit.precision for fit in fits)
+    small, big = fits
+    assert small.precision - small.precision_low > big.precision - big.precision_low + 0.02
+
+
 def test_fit_policy_gives_each_intent_its_own_threshold_where_data_allow() -> None:
     rng = np.random.default_rng(1)
     confidence = rng.uniform(0, 1, 4000)
@@ -118,6 +132,8 @@ def test_calibrate_writes_a_calibration_the_engine_loads(tmp_path: Path, bundled
     engine.load()
     calibration = engine.state.calibration
     assert calibration is not None and calibration.model_id == engine.model_id
+    assert calibration.expected_precision is not None and calibration.expected_precision_low is not None
+    assert calibration.expected_precision_low < calibration.expected_precision  # written with its bound
     assert calibration.intents_version == engine.intents.version
     assert engine.state.policy.threshold == calibration.threshold
     decisions = [engine.route(text) for text, _ in ROWS]
