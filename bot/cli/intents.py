@@ -117,10 +117,11 @@ def expectations(settings: Settings, limit: int) -> None:
         low, point = calibration.expected_precision_low, calibration.expected_precision
         # the bound is the promise (#27 item 4): a small folder's point estimate is over-sure
         precision = f"at least {low:.2f} ({point:.2f} expected)" if low is not None else f"{point:.2f}"
-        asked = f", asks which intent is meant on {calibration.expected_clarify:.0%} of messages"
+        clarify = calibration.expected_clarify  # None: a calibration file from before #27
+        asked = f", asks which intent is meant on {clarify:.0%} of messages" if clarify else ""
         out.print(
             f"  expected: answer precision {precision}, coverage {calibration.expected_coverage or 0.0:.2f}"
-            f"{share}{asked if calibration.expected_clarify else ''} ({calibration.data})",
+            f"{share}{asked} ({calibration.data})",
             markup=False,
         )
     elif calibration is None:

@@ -14,7 +14,6 @@ from bot.routing.engine import Engine, RouteContext
 from tests.conftest import FakeEncoder, write
 
 SMALL = """\
-small_talk: false  # the test pins its intents: no built-in small talk (#27 item 5)
 intents:
   - name: card_arrival
     description: The customer ordered a card and wants to know when it arrives or where it is.
@@ -27,6 +26,7 @@ intents:
   - name: exchange_rate
     description: The customer asks which exchange rate we use for foreign currency.
     answer: "We use the interbank rate."
+small_talk: false  # the test pins its intents: no built-in small talk (#27 item 5)
 """
 FAQ = """\
 entries:
