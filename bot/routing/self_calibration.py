@@ -129,6 +129,7 @@ def choose_point(
     rate: float = 0.0,
     worth: float = CLARIFY_WORTH,
     cap: float = CLARIFY_CAP,
+    lift: bool = True,
 ) -> tuple[float, float, Outcome, float] | None:
     """The (threshold, margin, outcome, precision) to use: among the points whose expected precision
     reaches `target`, those within `tolerance` of the most in-scope messages served (answered right, plus
@@ -137,9 +138,9 @@ def choose_point(
 
     The worth may make the fit ask more, but not beyond `cap` of the traffic (`rate` of it out of scope),
     or beyond what the point chosen with a clarify counted as a miss (`worth` 0) asks already, if that is
-    more: on the stock encoder the demo bank's best point without any worth asks 27% of its pseudo-queries
-    (a margin does the refusing there), and capping it at 10% would answer 7 points fewer of BANKING77
-    train right (docs/evaluation.md, "Clarify on near ties (#27)").
+    more: on the stock encoder the demo bank's best point without any worth asks 27% of BANKING77 train
+    (a margin does the refusing there), and capping it at 10% would answer 11 points fewer of it right (docs/evaluation.md, "Clarify on near ties (#27)"). `lift=False` caps it anyway (that
+    experiment's row).
 
     Many points answer about as many in-scope messages (a threshold can stand in for a margin), and
     with no out-of-scope traffic expected (`BOT_OOS_RATE=0`) the choice between them is arbitrary: on
@@ -150,7 +151,7 @@ def choose_point(
     without = _best(points, target, tolerance, 0.0)  # a clarify counted as a miss (before #27)
     if worth == 0:
         return without
-    if without is not None and without[3] >= target:
+    if lift and without is not None and without[3] >= target:
         cap = max(cap, without[2].clarify_rate(rate))
     return _best([p for p in points if p[2].clarify_rate(rate) <= cap + 1e-9], target, tolerance, worth)
 

@@ -2,6 +2,7 @@
 bot/routing/self_calibration.py, #27 item 3) on BANKING77 train.csv only (never test.csv, never HWU64).
 
     python scripts/experiments/tune_clarify.py [--self-train] [--worths 0,0.25,0.5,0.75,1] [--small 20]
+                                               [--hard-cap]
 
 1. Small folders, where the worth matters (the shipped folder's point is the same for every worth, see 2):
 --small folders of 15 of the shipped intents with two BANKING77 train examples each, the rest of train in
@@ -16,7 +17,9 @@ of the traffic asked) and route the train messages: answered right, answered wro
 intent among the options, asked without it, precision, and how many of the messages worth 0 answers
 wrong are asked with the right option instead. Then the 20 held-out intents of docs/evaluation.md are
 removed and the 62 kept self-calibrate again (their messages out of scope, 26% of the rows): the same
-figures and the share of out-of-scope messages asked. Progress on stderr, the tables on stdout.
+figures and the share of out-of-scope messages asked. --hard-cap adds the shipped worth with the cap never
+lifted to what the fit without it asks (not shipped: see `choose_point`). Progress on stderr, the tables
+on stdout.
 """
 
 from __future__ import annotations
@@ -32,7 +35,13 @@ from bot.content.intents import IntentSet, content_hash, load_intents
 from bot.routing.engine import Engine
 from bot.routing.policy import Decision
 from bot.routing.pseudo_queries import Evidence
-from bot.routing.self_calibration import fit_self_calibration
+from bot.routing.self_calibration import (
+    CLARIFY_WORTH,
+    TOLERANCE,
+    choose_point,
+    fit_self_calibration,
+    grid_points,
+)
 from bot.routing.state import RoutingState, with_calibration
 from bot.tuning.datasets import OUT_OF_SCOPE, Example, read_dataset
 from bot.tuning.evaluate import route_examples
@@ -59,14 +68,24 @@ class Routed:
     point: str
 
 
-def fitted(engine: Engine, intents: IntentSet, worth: float) -> RoutingState:
-    """`intents`' state self-calibrated with this worth (no cache: every worth is fitted)."""
+def fitted(engine: Engine, intents: IntentSet, worth: float, hard_cap: bool = False) -> RoutingState:
+    """`intents`' state self-calibrated with this worth (no cache: every worth is fitted); with `hard_cap`,
+    at the point that asks at most `CLARIFY_CAP` even where the fit without the worth asks more."""
     state = engine.with_intents(intents, calibration=None)
-    evidence = Evidence.of(engine.settings.model, state.intents)
-    fit = fit_self_calibration(state, engine.settings, evidence, worth=worth)
+    settings = engine.settings
+    evidence = Evidence.of(settings.model, state.intents)
+    fit = fit_self_calibration(state, settings, evidence, worth=worth)
     if fit is None:
         raise SystemExit("the folder is too small to self-calibrate")
-    return with_calibration(state, engine.settings, fit.calibration)
+    calibration = fit.calibration
+    if hard_cap:
+        pseudo = evidence.pseudo_queries(state, settings)
+        points = grid_points(pseudo, settings.oos_rate, evidence.bias, settings.max_clarify_options)
+        rate, target = settings.oos_rate, settings.target_precision
+        best = choose_point(points, target, TOLERANCE, rate=rate, worth=worth, lift=False)
+        assert best is not None
+        calibration = calibration.model_copy(update={"threshold": best[0], "margin": best[1]})
+    return with_calibration(state, settings, calibration)
 
 
 def measure(rows: list[Example], decisions: list[Decision], state: RoutingState) -> Routed:
@@ -135,6 +154,9 @@ def main() -> None:
     parser = train_parser(__doc__)
     parser.add_argument("--worths", default="0,0.25,0.5,0.75,1")
     parser.add_argument("--small", type=int, default=20, help="small folders in part 1 (0: skip it)")
+    parser.add_argument(
+        "--hard-cap", action="store_true", help="part 2: also the shipped worth with CLARIFY_CAP never lifted"
+    )
     args = parser.parse_args()
     if "test" in args.data.name:
         raise SystemExit("the worth is chosen on training data only; give train.csv")
@@ -161,13 +183,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, engine, intents, labelled in runs:
         baseline: list[Decision] | None = None
-        for worth in worths:
-            state = fitted(engine, intents, worth)
+        runs = [(worth, False) for worth in worths] + ([(CLARIFY_WORTH, True)] if args.hard_cap else [])
+        for worth, hard in runs:
+            state = fitted(engine, intents, worth, hard)
             decisions = route_examples(engine, labelled, state=state)
             baseline = baseline or decisions
             m = measure(labelled, decisions, state)
+            label = f"{worth:g}{', hard cap (not shipped)' if hard else ''}"
             print(
-                f"| {name} | {worth:g} | {m.point} | {m.right:.3f} | {m.wrong:.3f} | {m.asked_right:.3f} | "
+                f"| {name} | {label} | {m.point} | {m.right:.3f} | {m.wrong:.3f} | {m.asked_right:.3f} | "
                 f"{m.asked_other:.3f} | {m.precision:.3f} | {converted(labelled, baseline, decisions)} | "
                 f"{m.asked_out:.3f} |",
                 flush=True,
