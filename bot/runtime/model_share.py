@@ -76,16 +76,20 @@ class ModelShare:
         self._release_all()
 
     def status(self) -> TrainingStatus:
-        """The trainer's status, or, while another replica trains the wanted model, that."""
+        """The trainer's status for the wanted model; while another replica trains it, that; and between
+        an edit and the first look (a moment, on its own thread), the wanted version being looked for, so
+        that /readyz never shows a cancelled older training as the live version's."""
         own = self.trainer.status()
         wanted, elsewhere = self.wanted, self.elsewhere
-        if wanted is None or elsewhere is None or own.state == "running":
+        if (
+            wanted is None
+            or own.intents_version == wanted.intents_version
+            or wanted.target.name in self._failed
+        ):
             return own
+        phase = f"trained by another replica ({elsewhere})" if elsewhere else "looking for its trained model"
         return TrainingStatus(
-            state="running",
-            intents_version=wanted.intents_version,
-            model=str(wanted.target),
-            phase=f"trained by another replica ({elsewhere})",
+            state="running", intents_version=wanted.intents_version, model=str(wanted.target), phase=phase
         )
 
     # -- the sync task -------------------------------------------------------------------------------------
