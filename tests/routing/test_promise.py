@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.routing.calibration import save_calibration
 from bot.routing.engine import Engine
 from bot.routing.promise import Z, effective_count, wilson_high, wilson_low
 from bot.routing.pseudo_queries import CROSS_FIT_BIAS, FROZEN_BIAS, TRAINED_BIAS
@@ -66,6 +67,14 @@ def test_a_self_calibration_stores_its_bound_and_bot_check_and_the_api_say_it(
     said = capsys.readouterr().out
     low, point = fitted.expected_precision_low, fitted.expected_precision
     assert f"expected: answer precision at least {low:.2f} ({point:.2f} expected), coverage" in said
+    # a calibration file written before the bound: the point estimate alone, as before (no crash)
+    older = fitted.model_copy(update={"expected_precision_low": None, "expected_clarify": None})
+    save_calibration(folder, older.model_copy(update={"source": "labelled"}))
+    engine.load()
+    cli_intents.expectations(engine.settings, 3)
+    assert f"expected: answer precision {point:.2f}, coverage" in capsys.readouterr().out
+    (folder / "calibration.yaml").unlink()  # back to the self-calibration (cached), bound included
+    engine.load()
 
     settings = engine.settings.with_overrides(database_url=f"sqlite:///{tmp_path / 'promise.db'}")
     with TestClient(create_app(settings, engine=engine)) as client:
