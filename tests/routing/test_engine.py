@@ -14,6 +14,7 @@ from bot.routing.engine import Engine, RouteContext
 from tests.conftest import FakeEncoder, write
 
 SMALL = """\
+small_talk: false  # the test pins its intents: no built-in small talk (#27 item 5)
 intents:
   - name: card_arrival
     description: The customer ordered a card and wants to know when it arrives or where it is.
@@ -26,7 +27,6 @@ intents:
   - name: exchange_rate
     description: The customer asks which exchange rate we use for foreign currency.
     answer: "We use the interbank rate."
-small_talk: false  # the test pins its intents: no built-in small talk (#27 item 5)
 """
 FAQ = """\
 entries:
@@ -109,7 +109,7 @@ def test_bad_reload_keeps_the_live_set(small_engine: Engine) -> None:
     before = small_engine.intents.version
     path = small_engine.intents_dir / "bank.yaml"
     path.write_text(SMALL.replace("examples:", "exampels:"))
-    with pytest.raises(IntentFileError, match=r"bank\.yaml:4: unknown key 'exampels'"):
+    with pytest.raises(IntentFileError, match=r"bank\.yaml:5: unknown key 'exampels'"):
         small_engine.load()
     assert small_engine.intents.version == before
     assert small_engine.route("my new card still hasn't come").intent == "card_arrival"
