@@ -4,7 +4,7 @@
                                       [--peer] [--limit] [--cold] [--repeats 0.3]
                                       [--backend onnx-int8] [--workers 1] [--client wrk|httpx]
                                       [--url http://127.0.0.1:PORT --database-url URL]
-                                      [--baseline /tmp/before]
+                                      [--baseline /tmp/before] [--handoffs 0.2]
 
 Without --url it starts `bot serve` itself, as the README's first command does (its default backend,
 unless --backend), on a free localhost port with a fresh database (a temporary SQLite file, or a
@@ -30,7 +30,12 @@ then each ratio (bot vs limit, bot vs peer, peer's p99 vs bot's, bot vs before).
              (the ONNX export, which runs in a child process);
   --repeats R  a share R of messages drawn Zipf-like from 100 common texts ("hi", "thanks", the top
              questions) instead of distinct ones: the repeated-text cache's figure, reported beside the
-             all-distinct one, never instead of it.
+             all-distinct one, never instead of it;
+  --handoffs H  a share H of messages asks for a person ("I want to talk to a person #<unique>"), so each
+             opens a ticket and writes a ticket.opened webhook event (wrk client).
+
+scripts/bench/bench_webhook_load.py reuses this module to compare one checkout under two environments
+(webhook subscriptions or /metrics on and off).
 
 The load generator shares the machine with the server, so its own CPU counts against the figures: `wrk`
 (Debian package `wrk`, written in C) is used when installed, else an httpx client in Python, which on 2
@@ -53,7 +58,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -96,9 +101,12 @@ def server(
     *,
     peer: bool = False,
     checkout: Path | None = None,
+    name: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """`bot serve` (or, with `peer`, the plain comparison server; with `checkout`, bot from that checkout)
-    in a subprocess on a free localhost port, stopped afterwards; prints its resident memory after the load."""
+    in a subprocess on a free localhost port, stopped afterwards; prints its resident memory after the load.
+    `name` labels its log and lines (two bots of one checkout need two), `extra_env` is set last."""
     port = free_port()
     env = {
         **os.environ,
@@ -127,7 +135,8 @@ def server(
     else:
         command = [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)]
         command += ["--workers", str(args.workers)]
-    name = "peer" if peer else "before" if checkout is not None else "bot"
+    env.update(extra_env or {})
+    name = name or ("peer" if peer else "before" if checkout is not None else "bot")
     log = (folder / f"{name}-server.log").open("w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=checkout or ROOT)
     url = f"http://127.0.0.1:{port}"
@@ -270,10 +279,14 @@ local function zipf_text()
   for rank = 1, #common do if u <= cumulative[rank] then return common[rank] end end
   return common[#common]
 end
+-- --handoffs: a share of messages asks for a person (distinct texts: each opens a ticket)
+local handoff_share = tonumber(os.getenv("LOAD_HANDOFFS") or "0")
 function request()
   counter = counter + 1
   local body
-  if repeat_share > 0 and math.random() < repeat_share then
+  if handoff_share > 0 and math.random() < handoff_share then
+    body = '{"message": "I want to talk to a person #' .. os.getenv("LOAD_TAG") .. '-' .. id .. '-' .. counter .. '"}'
+  elseif repeat_share > 0 and math.random() < repeat_share then
     body = '{"message": "' .. zipf_text() .. '"}'
   else
     local text = texts[(counter * 7 + id) % #texts + 1]
@@ -300,9 +313,17 @@ end
 """
 
 
-def drive_wrk(url: str, clients: int, seconds: float, tag: str, folder: Path, repeats: float = 0.0) -> Result:
+def drive_wrk(
+    url: str,
+    clients: int,
+    seconds: float,
+    tag: str,
+    folder: Path,
+    repeats: float = 0.0,
+    handoffs: float = 0.0,
+) -> Result:
     """`wrk` with one thread and `clients` connections for `seconds`, posting distinct messages (and a
-    share `repeats` of common ones)."""
+    share `repeats` of common ones, a share `handoffs` asking for a person)."""
     texts = folder / "texts.txt"
     common = folder / "common.txt"
     if not texts.exists():  # one JSON-escaped text per line, spliced into the body by the Lua script
@@ -316,6 +337,7 @@ def drive_wrk(url: str, clients: int, seconds: float, tag: str, folder: Path, re
         "LOAD_TEXTS": str(texts),
         "LOAD_COMMON": str(common),
         "LOAD_REPEATS": str(repeats),
+        "LOAD_HANDOFFS": str(handoffs),
         "LOAD_TAG": tag,
         "LOAD_IDS": str(folder / f"ids-{tag}"),
     }
@@ -365,6 +387,9 @@ def main() -> None:
     )
     parser.add_argument("--cold", action="store_true", help="start bot with an empty cache folder")
     parser.add_argument("--repeats", type=float, default=0.0, help="share of Zipf-drawn common texts")
+    parser.add_argument(
+        "--handoffs", type=float, default=0.0, help="share of messages asking for a person (a ticket each)"
+    )
     parser.add_argument("--url", help="an already running server (then --database-url checks the rows)")
     parser.add_argument("--database-url")
     parser.add_argument(
@@ -379,8 +404,10 @@ def main() -> None:
         raise SystemExit("--limit-per-tensor measures beside --limit; give both")
     if args.client == "wrk" and not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk); use --client httpx")
-    if args.repeats and args.client != "wrk":
-        raise SystemExit("--repeats needs the wrk client")
+    if not 0 <= args.handoffs <= 1:
+        raise SystemExit("--handoffs is a share of messages: 0 to 1")
+    if (args.repeats or args.handoffs) and args.client != "wrk":
+        raise SystemExit("--repeats and --handoffs need the wrk client")
     if args.baseline is not None and not (args.baseline / "bot" / "cli").is_dir():
         raise SystemExit(f"--baseline {args.baseline} is not a checkout of bot (no bot/cli there)")
 
@@ -484,7 +511,7 @@ class EncoderLimit:
 
 def drive(args: argparse.Namespace, url: str, seconds: float, tag: str, folder: Path) -> Result:
     if args.client == "wrk":
-        return drive_wrk(url, args.clients, seconds, tag, folder, args.repeats)
+        return drive_wrk(url, args.clients, seconds, tag, folder, args.repeats, args.handoffs)
     return asyncio.run(drive_httpx(url, args.clients, seconds, tag))
 
 
