@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -35,15 +36,36 @@ def check(
         bool, typer.Option("--syntax-only", help="Only validate the files; do not load the model.")
     ] = False,
     pairs: Annotated[int, typer.Option("--pairs", min=0, max=100, help="Confusable pairs to list.")] = 10,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="A `bot logs export` file (CSV or JSON lines): estimate the share of its messages that are "
+            "off-topic and compare it with the share the operating point assumes.",
+        ),
+    ] = None,
+    set_share: Annotated[
+        bool,
+        typer.Option(
+            "--set-share", help="With --data: write the estimated share into the folder (off_topic_share)."
+        ),
+    ] = False,
 ) -> None:
     """Validate the intent files and knowledge base (exit 0 when valid, 2 otherwise), then say what to
-    expect: the operating point the folder calibrates to, and the intents most likely to be confused."""
+    expect: the operating point the folder calibrates to, and the intents most likely to be confused;
+    with --data, the off-topic share of logged traffic against the one it assumes."""
     from bot.cli.folder_check import load_checked
     from bot.content.knowledge import load_knowledge
     from bot.content.small_talk import describe as describe_small_talk
     from bot.content.small_talk import is_built_in
     from bot.content.tone import load_tone
 
+    if set_share and data is None:
+        raise typer.BadParameter(
+            "needs --data LOGS (a `bot logs export` file) to estimate from", param_hint="--set-share"
+        )
+    if syntax_only and data is not None:
+        raise typer.BadParameter("reading logs needs the model; drop --syntax-only", param_hint="--data")
     settings = settings_for(intents)
     intent_set = load_checked(settings.intents_dir)  # every error of the intent files, not the first only
     passages = load_knowledge(settings.intents_dir / "knowledge")
@@ -60,7 +82,11 @@ def check(
         out.print(line, markup=False)
     if not syntax_only:
         out.print(training_plan(settings, intent_set), markup=False)
-        expectations(settings, pairs)
+        engine = expectations(settings, pairs)
+        if data is not None:
+            from bot.cli.share_check import check_share
+
+            check_share(engine, data, set_share)
 
 
 def training_plan(settings: Settings, intent_set: IntentSet) -> str:
@@ -96,8 +122,9 @@ def _duration(seconds: float) -> str:
     return f"{round(seconds / 10) * 10:.0f} s" if seconds < 120 else f"{round(seconds / 60):.0f} min"
 
 
-def expectations(settings: Settings, limit: int) -> None:
-    """The operating point the folder routes with and the intent pairs its own texts confuse."""
+def expectations(settings: Settings, limit: int) -> Engine:
+    """The operating point the folder routes with and the intent pairs its own texts confuse; returns the
+    engine it loaded."""
     from bot.tuning.confusion import confusable_pairs
 
     engine = engine_for(settings)  # says when the folder's trained model is not ready yet
@@ -134,7 +161,7 @@ def expectations(settings: Settings, limit: int) -> None:
     found = confusable_pairs(state, limit=limit)
     if not found:
         out.print("no confusable intents: every text ranks its own intent first, clearly ahead")
-        return
+        return engine
     out.print(
         f"intents most likely to be confused ({len(found)}; each text scored as a message, leave-one-out):"
     )
@@ -151,6 +178,7 @@ def expectations(settings: Settings, limit: int) -> None:
                 markup=False,
             )
     out.print("Rewrite one of each pair's descriptions or examples so they say what differs.")
+    return engine
 
 
 ROUTE_BATCH = 256  # messages encoded together when reading stdin: output flows while the rest is routed

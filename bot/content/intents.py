@@ -17,6 +17,7 @@ from bot.content.yaml_io import excerpt, read_yaml
 from bot.errors import IntentFileError, TemplateError
 
 if TYPE_CHECKING:  # small_talk builds on this module's Intent; it is imported where it is used
+    from bot.content.off_topic import OffTopicShare
     from bot.content.small_talk import SmallTalk, SmallTalkSetting
 
 NAME_PATTERN = r"^[a-z0-9_]+$"
@@ -90,6 +91,13 @@ class IntentSet:
     version: str
     # the built-in small talk it uses, replaces or switched off (bot.content.small_talk)
     small_talk: SmallTalk | None = field(default=None, compare=False)
+    # the folder's `off_topic_share` key (bot.content.off_topic); part of `version` when set
+    off_topic: OffTopicShare | None = field(default=None, compare=False)
+
+    @property
+    def off_topic_share(self) -> float | None:
+        """The share of traffic the folder says is off-topic, overriding BOT_OOS_RATE; None: not said."""
+        return self.off_topic.share if self.off_topic is not None else None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {i.name: i for i in self.intents})
@@ -116,13 +124,20 @@ class IntentSet:
                 intent = Intent(spec=spec, path=intent.path, line=intent.line, template=intent.template)
             intents.append(intent)
         return IntentSet(
-            intents=tuple(intents), version=content_hash(i.spec for i in intents), small_talk=self.small_talk
+            intents=tuple(intents),
+            version=content_hash((i.spec for i in intents), self.off_topic_share),
+            small_talk=self.small_talk,
+            off_topic=self.off_topic,
         )
 
 
-def content_hash(specs: Any) -> str:
-    """A short stable hash of intent specs, so logs can name the exact intent set that decided."""
+def content_hash(specs: Any, off_topic_share: float | None = None) -> str:
+    """A short stable hash of intent specs, so logs can name the exact intent set that decided; a folder's
+    `off_topic_share` changes its operating point, so it is part of the hash when set (and only then, so
+    the versions of folders without the key stay what they were)."""
     payload = json.dumps([s.model_dump(mode="json") for s in specs], sort_keys=True, ensure_ascii=False)
+    if off_topic_share is not None:
+        payload += json.dumps({"off_topic_share": off_topic_share})
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -176,23 +191,39 @@ def _describe(error: dict[str, Any]) -> str:
     return f"'{where}': {error['msg'].lower()}, got {excerpt(error['input'])}"
 
 
-def _load_file(path: Path) -> tuple[list[Intent], SmallTalkSetting | None]:
+@dataclass(frozen=True)
+class _FileKeys:
+    """A file's folder-level keys, each None when the file does not set it."""
+
+    small_talk: SmallTalkSetting | None = None
+    off_topic: OffTopicShare | None = None
+
+
+def _load_file(path: Path) -> tuple[list[Intent], _FileKeys]:
+    from bot.content.off_topic import OFF_TOPIC_KEY, read_share
     from bot.content.small_talk import SMALL_TALK_KEY, read_setting
 
     data = read_yaml(path)
     if data is None:
-        return [], None
+        return [], _FileKeys()
     if not isinstance(data, CommentedMap):
         raise IntentFileError(path, 1, "the file must be a mapping with the key 'intents'")
-    unknown = [key for key in data if key not in ("intents", SMALL_TALK_KEY)]
+    unknown = [key for key in data if key not in ("intents", SMALL_TALK_KEY, OFF_TOPIC_KEY)]
     if unknown:
         line = data.lc.key(unknown[0])[0] + 1
+        close = difflib.get_close_matches(str(unknown[0]), (SMALL_TALK_KEY, OFF_TOPIC_KEY), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise IntentFileError(
-            path, line, f"unknown top-level key '{unknown[0]}'; allowed: intents, {SMALL_TALK_KEY}"
+            path,
+            line,
+            f"unknown top-level key '{unknown[0]}'{hint}; allowed: intents, {SMALL_TALK_KEY}, {OFF_TOPIC_KEY}",
         )
-    setting = read_setting(path, data) if SMALL_TALK_KEY in data else None
-    if setting is not None and "intents" not in data:
-        return [], setting  # a file may hold only the folder's small-talk setting
+    keys = _FileKeys(
+        read_setting(path, data) if SMALL_TALK_KEY in data else None,
+        read_share(path, data) if OFF_TOPIC_KEY in data else None,
+    )
+    if "intents" not in data and (keys.small_talk is not None or keys.off_topic is not None):
+        return [], keys  # a file may hold only the folder's keys
     if not isinstance(data.get("intents"), CommentedSeq):
         raise IntentFileError(path, data.lc.line + 1, "the file needs a list under 'intents'")
     raw_intents = data["intents"]
@@ -212,7 +243,7 @@ def _load_file(path: Path) -> tuple[list[Intent], SmallTalkSetting | None]:
                 answer_line = _line_of(raw, ("answer",), line)
                 raise IntentFileError(path, answer_line, f"answer of '{spec.name}': {exc.message}") from None
         intents.append(Intent(spec=spec, path=path, line=line, template=template))
-    return intents, setting
+    return intents, keys
 
 
 def check_folder_size(intents: list[Intent]) -> None:
@@ -254,20 +285,17 @@ def load_intents(folder: Path | str) -> IntentSet:
     files = intent_files(folder)
     if not files:
         raise IntentFileError(folder, None, "no *.yaml intent files in this folder")
-    from bot.content.small_talk import SMALL_TALK_KEY, add_small_talk
+    from bot.content.small_talk import add_small_talk
 
     seen: dict[str, Intent] = {}
     ordered: list[Intent] = []
-    small_talk: SmallTalkSetting | None = None
+    keys = _FileKeys()
     for path in files:
-        found, setting = _load_file(path)
-        if setting is not None and small_talk is not None:
-            raise IntentFileError(
-                path,
-                setting.line,
-                f"'{SMALL_TALK_KEY}' is set twice; first at {small_talk.path}:{small_talk.line} (keep one)",
-            )
-        small_talk = setting or small_talk
+        found, own = _load_file(path)
+        keys = _FileKeys(
+            _once(keys.small_talk, own.small_talk, "small_talk"),
+            _once(keys.off_topic, own.off_topic, "off_topic_share"),
+        )
         for intent in found:
             first = seen.get(intent.name)
             if first is not None:
@@ -281,5 +309,20 @@ def load_intents(folder: Path | str) -> IntentSet:
     if not ordered:
         raise IntentFileError(folder, None, "the intent files define no intents")
     check_folder_size(ordered)
-    ordered, used = add_small_talk(ordered, small_talk)
-    return IntentSet(intents=tuple(ordered), version=content_hash(i.spec for i in ordered), small_talk=used)
+    ordered, used = add_small_talk(ordered, keys.small_talk)
+    share = keys.off_topic.share if keys.off_topic is not None else None
+    return IntentSet(
+        intents=tuple(ordered),
+        version=content_hash((i.spec for i in ordered), share),
+        small_talk=used,
+        off_topic=keys.off_topic,
+    )
+
+
+def _once(first: Any, again: Any, key: str) -> Any:
+    """A folder key from the file that sets it; an `IntentFileError` where a second file sets it too."""
+    if first is not None and again is not None:
+        raise IntentFileError(
+            again.path, again.line, f"'{key}' is set twice; first at {first.path}:{first.line} (keep one)"
+        )
+    return again if again is not None else first

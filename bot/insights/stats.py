@@ -26,7 +26,7 @@ NOT_A_BOT_DECISION = "with_agent"
 WAITING = "awaiting_agent"
 
 
-def _bot_decisions() -> sa.ColumnElement[bool]:
+def bot_decisions() -> sa.ColumnElement[bool]:
     """The decisions the stats count: the bot's own, each handoff once."""
     escalation = col(DecisionLog.escalation)
     deferred = (escalation == WAITING) & (col(DecisionLog.route) == "handoff")
@@ -186,7 +186,7 @@ def unrouted_messages(database: Database, *, days: int, limit: int, now: datetim
             col(DecisionLog.source).is_(None),
             col(DecisionLog.created_at) >= since,
             col(DecisionLog.created_at) < until,
-            _bot_decisions(),
+            bot_decisions(),
             col(DecisionLog.id).not_in(assigned),
         )
         .order_by(col(DecisionLog.id).desc())
@@ -211,7 +211,7 @@ def _window_rows(database: Database, since: datetime, until: datetime) -> _Windo
     in_window = (
         col(DecisionLog.created_at) >= since,
         col(DecisionLog.created_at) < until,
-        _bot_decisions(),
+        bot_decisions(),
     )
     day = _utc_day(database.dialect.name).label("day")
     count = sa.func.count().label("count")

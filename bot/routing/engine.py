@@ -197,6 +197,8 @@ class Engine:
         state = self._build(intents, passages, calibration, load_tone(folder), model)
         operating_point = "calibration.yaml" if calibration is not None else "defaults"
         settings = model.settings
+        if base.off_topic_share is not None:  # the folder's own share beats BOT_OOS_RATE (#31 item 3)
+            settings = settings.model_copy(update={"oos_rate": base.off_topic_share})
         if calibration is None and settings.self_calibrate:
             # A self-trained model's cross-fit covers the YAML texts it was trained on, never learned
             # examples: with one, fit on the YAML intents (learned examples only add vectors the promise

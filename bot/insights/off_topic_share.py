@@ -1,0 +1,218 @@
+"""How much of the traffic is off-topic, from the routed messages' confidences alone (issue #31 item 3).
+
+The operating point assumes `BOT_OOS_RATE` (or a folder's `off_topic_share` key) of the messages are ones
+no intent covers. Nobody labels live traffic, but the router logs the confidence of its top intent for
+every message, and the folder's self-calibration already knows what confidences in-scope and off-topic
+messages get: its pseudo-queries (each example scored leave-one-out, and with its whole intent removed).
+So the confidences are read as a mixture
+
+    p(c) = (1 - share) * f_in(c) + share * f_out(c)
+
+with f_in and f_out the densities of those two reference sets (Gaussian kernels over logit(c)), and only
+`share` is fitted, by maximum likelihood (EM over the one weight): far steadier than a free two-component
+mixture, whose components wander to wherever the data has bumps. Without a reference (a folder too small
+to self-calibrate) it falls back to a free two-component Gaussian mixture over logit(c), the lower
+component read as off-topic. A bootstrap over the messages gives the interval, and below `MIN_MESSAGES`
+it says there is not enough traffic yet instead of a number.
+
+Built-in small talk and greetings count as in scope: they hit intents of the folder (the built-ins are
+intents like any other, and self-calibration scores their examples as in-scope pseudo-queries), so the
+operating point does not have to refuse them. They are not the business's own topics, so the traffic
+readers report their share beside the estimate (`off_topic_traffic`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.stats import binomtest, gaussian_kde
+from sklearn.mixture import GaussianMixture
+
+MIN_MESSAGES = 200  # fewer and the interval spans most of the plausible shares: "not enough traffic yet"
+MAX_MESSAGES = 20_000  # the most recent ones; more only slow the bootstrap, the interval is narrow by then
+BOOTSTRAP = 200  # resamples for the interval (the reference fit: vectorised EM, a few ms each)
+MIXTURE_BOOTSTRAP = 30  # resamples for the free mixture (one warm-started sklearn fit each)
+LEVEL = 0.90  # the interval's coverage
+# How far outside the interval the configured share must lie before the advice says it is off: a share
+# within two points of the traffic's changes the operating point by less than the estimate's own error.
+OFF_BY = 0.02
+SUGGEST_RANGE = (0.01, 0.9)  # what `--set-share` and the page's button offer: never 0, never nearly all
+_EPS = 1e-4  # confidences are clipped to [_EPS, 1 - _EPS] before the logit
+_FLOOR = 1e-12  # density floor: a confidence far from both references must not divide by zero
+Method = Literal["reference", "mixture"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Confidences of in-scope and off-topic pseudo-queries on the live confidence scale."""
+
+    conf_in: np.ndarray
+    conf_out: np.ndarray
+
+    @property
+    def usable(self) -> bool:
+        """Whether both sets are big enough and spread enough for a kernel density (the KDE needs variance)."""
+        return all(len(c) >= 5 and float(np.std(_logit(c))) > 1e-6 for c in (self.conf_in, self.conf_out))
+
+
+@dataclass(frozen=True)
+class ShareEstimate:
+    """The estimated off-topic share of `messages` messages, with its bootstrap interval."""
+
+    messages: int
+    enough: bool  # False: fewer than MIN_MESSAGES, and share/low/high are None
+    method: Method | None
+    share: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class ReviewedShare:
+    """Reviewed messages judged off-topic (no existing intent meant), with a Wilson interval."""
+
+    reviewed: int
+    off_topic: int
+    share: float | None
+    low: float | None
+    high: float | None
+
+
+def _logit(conf: np.ndarray) -> np.ndarray:
+    clipped = np.clip(np.asarray(conf, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(clipped / (1 - clipped))
+
+
+def fit_weight(f_in: np.ndarray, f_out: np.ndarray, iterations: int = 500, tol: float = 1e-7) -> np.ndarray:
+    """Maximum-likelihood mixture weight of `f_out` by EM, for each row of densities (shape (B, n) or (n,)).
+
+    With the component densities fixed, EM's update is the mean responsibility of the off-topic part; the
+    log-likelihood is concave in the weight, so it converges to the one maximum from any start."""
+    f_in, f_out = np.atleast_2d(f_in), np.atleast_2d(f_out)
+    share = np.full((f_in.shape[0], 1), 0.5)
+    for _ in range(iterations):
+        mixed = (1 - share) * f_in + share * f_out
+        updated = (share * f_out / mixed).mean(axis=1, keepdims=True)
+        done = np.max(np.abs(updated - share)) < tol
+        share = updated
+        if done:
+            break
+    return share[:, 0]
+
+
+def _densities(conf: np.ndarray, reference: Reference) -> tuple[np.ndarray, np.ndarray]:
+    """Each message's density under the in-scope and the off-topic reference (logit scale)."""
+    x = _logit(conf)
+    f_in = gaussian_kde(_logit(reference.conf_in))(x)
+    f_out = gaussian_kde(_logit(reference.conf_out))(x)
+    return np.maximum(f_in, _FLOOR), np.maximum(f_out, _FLOOR)
+
+
+def _interval(samples: np.ndarray) -> tuple[float, float]:
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _with_reference(conf: np.ndarray, reference: Reference, rng: np.random.Generator) -> ShareEstimate:
+    f_in, f_out = _densities(conf, reference)
+    share = float(fit_weight(f_in, f_out)[0])
+    picks = rng.integers(0, len(conf), size=(BOOTSTRAP, len(conf)))
+    low, high = _interval(fit_weight(f_in[picks], f_out[picks]))
+    return ShareEstimate(len(conf), True, "reference", _round(share), _round(low), _round(high))
+
+
+def _free_fit(x: np.ndarray, start: GaussianMixture | None = None) -> GaussianMixture:
+    """Two Gaussian components fitted to logit confidences; a bootstrap refit starts from the full fit's
+    components, so it converges in a few steps instead of searching again."""
+    if start is None:
+        return GaussianMixture(n_components=2, random_state=0).fit(x.reshape(-1, 1))
+    return GaussianMixture(
+        n_components=2,
+        weights_init=start.weights_,
+        means_init=start.means_,
+        precisions_init=start.precisions_,
+        max_iter=20,
+    ).fit(x.reshape(-1, 1))
+
+
+def _lower_weight(mixture: GaussianMixture) -> float:
+    """The weight of the component with the lower mean: the off-topic one."""
+    return float(mixture.weights_[int(np.argmin(mixture.means_[:, 0]))])
+
+
+def _free_mixture(conf: np.ndarray, rng: np.random.Generator) -> ShareEstimate:
+    x = _logit(conf)
+    fitted = _free_fit(x)
+    share = _lower_weight(fitted)
+    boots = [
+        _lower_weight(_free_fit(x[rng.integers(0, len(x), size=len(x))], fitted))
+        for _ in range(MIXTURE_BOOTSTRAP)
+    ]
+    low, high = _interval(np.asarray(boots))
+    return ShareEstimate(len(conf), True, "mixture", _round(share), _round(low), _round(high))
+
+
+def _round(value: float) -> float:
+    return round(min(max(value, 0.0), 1.0), 4)
+
+
+def estimate_share(confidences: np.ndarray, reference: Reference | None, *, seed: int = 0) -> ShareEstimate:
+    """The off-topic share of messages with these top-intent confidences (the most recent last; only the
+    last `MAX_MESSAGES` are used): against `reference` when it is usable, else a free mixture."""
+    conf = np.asarray(confidences, dtype=np.float64)
+    conf = conf[np.isfinite(conf)][-MAX_MESSAGES:]
+    usable = reference is not None and reference.usable
+    if len(conf) < MIN_MESSAGES:
+        return ShareEstimate(len(conf), False, "reference" if usable else "mixture")
+    rng = np.random.default_rng(seed)
+    if usable:
+        assert reference is not None
+        return _with_reference(conf, reference, rng)
+    if float(np.std(_logit(conf))) < 1e-6:  # every message at one confidence: no mixture to find
+        return ShareEstimate(len(conf), False, "mixture")
+    return _free_mixture(conf, rng)
+
+
+def reviewed_share(off_topic: int, reviewed: int) -> ReviewedShare:
+    """The share of reviewed messages judged off-topic, with a 90% Wilson interval (None without reviews).
+    Reviews are the messages analysts chose to look at, so this is a check on the estimate, not a sample."""
+    if reviewed <= 0:
+        return ReviewedShare(0, 0, None, None, None)
+    found = binomtest(off_topic, reviewed).proportion_ci(confidence_level=LEVEL, method="wilson")
+    return ReviewedShare(
+        reviewed, off_topic, _round(off_topic / reviewed), _round(found.low), _round(found.high)
+    )
+
+
+def is_off(estimate: ShareEstimate, configured: float) -> bool:
+    """Whether the configured share lies outside the estimate's interval by more than `OFF_BY`."""
+    if not estimate.enough or estimate.low is None or estimate.high is None:
+        return False
+    return configured < estimate.low - OFF_BY or configured > estimate.high + OFF_BY
+
+
+def suggested(estimate: ShareEstimate) -> float | None:
+    """The share to set: the estimate to the point, within `SUGGEST_RANGE`; None without an estimate."""
+    if estimate.share is None:
+        return None
+    return round(min(max(estimate.share, SUGGEST_RANGE[0]), SUGGEST_RANGE[1]), 2)
+
+
+def advice(estimate: ShareEstimate, configured: float) -> str:
+    """One sentence on the estimate against the configured share, for the page and `bot check --data`."""
+    if not estimate.enough:
+        return (
+            f"not enough traffic yet to estimate the off-topic share: {estimate.messages:,} messages, at least "
+            f"{MIN_MESSAGES:,} needed; the operating point assumes {configured:.0%}"
+        )
+    assert estimate.share is not None and estimate.low is not None and estimate.high is not None
+    looks = (
+        f"traffic looks about {estimate.share:.0%} off-topic ({estimate.low:.0%}-{estimate.high:.0%}); "
+        f"the operating point assumes {configured:.0%}"
+    )
+    if is_off(estimate, configured):
+        return f"{looks}: refit at {suggested(estimate):.2f} so its promise holds for this traffic"
+    return f"{looks}, which fits"

@@ -1,0 +1,234 @@
+"""The off-topic share of real traffic: the live folder's reference confidences, the logged decisions'
+confidences (database or a `bot logs export` file), and the report the stats page and `bot check --data`
+show (`bot.insights.off_topic_share` does the estimating)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine as Database
+from sqlmodel import Session, col, select
+
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.insights import off_topic_share as share_of
+from bot.insights.stats import bot_decisions
+from bot.routing.pseudo_queries import Evidence
+from bot.routing.state import RoutingState
+from bot.store.models import DecisionLog
+
+SMALL_TALK_TAG = "small_talk"  # built-in greeting, thanks, goodbye, and a folder's own intents so tagged
+
+
+class OffTopicOut(BaseModel):
+    """The off-topic share the traffic shows, against the one the operating point assumes."""
+
+    messages: int = Field(description="Decisions the estimate read (the window's, up to 20,000 most recent).")
+    enough: bool = Field(description="False below `min_messages`: `share`, `low`, `high` are then null.")
+    min_messages: int
+    method: str | None = Field(
+        description="'reference': only the share fitted, against the folder's own in-scope and off-topic "
+        "pseudo-queries; 'mixture': a free two-component mixture (no self-calibration to compare with)."
+    )
+    share: float | None = Field(
+        description="Estimated share of messages no intent covers (small talk counts as in scope)."
+    )
+    low: float | None = Field(description="90% bootstrap interval, lower end.")
+    high: float | None
+    configured: float = Field(
+        description="The share the operating point assumes (BOT_OOS_RATE or the folder's `off_topic_share`)."
+    )
+    configured_by: str = Field(
+        description="'folder' (the `off_topic_share` key) or 'settings' (BOT_OOS_RATE)."
+    )
+    off: bool = Field(description="The configured share lies outside the interval by more than 2 points.")
+    suggested: float | None = Field(description="The share to set (the estimate, within 0.01-0.9).")
+    advice: str = Field(description="One sentence saying all of the above.")
+    small_talk_share: float | None = Field(description="Share of the messages taken by small-talk intents.")
+    other_operating_points: int = Field(
+        description="Decisions scored with another confidence map than the live one, read all the same "
+        "because too few were scored with the live one."
+    )
+    reviewed: int = Field(description="Reviewed decisions of the window.")
+    reviewed_off_topic: int = Field(description="... whose review names no existing intent.")
+    reviewed_share: float | None
+    reviewed_low: float | None = Field(
+        description="90% Wilson interval; reviews are the messages analysts "
+        "picked, so a check on the estimate rather than a sample."
+    )
+    reviewed_high: float | None
+    command: str = Field(description="The command that writes the suggested share into the folder.")
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Logged decisions read for the estimate: confidences oldest first, their calibration ids, intents."""
+
+    confidences: np.ndarray
+    calibration_ids: list[str]
+    intents: list[str | None]
+    reviewed: int = 0
+    reviewed_off_topic: int = 0
+
+
+_cache_lock = threading.Lock()
+_cached: tuple[RoutingState, share_of.Reference | None] | None = None
+
+
+def reference_for(state: RoutingState, settings: Settings) -> share_of.Reference | None:
+    """The folder's in-scope and off-topic pseudo-query confidences, put on the live state's confidence
+    scale (its own map, whatever calibrated it); None when the folder has too few examples. Computed once
+    per live state (well under a second for 150 intents)."""
+    global _cached
+    with _cache_lock:
+        if _cached is not None and _cached[0] is state:
+            return _cached[1]
+    evidence = Evidence.of(settings.model, state.intents)
+    queries = evidence.query_rows(state)
+    if len(queries) < 6 or len(state.intents.intents) < 3:
+        found = None
+    else:
+        pseudo = evidence.pseudo_queries(state, settings)
+        live, own = state.scoring, pseudo.scoring
+
+        def rescale(conf: np.ndarray) -> np.ndarray:  # own map -> raw score -> live map
+            clipped = np.clip(conf, 1e-9, 1 - 1e-9)
+            raw = own.center + np.log(clipped / (1 - clipped)) / own.slope
+            return np.asarray(live.confidence(raw), dtype=np.float64)
+
+        found = share_of.Reference(rescale(pseudo.conf_in), rescale(pseudo.conf_out))
+    with _cache_lock:
+        _cached = (state, found)
+    return found
+
+
+def database_traffic(database: Database, since: datetime, until: datetime) -> Traffic:
+    """The window's bot decisions (not a clarify pick, which the customer made), most recent
+    `MAX_MESSAGES`, oldest first; and its reviews' verdicts on off-topic."""
+    from bot.store.models import Review
+    from bot.store.reviews import latest_review_ids
+
+    window = (col(DecisionLog.created_at) >= since, col(DecisionLog.created_at) < until, bot_decisions())
+    with Session(database) as session:
+        rows = session.exec(
+            select(DecisionLog.confidence, DecisionLog.calibration_id, DecisionLog.intent)
+            .where(*window, col(DecisionLog.chosen).is_(False))
+            .order_by(col(DecisionLog.id).desc())
+            .limit(share_of.MAX_MESSAGES)
+        ).all()
+        latest = latest_review_ids()
+        meant = session.exec(
+            select(Review.intent)
+            .join(latest, col(latest.c.id) == col(Review.id))
+            .join(DecisionLog, col(DecisionLog.id) == col(Review.decision_id))
+            .where(*window)
+        ).all()
+    ordered = list(reversed(rows))
+    return Traffic(
+        np.array([r[0] for r in ordered], dtype=np.float64),
+        [r[1] for r in ordered],
+        [r[2] for r in ordered],
+        reviewed=len(meant),
+        reviewed_off_topic=sum(1 for m in meant if m is None),
+    )
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("true", "1")
+
+
+def file_traffic(path: Path) -> Traffic:
+    """Decisions of a `bot logs export` file (CSV or JSON lines, told apart by the first character)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            first = handle.read(1)
+            handle.seek(0)
+            items: Iterable[Mapping[str, Any]] = (
+                [json.loads(line) for line in handle if line.strip()]
+                if first == "{"
+                else list(csv.DictReader(handle))
+            )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
+        raise ConfigError(f"cannot read the logs {path}: {exc} (write them with `bot logs export`)") from None
+    return traffic_of(list(items), str(path))
+
+
+def traffic_of(items: list[Mapping[str, Any]], where: str) -> Traffic:
+    """`Traffic` from exported rows: the bot's own decisions, as the stats page counts them."""
+    kept: list[Mapping[str, Any]] = []
+    for number, item in enumerate(items, start=1):
+        if "confidence" not in item:
+            raise ConfigError(
+                f"{where}: row {number} has no 'confidence' column; this is not a `bot logs export` file"
+            )
+        escalation = item.get("escalation") or None
+        if escalation == "with_agent" or _flag(item.get("chosen")):
+            continue
+        if escalation == "awaiting_agent" and item.get("route") == "handoff":
+            continue
+        kept.append(item)
+    kept = kept[-share_of.MAX_MESSAGES :]
+    try:
+        confidences = np.array([float(item["confidence"]) for item in kept], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: a 'confidence' is not a number ({exc})") from None
+    reviewed = [item for item in items if item.get("review_verdict")]
+    return Traffic(
+        confidences,
+        [str(item.get("calibration_id") or "") for item in kept],
+        [item.get("intent") or None for item in kept],
+        reviewed=len(reviewed),
+        reviewed_off_topic=sum(1 for item in reviewed if not item.get("review_intent")),
+    )
+
+
+def report(traffic: Traffic, state: RoutingState, settings: Settings) -> OffTopicOut:
+    """The estimate against the share the live operating point assumes, with what to do about it."""
+    live = state.calibration_id
+    same = np.array([c == live for c in traffic.calibration_ids], dtype=bool)
+    use_all = int(same.sum()) < share_of.MIN_MESSAGES
+    chosen = traffic.confidences if use_all else traffic.confidences[same]
+    estimate = share_of.estimate_share(chosen, reference_for(state, settings))
+    calibration = state.calibration
+    configured = (
+        calibration.oos_rate
+        if calibration is not None and calibration.oos_rate is not None
+        else settings.oos_rate
+    )
+    small_talk = {i.name for i in state.intents.intents if SMALL_TALK_TAG in i.spec.tags}
+    total = len(traffic.intents)
+    reviewed = share_of.reviewed_share(traffic.reviewed_off_topic, traffic.reviewed)
+    suggestion = share_of.suggested(estimate)
+    return OffTopicOut(
+        messages=estimate.messages,
+        enough=estimate.enough,
+        min_messages=share_of.MIN_MESSAGES,
+        method=estimate.method,
+        share=estimate.share,
+        low=estimate.low,
+        high=estimate.high,
+        configured=configured,
+        configured_by="folder" if state.intents.off_topic_share is not None else "settings",
+        off=share_of.is_off(estimate, configured),
+        suggested=suggestion,
+        advice=share_of.advice(estimate, configured),
+        small_talk_share=round(sum(1 for i in traffic.intents if i in small_talk) / total, 4)
+        if total
+        else None,
+        other_operating_points=int((~same).sum()) if use_all else 0,
+        reviewed=reviewed.reviewed,
+        reviewed_off_topic=reviewed.off_topic,
+        reviewed_share=reviewed.share,
+        reviewed_low=reviewed.low,
+        reviewed_high=reviewed.high,
+        command="bot logs export --format csv --out logs.csv && bot check --data logs.csv --set-share",
+    )
