@@ -6,12 +6,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from bot.api.deps import DatabaseDep, EngineDep, require
-from bot.api.schemas import ClusterOut, DiscoveryOut, OperatingPointOut, StatsWithOperatingPoint
-from bot.insights import discovery, stats
+from bot.api import versions
+from bot.api.deps import DatabaseDep, EngineDep, ready_runtime, require
+from bot.api.schemas import (
+    ClusterOut,
+    DiscoveryOut,
+    OffTopicShareIn,
+    OffTopicShareOut,
+    OperatingPointOut,
+    StatsWithOperatingPoint,
+)
+from bot.content.off_topic import set_folder_share
+from bot.insights import discovery, off_topic_traffic, stats
 from bot.routing.engine import Engine
 from bot.routing.scoring import intent_scores
 from bot.routing.state import RoutingState
@@ -46,10 +55,31 @@ def operating_point(state: RoutingState, figures: stats.StatsOut) -> OperatingPo
 @router.get("/v1/stats", response_model=StatsWithOperatingPoint, dependencies=[Analyst])
 def get_stats(database: DatabaseDep, engine: EngineDep, days: Days = 30) -> StatsWithOperatingPoint:
     """Messages per day by route, top intents, fallback and handoff rates, confidence, confusions, accuracy,
-    and the operating point (threshold, margin, their source and expected figures) in force."""
+    the operating point (threshold, margin, their source and expected figures) in force, and the off-topic
+    share the traffic shows against the one it assumes."""
     state = engine.state  # read once: a reload swaps the whole state
     figures = stats.compute_stats(database, days=days)
-    return StatsWithOperatingPoint(**dict(figures), operating_point=operating_point(state, figures))
+    traffic = off_topic_traffic.database_traffic(database, figures.since, figures.until)
+    return StatsWithOperatingPoint(
+        **dict(figures),
+        operating_point=operating_point(state, figures),
+        off_topic=off_topic_traffic.report(traffic, state, engine.settings),
+    )
+
+
+@router.post("/v1/off-topic-share", response_model=OffTopicShareOut, dependencies=[Depends(require())])
+async def set_off_topic_share(body: OffTopicShareIn, request: Request) -> OffTopicShareOut:
+    """Write `off_topic_share` into the intents folder (the file that has it, else the one with
+    `small_talk`, else the first) and reload: the folder refits its operating point at that share, and the
+    new version goes live on every replica like any edit. Admin key."""
+    runtime = ready_runtime(request)
+    path = await run_in_threadpool(set_folder_share, runtime.engine.intents_dir, body.share)
+    loaded = await run_in_threadpool(runtime.versions.reload, versions.who(request))
+    result = loaded.result
+    assert result is not None
+    return OffTopicShareOut(
+        share=body.share, file=path.name, version=result.version, seconds=round(result.seconds, 3)
+    )
 
 
 def nearest_intents(engine: Engine) -> discovery.Nearest:

@@ -50,7 +50,14 @@ from bot.api.schemas.common import (
     MessageOut,
     Strict,
 )
-from bot.api.schemas.insights import ClusterOut, DiscoveryOut, OperatingPointOut, StatsWithOperatingPoint
+from bot.api.schemas.insights import (
+    ClusterOut,
+    DiscoveryOut,
+    OffTopicShareIn,
+    OffTopicShareOut,
+    OperatingPointOut,
+    StatsWithOperatingPoint,
+)
 from bot.api.schemas.review import LogsOut, ReviewIn, ReviewOut
 from bot.api.schemas.versions import (
     ActivatedOut,
@@ -132,6 +139,8 @@ __all__ = [
     "ShadowOut",
     "ShadowRunOut",
     "StatsWithOperatingPoint",
+    "OffTopicShareIn",
+    "OffTopicShareOut",
     "Strict",
     "TicketDetailOut",
     "TicketLearnableOut",

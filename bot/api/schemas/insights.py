@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from bot.insights import stats
+from bot.insights.off_topic_traffic import OffTopicOut
 
 
 class OperatingPointOut(BaseModel):
@@ -47,6 +48,27 @@ class StatsWithOperatingPoint(stats.StatsOut):
     """The stats page's figures and the router's current operating point."""
 
     operating_point: OperatingPointOut
+    off_topic: OffTopicOut = Field(
+        description="The off-topic share the window's traffic shows against the one the operating point "
+        "assumes (issue #31 item 3); POST /v1/off-topic-share writes it into the folder."
+    )
+
+
+class OffTopicShareIn(BaseModel):
+    """The off-topic share to write into the folder as its `off_topic_share` key."""
+
+    share: float = Field(
+        ge=0.0, lt=1.0, description="Share of messages no intent covers, 0 up to 1 (0.15: 15%)."
+    )
+
+
+class OffTopicShareOut(BaseModel):
+    """The share written, where, and the folder version it made live."""
+
+    share: float
+    file: str = Field(description="The intent file that holds the key now.")
+    version: str = Field(description="The intents version live after the reload.")
+    seconds: float
 
 
 class ClusterOut(BaseModel):
