@@ -255,6 +255,49 @@ function showOperatingPoint(point) {
   $("op-ids").textContent = ids.join(" · ");
 }
 
+// The off-topic share the traffic shows against the one the operating point assumes (#31 item 3), and
+// a button (admin key) that writes the estimate into the folder and reloads it.
+function offTopicDetail(found) {
+  const parts = [];
+  if (found.enough) {
+    const how = found.method === "reference" ? "against the folder's own examples" : "free two-part mixture";
+    parts.push(`${found.messages.toLocaleString()} messages, ${how}`);
+  }
+  if (found.small_talk_share) parts.push(`small talk ${pct(found.small_talk_share)} (counted in scope)`);
+  if (found.reviewed_share !== null) {
+    parts.push(`reviewed: ${found.reviewed_off_topic} of ${found.reviewed} off-topic (${pct(found.reviewed_share)}, ${pct(found.reviewed_low)}–${pct(found.reviewed_high)})`);
+  }
+  parts.push(`assumed share from ${found.configured_by === "folder" ? "the folder's off_topic_share" : "BOT_OOS_RATE"}`);
+  return parts.join(" · ");
+}
+
+function showOffTopic(found) {
+  const card = $("off-topic");
+  card.dataset.off = String(found.off);
+  const advice = found.advice.charAt(0).toUpperCase() + found.advice.slice(1);
+  $("off-topic-advice").textContent = `${advice}.`;
+  $("off-topic-detail").textContent = offTopicDetail(found);
+  const actions = $("off-topic-actions");
+  actions.hidden = !(found.off && found.suggested !== null);
+  if (actions.hidden) return;
+  $("off-topic-command").textContent = found.command;
+  const button = $("off-topic-set");
+  button.textContent = `Refit at ${pct(found.suggested)} off-topic`;
+  button.onclick = async () => {
+    if (!confirm(`Write off_topic_share: ${found.suggested} into the intents folder and reload it? This needs an admin key.`)) return;
+    button.disabled = true;
+    try {
+      const done = await api("/v1/off-topic-share", { method: "POST", body: { share: found.suggested } });
+      toast(`Wrote off_topic_share: ${done.share} into ${done.file}; version ${done.version} is live.`);
+      await load();
+    } catch (error) {
+      toast(error.message, true);
+    } finally {
+      button.disabled = false;
+    }
+  };
+}
+
 function kpi(label, value, sub) {
   return h("div", { class: "kpi" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), h("div", { class: "sub" }, sub));
 }
@@ -298,6 +341,7 @@ async function load() {
   const fmt = (iso) => new Date(iso).toLocaleDateString(undefined, { month: "short", day: "numeric", year: "numeric", timeZone: "UTC" });
   $("range").textContent = `${fmt(stats.since)} – ${fmt(new Date(Date.parse(stats.until) - 1).toISOString())} (UTC)`;
   showOperatingPoint(stats.operating_point);
+  showOffTopic(stats.off_topic);
   $("kpis").replaceChildren(
     kpi("Messages", stats.total.toLocaleString(), `${(stats.total / stats.days).toFixed(1)} a day`),
     kpi("Answered", pct(stats.answer_rate), `${stats.routes.answer} by an intent · clarify ${pct(stats.clarify_rate)}`),

@@ -1,0 +1,79 @@
+"""The stats page's off-topic share card (#31 item 3) in Chromium: the estimate, the advice and the refit
+button when the traffic's share is far from the one the operating point assumes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from selenium.webdriver.common.by import By
+
+from bot.api import create_app
+from bot.routing.engine import Engine
+from bot.store.db import make_engine, session_scope
+from bot.store.models import Conversation, DecisionLog
+from tests.browser_support import LiveServer
+from tests.web.test_review_pages import wait
+
+
+@pytest.fixture()
+def served(demo_engine: Engine, tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
+    """The demo app on a database of its own, and that database's URL."""
+    settings = demo_engine.settings.with_overrides(database_url=f"sqlite:///{tmp_path / 'bot.db'}")
+    engine = Engine(settings, encoder=demo_engine.query_encoder)
+    engine.load()
+    with LiveServer(create_app(settings, engine=engine)) as live:
+        yield live, settings.database_url
+
+
+def seed_traffic(url: str, calibration_id: str, off_topic: float = 0.4, n: int = 400) -> None:
+    """`n` decisions of today scored with the live confidence map, `off_topic` of them low-confidence."""
+    rng = np.random.default_rng(2)
+    off = round(off_topic * n)
+    confidences = np.concatenate([rng.uniform(0.8, 0.99, n - off), rng.uniform(0.02, 0.25, off)])
+    database = make_engine(url)
+    with session_scope(database) as session:
+        conversation = Conversation()
+        session.add(conversation)
+        session.flush()
+        for i, confidence in enumerate(confidences):
+            answered = confidence >= 0.5
+            session.add(
+                DecisionLog(
+                    conversation_id=conversation.id,
+                    text=f"message {i}",
+                    route="answer" if answered else "handoff",
+                    intent="card_arrival" if answered else None,
+                    confidence=float(confidence),
+                    reason="seeded",
+                    threshold=0.5,
+                    margin=0.05,
+                    model_id="m",
+                    intents_version="v",
+                    calibration_id=calibration_id,
+                    latency_ms=1.0,
+                    created_at=datetime.now(UTC) - timedelta(minutes=i),
+                )
+            )
+
+
+def test_the_card_shows_the_estimate_and_a_refit_button(served: tuple[LiveServer, str], browser: Any) -> None:
+    server, url = served
+    ready = httpx.get(f"{server.url}/v1/stats", params={"days": 14}).json()
+    seed_traffic(url, ready["operating_point"]["calibration_id"])
+    found = httpx.get(f"{server.url}/v1/stats", params={"days": 14}).json()["off_topic"]
+    assert found["enough"] and found["off"] and found["share"] > found["configured"]
+    browser.get(f"{server.url}/review/stats")
+    wait(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true", 60)
+    advice = browser.find_element(By.ID, "off-topic-advice").text
+    assert advice == found["advice"][0].upper() + found["advice"][1:] + "."
+    assert advice.startswith("Traffic looks about ") and f"assumes {found['configured']:.0%}" in advice
+    assert browser.find_element(By.ID, "off-topic").get_attribute("data-off") == "true"
+    button = browser.find_element(By.ID, "off-topic-set")
+    assert button.is_displayed() and button.text == f"Refit at {found['suggested']:.0%} off-topic"
+    assert browser.find_element(By.ID, "off-topic-command").text == found["command"]
