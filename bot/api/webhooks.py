@@ -61,6 +61,12 @@ def failed_deliveries(
     return DeliveriesOut(items=items, total=total, limit=limit, offset=offset)
 
 
+@router.get("/events/{delivery_id}", response_model=DeliveryOut)
+def delivery(delivery_id: Id, database: DatabaseDep) -> DeliveryOut:
+    """One delivery in any state: pending (with its attempts so far), delivered or failed."""
+    return DeliveryOut.model_validate(deliveries.get(database, delivery_id))
+
+
 @router.post("/events/{delivery_id}/resend", response_model=DeliveryOut)
 def resend(delivery_id: Id, database: DatabaseDep) -> DeliveryOut:
     """Queue a failed delivery again with fresh retries (same event id: receivers de-duplicate by it)."""

@@ -1,5 +1,5 @@
 """Every page the server sends, one way: the chat widget and its demo page, the agent console, the analysts'
-review, stats and versions pages, and the icon.
+review, stats, versions and webhooks pages, and the icon.
 
 Each is a file under bot/web/ sent by `page`: typed by its extension, with an ETag (304 when the browser
 has it), `no-cache` unless said otherwise, and the headers of its kind below. The pages are public; the
@@ -84,6 +84,10 @@ PAGES: dict[str, tuple[str, dict[str, str]]] = {
     "/review/versions": ("review/versions.html", PAGE_HEADERS),
     "/review/versions/versions.js": ("review/versions.js", PAGE_HEADERS),
     "/review/versions/versions.css": ("review/versions.css", PAGE_HEADERS),
+    # webhook subscriptions and failed deliveries, re-sent from the page (an admin key)
+    "/review/webhooks": ("review/webhooks.html", PAGE_HEADERS),
+    "/review/webhooks/webhooks.js": ("review/webhooks.js", PAGE_HEADERS),
+    "/review/webhooks/webhooks.css": ("review/webhooks.css", PAGE_HEADERS),
     # browsers ask for it on every page; without it each visit logs a 404
     "/favicon.ico": ("favicon.ico", ICON_HEADERS),
 }

@@ -152,6 +152,15 @@ def list_failed(database: Database, *, limit: int, offset: int) -> tuple[list[We
         return list(rows), int(total)
 
 
+def get(database: Database, delivery_id: int) -> WebhookDelivery:
+    """One delivery, whatever its state (the failed-deliveries page follows a re-sent one with it)."""
+    with Session(database) as session:
+        row = session.get(WebhookDelivery, delivery_id)
+        if row is None:
+            raise NotFoundError(f"unknown webhook event {delivery_id}")
+        return row
+
+
 def resend(database: Database, delivery_id: int) -> WebhookDelivery:
     """Queue a failed (or delivered) delivery again, with fresh retries; the same event id, so a receiver
     that got it before can tell."""
