@@ -63,7 +63,7 @@ def get_stats(database: DatabaseDep, engine: EngineDep, days: Days = 30) -> Stat
     return StatsWithOperatingPoint(
         **dict(figures),
         operating_point=operating_point(state, figures),
-        off_topic=off_topic_traffic.report(traffic, state, engine.settings),
+        off_topic=off_topic_traffic.report(traffic, state, engine.settings, engine.encoder),
     )
 
 

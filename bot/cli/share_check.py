@@ -16,9 +16,12 @@ def share_lines(engine: Engine, logs: Path) -> tuple[list[str], float | None]:
     from bot.insights.off_topic_traffic import file_traffic, report
 
     state = engine.state
-    found = report(file_traffic(logs), state, engine.settings)
+    found = report(file_traffic(logs), state, engine.settings, engine.encoder)
     by = "the folder's off_topic_share" if found.configured_by == "folder" else "BOT_OOS_RATE"
-    how = "against the folder's own examples" if found.method == "reference" else "free two-part mixture"
+    how = {
+        "general": "against the folder's own examples and the shipped off-topic messages",
+        "sibling": "against the folder's own examples",
+    }.get(found.reference or "", "free two-part mixture")
     lines = [f"off-topic share ({found.messages:,} logged decisions of {logs}, {how}): {found.advice} ({by})"]
     if found.other_operating_points:
         lines.append(

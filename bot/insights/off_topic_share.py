@@ -3,7 +3,8 @@
 The operating point assumes `BOT_OOS_RATE` (or a folder's `off_topic_share` key) of the messages are ones
 no intent covers. Nobody labels live traffic, but the router logs the confidence of its top intent for
 every message, and the folder's self-calibration already knows what confidences in-scope and off-topic
-messages get: its pseudo-queries (each example scored leave-one-out, and with its whole intent removed).
+messages get: its pseudo-queries (each example scored leave-one-out; off-topic, the shipped general
+off-topic messages the folder does not cover, else each example with its whole intent removed).
 So the confidences are read as a mixture
 
     p(c) = (1 - share) * f_in(c) + share * f_out(c)
@@ -50,6 +51,7 @@ class Reference:
 
     conf_in: np.ndarray
     conf_out: np.ndarray
+    kind: str = "sibling"  # what the off-topic side is: "general" off-topic messages or "sibling" intents
 
     @property
     def usable(self) -> bool:

@@ -22,11 +22,14 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.insights import off_topic_share as share_of
 from bot.insights.stats import bot_decisions
+from bot.routing.encoders import Encoder
 from bot.routing.pseudo_queries import Evidence
+from bot.routing.self_calibration import MIN_INTENTS, MIN_QUERIES
 from bot.routing.state import RoutingState
 from bot.store.models import DecisionLog
 
 SMALL_TALK_TAG = "small_talk"  # built-in greeting, thanks, goodbye, and a folder's own intents so tagged
+MIN_GENERAL = 20  # shipped off-topic messages left after the folder's own topics are taken out
 
 
 class OffTopicOut(BaseModel):
@@ -38,6 +41,10 @@ class OffTopicOut(BaseModel):
     method: str | None = Field(
         description="'reference': only the share fitted, against the folder's own in-scope and off-topic "
         "pseudo-queries; 'mixture': a free two-component mixture (no self-calibration to compare with)."
+    )
+    reference: str | None = Field(
+        description="The off-topic reference: 'general' (shipped off-topic messages the folder does not "
+        "cover) or 'sibling' (the folder's examples with their own intent removed); null for 'mixture'."
     )
     share: float | None = Field(
         description="Estimated share of messages no intent covers (small talk counts as in scope)."
@@ -81,20 +88,28 @@ class Traffic:
 
 
 _cache_lock = threading.Lock()
-_cached: tuple[RoutingState, share_of.Reference | None] | None = None
+_cached: tuple[RoutingState, bool, share_of.Reference | None] | None = None
 
 
-def reference_for(state: RoutingState, settings: Settings) -> share_of.Reference | None:
+def reference_for(
+    state: RoutingState, settings: Settings, encoder: Encoder | None = None
+) -> share_of.Reference | None:
     """The folder's in-scope and off-topic pseudo-query confidences, put on the live state's confidence
     scale (its own map, whatever calibrated it); None when the folder has too few examples. Computed once
-    per live state (well under a second for 150 intents)."""
+    per live state (well under a second for 150 intents).
+
+    Off-topic: with `encoder` (the live model's), the shipped general off-topic messages the folder does
+    not cover (bot.content.off_topic_set), which behave like real off-topic traffic; without it, or when
+    none is left, the examples scored with their own intent removed (sibling requests), which sit higher
+    than real off-topic messages and make the estimate too high (docs/evaluation.md, "Estimating the
+    off-topic share")."""
     global _cached
     with _cache_lock:
-        if _cached is not None and _cached[0] is state:
-            return _cached[1]
-    evidence = Evidence.of(settings.model, state.intents)
+        if _cached is not None and _cached[0] is state and _cached[1] == (encoder is None):
+            return _cached[2]
+    evidence = Evidence.of(settings.model, state.intents, encoder)
     queries = evidence.query_rows(state)
-    if len(queries) < 6 or len(state.intents.intents) < 3:
+    if len(queries) < MIN_QUERIES or len(state.intents.intents) < MIN_INTENTS:
         found = None
     else:
         pseudo = evidence.pseudo_queries(state, settings)
@@ -105,9 +120,11 @@ def reference_for(state: RoutingState, settings: Settings) -> share_of.Reference
             raw = own.center + np.log(clipped / (1 - clipped)) / own.slope
             return np.asarray(live.confidence(raw), dtype=np.float64)
 
-        found = share_of.Reference(rescale(pseudo.conf_in), rescale(pseudo.conf_out))
+        general = pseudo.conf_general
+        out, kind = (general, "general") if len(general) >= MIN_GENERAL else (pseudo.conf_out, "sibling")
+        found = share_of.Reference(rescale(pseudo.conf_in), rescale(out), kind)
     with _cache_lock:
-        _cached = (state, found)
+        _cached = (state, encoder is None, found)
     return found
 
 
@@ -191,13 +208,17 @@ def traffic_of(items: list[Mapping[str, Any]], where: str) -> Traffic:
     )
 
 
-def report(traffic: Traffic, state: RoutingState, settings: Settings) -> OffTopicOut:
-    """The estimate against the share the live operating point assumes, with what to do about it."""
+def report(
+    traffic: Traffic, state: RoutingState, settings: Settings, encoder: Encoder | None = None
+) -> OffTopicOut:
+    """The estimate against the share the live operating point assumes, with what to do about it
+    (`encoder`: the live model's, for the general off-topic reference; see `reference_for`)."""
     live = state.calibration_id
     same = np.array([c == live for c in traffic.calibration_ids], dtype=bool)
     use_all = int(same.sum()) < share_of.MIN_MESSAGES
     chosen = traffic.confidences if use_all else traffic.confidences[same]
-    estimate = share_of.estimate_share(chosen, reference_for(state, settings))
+    reference = reference_for(state, settings, encoder)
+    estimate = share_of.estimate_share(chosen, reference)
     calibration = state.calibration
     configured = (
         calibration.oos_rate
@@ -213,6 +234,7 @@ def report(traffic: Traffic, state: RoutingState, settings: Settings) -> OffTopi
         enough=estimate.enough,
         min_messages=share_of.MIN_MESSAGES,
         method=estimate.method,
+        reference=reference.kind if reference is not None and estimate.method == "reference" else None,
         share=estimate.share,
         low=estimate.low,
         high=estimate.high,

@@ -260,7 +260,7 @@ function showOperatingPoint(point) {
 function offTopicDetail(found) {
   const parts = [];
   if (found.enough) {
-    const how = found.method === "reference" ? "against the folder's own examples" : "free two-part mixture";
+    const how = { general: "against the folder's own examples and the shipped off-topic messages", sibling: "against the folder's own examples" }[found.reference] || "free two-part mixture";
     parts.push(`${found.messages.toLocaleString()} messages, ${how}`);
   }
   if (found.small_talk_share) parts.push(`small talk ${pct(found.small_talk_share)} (counted in scope)`);

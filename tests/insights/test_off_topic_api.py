@@ -1,0 +1,105 @@
+"""`GET /v1/stats`'s `off_topic` field and `POST /v1/off-topic-share` (#31 item 3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from bot.api import create_app
+from bot.config import Settings
+from bot.content.intents import load_intents
+from bot.routing.engine import Engine
+from bot.store.db import make_engine, session_scope, upgrade
+from bot.store.models import Conversation, DecisionLog, Review
+from tests.api_support import make_intents
+
+
+def app_on(tmp_path: Path, bundled_encoder, cache_dir: Path, keys: str = "") -> tuple[Engine, Settings]:
+    folder = make_intents(tmp_path / "intents")
+    settings = Settings(
+        intents_dir=folder,
+        cache_dir=cache_dir,
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        api_keys=keys,
+    )
+    engine = Engine(settings, encoder=bundled_encoder)
+    engine.load()
+    return engine, settings
+
+
+def seed(url: str, calibration_id: str, n: int, off_topic: float) -> None:
+    """`n` decisions of today, `off_topic` of them at low confidence; every tenth reviewed."""
+    rng = np.random.default_rng(5)
+    off = round(off_topic * n)
+    confidences = [*rng.uniform(0.8, 0.99, n - off), *rng.uniform(0.02, 0.25, off)]
+    database = make_engine(url)
+    upgrade(database)
+    with session_scope(database) as session:
+        session.add(Conversation(id="c1"))
+        session.flush()
+        rows = []
+        for i, confidence in enumerate(confidences):
+            inside = confidence > 0.5
+            row = DecisionLog(
+                conversation_id="c1",
+                text=f"m{i}",
+                route="answer" if inside else "handoff",
+                intent="card_arrival" if inside else None,
+                confidence=float(confidence),
+                reason="seeded",
+                threshold=0.5,
+                margin=0.05,
+                model_id="m",
+                intents_version="v",
+                calibration_id=calibration_id,
+                latency_ms=1.0,
+                created_at=datetime.now(UTC) - timedelta(minutes=i),
+                reviewed=i % 10 == 0,
+            )
+            session.add(row)
+            rows.append(row)
+        session.flush()
+        for row in rows[::10]:
+            session.add(Review(decision_id=row.id or 0, verdict="correct", intent=row.intent))
+
+
+def test_stats_report_the_share_and_say_when_too_few_messages(
+    tmp_path: Path, bundled_encoder, cache_dir: Path
+) -> None:
+    engine, settings = app_on(tmp_path, bundled_encoder, cache_dir)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        empty = client.get("/v1/stats").json()["off_topic"]
+        assert not empty["enough"] and empty["share"] is None and empty["messages"] == 0
+        assert empty["advice"].startswith(
+            "not enough traffic yet to estimate the off-topic share: 0 messages"
+        )
+        assert empty["configured"] == settings.oos_rate and empty["configured_by"] == "settings"
+        seed(settings.database_url, engine.state.calibration_id, 400, 0.4)
+        found = client.get("/v1/stats").json()["off_topic"]
+    assert found["enough"] and found["messages"] == 400 and found["off"]
+    assert found["low"] <= found["share"] <= found["high"]
+    assert found["advice"].startswith(f"traffic looks about {found['share']:.0%} off-topic")
+    assert found["reviewed"] == 40 and found["reviewed_off_topic"] == 16  # reviews naming no intent
+    assert found["reviewed_low"] < 0.4 < found["reviewed_high"]
+    assert found["command"].endswith("bot check --data logs.csv --set-share")
+
+
+def test_an_admin_writes_the_share_into_the_folder_and_it_goes_live(
+    tmp_path: Path, bundled_encoder, cache_dir: Path
+) -> None:
+    engine, settings = app_on(tmp_path, bundled_encoder, cache_dir, keys="analyst:A1,admin:X1")
+    with TestClient(create_app(settings, engine=engine)) as client:
+        analyst = {"Authorization": "Bearer A1"}
+        admin = {"Authorization": "Bearer X1"}
+        assert client.post("/v1/off-topic-share", json={"share": 0.2}, headers=analyst).status_code == 403
+        assert client.post("/v1/off-topic-share", json={"share": 1.0}, headers=admin).status_code == 422
+        before = engine.state.version
+        done = client.post("/v1/off-topic-share", json={"share": 0.2}, headers=admin)
+        assert done.status_code == 200, done.text
+        assert done.json()["file"] == "bank.yaml" and done.json()["version"] != before
+        assert engine.state.intents.off_topic_share == 0.2
+        assert client.get("/v1/stats", headers=analyst).json()["off_topic"]["configured_by"] == "folder"
+    assert load_intents(settings.intents_dir).off_topic_share == 0.2
