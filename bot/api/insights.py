@@ -20,6 +20,7 @@ from bot.api.schemas import (
     StatsWithOperatingPoint,
 )
 from bot.content.off_topic import set_folder_share
+from bot.errors import ConflictError
 from bot.insights import discovery, off_topic_traffic, stats
 from bot.routing.engine import Engine
 from bot.routing.scoring import intent_scores
@@ -71,8 +72,15 @@ def get_stats(database: DatabaseDep, engine: EngineDep, days: Days = 30) -> Stat
 async def set_off_topic_share(body: OffTopicShareIn, request: Request) -> OffTopicShareOut:
     """Write `off_topic_share` into the intents folder (the file that has it, else the one with
     `small_talk`, else the first) and reload: the folder refits its operating point at that share, and the
-    new version goes live on every replica like any edit. Admin key."""
+    new version goes live on every replica like any edit. Admin key. 409 when a calibration.yaml decides
+    the operating point (the key does not change it; `bot calibrate --oos-rate` does)."""
     runtime = ready_runtime(request)
+    calibration = runtime.engine.state.calibration
+    if calibration is not None and calibration.source != "self":
+        raise ConflictError(
+            "the operating point comes from the folder's calibration.yaml, which off_topic_share does not "
+            f"change; refit it with `bot calibrate --data FILE --oos-rate {body.share:.2f}`"
+        )
     path = await run_in_threadpool(set_folder_share, runtime.engine.intents_dir, body.share)
     loaded = await run_in_threadpool(runtime.versions.reload, versions.who(request))
     result = loaded.result

@@ -10,6 +10,11 @@ import typer
 from bot.cli.app import err, out
 from bot.routing.engine import Engine
 
+FROM_FILE = (
+    "the operating point comes from the folder's calibration.yaml, which off_topic_share does not change; "
+    "refit it at that share with"
+)
+
 
 def share_lines(engine: Engine, logs: Path) -> tuple[list[str], float | None]:
     """What `bot check --data` prints about the share, and the share to set (None: no estimate)."""
@@ -38,11 +43,13 @@ def share_lines(engine: Engine, logs: Path) -> tuple[list[str], float | None]:
             f"({found.reviewed_share:.0%}, {found.reviewed_low:.0%}-{found.reviewed_high:.0%}); analysts pick what "
             "they review, so this checks the estimate rather than replaces it"
         )
-    if found.off and found.suggested is not None:
+    if found.off and found.suggested is not None and found.refit == "folder":
         lines.append(
             f"  `bot check --data {logs} --set-share` writes off_topic_share: {found.suggested:.2f} into the folder"
         )
-    return lines, found.suggested
+    elif found.off and found.suggested is not None:
+        lines.append(f"  {FROM_FILE}: `{found.command}`")
+    return lines, found.suggested if found.refit == "folder" else None
 
 
 def check_share(engine: Engine, logs: Path, set_share: bool) -> None:
@@ -55,7 +62,7 @@ def check_share(engine: Engine, logs: Path, set_share: bool) -> None:
     if not set_share:
         return
     if suggestion is None:
-        err.print("not written: there is no estimate to write yet (see above)", markup=False)
+        err.print("not written: nothing to write into the folder (see above)", markup=False)
         raise typer.Exit(1)
     path = set_folder_share(engine.intents_dir, suggestion)
     out.print(

@@ -73,7 +73,12 @@ class OffTopicOut(BaseModel):
         "picked, so a check on the estimate rather than a sample."
     )
     reviewed_high: float | None
-    command: str = Field(description="The command that writes the suggested share into the folder.")
+    refit: str = Field(
+        description="How to refit: 'folder' (self-calibration: write `off_topic_share`, by the command or "
+        "POST /v1/off-topic-share) or 'calibrate' (the folder's calibration.yaml decides, which the key does "
+        "not change: `bot calibrate --oos-rate`)."
+    )
+    command: str = Field(description="The command that refits at the suggested share.")
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,7 @@ def report(
         if calibration is not None and calibration.oos_rate is not None
         else settings.oos_rate
     )
+    from_file = calibration is not None and calibration.source != "self"  # calibration.yaml decides
     small_talk = {i.name for i in state.intents.intents if SMALL_TALK_TAG in i.spec.tags}
     total = len(traffic.intents)
     reviewed = share_of.reviewed_share(traffic.reviewed_off_topic, traffic.reviewed)
@@ -252,5 +258,10 @@ def report(
         reviewed_share=reviewed.share,
         reviewed_low=reviewed.low,
         reviewed_high=reviewed.high,
-        command="bot logs export --format csv --out logs.csv && bot check --data logs.csv --set-share",
+        refit="calibrate" if from_file else "folder",
+        command=(
+            f"bot calibrate --data FILE --oos-rate {suggestion if suggestion is not None else configured:.2f}"
+            if from_file
+            else "bot logs export --format csv --out logs.csv && bot check --data logs.csv --set-share"
+        ),
     )

@@ -46,6 +46,11 @@ def test_check_with_data_says_the_share_is_off_and_set_share_writes_it(
     shutil.copytree(DEMO_INTENTS, folder)
     logs = tmp_path / "logs.csv"
     write_logs(logs)
+    labelled = bot("check", "--intents", str(folder), "--data", str(logs), "--set-share", cache=cache_dir)
+    assert labelled.returncode == 1 and "not written: nothing to write into the folder" in labelled.stderr
+    assert "the operating point comes from the folder's calibration.yaml" in labelled.stdout
+    assert "`bot calibrate --data FILE --oos-rate 0." in labelled.stdout
+    (folder / "calibration.yaml").unlink()  # self-calibrated from here on: the key refits it
     shown = bot("check", "--intents", str(folder), "--data", str(logs), cache=cache_dir)
     assert shown.returncode == 0, shown.stderr
     line = next(x for x in shown.stdout.splitlines() if x.startswith("off-topic share"))

@@ -3,6 +3,7 @@ button when the traffic's share is far from the one the operating point assumes.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,14 +18,21 @@ from bot.api import create_app
 from bot.routing.engine import Engine
 from bot.store.db import make_engine, session_scope
 from bot.store.models import Conversation, DecisionLog
-from tests.browser_support import LiveServer
+from tests.api_support import DEMO_INTENTS
+from tests.browser_support import LiveServer, screenshot
 from tests.web.test_review_pages import wait
 
 
 @pytest.fixture()
 def served(demo_engine: Engine, tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
-    """The demo app on a database of its own, and that database's URL."""
-    settings = demo_engine.settings.with_overrides(database_url=f"sqlite:///{tmp_path / 'bot.db'}")
+    """The demo folder self-calibrated (its calibration.yaml left out: the folder key refits only a
+    self-calibration), on a database of its own, and that database's URL."""
+    folder = tmp_path / "intents"
+    shutil.copytree(DEMO_INTENTS, folder)
+    (folder / "calibration.yaml").unlink()
+    settings = demo_engine.settings.with_overrides(
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}", intents_dir=folder
+    )
     engine = Engine(settings, encoder=demo_engine.query_encoder)
     engine.load()
     with LiveServer(create_app(settings, engine=engine)) as live:
@@ -77,3 +85,6 @@ def test_the_card_shows_the_estimate_and_a_refit_button(served: tuple[LiveServer
     button = browser.find_element(By.ID, "off-topic-set")
     assert button.is_displayed() and button.text == f"Refit at {found['suggested']:.0%} off-topic"
     assert browser.find_element(By.ID, "off-topic-command").text == found["command"]
+    assert found["refit"] == "folder" and found["reference"] == "general"
+    browser.execute_script("document.getElementById('off-topic').scrollIntoView()")
+    screenshot(browser, "stats-off-topic")

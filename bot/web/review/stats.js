@@ -282,6 +282,8 @@ function showOffTopic(found) {
   if (actions.hidden) return;
   $("off-topic-command").textContent = found.command;
   const button = $("off-topic-set");
+  // a calibration.yaml decides the operating point: the folder key would not change it, so no button
+  button.hidden = found.refit !== "folder";
   button.textContent = `Refit at ${pct(found.suggested)} off-topic`;
   button.onclick = async () => {
     if (!confirm(`Write off_topic_share: ${found.suggested} into the intents folder and reload it? This needs an admin key.`)) return;
