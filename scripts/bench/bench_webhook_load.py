@@ -100,17 +100,26 @@ def webhook_env(fast: Sink, second: Sink) -> dict[str, str]:
     }
 
 
-def outbox_state(database_url: str) -> str:
-    """The outbox's rows by status: how far the dispatcher kept up with the events the run wrote."""
+def scalar_rows(database_url: str, query: str) -> list[tuple[Any, ...]]:
     engine = create_engine(database_url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(
-                text("SELECT status, count(*) FROM webhook_delivery GROUP BY status ORDER BY status")
-            ).all()
+            return [tuple(row) for row in connection.execute(text(query)).all()]
     finally:
         engine.dispose()
-    return ", ".join(f"{status} {count}" for status, count in rows) or "empty"
+
+
+def outbox_state(database_url: str) -> str:
+    """The turns, the tickets they opened, and the outbox's rows by status: how many events the run wrote
+    and how far the dispatcher kept up with them."""
+    ((turns, tickets),) = scalar_rows(
+        database_url, "SELECT (SELECT count(*) FROM decision), (SELECT count(*) FROM handoff_ticket)"
+    )
+    rows = scalar_rows(
+        database_url, "SELECT status, count(*) FROM webhook_delivery GROUP BY status ORDER BY status"
+    )
+    outbox = ", ".join(f"{status} {count}" for status, count in rows) or "empty"
+    return f"{turns} turns, {tickets} tickets opened (a ticket.opened each); outbox rows: {outbox}"
 
 
 def parse_env(pairs: list[str], option: str) -> dict[str, str]:
@@ -234,7 +243,7 @@ def main() -> None:
             time.sleep(2)  # the last events of the last round reach the fast sink
             second = "failing sink (attempts)" if args.second_sink == "slow" else "second fast sink"
             print(f"events received: fast sink {fast.received}, {second} {slow.received}")
-            print(f"outbox of {targets[1].name} at the end: {outbox_state(targets[1].database_url or '')}")
+            print(f"{targets[1].name} at the end: {outbox_state(targets[1].database_url or '')}")
 
 
 if __name__ == "__main__":
