@@ -203,7 +203,7 @@ class Engine:
             # A self-trained model's cross-fit covers the YAML texts it was trained on, never learned
             # examples: with one, fit on the YAML intents (learned examples only add vectors the promise
             # did not count on) rather than fall back to bias factors, which do not transfer across domains
-            evidence = Evidence.of(settings.model, base)
+            evidence = Evidence.of(settings.model, base, model.encoder)
             fit_on = state
             if evidence.cross_fit is not None and intents.version != base.version:
                 fit_on = self._build(base, passages, None, state.tone_phrases, model)

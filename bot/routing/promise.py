@@ -16,11 +16,15 @@ Wilson rather than Clopper-Pearson: it needs no beta quantiles (no scipy at load
 already as careful (20 of 20 right: 0.88 against Clopper-Pearson's 0.86 at the same 95%). A labelled
 calibration (`bot calibrate`) has no bias to widen for: its bound is the Wilson bound over the answered
 rows' effective number (`effective_count`, rows reweighted to the planned out-of-scope share count less).
+
+`Outcome` is what one operating point does to the fit's evidence (in-scope pseudo-queries, siblings, the
+shipped general off-topic messages) and the precision it promises from them, point and bound.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -61,3 +65,75 @@ def effective_count(weights: np.ndarray) -> float:
     total = float(weights.sum())
     squares = float((weights * weights).sum())
     return total * total / squares if squares > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Shares of the pseudo-queries one (threshold, margin) answers: right and wrong in scope, out of scope."""
+
+    right_in: float
+    wrong_in: float
+    accepted_out: float
+    clarify_in: float = 0.0  # in scope, asked which intent is meant (not answered)
+    clarify_right: float = 0.0  # ... with the right intent among the options
+    clarify_out: float = 0.0  # out of scope, asked
+    # the shipped general off-topic messages the folder does not cover: answered, asked (None: no such
+    # evidence, the off-topic traffic is judged by its siblings alone)
+    accepted_general: float | None = None
+    clarify_general: float = 0.0
+    siblings: float = 1.0  # share of the off-topic traffic like the siblings (`BOT_OOS_SIBLINGS`)
+
+    def accepted(self, bias: PseudoBias) -> float:
+        """Expected share of off-topic messages answered: siblings (pseudo-queries, corrected by the bias
+        factor) and general ones (real messages, as they are) in the planned proportion."""
+        sibling = bias.accepted_out * self.accepted_out
+        if self.accepted_general is None:
+            return sibling
+        return self.siblings * sibling + (1 - self.siblings) * self.accepted_general
+
+    def asked_out(self) -> float:
+        """Share of off-topic messages asked which intent is meant."""
+        if self.accepted_general is None:
+            return self.clarify_out
+        return self.siblings * self.clarify_out + (1 - self.siblings) * self.clarify_general
+
+    def value(self, worth: float) -> float:
+        """In-scope pseudo-queries served: answered right, plus a clarify with the right option at `worth`."""
+        return self.right_in + worth * self.clarify_right
+
+    def clarify_rate(self, rate: float) -> float:
+        """Expected share of messages asked which intent is meant when `rate` of the traffic is out of scope."""
+        return (1 - rate) * self.clarify_in + rate * self.asked_out()
+
+    def precision_low(self, count: int, rate: float, bias: PseudoBias, general_count: int = 0) -> float:
+        """A lower bound on `precision` that `count` pseudo-queries (and `general_count` general off-topic
+        messages) support (see `bot.routing.promise`): the in-scope answers' precision at its Wilson lower
+        bound over the number answered, out-of-scope acceptance at its upper bound, the bias factors at
+        their pessimistic end."""
+        answered = self.right_in + self.wrong_in
+        if answered <= 0:
+            return 0.0
+        right = wilson_low(self.right_in / answered, count * answered)
+        accepted = wilson_high(self.accepted_out, count) if rate > 0 else self.accepted_out
+        general = self.accepted_general
+        if general is not None and rate > 0:
+            general = wilson_high(general, general_count)
+        bound = Outcome(
+            answered * right,
+            answered * (1 - right),
+            accepted,
+            accepted_general=general,
+            siblings=self.siblings,
+        )
+        return min(bound.precision(rate, pessimistic(bias)), self.precision(rate, bias))
+
+    def precision(self, rate: float, bias: PseudoBias) -> float:
+        """Expected answer precision when `rate` of the traffic is out of scope."""
+        right = (1 - rate) * bias.right_in * self.right_in
+        answered = right + (1 - rate) * bias.wrong_in * self.wrong_in + rate * self.accepted(bias)
+        return right / answered if answered > 0 else 0.0
+
+    def coverage(self, rate: float, bias: PseudoBias) -> float:
+        """Expected share of messages answered as an intent."""
+        inside = min(1.0, bias.right_in * self.right_in + bias.wrong_in * self.wrong_in)
+        return (1 - rate) * inside + rate * min(1.0, self.accepted(bias))

@@ -31,14 +31,22 @@ import numpy as np
 from pydantic import ValidationError
 
 from bot.config import Settings
+from bot.content.off_topic_set import off_topic_version
 from bot.routing.calibration import Calibration, content_id
-from bot.routing.promise import pessimistic, wilson_high, wilson_low
-from bot.routing.pseudo_queries import FROZEN_BIAS, Evidence, PseudoBias, PseudoQueries, pseudo_queries
+from bot.routing.promise import Outcome
+from bot.routing.pseudo_queries import (
+    COVERED_QUANTILE,
+    FROZEN_BIAS,
+    Evidence,
+    PseudoBias,
+    PseudoQueries,
+    pseudo_queries,
+)
 from bot.routing.state import RoutingState
 
 log = logging.getLogger(__name__)
 
-ALGORITHM = "self-8"  # part of the cache key: a changed algorithm refits every folder once
+ALGORITHM = "self-9"  # part of the cache key: a changed algorithm refits every folder once
 THRESHOLDS = np.round(np.arange(0.05, 0.995, 0.01), 3)  # confidence grid, shared with `bot calibrate`
 # Margins in steps of 0.01: with a folder's own few examples the confidence map's slope is only roughly
 # known, so a coarse grid (0.05 then 0.1) could jump from "too loose" to "far too strict" and the fit's
@@ -71,51 +79,6 @@ class SelfFit:
     oos_recall: float  # expected share of out-of-scope messages not answered
     queries: int
     seconds: float
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """Shares of the pseudo-queries one (threshold, margin) answers: right and wrong in scope, out of scope."""
-
-    right_in: float
-    wrong_in: float
-    accepted_out: float
-    clarify_in: float = 0.0  # in scope, asked which intent is meant (not answered)
-    clarify_right: float = 0.0  # ... with the right intent among the options
-    clarify_out: float = 0.0  # out of scope, asked
-
-    def value(self, worth: float) -> float:
-        """In-scope pseudo-queries served: answered right, plus a clarify with the right option at `worth`."""
-        return self.right_in + worth * self.clarify_right
-
-    def clarify_rate(self, rate: float) -> float:
-        """Expected share of messages asked which intent is meant when `rate` of the traffic is out of scope."""
-        return (1 - rate) * self.clarify_in + rate * self.clarify_out
-
-    def precision_low(self, count: int, rate: float, bias: PseudoBias) -> float:
-        """A lower bound on `precision` that `count` pseudo-queries support (see `bot.routing.promise`):
-        the in-scope answers' precision at its Wilson lower bound over the number answered, out-of-scope
-        acceptance at its upper bound, the bias factors at their pessimistic end."""
-        answered = self.right_in + self.wrong_in
-        if answered <= 0:
-            return 0.0
-        right = wilson_low(self.right_in / answered, count * answered)
-        accepted = wilson_high(self.accepted_out, count) if rate > 0 else self.accepted_out
-        bound = Outcome(answered * right, answered * (1 - right), accepted)
-        return min(bound.precision(rate, pessimistic(bias)), self.precision(rate, bias))
-
-    def precision(self, rate: float, bias: PseudoBias) -> float:
-        """Expected answer precision when `rate` of the traffic is out of scope."""
-        right = (1 - rate) * bias.right_in * self.right_in
-        answered = (
-            right + (1 - rate) * bias.wrong_in * self.wrong_in + rate * bias.accepted_out * self.accepted_out
-        )
-        return right / answered if answered > 0 else 0.0
-
-    def coverage(self, rate: float, bias: PseudoBias) -> float:
-        """Expected share of messages answered as an intent."""
-        inside = min(1.0, bias.right_in * self.right_in + bias.wrong_in * self.wrong_in)
-        return (1 - rate) * inside + rate * min(1.0, bias.accepted_out * self.accepted_out)
 
 
 EXPECTATION_RATES = (0.0, 0.05, 0.1, 0.2, 0.3)
@@ -165,7 +128,10 @@ def _best(
         return max(points, key=lambda p: p[3], default=None)
     most = max(p[2].value(worth) for p in reached)
     near = [p for p in reached if p[2].value(worth) >= most - tolerance]
-    return min(near, key=lambda p: (p[2].accepted_out, -p[2].value(worth), p[2].clarify_in))
+    return min(
+        near,
+        key=lambda p: (p[2].accepted_out, p[2].accepted_general or 0.0, -p[2].value(worth), p[2].clarify_in),
+    )
 
 
 def can_fit(n_intents: int, query_owners: np.ndarray) -> bool:
@@ -198,9 +164,9 @@ def fit_self_calibration(
             settings.threshold,
         )
         return None
-    pseudo = pseudo_queries(state, settings, queries, evidence.cross_fit)
+    pseudo = pseudo_queries(state, settings, queries, evidence.cross_fit, evidence.off_topic)
     rate, target = settings.oos_rate, settings.target_precision
-    points = grid_points(pseudo, rate, bias, settings.max_clarify_options)
+    points = grid_points(pseudo, rate, bias, settings.max_clarify_options, settings.oos_siblings)
     best = choose_point(points, target, tolerance, rate=rate, worth=worth)
     if best is None:
         return None
@@ -219,10 +185,10 @@ def fit_self_calibration(
         source="self",
         oos_rate=rate,
         target_precision=target,
-        **expectations(outcome, rate, bias, len(queries)),
+        **expectations(outcome, rate, bias, len(queries), len(pseudo.conf_general)),
     )
     in_scope = min(1.0, bias.right_in * outcome.right_in)
-    oos_recall = 1 - min(1.0, bias.accepted_out * outcome.accepted_out)
+    oos_recall = 1 - min(1.0, outcome.accepted(bias))
     return SelfFit(
         calibration,
         outcome,
@@ -234,20 +200,25 @@ def fit_self_calibration(
 
 
 def grid_points(
-    pseudo: PseudoQueries, rate: float, bias: PseudoBias, max_options: int = 3
+    pseudo: PseudoQueries, rate: float, bias: PseudoBias, max_options: int = 3, siblings: float = 1.0
 ) -> list[tuple[float, float, Outcome, float]]:
     """Every (threshold, margin) of the grid with its outcome on the pseudo-queries and its expected
     precision when `rate` of the traffic is out of scope. As `bot.routing.policy.decide` does, a query whose
     top intent passes the threshold with the runner-up within the margin is asked; the question offers the
     intents within the margin, at most `max_options`, so it holds the right one when the example's own
-    intent trails the top by less than the margin and ranks among the first `max_options`."""
+    intent trails the top by less than the margin and ranks among the first `max_options`. The off-topic
+    traffic is `siblings` like the removed-intent pseudo-queries and the rest like the shipped general
+    off-topic messages, where the folder has that evidence."""
     points: list[tuple[float, float, Outcome, float]] = []
     offered = pseudo.own_rank < max_options
+    general = pseudo.has_general
     for margin in MARGINS:
         clear_in, clear_out = pseudo.lead_in >= margin, pseudo.lead_out >= margin
+        clear_general = pseudo.lead_general >= margin
         holds_right = offered & (pseudo.own_gap < margin)
         for threshold in THRESHOLDS:
             passed_in, passed_out = pseudo.conf_in >= threshold, pseudo.conf_out >= threshold
+            passed_general = pseudo.conf_general >= threshold
             answered_in = clear_in & passed_in
             asked_in = passed_in & ~clear_in
             outcome = Outcome(
@@ -257,17 +228,24 @@ def grid_points(
                 clarify_in=float(asked_in.mean()),
                 clarify_right=float((asked_in & holds_right).mean()),
                 clarify_out=float((passed_out & ~clear_out).mean()),
+                accepted_general=float((clear_general & passed_general).mean()) if general else None,
+                clarify_general=float((passed_general & ~clear_general).mean()) if general else 0.0,
+                siblings=siblings,
             )
             points.append((float(threshold), margin, outcome, outcome.precision(rate, bias)))
     return points
 
 
-def expectations(outcome: Outcome, rate: float, bias: PseudoBias, count: int) -> dict[str, Any]:
+def expectations(
+    outcome: Outcome, rate: float, bias: PseudoBias, count: int, general_count: int = 0
+) -> dict[str, Any]:
     """What a point promises, as the calibration's `expected_*` fields: at `rate` (with the lower bound on
-    precision that `count` pseudo-queries support, rounded down), and at other shares."""
+    precision that `count` pseudo-queries and `general_count` general off-topic messages support, rounded
+    down), and at other shares."""
+    low = outcome.precision_low(count, rate, bias, general_count)
     return {
         "expected_precision": round(outcome.precision(rate, bias), 4),
-        "expected_precision_low": float(np.floor(outcome.precision_low(count, rate, bias) * 1e4) / 1e4),
+        "expected_precision_low": float(np.floor(low * 1e4) / 1e4),
         "expected_clarify": round(outcome.clarify_rate(rate), 4),
         "expected_coverage": round(outcome.coverage(rate, bias), 4),
         "expected_by_oos_rate": {
@@ -290,6 +268,12 @@ def cache_key(state: RoutingState, settings: Settings, evidence: Evidence) -> st
             "intents": state.version,
             "model": state.model_id,
             "oos_rate": settings.oos_rate,
+            # the general off-topic evidence: the shipped set, how covered messages are told apart, the mix
+            "off_topic": [
+                off_topic_version() if evidence.off_topic is not None else None,
+                COVERED_QUANTILE,
+                settings.oos_siblings,
+            ],
             "tolerance": TOLERANCE,
             "clarify": [CLARIFY_WORTH, CLARIFY_CAP, settings.max_clarify_options],
             "target": settings.target_precision,

@@ -33,6 +33,7 @@ from oracle import Ranked, best_in_scope_at_precision, best_oos_recall_at_in_sco
 from bot.config import Settings
 from bot.content.intents import IntentSet, content_hash, load_intents
 from bot.routing.engine import Engine
+from bot.routing.pseudo_queries import Evidence
 from bot.routing.self_calibration import cached_self_calibration
 from bot.routing.state import RoutingState, with_calibration
 from bot.tuning.datasets import OUT_OF_SCOPE, Example, read_dataset
@@ -95,7 +96,8 @@ def self_calibrated(engine: Engine, intents: IntentSet, settings: Settings) -> R
     """A state for `intents`, self-calibrated as `Engine.load` would (no calibration file)."""
     state = engine.with_intents(intents, calibration=None)
     settings = settings.with_overrides(model=engine.settings.model)  # the bias depends on the model
-    found = cached_self_calibration(state, settings).calibration
+    evidence = Evidence.of(settings.model, intents, engine.encoder)  # with the shipped off-topic set
+    found = cached_self_calibration(state, settings, evidence).calibration
     if found is None:
         raise SystemExit("the folder is too small to self-calibrate")
     return with_calibration(state, settings, found)

@@ -111,7 +111,7 @@ def subset_folders(args: argparse.Namespace, base: IntentSet) -> list[Folder]:
 def route(engine: Engine, folder: Folder, worth: float, vectors: np.ndarray) -> Result:
     """`folder` self-calibrated with `worth` (no cache), its rows routed and judged."""
     state = engine.with_intents(folder.intents, calibration=None)
-    evidence = Evidence.of(engine.settings.model, state.intents)
+    evidence = Evidence.of(engine.settings.model, state.intents, engine.encoder)
     fit = fit_self_calibration(state, engine.settings, evidence, worth=worth)
     if fit is None:
         raise SystemExit(f"{folder.name} is too small to self-calibrate")

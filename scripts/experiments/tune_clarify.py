@@ -73,7 +73,7 @@ def fitted(engine: Engine, intents: IntentSet, worth: float, hard_cap: bool = Fa
     at the point that asks at most `CLARIFY_CAP` even where the fit without the worth asks more."""
     state = engine.with_intents(intents, calibration=None)
     settings = engine.settings
-    evidence = Evidence.of(settings.model, state.intents)
+    evidence = Evidence.of(settings.model, state.intents, engine.encoder)
     fit = fit_self_calibration(state, settings, evidence, worth=worth)
     if fit is None:
         raise SystemExit("the folder is too small to self-calibrate")

@@ -36,7 +36,7 @@ def fitted(engine: Engine, intents: IntentSet, tolerance: float) -> RoutingState
     """`intents`' state self-calibrated with this tolerance (no cache: every tolerance is fitted)."""
     state = engine.with_intents(intents, calibration=None)
     fit = fit_self_calibration(
-        state, engine.settings, Evidence.of(engine.settings.model, state.intents), tolerance
+        state, engine.settings, Evidence.of(engine.settings.model, state.intents, engine.encoder), tolerance
     )
     if fit is None:
         raise SystemExit("the folder is too small to self-calibrate")

@@ -82,8 +82,14 @@ def test_sibling_intents_get_a_margin_and_a_near_tie_asks_with_both(tmp_path: Pa
 
     # the bound holds on the fit's own pseudo-queries, and the calibration says what share is asked
     settings, state = engine.settings, engine.with_intents(engine.intents, calibration=None)
-    evidence = Evidence.of(settings.model, state.intents)
-    points = grid_points(evidence.pseudo_queries(state, settings), settings.oos_rate, evidence.bias)
+    evidence = Evidence.of(settings.model, state.intents, engine.encoder)  # as the engine fits
+    points = grid_points(
+        evidence.pseudo_queries(state, settings),
+        settings.oos_rate,
+        evidence.bias,
+        settings.max_clarify_options,
+        settings.oos_siblings,
+    )
     chosen = [p for p in points if (p[0], p[1]) == (fitted.threshold, fitted.margin)]
     assert len(chosen) == 1
     asked = chosen[0][2].clarify_rate(settings.oos_rate)
