@@ -275,7 +275,13 @@ def general_evidence(
     if off_topic is None or len(off_topic) == 0 or len(right_scores) == 0:
         return np.zeros(0), np.zeros(0), 0
     _, top, second = top_two(intent_scores(state, off_topic, raw))
-    top = np.where(np.isfinite(top), top, -1.0)
-    kept = top < float(np.quantile(right_scores, COVERED_QUANTILE))
-    conf = scoring.confidence(top[kept])
+    kept = ~covered(top, right_scores)
+    conf = scoring.confidence(np.where(np.isfinite(top), top, -1.0)[kept])
     return conf, conf - scoring.confidence(second[kept]), int((~kept).sum())
+
+
+def covered(top_scores: np.ndarray, right_scores: np.ndarray) -> np.ndarray:
+    """Which messages (by their top intent's raw score) the folder covers: those scoring at least
+    `COVERED_QUANTILE` of its in-scope pseudo-queries answered right (`right_scores`)."""
+    top = np.where(np.isfinite(top_scores), top_scores, -1.0)
+    return np.asarray(top >= float(np.quantile(right_scores, COVERED_QUANTILE)))
