@@ -167,7 +167,13 @@ def test_failed_deliveries_are_listed_and_resent_from_the_page(
     assert not verify(second_secret, headers["Bot-Signature"], body)
     assert json.loads(body)["type"] == "ticket.opened"
     assert layout_problems(browser, header=".topbar") == []
+    height, chrome = browser.execute_script(  # the content's height (scrollHeight is at least the window's)
+        "return [Math.ceil(document.querySelector('main').getBoundingClientRect().bottom),"
+        " window.outerHeight - window.innerHeight]"
+    )
+    browser.set_window_size(1280, min(height, 900) + chrome)  # the page, without a screenful of nothing
     screenshot(browser, "webhooks")
+    browser.set_window_size(1280, 900)
 
     browser.find_element(By.ID, "resend-all").click()
     browser.switch_to.alert.accept()  # "Resend 1 failed delivery? ..."
