@@ -107,6 +107,9 @@ class DecisionLog(SQLModel, table=True):
     created_at: datetime = _timestamp(index=True)
     # the HTTP request that made it (X-Request-Id, bot.api.request_id): the id its JSON log lines carry
     request_id: str | None = Field(default=None, max_length=128, index=True)
+    # the message's anger score (bot.routing.tone; sentiment by topic counts it negative above
+    # bot.insights.sentiment.NEGATIVE_THRESHOLD); None for a clarify pick and for rows older than #32
+    anger: float | None = None
 
 
 class HandoffTicket(SQLModel, table=True):
@@ -284,4 +287,26 @@ class WebhookDelivery(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)  # a dispatcher is sending it
     last_error: str | None = Field(default=None, max_length=500)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _timestamp()
+
+
+class SentimentSurge(SQLModel, table=True):
+    """A topic whose share of negative messages jumped over its own baseline in one UTC day
+    (bot.runtime.sentiment): written once per intent and day whichever replica sees it first (the unique
+    key), in the transaction of its `sentiment.surge` webhook event."""
+
+    __tablename__ = "sentiment_surge"
+    __table_args__ = (sa.UniqueConstraint("intent", "day", name="uq_sentiment_surge_intent_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    intent: str = Field(max_length=100)
+    day: str = Field(max_length=10, index=True)  # the UTC day of the window, YYYY-MM-DD
+    messages: int  # the topic's scored messages in the window when the surge was found
+    negative: int
+    share: float
+    baseline_messages: int  # the trailing days' scored messages of the topic
+    baseline_negative: int
+    baseline_share: float
+    p_value: float
+    samples: list[str] = _json([])  # the window's most negative messages, redacted as the decisions keep them
     created_at: datetime = _timestamp()

@@ -61,6 +61,8 @@ def decision_values(
         "context_used": decision.context_used,
         "escalation": escalation,
         "chosen": chosen,
+        # the message's tone, for sentiment by topic; a clarify pick scored no message of its own
+        "anger": None if chosen else round(decision.anger, 4),
         "model_id": decision.model_id,
         "intents_version": decision.intents_version,
         "calibration_id": decision.calibration_id,
