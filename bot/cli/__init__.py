@@ -8,7 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
-from bot.cli import intents, review, serving, tuning, versions  # noqa: F401  (each registers its commands on `app`)
+from bot.cli import bootstrap, intents, review, serving, tuning, versions  # noqa: F401  (each registers its commands on `app`)
 from bot.cli.app import app
 from bot.config import get_settings
 

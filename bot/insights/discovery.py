@@ -182,3 +182,24 @@ def _draft(
         description=description,
         yaml=draft_yaml(name, description, members[:REPRESENTATIVES]),
     )
+
+
+def group_vectors(
+    vectors: np.ndarray,
+    weights: np.ndarray,
+    *,
+    distance_threshold: float = DEFAULT_DISTANCE,
+    min_similarity: float = DEFAULT_MIN_SIMILARITY,
+) -> list[np.ndarray]:
+    """The groups `cluster_messages` forms (row indexes of `vectors`, strangers pruned), for a caller that
+    encoded and counted the texts itself: `bot bootstrap` clusters a sample this way and assigns the rest."""
+    labels = _labels(vectors, distance_threshold)
+    return [
+        _core(np.flatnonzero(labels == label), vectors, weights, min_similarity)
+        for label in np.unique(labels)
+    ]
+
+
+def centre(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The unit-length mean of `vectors`, each counted `weights` times (a group's centroid)."""
+    return _centre(vectors, weights)

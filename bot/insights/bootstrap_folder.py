@@ -1,0 +1,139 @@
+"""Writing `bot bootstrap`'s result as a draft intents folder a person reviews before anything goes live.
+
+    DIR/drafts.yaml              one intent per draft; its size and purity estimate in a comment above it
+    DIR/knowledge/drafted.yaml   one-off questions with a good agent answer (the `entries:` format)
+    DIR/drafts.json              the same drafts with their figures, for the review page and for scripts
+
+Strings are written as JSON strings, which YAML reads as double-quoted scalars, so no customer text can
+break the file. An agent's answer holding template syntax (`{{`, `{%`, `{#`) is wrapped in `{% raw %}`, so
+it is shown as written rather than run as a template.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.errors import BotError
+from bot.insights.bootstrap import TIGHT, Draft, Result
+
+INTENTS_FILE = "drafts.yaml"
+KNOWLEDGE_FILE = Path("knowledge") / "drafted.yaml"
+SUMMARY_FILE = "drafts.json"
+TAG = "drafted"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the drafts came from, said in the files' headers and in drafts.json."""
+
+    path: str
+    read: int  # usable customer questions read
+    skipped: int  # records skipped with a reason
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def as_template(answer: str) -> str:
+    """An agent's answer as an answer template that renders exactly that text."""
+    if any(mark in answer for mark in ("{{", "{%", "{#")):
+        return "{% raw %}" + answer.replace("{% endraw %}", "{ % endraw % }") + "{% endraw %}"
+    return answer
+
+
+def purity_comment(draft: Draft) -> str:
+    """The figures a reviewer judges a draft by, as one YAML comment line."""
+    answered = f"; {draft.answered} with an agent answer" if draft.answered else "; no agent answers"
+    return (
+        f"  # {draft.size:,} messages ({draft.share:.1%} of the history); purity estimate: mean similarity "
+        f"{draft.mean_similarity:.2f} to the centre, {draft.tight_share:.0%} within {TIGHT}{answered}"
+    )
+
+
+def intent_entry(draft: Draft) -> str:
+    """One draft as an entry under `intents:`."""
+    lines = [
+        purity_comment(draft),
+        f"  - name: {draft.name}",
+        f"    description: {_quote(draft.description)}",
+        "    examples:",
+        *(f"      - {_quote(e)}" for e in draft.examples),
+    ]
+    if draft.answer:
+        lines.append(f"    answer: {_quote(as_template(draft.answer))}")
+    else:
+        lines.append(
+            "    # no agent answer in the history: without an answer the intent hands off to a person"
+        )
+    lines.append(f"    tags: [{TAG}]")
+    return "\n".join(lines) + "\n"
+
+
+def _header(source: Source, what: str) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"# {what}, drafted by `bot bootstrap` from {source.path} on {when}\n"
+        f"# ({source.read:,} customer questions read, {source.skipped:,} records skipped).\n"
+        "# A DRAFT: read, rename, merge or drop each entry before this folder serves anyone.\n"
+    )
+
+
+def prepare(out: Path, force: bool) -> None:
+    """Make `out`, refusing one that exists with files in it unless `force`."""
+    if out.exists() and not out.is_dir():
+        raise BotError(f"--out {out}: is a file; give a folder to write the drafts into")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise BotError(f"--out {out}: the folder is not empty; choose a new one or pass --force to overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def write_folder(result: Result, out: Path, source: Source) -> list[Path]:
+    """Write the draft folder into `out` (already prepared); the files written."""
+    written = [out / INTENTS_FILE, out / SUMMARY_FILE]
+    body = "".join(intent_entry(d) + "\n" for d in result.drafts)
+    (out / INTENTS_FILE).write_text(_header(source, "Intents") + "intents:\n" + body, encoding="utf-8")
+    knowledge = out / KNOWLEDGE_FILE
+    if result.knowledge:
+        knowledge.parent.mkdir(exist_ok=True)
+        entries = "".join(
+            f"  - question: {_quote(k.question)}\n    answer: {_quote(k.answer)}\n    source: history\n"
+            for k in result.knowledge
+        )
+        knowledge.write_text(_header(source, "Knowledge entries") + "entries:\n" + entries, encoding="utf-8")
+        written.append(knowledge)
+    elif knowledge.is_file():
+        knowledge.unlink()  # --force over an older run: its entries are not this run's
+    (out / SUMMARY_FILE).write_text(json.dumps(summary(result, source), indent=1, ensure_ascii=False) + "\n")
+    return written
+
+
+def summary(result: Result, source: Source) -> dict[str, object]:
+    """drafts.json: the run's figures and every draft with its own."""
+    return {
+        "source": source.path,
+        "read": source.read,
+        "skipped": source.skipped,
+        "messages": result.messages,
+        "distinct": len(result.distinct),
+        "sampled": result.sampled,
+        "unassigned": result.unassigned,
+        "knowledge_entries": len(result.knowledge),
+        "drafts": [
+            {
+                "name": d.name,
+                "description": d.description,
+                "examples": list(d.examples),
+                "answer": d.answer,
+                "size": d.size,
+                "share": d.share,
+                "mean_similarity": d.mean_similarity,
+                "tight_share": d.tight_share,
+                "answered": d.answered,
+            }
+            for d in result.drafts
+        ],
+    }

@@ -1,0 +1,194 @@
+"""Chatwoot's and Zendesk's exports as `Turn`s: per conversation or ticket, the customer's opening question
+and the first public answer an agent gave to it.
+
+Built from the vendors' published API references (docs/bootstrap.md lists the fields and the pages), not
+from a running instance:
+- Chatwoot messages: `conversation_id`, `message_type` (0 or "incoming": the contact; 1 or "outgoing": an
+  agent or bot; 2 activity and 3 template are not conversation), `content`, `private` (an internal note),
+  `created_at` (Unix seconds). Accepted as a JSON array of messages, `{"payload": [...]}` (the messages
+  endpoint), conversations with a `messages` list (and `labels`), or one message per line.
+- Zendesk tickets: `id`, `requester_id`, `created_at`, `tags`, and `comments` with `author_id`, `public`,
+  `plain_body` (else `body`). Accepted as `{"tickets": [...]}`, a JSON array, or one ticket per line (the
+  JSON export); a ticket without comments gives its `description` as the question.
+The customer's messages before the first reply are joined into one question ("hi" then "my card is lost").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bot.insights.history import (
+    MAX_RECORDS,
+    History,
+    HistoryError,
+    Problem,
+    Skip,
+    Turn,
+    clean_text,
+    parse_tags,
+    parse_timestamp,
+)
+
+_INCOMING = {0: "customer", "incoming": "customer", 1: "agent", "outgoing": "agent"}
+_IGNORED_TYPES = {2, 3, "activity", "template"}
+
+
+def _records(path: Path, content: str, keys: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    """(where, record) for a JSON document (an array, or an object holding the array under one of `keys`,
+    possibly inside `data`) or for JSON lines; a line that is not JSON is yielded as a `Skip`."""
+    try:
+        document = json.loads(content)
+    except json.JSONDecodeError:
+        document = None  # JSON lines, or a broken document: read line by line, so one bad line costs one
+    if document is not None:
+        found = _unwrap(document, keys)
+        if found is None:
+            raise HistoryError(f"{path}: expected a JSON array, or an object with {' or '.join(keys)}")
+        for index, record in enumerate(found, 1):
+            yield f"record {index}", record
+        return
+    for number, line in enumerate(content.splitlines(), 1):
+        if line.strip():
+            try:
+                yield f"line {number}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield f"line {number}", Skip("line", f"not JSON: {exc.msg} at column {exc.colno}")
+
+
+def _unwrap(document: Any, keys: tuple[str, ...]) -> list[Any] | None:
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        if isinstance(document.get("data"), dict):
+            document = document["data"]
+        for key in keys:
+            if isinstance(document.get(key), list):
+                return list(document[key])
+        if any(k in document for k in ("message_type", "requester_id")):  # one record alone
+            return [document]
+    return None
+
+
+def _add(history: History, path: Path, where: str, turn: Turn | Skip | None) -> None:
+    if len(history.turns) + len(history.problems) >= MAX_RECORDS:
+        raise HistoryError(f"{path}: {where}: more than {MAX_RECORDS:,} records; split the file")
+    if isinstance(turn, Skip):
+        history.problems.append(Problem(path, where, turn.field_name, turn.reason))
+    elif turn is not None:
+        history.turns.append(turn)
+
+
+def _opening(messages: list[tuple[str, str, Any]]) -> tuple[str, str | None, Any] | None:
+    """(question, answer, time of the question) from (role, text, time) in order: the customer's messages
+    before the first agent reply, joined, and that reply; None when the customer never wrote."""
+    asked: list[str] = []
+    when = None
+    for role, text, at in messages:
+        if role == "customer":
+            asked.append(text)
+            when = when or at
+        elif asked:
+            return " ".join(asked), text, when
+    return (" ".join(asked), None, when) if asked else None
+
+
+def _chatwoot_message(record: Any) -> tuple[Any, str, str, Any] | None:
+    """(conversation id, role, text, time) of one Chatwoot message; None for activity, template and private
+    notes; `Skip` for a malformed one."""
+    if not isinstance(record, dict):
+        raise Skip("message", "must be a JSON object")
+    kind = record.get("message_type")
+    if kind in _IGNORED_TYPES or record.get("private") is True:
+        return None
+    if kind not in _INCOMING:
+        raise Skip("message_type", f"{kind!r}; allowed: 0/incoming, 1/outgoing (2, 3 are skipped)")
+    conversation = record.get("conversation_id")
+    if conversation is None or isinstance(conversation, bool | dict | list):
+        raise Skip("conversation_id", "missing, or not a number or string")
+    text = clean_text(record.get("content"), "content", required=True)
+    assert text is not None
+    return conversation, _INCOMING[kind], text, parse_timestamp(record.get("created_at"), "created_at")
+
+
+def read_chatwoot(path: Path, content: str, history: History) -> None:
+    """Turns from a Chatwoot export: messages alone, or conversations holding their messages."""
+    conversations: dict[Any, list[tuple[str, str, Any]]] = {}
+    labels: dict[Any, tuple[str, ...]] = {}
+    for where, record in _records(path, content, ("payload", "messages", "conversations")):
+        inner = record.get("messages") if isinstance(record, dict) else None
+        items = [(where, record)]
+        if isinstance(inner, list):  # a conversation object: its messages, its labels
+            items = [(f"{where}, message {n}", m) for n, m in enumerate(inner, 1)]
+            labels[record.get("id")] = _safe_tags(record.get("labels"))
+        for place, message in items:
+            try:
+                if isinstance(message, Skip):
+                    raise message
+                found = _chatwoot_message(message)
+            except Skip as skip:
+                _add(history, path, place, skip)
+                continue
+            if found is not None:
+                conversation, role, text, at = found
+                conversations.setdefault(conversation, []).append((role, text, at))
+    for conversation, messages in conversations.items():
+        opened = _opening(messages)  # the export's order; Chatwoot lists a conversation's messages by time
+        if opened is not None:
+            question, answer, at = opened
+            turn = Turn(question, answer, at, labels.get(conversation, ()))
+            _add(history, path, f"conversation {conversation}", turn)
+
+
+def _safe_tags(value: Any) -> tuple[str, ...]:
+    try:
+        return parse_tags(value)
+    except Skip:
+        return ()
+
+
+def _zendesk_ticket(record: Any) -> Turn | None:
+    """The opening question of one ticket and the first public agent comment after it."""
+    if not isinstance(record, dict):
+        raise Skip("ticket", "must be a JSON object")
+    comments = record.get("comments")
+    when = parse_timestamp(record.get("created_at"), "created_at")
+    tags = parse_tags(record.get("tags"))
+    if comments is None:
+        text = clean_text(record.get("description"), "description", required=True)
+        assert text is not None
+        return Turn(text, None, when, tags)
+    if not isinstance(comments, list):
+        raise Skip("comments", "must be a list of comment objects")
+    requester = record.get("requester_id")
+    if requester is None:
+        raise Skip("requester_id", "missing: without it the customer's comments cannot be told from agents'")
+    messages: list[tuple[str, str, Any]] = []
+    for number, comment in enumerate(comments, 1):
+        if not isinstance(comment, dict):
+            raise Skip(f"comments[{number}]", "must be a JSON object")
+        if comment.get("public") is False:
+            continue  # an internal note: never an answer to show a customer
+        body = comment.get("plain_body", comment.get("body"))
+        text = clean_text(body, f"comments[{number}].plain_body", required=False)
+        if text is not None:
+            role = "customer" if comment.get("author_id") == requester else "agent"
+            messages.append((role, text, None))
+    opened = _opening(messages)
+    if opened is None:
+        raise Skip("comments", "no public comment by the requester")
+    return Turn(opened[0], opened[1], when, tags)
+
+
+def read_zendesk(path: Path, content: str, history: History) -> None:
+    """Turns from a Zendesk ticket export."""
+    for where, record in _records(path, content, ("tickets", "results")):
+        ticket = f"{where} (ticket {record.get('id')})" if isinstance(record, dict) else where
+        try:
+            if isinstance(record, Skip):
+                raise record
+            _add(history, path, ticket, _zendesk_ticket(record))
+        except Skip as skip:
+            _add(history, path, ticket, skip)
