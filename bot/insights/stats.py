@@ -1,4 +1,5 @@
-"""Routing statistics for analysts: traffic by route and day, top intents, confidence, confusions, accuracy."""
+"""Routing statistics for analysts: traffic by route and day, top intents, confidence, confusions, accuracy,
+sentiment by topic (bot.insights.sentiment)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine as Database
 from sqlmodel import Session, col, select
 
+from bot.insights.sentiment import SentimentOut, sentiment_card
 from bot.routing.policy import ROUTES
 from bot.store.models import DecisionLog, Review
 
@@ -95,6 +97,7 @@ class StatsOut(BaseModel):
     review_accuracy: float | None
     confused_pairs: list[ConfusedPair]
     weekly_accuracy: list[WeekAccuracy]
+    sentiment: SentimentOut  # negative share by intent and day, and surges (#32 item 3)
 
 
 def window(days: int, now: datetime | None = None) -> tuple[datetime, datetime]:
@@ -166,6 +169,7 @@ def compute_stats(database: Database, *, days: int = 30, now: datetime | None = 
             WeekAccuracy(week=w, reviewed=r, correct=c, accuracy=_rate(c, r))
             for w, (r, c) in sorted(reviews.weeks.items())
         ],
+        sentiment=sentiment_card(database, since, until, now or datetime.now(UTC)),
     )
 
 

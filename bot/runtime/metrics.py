@@ -4,6 +4,8 @@ Counted as it happens, on the event loop (`Metrics.observe_http`, `Metrics.obser
 and their latency by handler (the route's path template, never the URL a client sent), chat turns and
 their latency by decision route, decisions by intent (the folder's intent names, `none` and `other`: a
 bounded label set, never customer text), the confidence of each decision, and handoffs by reason.
+The sentiment watch (`bot.runtime.sentiment`, a poller task) sets each intent's negative share today and
+counts surges.
 
 Read when Prometheus scrapes, from memory (`sample_state`): readiness, queue depths (routing, writing,
 spool), the live model and intents version (an info metric) and the background training. Nothing here
@@ -17,7 +19,7 @@ sums them all, and each worker's state gauges carry its `pid`. docs/monitoring.m
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -214,6 +216,21 @@ class Metrics:
             registry=owner,
             multiprocess_mode="livemax",
         )
+        # sentiment by topic (bot.runtime.sentiment): every replica computes the same shares from the
+        # database, so workers' values agree (livemax); surges are counted by the process that stored them
+        self.negative_share = Gauge(
+            "bot_sentiment_negative_share",
+            "Share of today's (UTC) customer messages of an intent that read as negative.",
+            ["intent"],
+            registry=owner,
+            multiprocess_mode="livemax",
+        )
+        self.surges = Counter(
+            "bot_sentiment_surges",
+            "Surges of an intent's negative share over its own baseline, recorded (one per intent and day).",
+            ["intent"],
+            registry=owner,
+        )
         # the process's CPU and memory; in multiprocess mode they would be one worker's, so none
         if self.directory is None:
             ProcessCollector(registry=self.registry)
@@ -271,6 +288,16 @@ class Metrics:
         """The outbox as the dispatcher last counted it."""
         self.webhook_outbox.labels("pending").set(pending)
         self.webhook_outbox.labels("failed").set(failed)
+
+    def observe_sentiment(self, shares: Mapping[str, float], names: frozenset[str]) -> None:
+        """Today's negative share per intent of the live folder (bounded labels); a named intent with no
+        scored message today reads 0, so yesterday's value does not linger."""
+        for intent in names:
+            self.negative_share.labels(intent).set(shares.get(intent, 0.0))
+
+    def observe_surge(self, intent: str, names: frozenset[str]) -> None:
+        """A surge this process recorded."""
+        self.surges.labels(intent if intent in names else OTHER).inc()
 
     def _intent_label(self, intent: str | None, folder: IntentSet) -> str:
         if intent is None:

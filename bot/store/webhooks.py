@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "ticket.resolved",
     "conversation.message",
     "review.created",
+    "sentiment.surge",  # a topic's negative share jumped (bot.store.sentiment, #32 item 3)
 )
 MIN_SECRET_CHARS = 16  # an HMAC key shorter than this is guessable
 # PostgreSQL advisory-lock key: replicas (and workers) starting together sync BOT_WEBHOOKS one at a time

@@ -20,12 +20,10 @@ day so far with the 14 days before it, and alerts at most once per topic and day
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bot.insights.surge import Counts, SurgeRules, judge_all
 
 BASELINE_DAYS = 14
@@ -49,7 +47,9 @@ def stream(rng: np.random.Generator, days: int, noise: bool) -> tuple[np.ndarray
     return messages, negative, volumes
 
 
-def alerts_on(messages: np.ndarray, negative: np.ndarray, day: int, every: int, rules: SurgeRules) -> dict[str, int]:
+def alerts_on(
+    messages: np.ndarray, negative: np.ndarray, day: int, every: int, rules: SurgeRules
+) -> dict[str, int]:
     """The topics that alert on `day`, each with the first hour (of runs every `every` hours) it did."""
     past = slice(day - BASELINE_DAYS, day)
     topics = range(messages.shape[2])
@@ -75,7 +75,10 @@ def steady(rng: np.random.Generator, days: int, every: int, rules: SurgeRules) -
     print("|---|---|---|---|")
     for noise in (False, True):
         messages, negative, _ = stream(rng, days + BASELINE_DAYS, noise)
-        alerts = sum(len(alerts_on(messages, negative, day, every, rules)) for day in range(BASELINE_DAYS, days + BASELINE_DAYS))
+        alerts = sum(
+            len(alerts_on(messages, negative, day, every, rules))
+            for day in range(BASELINE_DAYS, days + BASELINE_DAYS)
+        )
         judged = days * TOPICS
         name = "steady, day-to-day noise" if noise else "steady (binomial only)"
         print(f"| {name} | {judged:,} | {alerts} | {1000 * alerts / judged:.2f} |")
@@ -84,7 +87,9 @@ def steady(rng: np.random.Generator, days: int, every: int, rules: SurgeRules) -
 def delay(rng: np.random.Generator, every: int, rules: SurgeRules, trials: int) -> None:
     """Hours from the rise to the alert, by the topic's daily volume and the rise, for a rise at midnight
     and at noon (median over trials; missed: no alert that day)."""
-    print("\n| topic's messages a day | steady share | rise (points) | rise at | alerted | median hours to alert |")
+    print(
+        "\n| topic's messages a day | steady share | rise (points) | rise at | alerted | median hours to alert |"
+    )
     print("|---|---|---|---|---|---|")
     for volume in (30, 100, 400):
         for rise in (0.10, 0.20, 0.40):
@@ -105,7 +110,9 @@ def delay(rng: np.random.Generator, every: int, rules: SurgeRules, trials: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seed", type=int, default=32)
     parser.add_argument("--days", type=int, default=100, help="steady days judged per stream")
     parser.add_argument("--every", type=int, default=1, help="hours between runs of the detector")

@@ -17,6 +17,7 @@ EventType = Literal[
     "ticket.resolved",
     "conversation.message",
     "review.created",
+    "sentiment.surge",
 ]
 
 

@@ -209,6 +209,52 @@ function clusterCards(data) {
 
 const $ = (id) => document.getElementById(id);
 
+// Sentiment by topic (#32 item 3): the surges the server recorded (topic, day, share against the topic's
+// own baseline, the most negative messages), then each topic's negative share day by day as small bars
+// (a day without messages of the topic is left empty, not drawn as 0%).
+function sparkline(topic) {
+  const days = topic.per_day, width = 300, height = 28;
+  const top = Math.max(0.2, ...days.map((d) => (d.messages ? d.negative / d.messages : 0)));
+  const band = width / days.length;
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: "spark", role: "img", "aria-label": `Negative share of ${topic.intent} by day` });
+  days.forEach((d, i) => {
+    if (!d.messages) return;
+    const share = d.negative / d.messages;
+    const barHeight = Math.max((height - 2) * (share / top), 1);
+    svg.append(s("rect", { x: band * i + band * 0.15, y: height - barHeight, width: band * 0.7, height: barHeight, fill: share >= 0.25 ? "#e03131" : "#f08c00" },
+      s("title", {}, `${d.day}: ${d.negative} of ${d.messages} negative (${pct(share)})`)));
+  });
+  return svg;
+}
+
+function surgeCards(surges) {
+  return surges.map((surge) =>
+    h("article", { class: "surge", "data-intent": surge.intent, "aria-label": `Surge in ${surge.intent}` },
+      h("h3", {}, `${surge.intent}: ${pct(surge.share)} negative on ${surge.day} `, h("span", { class: "pill bad" }, surge.active ? "active" : "ended")),
+      h("p", { class: "muted" }, `${surge.negative} of ${surge.messages} messages, against ${pct(surge.baseline_share)} over the 14 days before.`),
+      h("ul", { "aria-label": `Most negative messages of ${surge.intent}` }, surge.samples.map((text) => h("li", {}, text)))));
+}
+
+function topicsTable(topics) {
+  if (!topics.length) return h("p", { class: "muted" }, "No message with a topic and a tone score in this period.");
+  return h("table", { class: "pairs" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Intent"), h("th", { scope: "col" }, "Negative"), h("th", { scope: "col" }, "By day"))),
+    h("tbody", {}, topics.map((t) =>
+      h("tr", { "data-intent": t.intent },
+        h("td", {}, t.intent),
+        h("td", { class: "num" }, `${pct(t.share, 1)} (${t.negative} of ${t.messages})`),
+        h("td", { class: "spark-cell" }, sparkline(t))))));
+}
+
+function showSentiment(sentiment) {
+  $("sentiment-caption").textContent =
+    `A message counts as negative when its anger score is above ${decimal(sentiment.threshold)}: ` +
+    `${sentiment.negative} of ${sentiment.scored} messages with a topic in this period. ` +
+    "A surge is a topic's day well above the topic's own share over the 14 days before.";
+  $("sentiment-surges").replaceChildren(...surgeCards(sentiment.surges));
+  $("sentiment-topics").replaceChildren(topicsTable(sentiment.topics));
+}
+
 // A threshold or margin with two decimals, three when it has them (0.62, 0.025).
 function decimal(value) {
   return Math.round(value * 1000) % 10 ? value.toFixed(3) : value.toFixed(2);
@@ -353,6 +399,7 @@ async function load() {
   );
   drawCharts(stats);
   $("pairs").replaceChildren(pairsTable(stats.confused_pairs));
+  showSentiment(stats.sentiment);
   showShadow(await api("/v1/shadow"));
   $("clusters").replaceChildren(h("p", { class: "muted" }, "Clustering…"));
   const found = await api(`/v1/discovery?days=${days}`);
