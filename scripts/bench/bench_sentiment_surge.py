@@ -20,7 +20,6 @@ day so far with the 14 days before it, and alerts at most once per topic and day
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
