@@ -137,23 +137,30 @@ def run_dataset(dataset: str, args: argparse.Namespace, keep: Callable[[Point], 
     say(f"{dataset}: {len(found.intents.intents)} intents; the YAML folder's model")
     engine = engine_for(settings, found.intents, self_train=True)
     base = self_calibrated(engine, found.intents, fit, general=True)  # what `Engine.load` fits
-    for k in args.ks:
-        extra = {name: texts[:k] for name, texts in pool.items() if k and texts}
-        which = {"dataset": dataset, "k": k, "added": sum(len(t) for t in extra.values())}
-        # live: Engine._swap_extra_examples rebuilds on the YAML intents plus the learned texts, keeping
-        # the calibration fitted on the YAML intents (Engine._prepare does the same on a reload)
+    reviewed = {k: {name: texts[:k] for name, texts in pool.items() if k and texts} for k in args.ks}
+    # live first (one model, seconds each), then the trainings in --ks order (minutes each)
+    for k, extra in reviewed.items():
+        # Engine._swap_extra_examples rebuilds on the YAML intents plus the learned texts, keeping the
+        # calibration fitted on the YAML intents (Engine._prepare does the same on a reload)
         live = engine.with_intents(found.intents.with_extra_examples(extra), calibration=base.calibration)
-        measured = point(engine, live, found, args, **which, way="live")
+        measured = point(engine, live, found, args, dataset=dataset, k=k, added=added(extra), way="live")
         keep(measured)
         if k == 0:  # the same folder and model both ways
             keep(replace(measured, way="retrained"))
+    for k, extra in reviewed.items():
+        if k == 0:
             continue
         folder = with_examples(found.intents, extra)
         say(f"{dataset} k={k}: self-training on the folder with {k} more examples per intent")
         trained = engine_for(settings, folder, self_train=True)
         state = self_calibrated(trained, folder, fit, general=True)
-        keep(point(trained, state, found, args, **which, way="retrained"))
+        keep(point(trained, state, found, args, dataset=dataset, k=k, added=added(extra), way="retrained"))
         del trained, state
+
+
+def added(extra: dict[str, list[str]]) -> int:
+    """How many reviewed messages `extra` adds in all."""
+    return sum(len(texts) for texts in extra.values())
 
 
 def table(points: Sequence[Point], rate: float, target: float) -> str:
