@@ -191,6 +191,7 @@ def plot(points: Sequence[Point], path: Path, rate: float, target: float) -> Non
     figure, (top, gap) = plt.subplots(2, 1, figsize=(7.5, 7.5), sharex=True, height_ratios=(3, 2))
     colours = {"hwu64": ("tab:blue", "tab:cyan"), "banking77-oos": ("tab:red", "tab:orange")}
     ks = sorted({p.k for p in points})
+    widest = 0.05  # the gap panel shows at least +-5 points, so the +-3 band reads as a band
     for dataset in sorted({p.dataset for p in points}):
         for way, colour, marker in zip(
             ("live", "retrained"), colours.get(dataset, ("k", "grey")), "os", strict=True
@@ -210,17 +211,19 @@ def plot(points: Sequence[Point], path: Path, rate: float, target: float) -> Non
                 label=f"{label}: oracle at {target:.2f}",
             )
             gaps = [(p.k, p.promised - p.delivered) for p in line if p.promised is not None]
+            widest = max([widest, *(abs(g[1]) for g in gaps)])
             gap.plot([g[0] for g in gaps], [g[1] for g in gaps], color=colour, marker=marker, label=label)
     top.set_ylabel("in-scope answered right")
     top.set_title(f"Learning curve: traffic {rate:.0%} off-topic, self-trained folders")
-    top.legend(fontsize=7, loc="lower right")
+    top.legend(fontsize=7, loc="best")
     top.grid(alpha=0.3)
     gap.axhspan(-TOLERANCE, TOLERANCE, color="tab:green", alpha=0.15, label="within 3 points (#31 item 4)")
     gap.axhline(0, color="black", linewidth=0.8)
-    gap.set_ylabel("promised - delivered precision")
+    gap.set_ylabel("promised - delivered precision\n(below 0: more precise than promised)")
     gap.set_xlabel("reviewed messages per intent")
     gap.set_xticks(ks)
-    gap.legend(fontsize=7, loc="lower right")
+    gap.set_ylim(-widest - 0.01, widest + 0.01)
+    gap.legend(fontsize=7, loc="best")
     gap.grid(alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
