@@ -4,7 +4,7 @@ one-off questions whose answer is good enough to become a knowledge-base entry."
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,13 +49,16 @@ def good_answer(answer: str) -> bool:
     )
 
 
-def pick_knowledge(left: Sequence[tuple[str, Sequence[str]]]) -> list[Knowledge]:
+def pick_knowledge(
+    left: Sequence[tuple[str, Sequence[str]]], drafted: Collection[str] = ()
+) -> list[Knowledge]:
     """Knowledge entries from the questions no draft took: (question, its answers), first come first;
-    a question of at least three words with a good answer (its most frequent one), MAX_KNOWLEDGE at most."""
+    a question of at least three words with a good answer (its most frequent one) that is not already a
+    draft's answer (`drafted`), MAX_KNOWLEDGE at most."""
     found: list[Knowledge] = []
     seen: set[str] = set()
     for question, answers in left:
-        good = [a for a in answers if good_answer(a)]
+        good = [a for a in answers if good_answer(a) and " ".join(a.split()) not in drafted]
         if not good or len(question.split()) < 3 or question.casefold() in seen:
             continue
         seen.add(question.casefold())

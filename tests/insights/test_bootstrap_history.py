@@ -1,0 +1,160 @@
+"""Reading past conversations for `bot bootstrap`: each format, and a malformed record costs only itself."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.insights import history
+from bot.insights.history import HistoryError, detect, read_history
+from tests.conftest import write
+from tests.insights import bootstrap_fixtures as fx
+
+TOTAL = len(fx.rows())
+
+
+def test_csv_with_aliased_columns(tmp_path: Path) -> None:
+    found = read_history(write(tmp_path / "h.csv", fx.csv_text()))
+    assert len(found.turns) == TOTAL and not found.problems
+    first = found.turns[0]
+    assert first.text == fx.rows()[0][0] and first.answer == fx.rows()[0][1]
+    assert first.timestamp == datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+    assert first.tags == ("cards", "web")
+
+
+def test_malformed_csv_row_is_named_and_the_rest_kept(tmp_path: Path) -> None:
+    path = write(tmp_path / "h.csv", fx.csv_text(bad_row=True))
+    found = read_history(path)
+    assert len(found.turns) == TOTAL - 1
+    [problem] = found.problems
+    assert str(problem) == (
+        f"{path}: row 3: 'created_at': 'yesterday-ish' is not ISO 8601 (2024-05-01T09:30:00Z) or Unix seconds"
+    )
+
+
+def test_csv_rows_with_extra_cells_or_no_text(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "h.csv", 'text,answer\nwhere is my card,soon\n,orphan answer\na,b,c\n"ok then",\n'
+    )
+    found = read_history(path)
+    assert [t.text for t in found.turns] == ["where is my card", "ok then"]
+    assert [str(p).removeprefix(f"{path}: ") for p in found.problems] == [
+        "row 3: 'text': missing or empty",
+        "row 4: 'row': more cells than the header has columns",
+    ]
+
+
+def test_csv_without_a_question_column_names_the_accepted_ones(tmp_path: Path) -> None:
+    with pytest.raises(HistoryError, match=r"row 1: no question column .* accepted names: text, question"):
+        read_history(write(tmp_path / "h.csv", "category,when\ncard,2024\n"))
+
+
+def test_jsonl_bad_lines_are_skipped_with_their_line_number(tmp_path: Path) -> None:
+    lines = [
+        json.dumps(
+            {
+                "message": "card stuck in the ATM",
+                "response": "We will send a new one.",
+                "timestamp": 1714550000,
+            }
+        ),
+        "{not json",
+        json.dumps({"message": 42}),
+        json.dumps(["a list"]),
+        "",
+        json.dumps({"question": "x" * (history.MAX_CHARS + 1)}),
+        json.dumps({"text": "fee for transfers?", "tags": "fees|transfers"}),
+    ]
+    path = write(tmp_path / "h.jsonl", "\n".join(lines))
+    found = read_history(path)
+    assert [(t.text, t.tags) for t in found.turns] == [
+        ("card stuck in the ATM", ()),
+        ("fee for transfers?", ("fees", "transfers")),
+    ]
+    assert found.turns[0].timestamp == datetime.fromtimestamp(1714550000, tz=UTC)
+    where = [(p.where, p.field) for p in found.problems]
+    assert where == [("line 2", "line"), ("line 3", "message"), ("line 4", "line"), ("line 6", "question")]
+    assert "at most 2000 are read" in found.problems[-1].reason
+
+
+def test_chatwoot_export(tmp_path: Path) -> None:
+    path = write(tmp_path / "chatwoot.json", fx.chatwoot_json())
+    assert detect(path, path.read_text()) == "chatwoot"
+    found = read_history(path)
+    assert len(found.turns) == TOTAL
+    question, answer = fx.rows()[0]
+    first = found.turns[0]
+    # the greeting and the question before the first reply make one question; the private note and the
+    # activity line are never the answer
+    assert (first.text, first.answer, first.tags) == (f"hi {question}", answer, ("web",))
+    [problem] = found.problems
+    assert (problem.where, problem.field) == ("record 2, message 1", "message_type")
+    assert "allowed: 0/incoming, 1/outgoing" in problem.reason
+
+
+def test_chatwoot_messages_endpoint_shape(tmp_path: Path) -> None:
+    payload = {
+        "meta": {},
+        "payload": [
+            {
+                "conversation_id": 5,
+                "message_type": "incoming",
+                "content": "can I pay by cheque",
+                "created_at": 1,
+            },
+            {
+                "conversation_id": 5,
+                "message_type": "outgoing",
+                "content": "No, cheques are not accepted.",
+                "created_at": 2,
+            },
+            {"conversation_id": 6, "message_type": 0, "content": "", "created_at": 3},
+        ],
+    }
+    found = read_history(write(tmp_path / "m.json", json.dumps(payload)), "chatwoot")
+    assert [(t.text, t.answer) for t in found.turns] == [
+        ("can I pay by cheque", "No, cheques are not accepted.")
+    ]
+    assert [(p.where, p.field) for p in found.problems] == [("record 3", "content")]
+
+
+def test_zendesk_export(tmp_path: Path) -> None:
+    path = write(tmp_path / "tickets.jsonl", fx.zendesk_jsonl())
+    assert detect(path, path.read_text()) == "zendesk"
+    found = read_history(path)
+    assert len(found.turns) == TOTAL - 1
+    question, answer = fx.rows()[0]
+    assert (found.turns[0].text, found.turns[0].answer, found.turns[0].tags) == (question, answer, ("web",))
+    [problem] = found.problems
+    assert (problem.where, problem.field) == ("line 3 (ticket 103)", "requester_id")
+
+
+def test_zendesk_tickets_document_with_a_description_only(tmp_path: Path) -> None:
+    tickets = {"tickets": [{"id": 1, "requester_id": 2, "description": "refund please", "tags": ["refund"]}]}
+    found = read_history(write(tmp_path / "t.json", json.dumps(tickets)))
+    assert [(t.text, t.answer, t.tags) for t in found.turns] == [("refund please", None, ("refund",))]
+
+
+def test_nothing_usable_fails_with_the_reasons(tmp_path: Path) -> None:
+    path = write(tmp_path / "h.jsonl", '{"text": ""}\n{"text": 3}\n')
+    with pytest.raises(
+        HistoryError, match=r"no usable customer question \(jsonl format\): .*line 1: 'text': missing"
+    ):
+        read_history(path)
+
+
+def test_a_file_over_the_size_bound_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "MAX_BYTES", 10)
+    with pytest.raises(HistoryError, match="at most 10 are read; split the file"):
+        read_history(write(tmp_path / "h.csv", fx.csv_text()))
+
+
+def test_record_count_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history, "MAX_RECORDS", 5)
+    with pytest.raises(HistoryError, match=r"row 7: more than 5 records"):
+        read_history(write(tmp_path / "h.csv", fx.csv_text()))
