@@ -1,7 +1,8 @@
 """Sending the outbox: claiming due deliveries (one replica each), recording results, listing and re-sending.
 
 A claim is a lease: the row's `lease_until` is set in the claiming transaction, and no other dispatcher
-takes a row whose lease runs. PostgreSQL picks the rows with `SELECT ... FOR UPDATE SKIP LOCKED`, so two
+takes a row whose lease runs. Each subscription's due rows are claimed apart (up to the limit each), so an
+endpoint with a long backlog of retries never crowds out another's new events. PostgreSQL picks the rows with `SELECT ... FOR UPDATE SKIP LOCKED`, so two
 replicas claiming at once take different rows without waiting on each other; SQLite (one writer at a
 time) claims each row with a conditional UPDATE. A dispatcher that dies after sending, before recording
 it, leaves the lease to run out and the row is sent again: at least once, never lost.
@@ -9,8 +10,9 @@ it, leaves the lease to run out and the row is sent again: at least once, never 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine as Database
@@ -33,30 +35,42 @@ class Due:
     attempts: int  # made before this one
     url: str
     secret: str
+    subscription_id: int = 0
+
+
+def _due(now: Any) -> Any:
+    """The condition of a row that may be sent now: pending, its time come, nobody holding it."""
+    return (
+        (col(WebhookDelivery.status) == "pending")
+        & (col(WebhookDelivery.next_attempt_at) <= now)
+        & or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now)
+    )
 
 
 def claim(database: Database, *, limit: int, lease_seconds: float) -> list[Due]:
-    """Up to `limit` due deliveries, oldest first, leased to the caller for `lease_seconds`."""
+    """Up to `limit` due deliveries of each subscription, oldest first, leased to the caller for
+    `lease_seconds`."""
     now = utcnow()
-    due = (
-        select(WebhookDelivery)
-        .where(
-            col(WebhookDelivery.status) == "pending",
-            col(WebhookDelivery.next_attempt_at) <= now,
-            or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now),
-        )
-        .order_by(col(WebhookDelivery.id))
-        .limit(limit)
-    )
     lease = now + timedelta(seconds=lease_seconds)
     with session_scope(database) as session:
-        if session.get_bind().dialect.name == "postgresql":
-            rows = list(session.exec(due.with_for_update(skip_locked=True)).all())
-            for row in rows:
-                row.lease_until = lease
-                session.add(row)
-        else:  # SQLite: each row is taken by an UPDATE that only matches while nobody holds it
-            rows = [row for row in session.exec(due).all() if _take(session, row, now, lease)]
+        waiting = session.exec(select(WebhookDelivery.subscription_id).where(_due(now)).distinct()).all()
+        postgres = session.get_bind().dialect.name == "postgresql"
+        rows: list[WebhookDelivery] = []
+        for subscription_id in sorted(waiting):
+            due = (
+                select(WebhookDelivery)
+                .where(_due(now), col(WebhookDelivery.subscription_id) == subscription_id)
+                .order_by(col(WebhookDelivery.id))
+                .limit(limit)
+            )
+            if postgres:
+                taken = list(session.exec(due.with_for_update(skip_locked=True)).all())
+                for row in taken:
+                    row.lease_until = lease
+                    session.add(row)
+            else:  # SQLite: each row is taken by an UPDATE that only matches while nobody holds it
+                taken = [row for row in session.exec(due).all() if _take(session, row, now, lease)]
+            rows.extend(taken)
         session.flush()
         secrets = _subscriptions(session, {row.subscription_id for row in rows})
         return [
@@ -67,10 +81,41 @@ def claim(database: Database, *, limit: int, lease_seconds: float) -> list[Due]:
                 row.payload,
                 row.attempts,
                 *secrets[row.subscription_id],
+                subscription_id=row.subscription_id,
             )
             for row in rows
             if row.subscription_id in secrets
         ]
+
+
+def release(database: Database, delivery_ids: Sequence[int], *, at: datetime) -> None:
+    """Give claimed rows back unsent, due again `at` (their endpoint just failed: no attempt is counted)."""
+    if not delivery_ids:
+        return
+    with session_scope(database) as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(col(WebhookDelivery.id).in_(list(delivery_ids)), col(WebhookDelivery.status) == "pending")
+            .values(lease_until=None, next_attempt_at=at)
+        )
+
+
+def defer(database: Database, subscription_id: int, *, until: datetime) -> int:
+    """Hold back a failing endpoint's other pending rows until `until` (its backoff), so its backlog is
+    not tried row by row meanwhile; returns how many were deferred."""
+    now = utcnow()
+    with session_scope(database) as session:
+        done = session.execute(
+            update(WebhookDelivery)
+            .where(
+                col(WebhookDelivery.subscription_id) == subscription_id,
+                col(WebhookDelivery.status) == "pending",
+                col(WebhookDelivery.next_attempt_at) < until,
+                or_(col(WebhookDelivery.lease_until).is_(None), col(WebhookDelivery.lease_until) < now),
+            )
+            .values(next_attempt_at=until)
+        )
+        return int(done.rowcount)  # type: ignore[attr-defined]
 
 
 def _take(session: Session, row: WebhookDelivery, now: Any, lease: Any) -> bool:
@@ -114,14 +159,23 @@ def delivered(database: Database, delivery_id: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Failed:
+    """A recorded failed attempt: whether the delivery gave up, and when it (or its endpoint) is tried next."""
+
+    gave_up: bool
+    retry_at: datetime
+
+
 def attempt_failed(
     database: Database, due: Due, error: str, *, max_attempts: int, backoff_seconds: float, max_backoff: float
-) -> bool:
+) -> Failed:
     """Record a failed attempt: retried after an exponentially growing wait (`backoff_seconds` doubled per
-    attempt, at most `max_backoff`), or kept as failed after `max_attempts`; returns whether it gave up."""
+    attempt, at most `max_backoff`), or kept as failed after `max_attempts`."""
     attempts = due.attempts + 1
     exhausted = attempts >= max_attempts
     wait = min(max_backoff, backoff_seconds * 2 ** (attempts - 1))
+    retry_at = utcnow() + timedelta(seconds=wait)
     with session_scope(database) as session:
         session.execute(
             update(WebhookDelivery)
@@ -129,12 +183,12 @@ def attempt_failed(
             .values(
                 status="failed" if exhausted else "pending",
                 attempts=attempts,
-                next_attempt_at=utcnow() + timedelta(seconds=wait),
+                next_attempt_at=retry_at,
                 lease_until=None,
                 last_error=error[:500],
             )
         )
-    return exhausted
+    return Failed(exhausted, retry_at)
 
 
 def list_failed(database: Database, *, limit: int, offset: int) -> tuple[list[WebhookDelivery], int]:

@@ -40,14 +40,30 @@ class Event:
     data: dict[str, Any]
 
 
-def enqueue(session: Session, events: Sequence[Event]) -> int:
-    """Write `events` to the outbox in the caller's transaction, one row per subscriber that asked for
-    its type; returns how many rows. Without subscribers nothing is written."""
-    if not events:
-        return 0
-    subscribers = session.exec(
+Subscribers = Sequence[tuple[int | None, list[str]]]  # active subscriptions' ids and event types
+
+
+def active_subscribers(session: Session) -> Subscribers:
+    """The active subscriptions and the event types each asked for (empty: all)."""
+    rows = session.exec(
         select(WebhookSubscription.id, WebhookSubscription.events).where(col(WebhookSubscription.active))
     ).all()
+    return [(subscription_id, list(types)) for subscription_id, types in rows]
+
+
+def wanted(subscribers: Subscribers, event_type: str) -> bool:
+    """Whether any of `subscribers` asked for `event_type`."""
+    return any(not types or event_type in types for _, types in subscribers)
+
+
+def enqueue(session: Session, events: Sequence[Event], subscribers: Subscribers | None = None) -> int:
+    """Write `events` to the outbox in the caller's transaction, one row per subscriber that asked for
+    its type; returns how many rows. Without subscribers nothing is written. `subscribers`: as
+    `active_subscribers` reads them, if the caller has."""
+    if not events:
+        return 0
+    if subscribers is None:
+        subscribers = active_subscribers(session)
     if not subscribers:
         return 0
     now = utcnow()
@@ -74,14 +90,6 @@ def enqueue(session: Session, events: Sequence[Event]) -> int:
     return len(rows)
 
 
-def has_subscribers(session: Session) -> bool:
-    """Whether any subscription is active (the turn writer skips building payloads when none is)."""
-    return (
-        session.exec(select(WebhookSubscription.id).where(col(WebhookSubscription.active)).limit(1)).first()
-        is not None
-    )
-
-
 @dataclass(frozen=True)
 class HeldTurn:
     """A customer message of a conversation with a ticket (waiting or claimed), as the writer stored it."""
@@ -97,8 +105,11 @@ class HeldTurn:
 
 def enqueue_turns(session: Session, turns: Sequence[HeldTurn]) -> int:
     """The events of a batch's turns that have a ticket: `ticket.opened` for the turn that opened it
-    (with the transcript and the bot's decisions), `conversation.message` for the others."""
-    if not turns or not has_subscribers(session):
+    (with the transcript and the bot's decisions), `conversation.message` for the others. A payload
+    nobody subscribed to is not built (a ticket's transcript costs two reads: about a tenth of chat's
+    requests/s under load when built for nobody)."""
+    subscribers = active_subscribers(session) if turns else []
+    if not subscribers:
         return 0
     decision_ids = [t.decision_id for t in turns]
     opened = {
@@ -114,10 +125,11 @@ def enqueue_turns(session: Session, turns: Sequence[HeldTurn]) -> int:
     for turn in turns:
         ticket = opened.get(turn.ticket_id)
         if ticket is not None and ticket.decision_id == turn.decision_id:
-            events.append(Event("ticket.opened", ticket_opened(session, ticket)))
-        else:
+            if wanted(subscribers, "ticket.opened"):
+                events.append(Event("ticket.opened", ticket_opened(session, ticket)))
+        elif wanted(subscribers, "conversation.message"):
             events.append(Event("conversation.message", _customer_message(turn)))
-    return enqueue(session, events)
+    return enqueue(session, events, subscribers)
 
 
 def _customer_message(turn: HeldTurn) -> dict[str, Any]:
