@@ -9,20 +9,31 @@ a person reviews the drafts first (docs/bootstrap.md).
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.cli.app import command, err, out
 from bot.config import get_settings
 from bot.errors import BotError
-from bot.insights.history import FORMATS, Format, History
+from bot.insights.history import History
 
 if TYPE_CHECKING:
     from bot.insights.bootstrap import Result
 
 SHOWN_PROBLEMS = 20
+
+
+class HistoryFormat(StrEnum):
+    """--format's choices, `history.FORMATS` (Typer validates an Enum and lists it in --help)."""
+
+    auto = "auto"
+    csv = "csv"
+    jsonl = "jsonl"
+    chatwoot = "chatwoot"
+    zendesk = "zendesk"
 
 
 @command("bootstrap")
@@ -37,8 +48,8 @@ def bootstrap(
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="A new, empty folder for the drafts.")],
     fmt: Annotated[
-        str, typer.Option("--format", help=f"One of {', '.join(FORMATS)} (auto: from the name and content).")
-    ] = "auto",
+        HistoryFormat, typer.Option("--format", help="auto: from the file's name and first records.")
+    ] = HistoryFormat.auto,
     force: Annotated[bool, typer.Option("--force", help="Write into a non-empty --out.")] = False,
     sample: Annotated[
         int, typer.Option("--sample", min=100, max=8000, help="Distinct questions clustered exactly.")
@@ -58,11 +69,9 @@ def bootstrap(
     from bot.insights.bootstrap_folder import Source, prepare, write_folder
     from bot.insights.history import each_problem, read_history
 
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"'{fmt}'; allowed: {', '.join(FORMATS)}", param_hint="--format")
     prepare(out_dir, force)  # before the long part: a wrong --out fails at once
     started = time.perf_counter()
-    history = read_history(source, cast(Format, fmt))
+    history = read_history(source, fmt.value)
     for line in each_problem(history, SHOWN_PROBLEMS):
         err.print(f"skipped: {line}", markup=False)
     questions, answers = _redacted(history)

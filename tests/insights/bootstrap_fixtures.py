@@ -57,12 +57,14 @@ def rows() -> list[tuple[str, str]]:
     return [(q, answer) for questions, answer in TOPICS.values() for q in questions] + [ONE_OFF]
 
 
-def csv_text(bad_row: bool = False) -> str:
-    """A CSV with aliased columns (question, reply, created_at, labels); optionally a malformed row 3."""
+def csv_text(bad_row: bool = False, repeat: int = 1) -> str:
+    """A CSV with aliased columns (question, reply, created_at, labels), each topic question `repeat` times;
+    optionally a malformed row 3."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["Question", "reply", "created_at", "labels"])
-    for n, (question, answer) in enumerate(rows()):
+    history = [pair for pair in rows()[:-1] for _ in range(repeat)] + [ONE_OFF]
+    for n, (question, answer) in enumerate(history):
         if bad_row and n == 1:
             writer.writerow(
                 [question, answer, "yesterday-ish", "cards"]

@@ -1,0 +1,70 @@
+"""`bot bootstrap` as a user runs it: a draft folder `bot check` accepts, bad rows named, nothing else lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_commands import bot
+from tests.conftest import write
+from tests.insights import bootstrap_fixtures as fx
+
+
+def test_bootstrap_writes_a_folder_bot_check_accepts(tmp_path: Path) -> None:
+    history = write(tmp_path / "history.csv", fx.csv_text(bad_row=True, repeat=2))
+    out = tmp_path / "drafts"
+    done = bot("bootstrap", "--from", str(history), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    # the malformed row is named with its number and field, and only it is lost
+    assert f"skipped: {history}: row 3: 'created_at': 'yesterday-ish' is not ISO 8601" in done.stderr
+    assert "3 draft intents covering" in done.stdout and "1 records skipped" in done.stdout
+    summary = json.loads((out / "drafts.json").read_text())
+    assert summary["read"] == 2 * (len(fx.rows()) - 1) + 1 - 1 and summary["skipped"] == 1
+    assert all(d["answer"] and d["size"] >= 3 for d in summary["drafts"])
+    assert "purity estimate" in (out / "drafts.yaml").read_text()
+    assert fx.ONE_OFF[0] in (out / "knowledge" / "drafted.yaml").read_text()
+    checked = bot("check", "--intents", str(out))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("ok: ") and "1 knowledge passages" in checked.stdout
+
+
+def test_bootstrap_reads_a_chatwoot_export(tmp_path: Path) -> None:
+    history = write(tmp_path / "conversations.json", fx.chatwoot_json())
+    done = bot("bootstrap", "--from", str(history), "--out", str(tmp_path / "out"), "--min-size", "2")
+    assert done.returncode == 0, done.stderr
+    assert "'message_type': 7; allowed: 0/incoming, 1/outgoing" in done.stderr
+    drafts = json.loads((tmp_path / "out" / "drafts.json").read_text())["drafts"]
+    assert {d["answer"] for d in drafts} <= {answer for _, answer in fx.TOPICS.values()}
+
+
+def test_a_non_empty_out_is_refused_before_reading(tmp_path: Path) -> None:
+    write(tmp_path / "out" / "mine.yaml", "intents: []\n")
+    done = bot("bootstrap", "--from", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "the folder is not empty; choose a new one or pass --force" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "options", "message"),
+    [
+        ('{"text": ""}\n', (), "no usable customer question (jsonl format): "),
+        ("category\ncard\n", (), "row 1: no question column"),
+        ("text\nhi\n", ("--format", "xml"), "'xml' is not one of"),
+    ],
+)
+def test_unusable_input_is_one_line_and_exit_2(
+    tmp_path: Path, content: str, options: tuple[str, ...], message: str
+) -> None:
+    history = write(tmp_path / ("h.jsonl" if content.startswith("{") else "h.csv"), content)
+    done = bot("bootstrap", "--from", str(history), "--out", str(tmp_path / "out"), *options)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_format_choices_are_the_readers() -> None:
+    from bot.cli.bootstrap import HistoryFormat
+    from bot.insights.history import FORMATS
+
+    assert tuple(HistoryFormat) == FORMATS
