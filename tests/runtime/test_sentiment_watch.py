@@ -6,7 +6,7 @@ with day-to-day noise raises nothing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,11 +35,16 @@ def seed_stream(
     surge_share: float = 0.5,
     seed: int = 0,
     days: int = 20,
+    today: float | None = None,
+    wording: Callable[[str, bool, str], str] = lambda intent, negative, key: (
+        f"{'angry' if negative else 'calm'} {intent} message {key}"
+    ),
 ) -> list[str]:
-    """`days` UTC days of messages up to `now` (40 a topic and day on average), the negative share of
-    each topic drawn per day around its steady level; `surge`'s share is `surge_share` on the last day.
-    Messages without a topic or without a score are mixed in (never counted). Returns the texts of the
-    surge's negative messages of the last day."""
+    """`days` UTC days of messages up to `now` (40 a topic and day on average; today's share of 40 as the
+    day has gone so far, or `today` a topic), the negative share of each topic drawn per day around its
+    steady level; `surge`'s share is `surge_share` on the last day. Messages without a topic or without a
+    score are mixed in (never counted). `wording` writes a message's text from its intent, tone and a key
+    unique in the stream. Returns the texts of the surge's negative messages of the last day."""
     rng = np.random.default_rng(seed)
     start = day_start(now)
     rows: list[DecisionLog] = []
@@ -49,9 +54,10 @@ def seed_stream(
         span = (now - day).total_seconds() if back == 0 else 86_400.0
         for intent, steady in TOPICS.items():
             share = surge_share if intent == surge and back == 0 else rng.beta(steady * 30, (1 - steady) * 30)
-            for i in range(int(rng.poisson(40 if back else 40 * span / 86_400))):
+            expected = 40 if back else (today if today is not None else 40 * span / 86_400)
+            for i in range(int(rng.poisson(expected))):
                 negative = bool(rng.random() < share)
-                text = f"{'angry' if negative else 'calm'} {intent} message {back}-{i}"
+                text = wording(intent, negative, f"{back}-{i}")
                 if negative and intent == surge and back == 0:
                     surged.append(text)
                 anger = rng.uniform(NEGATIVE_THRESHOLD + 0.01, 1.3) if negative else rng.uniform(-0.4, 0.5)

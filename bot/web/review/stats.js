@@ -211,8 +211,8 @@ const $ = (id) => document.getElementById(id);
 
 // Sentiment by topic (#32 item 3): the surges the server recorded (topic, day, share against the topic's
 // own baseline, the most negative messages), then each topic's negative share day by day as small bars
-// (a day without messages of the topic is left empty, not drawn as 0%).
-function sparkline(topic) {
+// (a day without messages of the topic is left empty, not drawn as 0%; a surge's day is red).
+function sparkline(topic, surgeDays) {
   const days = topic.per_day, width = 300, height = 28;
   const top = Math.max(0.2, ...days.map((d) => (d.messages ? d.negative / d.messages : 0)));
   const band = width / days.length;
@@ -221,7 +221,7 @@ function sparkline(topic) {
     if (!d.messages) return;
     const share = d.negative / d.messages;
     const barHeight = Math.max((height - 2) * (share / top), 1);
-    svg.append(s("rect", { x: band * i + band * 0.15, y: height - barHeight, width: band * 0.7, height: barHeight, fill: share >= 0.25 ? "#e03131" : "#f08c00" },
+    svg.append(s("rect", { x: band * i + band * 0.15, y: height - barHeight, width: band * 0.7, height: barHeight, fill: surgeDays.has(d.day) ? "#e03131" : "#f08c00" },
       s("title", {}, `${d.day}: ${d.negative} of ${d.messages} negative (${pct(share)})`)));
   });
   return svg;
@@ -235,7 +235,7 @@ function surgeCards(surges) {
       h("ul", { "aria-label": `Most negative messages of ${surge.intent}` }, surge.samples.map((text) => h("li", {}, text)))));
 }
 
-function topicsTable(topics) {
+function topicsTable(topics, surges) {
   if (!topics.length) return h("p", { class: "muted" }, "No message with a topic and a tone score in this period.");
   return h("table", { class: "pairs" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Intent"), h("th", { scope: "col" }, "Negative"), h("th", { scope: "col" }, "By day"))),
@@ -243,7 +243,7 @@ function topicsTable(topics) {
       h("tr", { "data-intent": t.intent },
         h("td", {}, t.intent),
         h("td", { class: "num" }, `${pct(t.share, 1)} (${t.negative} of ${t.messages})`),
-        h("td", { class: "spark-cell" }, sparkline(t))))));
+        h("td", { class: "spark-cell" }, sparkline(t, new Set(surges.filter((x) => x.intent === t.intent).map((x) => x.day))))))));
 }
 
 function showSentiment(sentiment) {
@@ -252,7 +252,7 @@ function showSentiment(sentiment) {
     `${sentiment.negative} of ${sentiment.scored} messages with a topic in this period. ` +
     "A surge is a topic's day well above the topic's own share over the 14 days before.";
   $("sentiment-surges").replaceChildren(...surgeCards(sentiment.surges));
-  $("sentiment-topics").replaceChildren(topicsTable(sentiment.topics));
+  $("sentiment-topics").replaceChildren(topicsTable(sentiment.topics, sentiment.surges));
 }
 
 // A threshold or margin with two decimals, three when it has them (0.62, 0.025).
