@@ -154,19 +154,28 @@ class WebhookDispatcher:
 
     def _send_all(self, claimed: list[Due]) -> None:
         """One endpoint's claimed rows, in order; once one fails, the rest go back unsent and the
-        endpoint's backlog waits for that row's retry."""
-        for position, due in enumerate(claimed):
-            if self._stopping.is_set():
-                return  # unsent rows keep their lease and are sent after it runs out, here or elsewhere
-            failed = self._send(due)
-            if failed is not None:
+        endpoint's backlog waits for that row's retry. The delivered ones are recorded in one write at the
+        end (a dispatcher killed before it sends them again: at least once)."""
+        sent: list[int] = []
+        try:
+            for position, due in enumerate(claimed):
+                if self._stopping.is_set():
+                    return  # unsent rows keep their lease and are sent after it runs out
+                failed = self._send(due)
+                if failed is None:
+                    sent.append(due.id)
+                    continue
                 rest = [later.id for later in claimed[position + 1 :]]
                 deliveries.release(self.database, rest, at=failed.retry_at)
                 deliveries.defer(self.database, due.subscription_id, until=failed.retry_at)
                 return
+        finally:
+            deliveries.delivered(self.database, sent)
+            for _ in sent:
+                self._report("delivered")
 
     def _send(self, due: Due) -> deliveries.Failed | None:
-        """POST one delivery and record the result; the failure, if it failed."""
+        """POST one delivery; a failure is recorded here and returned (a success is the caller's to record)."""
         body, headers = request_for(due)
         error = None
         try:
@@ -176,8 +185,6 @@ class WebhookDispatcher:
         except httpx.HTTPError as exc:  # never the URL's query or the secret: the class and first line
             error = f"{exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0]}"[:200]
         if error is None:
-            deliveries.delivered(self.database, due.id)
-            self._report("delivered")
             return None
         failed = deliveries.attempt_failed(
             self.database,

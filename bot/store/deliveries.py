@@ -143,12 +143,14 @@ def _subscriptions(session: Session, ids: set[int]) -> dict[int, tuple[str, str]
     return {row_id: (url, secret) for row_id, url, secret in rows if row_id is not None}
 
 
-def delivered(database: Database, delivery_id: int) -> None:
-    """The receiver answered 2xx."""
+def delivered(database: Database, delivery_ids: Sequence[int]) -> None:
+    """Their receiver answered 2xx (one write for a round's deliveries to one endpoint)."""
+    if not delivery_ids:
+        return
     with session_scope(database) as session:
         session.execute(
             update(WebhookDelivery)
-            .where(col(WebhookDelivery.id) == delivery_id)
+            .where(col(WebhookDelivery.id).in_(list(delivery_ids)))
             .values(
                 status="delivered",
                 attempts=WebhookDelivery.attempts + 1,
