@@ -94,7 +94,11 @@ def bootstrap(
     )
     for path in files:
         out.print(f"  wrote {path}", markup=False)
-    out.print(f"review them, then: bot check --intents {out_dir}", markup=False)
+    out.print(
+        f"nothing is live: open {out_dir / 'review.html'} to accept, rename, merge or drop each draft, save the "
+        f"reviewed drafts.yaml into {out_dir}, then run: bot check --intents {out_dir}",
+        markup=False,
+    )
 
 
 def _redacted(history: History) -> tuple[list[str], list[str | None]]:

@@ -2,7 +2,8 @@
 
     DIR/drafts.yaml              one intent per draft; its size and purity estimate in a comment above it
     DIR/knowledge/drafted.yaml   one-off questions with a good agent answer (the `entries:` format)
-    DIR/drafts.json              the same drafts with their figures, for the review page and for scripts
+    DIR/drafts.json              the same drafts with their figures, for scripts
+    DIR/review.html              the review page: accept, rename, merge or drop each draft (bootstrap_review.py)
 
 Strings are written as JSON strings, which YAML reads as double-quoted scalars, so no customer text can
 break the file. An agent's answer holding template syntax (`{{`, `{%`, `{#`) is wrapped in `{% raw %}`, so
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from bot.errors import BotError
 from bot.insights.bootstrap import TIGHT, Draft, Result
+from bot.insights.bootstrap_review import PAGE_FILE, render
 
 INTENTS_FILE = "drafts.yaml"
 KNOWLEDGE_FILE = Path("knowledge") / "drafted.yaml"
@@ -107,8 +109,12 @@ def write_folder(result: Result, out: Path, source: Source) -> list[Path]:
         written.append(knowledge)
     elif knowledge.is_file():
         knowledge.unlink()  # --force over an older run: its entries are not this run's
-    (out / SUMMARY_FILE).write_text(json.dumps(summary(result, source), indent=1, ensure_ascii=False) + "\n")
-    return written
+    figures = summary(result, source)
+    (out / SUMMARY_FILE).write_text(
+        json.dumps(figures, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (out / PAGE_FILE).write_text(render(figures, out), encoding="utf-8")
+    return [*written, out / PAGE_FILE]
 
 
 def summary(result: Result, source: Source) -> dict[str, object]:
@@ -121,6 +127,7 @@ def summary(result: Result, source: Source) -> dict[str, object]:
         "distinct": len(result.distinct),
         "sampled": result.sampled,
         "unassigned": result.unassigned,
+        "tight": TIGHT,
         "knowledge_entries": len(result.knowledge),
         "drafts": [
             {
@@ -128,6 +135,7 @@ def summary(result: Result, source: Source) -> dict[str, object]:
                 "description": d.description,
                 "examples": list(d.examples),
                 "answer": d.answer,
+                "answer_template": as_template(d.answer) if d.answer else None,
                 "size": d.size,
                 "share": d.share,
                 "mean_similarity": d.mean_similarity,

@@ -24,6 +24,7 @@ def test_bootstrap_writes_a_folder_bot_check_accepts(tmp_path: Path) -> None:
     assert summary["read"] == 2 * (len(fx.rows()) - 1) + 1 - 1 and summary["skipped"] == 1
     assert all(d["answer"] and d["size"] >= 3 for d in summary["drafts"])
     assert "purity estimate" in (out / "drafts.yaml").read_text()
+    assert (out / "review.html").is_file() and "review.html to accept, rename, merge or drop" in done.stdout
     assert fx.ONE_OFF[0] in (out / "knowledge" / "drafted.yaml").read_text()
     checked = bot("check", "--intents", str(out))
     assert checked.returncode == 0, checked.stderr

@@ -1,0 +1,181 @@
+// The drafted-intents review page: a decision per draft (accept, merge, drop), a rename, and the reviewed
+// drafts.yaml made from them. Everything stays in this page: no request leaves it (the CSP says so), and
+// customer text is only ever set as textContent.
+"use strict";
+(() => {
+  const data = JSON.parse(document.getElementById("drafts-data").textContent);
+  const drafts = data.drafts;
+  const NAME = /^[a-z0-9_]+$/;
+  const state = drafts.map((d) => ({ decision: "", name: d.name, into: "" }));
+  const rows = document.getElementById("rows");
+
+  function el(tag, props = {}, ...children) {
+    const node = document.createElement(tag);
+    Object.assign(node, props);
+    for (const child of children) node.append(child);
+    return node;
+  }
+
+  function percent(share) {
+    return `${Math.round(share * 1000) / 10}%`;
+  }
+
+  function decisionCell(index) {
+    const choice = el("select", { className: "decision", ariaLabel: `Decision for ${drafts[index].name}` });
+    for (const [value, label] of [["", "Decide…"], ["accept", "Accept"], ["merge", "Merge into…"], ["drop", "Drop"]]) {
+      choice.append(el("option", { value, textContent: label }));
+    }
+    const into = el("select", { className: "merge-into", hidden: true, ariaLabel: `Merge ${drafts[index].name} into` });
+    into.append(el("option", { value: "", textContent: "which draft?" }));
+    drafts.forEach((other, at) => {
+      if (at !== index) into.append(el("option", { value: String(at), textContent: other.name }));
+    });
+    choice.addEventListener("change", () => {
+      state[index].decision = choice.value;
+      into.hidden = choice.value !== "merge";
+      update(index);
+    });
+    into.addEventListener("change", () => {
+      state[index].into = into.value;
+      update(index);
+    });
+    return el("td", {}, choice, into);
+  }
+
+  function nameCell(index) {
+    const input = el("input", { className: "name", value: state[index].name, ariaLabel: "Intent name" });
+    const problem = el("span", { className: "problem", hidden: true });
+    input.addEventListener("input", () => {
+      state[index].name = input.value.trim();
+      const ok = NAME.test(state[index].name);
+      input.classList.toggle("bad", !ok);
+      problem.hidden = ok;
+      problem.textContent = ok ? "" : "lower-case letters, digits and _ only";
+    });
+    return el("td", {}, input, problem);
+  }
+
+  function row(draft, index) {
+    const purity = el("td", { className: "num" });
+    purity.append(el("span", {
+      className: draft.mean_similarity < 0.75 ? "low" : "",
+      textContent: `${draft.mean_similarity.toFixed(2)} mean`,
+    }));
+    purity.append(el("br"), `${percent(draft.tight_share)} within ${data.tight}`);
+    const asks = el("td", { className: "asks" }, el("div", { textContent: draft.description }));
+    asks.append(el("ul", {}, ...draft.examples.map((text) => el("li", { textContent: text }))));
+    const answer = el("td", { className: "answer", textContent: draft.answer || "none: hands off to a person" });
+    const tr = el("tr", {},
+      decisionCell(index),
+      nameCell(index),
+      el("td", { className: "num", textContent: `${draft.size.toLocaleString("en")} (${percent(draft.share)})` }),
+      purity, asks, answer);
+    tr.dataset.index = String(index);
+    return tr;
+  }
+
+  function update(index) {
+    rows.children[index].dataset.decision = state[index].decision;
+    const count = (what) => state.filter((s) => s.decision === what).length;
+    document.getElementById("counts").textContent =
+      `${count("accept")} accepted · ${count("merge")} merged · ${count("drop")} dropped · ` +
+      `${count("")} undecided of ${drafts.length}`;
+  }
+
+  // where a draft's examples end up: the accepted draft at the end of its merges, or an error
+  function target(index) {
+    const seen = new Set();
+    let at = index;
+    while (state[at].decision === "merge") {
+      if (seen.has(at) || state[at].into === "") {
+        return { error: `'${drafts[index].name}' is merged, but into no accepted draft` };
+      }
+      seen.add(at);
+      at = Number(state[at].into);
+    }
+    if (state[at].decision !== "accept") {
+      return { error: `'${drafts[index].name}' is merged into '${drafts[at].name}', which is not accepted` };
+    }
+    return { at };
+  }
+
+  function reviewed() {
+    const examples = new Map();
+    const merged = new Map();
+    const problems = [];
+    state.forEach((s, index) => {
+      if (s.decision === "accept") examples.set(index, [...drafts[index].examples]);
+    });
+    state.forEach((s, index) => {
+      if (s.decision !== "merge") return;
+      const found = target(index);
+      if (found.error) return problems.push(found.error);
+      examples.get(found.at).push(...drafts[index].examples);
+      merged.set(found.at, [...(merged.get(found.at) || []), index]);
+    });
+    const names = new Map();
+    for (const index of examples.keys()) {
+      const name = state[index].name;
+      if (!NAME.test(name)) problems.push(`'${name}' is not a valid name (lower-case letters, digits and _)`);
+      if (names.has(name)) problems.push(`two accepted drafts are named '${name}'; rename or merge one`);
+      names.set(name, index);
+    }
+    if (!examples.size && !problems.length) problems.push("no draft is accepted yet");
+    return { examples, merged, problems };
+  }
+
+  function yaml(found) {
+    const quote = (text) => JSON.stringify(text);
+    const lines = [
+      `# Intents reviewed on the drafted-intents page (${data.source}).`,
+      "intents:",
+    ];
+    for (const [index, examples] of found.examples) {
+      const draft = drafts[index];
+      const joined = (found.merged.get(index) || []).map((at) => drafts[at]);
+      const size = draft.size + joined.reduce((sum, d) => sum + d.size, 0);
+      const also = joined.length ? `; merged: ${joined.map((d) => d.name).join(", ")}` : "";
+      lines.push(`  # ${size} messages; purity estimate of the draft: mean similarity ${draft.mean_similarity.toFixed(2)}${also}`);
+      lines.push(`  - name: ${state[index].name}`, `    description: ${quote(draft.description)}`, "    examples:");
+      for (const text of [...new Set(examples)].slice(0, 200)) lines.push(`      - ${quote(text)}`);
+      if (draft.answer_template) lines.push(`    answer: ${quote(draft.answer_template)}`);
+      lines.push("    tags: [drafted]", "");
+    }
+    return lines.join("\n");
+  }
+
+  function make() {
+    const found = reviewed();
+    const note = document.getElementById("result-note");
+    const result = document.getElementById("result");
+    const download = document.getElementById("download");
+    if (found.problems.length) {
+      note.textContent = `Not made: ${found.problems.join("; ")}.`;
+      note.className = "problem";
+      result.hidden = true;
+      download.hidden = true;
+      return;
+    }
+    result.value = yaml(found);
+    result.hidden = false;
+    const undecided = state.filter((s) => s.decision === "").length;
+    note.className = "";
+    note.textContent = `${found.examples.size} intents` +
+      (undecided ? `; ${undecided} undecided drafts are left out` : "") +
+      ". Save it as drafts.yaml in the folder, then run bot check.";
+    download.href = URL.createObjectURL(new Blob([result.value], { type: "text/yaml" }));
+    download.hidden = false;
+  }
+
+  drafts.forEach((draft, index) => rows.append(row(draft, index)));
+  drafts.forEach((_, index) => update(index));
+  document.getElementById("accept-rest").addEventListener("click", () => {
+    rows.querySelectorAll("select.decision").forEach((choice, index) => {
+      if (state[index].decision === "") {
+        choice.value = "accept";
+        choice.dispatchEvent(new Event("change"));
+      }
+    });
+  });
+  document.getElementById("make").addEventListener("click", make);
+})();
