@@ -52,7 +52,7 @@ class SentimentWatch:
         self.metrics = metrics
         self.rules = rules
         self.clock = clock
-        self._baseline: tuple[date, dict[str, Counts]] | None = None
+        self._baseline: tuple[date, dict[str, list[Counts]]] | None = None
         self._recorded: set[tuple[str, date]] = set()  # surges this process stored or found stored
 
     def __call__(self) -> str | None:
@@ -77,11 +77,15 @@ class SentimentWatch:
             for v in recorded
         )
 
-    def baseline(self, start: datetime) -> dict[str, Counts]:
-        """Each topic's counts over the BASELINE_DAYS days before `start`, read once per day."""
+    def baseline(self, start: datetime) -> dict[str, list[Counts]]:
+        """Each topic's counts of each of the BASELINE_DAYS days before `start` (days without any left
+        out), read once per day."""
         if self._baseline is None or self._baseline[0] != start.date():
             counts = topic_day_counts(self.database, start - timedelta(days=BASELINE_DAYS), start)
-            self._baseline = (start.date(), by_topic(counts))
+            days: dict[str, list[Counts]] = {}
+            for cell, count in counts.items():
+                days.setdefault(cell.intent, []).append(count)
+            self._baseline = (start.date(), days)
             self._recorded = {key for key in self._recorded if key[1] == start.date()}
         return self._baseline[1]
 

@@ -52,8 +52,14 @@ def alerts_on(
     """The topics that alert on `day`, each with the first hour (of runs every `every` hours) it did."""
     past = slice(day - BASELINE_DAYS, day)
     topics = range(messages.shape[2])
+    daily_messages, daily_negative = messages[past].sum(axis=1), negative[past].sum(axis=1)
     baseline = {
-        str(t): Counts(int(messages[past, :, t].sum()), int(negative[past, :, t].sum())) for t in topics
+        str(t): [
+            Counts(int(n), int(k))
+            for n, k in zip(daily_messages[:, t], daily_negative[:, t], strict=True)
+            if n
+        ]
+        for t in topics
     }
     fired: dict[str, int] = {}
     for hour in range(every - 1, HOURS, every):
@@ -116,9 +122,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=100, help="steady days judged per stream")
     parser.add_argument("--every", type=int, default=1, help="hours between runs of the detector")
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--p-value", type=float, default=SurgeRules.p_value, help="the test's level")
+    parser.add_argument(
+        "--min-rise", type=float, default=SurgeRules.min_rise, help="points above the baseline"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    rules = SurgeRules()
+    rules = SurgeRules(p_value=args.p_value, min_rise=args.min_rise)
     print(f"rules: {rules}")
     steady(rng, args.days, args.every, rules)
     delay(rng, args.every, rules, args.trials)

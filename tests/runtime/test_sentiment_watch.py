@@ -53,7 +53,12 @@ def seed_stream(
         day = start - timedelta(days=back)
         span = (now - day).total_seconds() if back == 0 else 86_400.0
         for intent, steady in TOPICS.items():
-            share = surge_share if intent == surge and back == 0 else rng.beta(steady * 30, (1 - steady) * 30)
+            spread = 9 / steady - 1  # the day's share: sd about a third of the steady one (as the bench)
+            share = (
+                surge_share
+                if intent == surge and back == 0
+                else rng.beta(steady * spread, (1 - steady) * spread)
+            )
             expected = 40 if back else (today if today is not None else 40 * span / 86_400)
             for i in range(int(rng.poisson(expected))):
                 negative = bool(rng.random() < share)
