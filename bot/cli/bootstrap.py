@@ -84,12 +84,15 @@ def bootstrap(
             f"{len(result.distinct):,} distinct); lower --min-size or give a longer history"
         )
     files = write_folder(result, out_dir, Source(str(source), len(history.turns), len(history.problems)))
-    seconds = time.perf_counter() - started
+    _report(result, len(history.problems), files, out_dir, time.perf_counter() - started)
+
+
+def _report(result: Result, skipped: int, files: list[Path], out_dir: Path, seconds: float) -> None:
+    """What was drafted and written, and what the person does next (stdout)."""
     covered = 1 - result.unassigned / result.messages
     out.print(
         f"{len(result.drafts)} draft intents covering {covered:.0%} of {result.messages:,} questions, "
-        f"{len(result.knowledge)} knowledge entries, {len(history.problems):,} records skipped, "
-        f"in {seconds:.0f} s",
+        f"{len(result.knowledge)} knowledge entries, {skipped:,} records skipped, in {seconds:.0f} s",
         markup=False,
     )
     for path in files:
