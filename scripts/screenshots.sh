@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BOT_UPDATE_SCREENSHOTS=1 python -m pytest -q tests/web/test_widget_page.py tests/web/test_review_pages.py \
   tests/web/test_agent_page.py tests/web/test_versions_page.py tests/web/test_model_panel.py \
-  tests/web/test_webhooks_page.py tests/web/test_off_topic_card.py tests/web/test_sentiment_card.py "$@"
+  tests/web/test_webhooks_page.py tests/web/test_off_topic_card.py tests/web/test_sentiment_card.py \
+  tests/web/test_bootstrap_page.py "$@"
 ls -l docs/screenshots/
