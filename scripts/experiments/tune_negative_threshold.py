@@ -47,7 +47,7 @@ def main() -> None:
         calm = score(sets.vectors["b77_train"])
         like = score(complaint_vectors)
         own = score(sets.vectors["anger"])
-        pick = float(np.ceil(np.quantile(calm, 1 - CALM_SHARE) * 100) / 100)
+        pick = round(float(np.ceil(np.quantile(calm, 1 - CALM_SHARE) * 100) / 100), 2)
         lowest.append(pick)
         name = "demo tone.yaml" if demo else "generic"
         print(f"\n{name}: lowest threshold with at most {CALM_SHARE:.0%} of calm train negative: {pick:.2f}")
@@ -62,7 +62,9 @@ def main() -> None:
                 f"| {threshold:.2f} | {(calm > threshold).mean():.3f} | {(like > threshold).mean():.3f} | "
                 f"{(own[angry] > threshold).mean():.3f} | {(own[~angry] > threshold).sum()} |"
             )
-    print(f"\nNEGATIVE_THRESHOLD = {max(lowest):.2f} (the higher of demo {lowest[0]:.2f}, generic {lowest[1]:.2f})")
+    print(
+        f"\nNEGATIVE_THRESHOLD = {max(lowest):.2f} (the higher of demo {lowest[0]:.2f}, generic {lowest[1]:.2f})"
+    )
 
 
 if __name__ == "__main__":
