@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine as Database
@@ -22,7 +22,8 @@ from bot.store.db import session_scope
 from bot.store.models import WebhookDelivery, WebhookSubscription
 
 # What a subscription can ask for (docs/webhooks.md describes each one's payload)
-EVENT_TYPES = (
+# the one list of event types: the API's schema takes the Literal, the checks here the tuple
+EventType = Literal[
     "ticket.opened",
     "ticket.claimed",
     "ticket.replied",
@@ -30,7 +31,8 @@ EVENT_TYPES = (
     "conversation.message",
     "review.created",
     "sentiment.surge",  # a topic's negative share jumped (bot.store.sentiment, #32 item 3)
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 MIN_SECRET_CHARS = 16  # an HMAC key shorter than this is guessable
 # PostgreSQL advisory-lock key: replicas (and workers) starting together sync BOT_WEBHOOKS one at a time
 SETTINGS_LOCK = 774_230

@@ -9,16 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.schemas.agents import TicketOut
 from bot.api.schemas.common import MessageOut, Strict
-
-EventType = Literal[
-    "ticket.opened",
-    "ticket.claimed",
-    "ticket.replied",
-    "ticket.resolved",
-    "conversation.message",
-    "review.created",
-    "sentiment.surge",
-]
+from bot.store.webhooks import EventType
 
 
 class WebhookIn(Strict):
