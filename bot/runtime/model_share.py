@@ -52,6 +52,10 @@ class ModelShare:
         self.elsewhere: str | None = None  # the replica holding the wanted model's lease
         self._failed: set[str] = set()  # keys whose training failed here: not retried by this process
         self._held: set[str] = set()
+        # models trained here and being packed and stored: their leases outlive a `cancel` (the switch to
+        # the model itself cancels, as the live version then needs no training), or another replica takes
+        # the lease while the upload runs and trains the same model again (seen on CI)
+        self._storing: set[str] = set()
         self._lock = threading.Lock()
         self._stepping = threading.Lock()
 
@@ -153,12 +157,18 @@ class ModelShare:
         the model is stored, so no other replica trains it meanwhile)."""
         key = request.target.name
         if status.state == "ready":
+            with self._lock:
+                self._storing.add(key)
             try:
                 self._done(request)
             finally:
-                if self.shared:
-                    self._store(request)
-                self._release(key)
+                try:
+                    if self.shared:
+                        self._store(request)
+                finally:
+                    with self._lock:
+                        self._storing.discard(key)
+                    self._release(key)
         elif status.state == "failed":
             self._failed.add(key)
             self._release(key)
@@ -197,6 +207,6 @@ class ModelShare:
 
     def _release_all(self, but: str | None = None) -> None:
         with self._lock:
-            keys = [key for key in self._held if key != but]
+            keys = [key for key in self._held if key != but and key not in self._storing]
         for key in keys:
             self._release(key)

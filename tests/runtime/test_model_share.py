@@ -8,14 +8,18 @@ import tarfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine as Database
 from sqlalchemy import update
 
+from bot.config import Settings
 from bot.routing.encoders.model_folder import FINGERPRINT_FILE, model_fingerprint
 from bot.routing.encoders.onnx_files import INT8_FILE, onnx_folder
 from bot.runtime.model_archive import pack, unpack
+from bot.runtime.model_share import ModelShare
+from bot.runtime.training import TrainingRequest, TrainingStatus
 from bot.store import trained_models
 from bot.store.db import make_engine, session_scope, upgrade
 from bot.store.models import TrainingLease, utcnow
@@ -105,3 +109,50 @@ def test_an_archive_never_writes_outside_its_folders(tmp_path: Path, name: str) 
     written = {p for p in tmp_path.rglob("*") if p.is_file() and "trainer" not in p.parts}
     assert all(replica in p.parents for p in written)
     assert not any(p.name in ("escape.txt", "x.onnx") for p in written)
+
+
+class FakeTrainer:
+    """The trainer's face ModelShare uses, without a child process: the test says when training ends."""
+
+    def __init__(self) -> None:
+        self.requested: list[TrainingRequest] = []
+
+    def request(self, request: TrainingRequest) -> None:
+        self.requested.append(request)
+
+    def training(self, target: Path) -> bool:
+        return False
+
+    def cancel(self) -> None:
+        pass
+
+    def status(self) -> TrainingStatus:
+        return TrainingStatus()
+
+
+def test_the_lease_is_held_until_the_model_is_stored_though_the_switch_cancels(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The switch to a model trained here reloads the folder, which then needs no training and cancels;
+    the lease must outlive that until the upload is done, or another replica takes it meanwhile and trains
+    the same model again (CI caught two replicas both training)."""
+    settings = Settings(cache_dir=tmp_path / "cache", encoder_backend="onnx-int8")
+    request = TrainingRequest(settings, settings.cache_dir / "models" / "self-abc", "v1")
+    trainer = FakeTrainer()
+    share = ModelShare(database, settings, trainer, use=lambda _: share.cancel())  # as the runtime's reload
+    share.wanted = request
+    assert share.step() == "training model self-abc here" and trainer.requested == [request]
+    fake_model(settings.cache_dir)  # the child wrote the model
+
+    others: list[bool] = []
+    real_store = trained_models.store
+
+    def store_while_another_replica_looks(*args: Any) -> bool:
+        others.append(trained_models.take_lease(database, "self-abc", "other:2", 60))
+        return real_store(*args)
+
+    monkeypatch.setattr(trained_models, "store", store_while_another_replica_looks)
+    share.finished(request, TrainingStatus(state="ready"))
+    assert others == [False]  # still this replica's while it uploads
+    assert trained_models.is_stored(database, "self-abc")
+    assert trained_models.lease_holder(database, "self-abc") is None  # given up once stored
