@@ -69,3 +69,22 @@ def test_the_format_choices_are_the_readers() -> None:
     from bot.insights.history import FORMATS
 
     assert tuple(HistoryFormat) == FORMATS
+
+
+def test_questions_and_answers_are_redacted_before_clustering() -> None:
+    from bot.cli.bootstrap import _redacted
+    from bot.insights.history import History, Turn
+
+    history = History(
+        turns=[
+            Turn(
+                "card 4111 1111 1111 1111 was charged twice",
+                "We refunded it; receipt sent to sam@example.com.",
+            ),
+            Turn("where is my card", None),
+        ]
+    )
+    questions, answers = _redacted(history)
+    assert "4111" not in questions[0] and "charged twice" in questions[0]
+    assert answers[0] is not None and "sam@example.com" not in answers[0] and "We refunded it" in answers[0]
+    assert (questions[1], answers[1]) == ("where is my card", None)
