@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from sqlmodel import Session, select
 from bot.api import create_app
 from bot.insights.sentiment import NEGATIVE_THRESHOLD
 from bot.routing.engine import Engine
+from bot.routing.policy import Decision
 from bot.store.db import make_engine
 from bot.store.models import DecisionLog
+from bot.store.turn_rows import decision_values
 from tests.api_support import bank_engine
 
 CALM = "When will my new card arrive?"
@@ -59,3 +62,23 @@ def test_a_turn_keeps_its_anger_and_the_stats_count_it(small_engine: Engine, tmp
         "negative": 1,
     }
     assert card["surges"] == []
+
+
+def test_a_clarify_pick_stores_no_anger_score() -> None:
+    """A pick's text is the option's label, not the customer's words: nothing to count as a tone."""
+    decision = Decision(
+        route="answer",
+        intent="card_arrival",
+        confidence=1.0,
+        candidates=(),
+        reason="picked",
+        threshold=0.5,
+        margin=0.05,
+        anger=0.0,
+    )
+    common = {"conversation_id": "c", "message_id": 1, "text": "Card arrival", "latency_ms": 1.0}
+    picked = decision_values(decision, **common, escalation=None, chosen=True, at=datetime.now(UTC))
+    typed = decision_values(
+        replace(decision, anger=0.71234), **common, escalation=None, chosen=False, at=datetime.now(UTC)
+    )
+    assert picked["anger"] is None and typed["anger"] == 0.7123
