@@ -9,16 +9,14 @@ top of one intent file, beside `small_talk`. It is a folder key, not a setting, 
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
-from bot.content.yaml_io import excerpt
+from bot.content.yaml_io import atomic_write, excerpt
 from bot.errors import IntentFileError
 
 OFF_TOPIC_KEY = "off_topic_share"
@@ -76,15 +74,7 @@ def write_share(path: Path, share: float) -> None:
     if not 0 <= share < 1:
         raise IntentFileError(path, None, f"'{OFF_TOPIC_KEY}' must be from 0 up to 1, got {share}")
     text = path.read_text(encoding="utf-8")
-    updated = with_share(text, share)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(updated)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, with_share(text, share))
 
 
 def set_folder_share(folder: Path, share: float) -> Path:

@@ -17,7 +17,9 @@ Syntax errors are reported as `path:line` with what is wrong in plain words ("ba
 
 from __future__ import annotations
 
+import os
 import reprlib
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +223,16 @@ def read_yaml(
     except MarkedYAMLError as exc:
         line, message = describe_yaml_error(exc, text)
         raise error_type(path, line, message) from None
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically: a reader (a server reloading the folder) sees the old file or
+    the new one, never half of it."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from sqlalchemy import Engine as Database
 
 from bot.content.intents import load_intents
 from bot.content.small_talk import is_built_in
+from bot.content.yaml_io import atomic_write
 from bot.errors import IntentFileError
 from bot.store.db import session_scope
 from bot.store.examples import mark_exported, unexported_examples
@@ -99,17 +98,6 @@ def _append_examples(intent: CommentedMap, texts: Sequence[str]) -> None:
     intent.insert(position, "examples", CommentedSeq(new))
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def add_examples_to_file(path: Path, additions: dict[str, list[str]]) -> list[tuple[str, str]]:
     """Append examples to intents of one file; returns the (intent, text) pairs really added."""
     original = path.read_text(encoding="utf-8")
@@ -132,7 +120,7 @@ def add_examples_to_file(path: Path, additions: dict[str, list[str]]) -> list[tu
             _append_examples(raw, texts)
             added.extend((raw["name"], t) for t in texts)
     if added:
-        _atomic_write(path, _dump(yaml, data))
+        atomic_write(path, _dump(yaml, data))
     return added
 
 
