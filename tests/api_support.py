@@ -104,3 +104,52 @@ def row_counts(url: str) -> dict[str, int]:
             }
     finally:
         engine.dispose()
+
+
+def seed_confidences(
+    url: str, calibration_id: str, *, n: int, off_topic: float, seed: int, review_every: int | None = None
+) -> None:
+    """`n` decisions of today in one conversation, `off_topic` of them at low confidence (the rest
+    answered as card_arrival), scored with the confidence map `calibration_id`; with `review_every`,
+    every so many reviewed as correct. Seeds the off-topic share estimate's tests."""
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from bot.store.db import make_engine, session_scope, upgrade
+    from bot.store.models import Conversation, DecisionLog, Review
+
+    rng = np.random.default_rng(seed)
+    off = round(off_topic * n)
+    confidences = [*rng.uniform(0.8, 0.99, n - off), *rng.uniform(0.02, 0.25, off)]
+    database = make_engine(url)
+    upgrade(database)
+    with session_scope(database) as session:
+        conversation = Conversation()
+        session.add(conversation)
+        session.flush()
+        rows = []
+        for i, confidence in enumerate(confidences):
+            answered = confidence >= 0.5
+            row = DecisionLog(
+                conversation_id=conversation.id,
+                text=f"message {i}",
+                route="answer" if answered else "handoff",
+                intent="card_arrival" if answered else None,
+                confidence=float(confidence),
+                reason="seeded",
+                threshold=0.5,
+                margin=0.05,
+                model_id="m",
+                intents_version="v",
+                calibration_id=calibration_id,
+                latency_ms=1.0,
+                created_at=datetime.now(UTC) - timedelta(minutes=i),
+                reviewed=review_every is not None and i % review_every == 0,
+            )
+            session.add(row)
+            rows.append(row)
+        session.flush()
+        for row in rows[::review_every] if review_every else []:
+            session.add(Review(decision_id=row.id or 0, verdict="correct", intent=row.intent))
+    database.dispose()

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 from fastapi.testclient import TestClient
 
 from bot.api import create_app
 from bot.config import Settings
 from bot.content.intents import load_intents
 from bot.routing.engine import Engine
-from bot.store.db import make_engine, session_scope, upgrade
-from bot.store.models import Conversation, DecisionLog, Review
-from tests.api_support import make_intents
+from tests.api_support import make_intents, seed_confidences
 
 
 def app_on(tmp_path: Path, bundled_encoder, cache_dir: Path, keys: str = "") -> tuple[Engine, Settings]:
@@ -32,38 +28,7 @@ def app_on(tmp_path: Path, bundled_encoder, cache_dir: Path, keys: str = "") -> 
 
 def seed(url: str, calibration_id: str, n: int, off_topic: float) -> None:
     """`n` decisions of today, `off_topic` of them at low confidence; every tenth reviewed."""
-    rng = np.random.default_rng(5)
-    off = round(off_topic * n)
-    confidences = [*rng.uniform(0.8, 0.99, n - off), *rng.uniform(0.02, 0.25, off)]
-    database = make_engine(url)
-    upgrade(database)
-    with session_scope(database) as session:
-        session.add(Conversation(id="c1"))
-        session.flush()
-        rows = []
-        for i, confidence in enumerate(confidences):
-            inside = confidence > 0.5
-            row = DecisionLog(
-                conversation_id="c1",
-                text=f"m{i}",
-                route="answer" if inside else "handoff",
-                intent="card_arrival" if inside else None,
-                confidence=float(confidence),
-                reason="seeded",
-                threshold=0.5,
-                margin=0.05,
-                model_id="m",
-                intents_version="v",
-                calibration_id=calibration_id,
-                latency_ms=1.0,
-                created_at=datetime.now(UTC) - timedelta(minutes=i),
-                reviewed=i % 10 == 0,
-            )
-            session.add(row)
-            rows.append(row)
-        session.flush()
-        for row in rows[::10]:
-            session.add(Review(decision_id=row.id or 0, verdict="correct", intent=row.intent))
+    seed_confidences(url, calibration_id, n=n, off_topic=off_topic, seed=5, review_every=10)
 
 
 def test_stats_report_the_share_and_say_when_too_few_messages(

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
 
 from bot.api import create_app
 from bot.routing.engine import Engine
-from bot.store.db import make_engine, session_scope
-from bot.store.models import Conversation, DecisionLog
-from tests.api_support import DEMO_INTENTS
+from tests.api_support import DEMO_INTENTS, seed_confidences
 from tests.browser_support import LiveServer, screenshot
 from tests.web.test_review_pages import wait
 
@@ -41,33 +37,7 @@ def served(demo_engine: Engine, tmp_path: Path) -> Iterator[tuple[LiveServer, st
 
 def seed_traffic(url: str, calibration_id: str, off_topic: float = 0.4, n: int = 400) -> None:
     """`n` decisions of today scored with the live confidence map, `off_topic` of them low-confidence."""
-    rng = np.random.default_rng(2)
-    off = round(off_topic * n)
-    confidences = np.concatenate([rng.uniform(0.8, 0.99, n - off), rng.uniform(0.02, 0.25, off)])
-    database = make_engine(url)
-    with session_scope(database) as session:
-        conversation = Conversation()
-        session.add(conversation)
-        session.flush()
-        for i, confidence in enumerate(confidences):
-            answered = confidence >= 0.5
-            session.add(
-                DecisionLog(
-                    conversation_id=conversation.id,
-                    text=f"message {i}",
-                    route="answer" if answered else "handoff",
-                    intent="card_arrival" if answered else None,
-                    confidence=float(confidence),
-                    reason="seeded",
-                    threshold=0.5,
-                    margin=0.05,
-                    model_id="m",
-                    intents_version="v",
-                    calibration_id=calibration_id,
-                    latency_ms=1.0,
-                    created_at=datetime.now(UTC) - timedelta(minutes=i),
-                )
-            )
+    seed_confidences(url, calibration_id, n=n, off_topic=off_topic, seed=2)
 
 
 def test_the_card_shows_the_estimate_and_a_refit_button(served: tuple[LiveServer, str], browser: Any) -> None:
