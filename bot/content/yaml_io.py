@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import reprlib
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,9 @@ def atomic_write(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
+        # mkstemp makes the file 0600: keep the replaced file's mode, or a server running as another user
+        # could no longer read the intent file an operator's command rewrote
+        os.chmod(temporary, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

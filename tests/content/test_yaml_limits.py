@@ -191,3 +191,19 @@ def test_reload_refuses_an_alias_bomb_with_a_short_422(admin_client: TestClient)
     assert len(refused.content) < 1000
     assert refused.json()["error"]["message"].startswith(f"{folder / 'bomb.yaml'}:2: aliases expand")
     assert admin_client.get("/v1/intents", headers=admin).json()["version"] == before
+
+
+def test_an_atomic_rewrite_keeps_the_file_readable_by_others(tmp_path: Path) -> None:
+    """A command that rewrites an intent file (`--set-share`, a review export) must not leave it 0600: a
+    server running as another user would stop reading the folder."""
+    import stat
+
+    from bot.content.yaml_io import atomic_write
+
+    path = tmp_path / "shop.yaml"
+    path.write_text("intents: []\n")
+    path.chmod(0o644)
+    atomic_write(path, "intents: []\nsmall_talk: false\n")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert path.read_text() == "intents: []\nsmall_talk: false\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["shop.yaml"]  # no temporary left behind
