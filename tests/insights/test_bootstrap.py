@@ -3,6 +3,7 @@ and routes its own questions (the real encoder)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,22 @@ def test_an_answer_with_template_syntax_is_shown_as_written(tmp_path: Path) -> N
     [intent] = [i for i in load_intents(tmp_path).intents if i.name == "pin"]
     assert as_template(answer).startswith("{% raw %}")
     assert intent.spec.answer == as_template(answer)
+
+
+def test_customer_text_cannot_close_the_review_pages_script(tmp_path: Path) -> None:
+    from bot.insights.bootstrap_review import render
+
+    hostile = "</SCRIPT><img src=x onerror=alert(1)> & </sCrIpT >"
+    summary = {
+        "source": "h.csv",
+        "messages": 3,
+        "unassigned": 0,
+        "knowledge_entries": 0,
+        "skipped": 0,
+        "drafts": [{"name": "card", "examples": [hostile], "answer": hostile}],
+    }
+    page = render(summary, tmp_path)
+    # only the page's own two script elements close; the JSON still holds the text exactly
+    assert page.lower().count("</script") == 2 and "<img" not in page.lower()
+    data = page.split('id="drafts-data">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(data)["drafts"][0]["examples"] == [hostile]
