@@ -213,6 +213,17 @@ def traffic_of(items: list[Mapping[str, Any]], where: str) -> Traffic:
     )
 
 
+def configured_share(state: RoutingState, settings: Settings) -> float:
+    """The share the live operating point assumes: its calibration's, else (self-calibration found too
+    little to fit, so defaults decide) the folder's `off_topic_share` key, else BOT_OOS_RATE, the same
+    order `configured_by` reports."""
+    calibration = state.calibration
+    if calibration is not None and calibration.oos_rate is not None:
+        return calibration.oos_rate
+    folder = state.intents.off_topic_share
+    return folder if folder is not None else settings.oos_rate
+
+
 def report(
     traffic: Traffic, state: RoutingState, settings: Settings, encoder: Encoder | None = None
 ) -> OffTopicOut:
@@ -225,11 +236,7 @@ def report(
     reference = reference_for(state, settings, encoder)
     estimate = share_of.estimate_share(chosen, reference)
     calibration = state.calibration
-    configured = (
-        calibration.oos_rate
-        if calibration is not None and calibration.oos_rate is not None
-        else settings.oos_rate
-    )
+    configured = configured_share(state, settings)
     from_file = calibration is not None and calibration.source != "self"  # calibration.yaml decides
     small_talk = {i.name for i in state.intents.intents if SMALL_TALK_TAG in i.spec.tags}
     total = len(traffic.intents)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 from fastapi.testclient import TestClient
 
 from bot.api import create_app
 from bot.config import Settings
 from bot.content.intents import load_intents
+from bot.content.off_topic import OffTopicShare
+from bot.insights.off_topic_traffic import Traffic, report
 from bot.routing.engine import Engine
 from tests.api_support import make_intents, seed_confidences
 
@@ -68,3 +72,17 @@ def test_an_admin_writes_the_share_into_the_folder_and_it_goes_live(
         assert engine.state.intents.off_topic_share == 0.2
         assert client.get("/v1/stats", headers=analyst).json()["off_topic"]["configured_by"] == "folder"
     assert load_intents(settings.intents_dir).off_topic_share == 0.2
+
+
+def test_without_a_calibration_the_folder_share_is_the_one_assumed(
+    tmp_path: Path, bundled_encoder, cache_dir: Path
+) -> None:
+    """Self-calibration found too little to fit (no calibration): the folder's key still beats BOT_OOS_RATE,
+    as `configured_by` says."""
+    engine, settings = app_on(tmp_path, bundled_encoder, cache_dir)
+    key = OffTopicShare(settings.intents_dir / "bank.yaml", 1, 0.25)
+    intents = dataclasses.replace(engine.state.intents, off_topic=key)
+    state = dataclasses.replace(engine.state, intents=intents, calibration=None)
+    found = report(Traffic(np.zeros(0), [], []), state, settings)
+    assert settings.oos_rate != 0.25
+    assert found.configured == 0.25 and found.configured_by == "folder"
