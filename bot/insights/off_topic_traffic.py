@@ -175,13 +175,27 @@ def file_traffic(path: Path) -> Traffic:
             first = handle.read(1)
             handle.seek(0)
             items: Iterable[Mapping[str, Any]] = (
-                [json.loads(line) for line in handle if line.strip()]
-                if first == "{"
-                else list(csv.DictReader(handle))
+                _json_lines(handle, path) if first == "{" else list(csv.DictReader(handle))
             )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
         raise ConfigError(f"cannot read the logs {path}: {exc} (write them with `bot logs export`)") from None
     return traffic_of(list(items), str(path))
+
+
+def _json_lines(lines: Iterable[str], path: Path) -> list[Mapping[str, Any]]:
+    """Each non-blank line's JSON object; a line holding anything else (a list, a number) is named."""
+    items: list[Mapping[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if not isinstance(item, dict):
+            raise ConfigError(
+                f"{path}: line {number} is a JSON {type(item).__name__}, not an object; `bot logs export "
+                "--format jsonl` writes one decision object per line"
+            )
+        items.append(item)
+    return items
 
 
 def traffic_of(items: list[Mapping[str, Any]], where: str) -> Traffic:

@@ -8,9 +8,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bot.content.intents import load_intents
+from bot.errors import ConfigError
 from bot.insights.log_export import COLUMNS
+from bot.insights.off_topic_traffic import file_traffic
 from tests.api_support import DEMO_INTENTS
 from tests.cli.test_commands import bot
 
@@ -68,3 +71,13 @@ def test_check_with_data_says_the_share_is_off_and_set_share_writes_it(
 def test_set_share_needs_data(tmp_path: Path) -> None:
     found = bot("check", "--set-share")
     assert found.returncode == 2 and "--data" in found.stderr
+
+
+def test_a_json_line_that_is_not_an_object_is_named(tmp_path: Path) -> None:
+    """A JSON-lines export with a list on line 2 is a user error naming the file and line, not a traceback."""
+    logs = tmp_path / "logs.jsonl"
+    logs.write_text('{"confidence": 0.9}\n\n[0.4]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"logs\.jsonl: line 3 is a JSON list, not an object"):
+        file_traffic(logs)
+    logs.write_text('{"confidence": 0.9}\n{"confidence": 0.2}\n', encoding="utf-8")
+    assert file_traffic(logs).confidences.tolist() == [0.9, 0.2]
