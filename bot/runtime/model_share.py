@@ -112,6 +112,7 @@ class ModelShare:
         if not self._stepping.acquire(blocking=False):
             return None  # a look is under way already
         try:
+            self._renew_storing()
             return self._look()
         finally:
             self._stepping.release()
@@ -173,9 +174,19 @@ class ModelShare:
             self._failed.add(key)
             self._release(key)
 
+    def _renew_storing(self) -> None:
+        """Renew the leases of models being switched to and stored here: the switch reloads the folder
+        (embedding, self-calibration) and the upload follows, which together may outlast a lease that
+        nothing else renews once the training has ended."""
+        with self._lock:
+            keys = list(self._storing) if self.shared else []
+        for key in keys:
+            trained_models.take_lease(self.database, key, self.holder, self.lease_seconds)
+
     def _store(self, request: TrainingRequest) -> None:
         key = request.target.name
         try:
+            self._renew_storing()  # the switch before this may have taken a while
             archive, fingerprint = pack(
                 request.target, self.settings.cache_dir, self.settings.encoder_backend
             )

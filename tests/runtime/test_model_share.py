@@ -156,3 +156,32 @@ def test_the_lease_is_held_until_the_model_is_stored_though_the_switch_cancels(
     assert others == [False]  # still this replica's while it uploads
     assert trained_models.is_stored(database, "self-abc")
     assert trained_models.lease_holder(database, "self-abc") is None  # given up once stored
+
+
+def test_a_long_switch_does_not_let_the_lease_run_out_before_the_upload(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing renews the lease once the training has ended; a switch that outlasts it (a big folder's
+    reload) must not hand the model to another replica to train again."""
+    settings = Settings(cache_dir=tmp_path / "cache", encoder_backend="onnx-int8")
+    request = TrainingRequest(settings, settings.cache_dir / "models" / "self-abc", "v1")
+
+    def slow_switch(_: TrainingRequest) -> None:
+        share.cancel()
+        with session_scope(database) as session:  # as if the reload had taken longer than the lease
+            session.execute(update(TrainingLease).values(expires_at=utcnow() - timedelta(seconds=1)))
+
+    share = ModelShare(database, settings, FakeTrainer(), use=slow_switch)
+    share.wanted = request
+    share.step()
+    fake_model(settings.cache_dir)
+    others: list[bool] = []
+    real_store = trained_models.store
+
+    def store_while_another_replica_looks(*args: Any) -> bool:
+        others.append(trained_models.take_lease(database, "self-abc", "other:2", 60))
+        return real_store(*args)
+
+    monkeypatch.setattr(trained_models, "store", store_while_another_replica_looks)
+    share.finished(request, TrainingStatus(state="ready"))
+    assert others == [False]
