@@ -24,6 +24,7 @@ import numpy as np
 
 from bot.insights import discovery, drafts
 from bot.insights.bootstrap_answers import Knowledge, pick_answer, pick_knowledge
+from bot.insights.history import HistoryError
 
 # Tighter than discovery's 0.60/0.60: a history holds every topic, neighbours included (card arrival and
 # card delivery estimate), and a draft that mixes two teaches the router both. Chosen on BANKING77 train
@@ -74,7 +75,8 @@ class Result:
 
 def question_key(text: str) -> str:
     """What makes two questions the same one: lower case, words only, no greeting in front or thanks after."""
-    plain = " ".join(re.findall(r"[a-z0-9']+", text.casefold().replace("\u2019", "'")))
+    # any script's letters and digits (\w): a question in Cyrillic, Greek, Arabic or CJK is a question too
+    plain = " ".join(re.findall(r"[\w']+", text.casefold().replace("\u2019", "'")))
     core = _THANKS.sub("", _GREETING.sub("", plain)).strip()
     return core or plain
 
@@ -175,6 +177,11 @@ def cluster_history(
     `encode` maps a list of texts to vectors (the engine's encoder); `progress` hears each encoded batch.
     """
     counted = _count(questions, answers)
+    if not counted.texts:
+        raise HistoryError(
+            f"none of the {len(questions):,} questions has a word in it (only punctuation or symbols); "
+            "nothing to draft from"
+        )
     messages = sum(counted.counts)
     size_needed = min_size if min_size is not None else default_min_size(messages)
     vectors = encode_all(counted.texts, encode, progress)

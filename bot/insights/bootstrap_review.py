@@ -1,9 +1,9 @@
 """The drafted-intents review page `bot bootstrap` writes beside its drafts (DIR/review.html).
 
 One self-contained file, opened from disk: the drafts are embedded as JSON (`<`, `>` and `&` escaped, so
-customer text cannot end the script element), the styles and script inline, and its Content-Security-Policy lets nothing load or leave. A person decides each draft there (accept,
-rename, merge, drop) and the page makes the reviewed drafts.yaml; nothing is served or changed until that
-file is saved into the folder. The page's files live in bot/web/bootstrap/ like the other pages'.
+customer text cannot end the script element), the styles and script inline, and its Content-Security-Policy
+lets nothing load or leave. A person decides each draft there (accept, rename, merge, drop) and the page
+makes the reviewed drafts.yaml; nothing is served or changed until that file is saved into the folder. The page's files live in bot/web/bootstrap/ like the other pages'.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from bot.insights import bootstrap
 from bot.insights.bootstrap import assign, cluster_history, question_key
 from bot.insights.bootstrap_answers import good_answer, pick_answer
 from bot.insights.bootstrap_folder import Source, as_template, intent_entry, prepare, write_folder
+from bot.insights.history import HistoryError
 from tests.insights import bootstrap_fixtures as fx
 
 
@@ -152,3 +153,20 @@ def test_customer_text_cannot_close_the_review_pages_script(tmp_path: Path) -> N
     assert page.lower().count("</script") == 2 and "<img" not in page.lower()
     data = page.split('id="drafts-data">', 1)[1].split("</script>", 1)[0]
     assert json.loads(data)["drafts"][0]["examples"] == [hostile]
+
+
+def test_question_key_keeps_words_of_every_script() -> None:
+    assert question_key("Где моя карта?") == "где моя карта"
+    assert question_key("我的卡在哪里") == "我的卡在哪里"
+    assert question_key("أين بطاقتي") != question_key("Πού είναι η κάρτα μου;") != ""
+    assert question_key("Hi, I haven\u2019t got my card") == "i haven't got my card"
+
+
+def test_a_history_without_a_word_is_a_user_error() -> None:
+    def encode(texts: list[str]) -> np.ndarray:
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+    with pytest.raises(HistoryError, match="none of the 2 questions has a word in it"):
+        cluster_history(["?!", "..."], [None, None], encode)
+    found = cluster_history(["Где моя карта?"] * 3, [None] * 3, encode, min_size=3)
+    assert found.messages == 3 and [d.size for d in found.drafts] == [3]
