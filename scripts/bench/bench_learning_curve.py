@@ -215,7 +215,9 @@ def plot(points: Sequence[Point], path: Path, rate: float, target: float) -> Non
             gap.plot([g[0] for g in gaps], [g[1] for g in gaps], color=colour, marker=marker, label=label)
     top.set_ylabel("in-scope answered right")
     top.set_title(f"Learning curve: traffic {rate:.0%} off-topic, self-trained folders")
-    top.legend(fontsize=7, loc="best")
+    lowest = min(p.in_scope for p in points)
+    top.set_ylim(bottom=lowest - 0.17)  # room under the lines for the legend
+    top.legend(fontsize=7, loc="lower right", ncol=2)
     top.grid(alpha=0.3)
     gap.axhspan(-TOLERANCE, TOLERANCE, color="tab:green", alpha=0.15, label="within 3 points (#31 item 4)")
     gap.axhline(0, color="black", linewidth=0.8)
