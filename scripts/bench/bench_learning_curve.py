@@ -82,11 +82,6 @@ def reviewed_pool(dataset: str, folder: IntentSet, seed: int) -> dict[str, list[
     return pool
 
 
-def with_examples(folder: IntentSet, extra: dict[str, list[str]]) -> IntentSet:
-    """`folder` with `extra` written into its YAML examples (a new folder version, so a new model)."""
-    return folder.with_extra_examples(extra)
-
-
 def point(
     engine: Engine, state: RoutingState, found: Setup, args: argparse.Namespace, **which: object
 ) -> Point:
@@ -150,7 +145,7 @@ def run_dataset(dataset: str, args: argparse.Namespace, keep: Callable[[Point], 
     for k, extra in reviewed.items():
         if k == 0:
             continue
-        folder = with_examples(found.intents, extra)
+        folder = found.intents.with_extra_examples(extra)  # as if written to YAML: a new version, a new model
         say(f"{dataset} k={k}: self-training on the folder with {k} more examples per intent")
         trained = engine_for(settings, folder, self_train=True)
         state = self_calibrated(trained, folder, fit, general=True)
