@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
 from bot.insights.off_topic_share import (
+    MAX_MESSAGES,
     MIN_MESSAGES,
     Reference,
     advice,
     estimate_share,
+    fit_weight,
     is_off,
     reviewed_share,
     suggested,
@@ -73,3 +77,26 @@ def test_reviewed_share_has_a_wilson_interval() -> None:
     assert found.share == 0.15 and found.low is not None and found.high is not None
     assert 0.09 < found.low < 0.15 < found.high < 0.23
     assert reviewed_share(0, 0).share is None
+
+
+def test_a_full_window_is_estimated_in_bounded_memory() -> None:
+    """GET /v1/stats estimates on every call: the bootstrap reads binned counts, not a (resamples x
+    messages) matrix (which peaked at 192 MB for a full window)."""
+    confidences = traffic(0.2, MAX_MESSAGES, 8)
+    tracemalloc.start()
+    try:
+        found = estimate_share(confidences, REFERENCE)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found.share is not None and abs(found.share - 0.2) < 0.02
+    assert peak < 20_000_000, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_weights_count_points_as_repeated() -> None:
+    """A point of weight k fits like k copies of it: what lets bins stand for their messages."""
+    f_in, f_out = np.array([0.9, 0.5, 0.1]), np.array([0.1, 0.4, 0.8])
+    repeated = fit_weight(np.repeat(f_in, [3, 1, 2]), np.repeat(f_out, [3, 1, 2]))
+    weighted = fit_weight(f_in, f_out, np.array([[3, 1, 2], [1, 1, 1]]))
+    assert weighted[0] == pytest.approx(repeated[0], abs=1e-6)
+    assert weighted[1] == pytest.approx(fit_weight(f_in, f_out)[0], abs=1e-6)
