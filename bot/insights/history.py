@@ -161,21 +161,53 @@ def turn_of(record: Mapping[str, Any], names: Mapping[str, str]) -> Turn:
     )
 
 
+def _csv_rows(reader: csv.DictReader[str]) -> Iterator[dict[str, Any] | Problem]:
+    """The reader's rows; a row the csv module cannot parse (a field over its limit, a NUL byte) is
+    yielded as a `Problem` with a placeholder path, and reading goes on with the next row."""
+    rows = iter(reader)
+    while True:
+        try:
+            yield next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            where = f"row {reader.reader.line_num}"  # DictReader.line_num is set only after a good row
+            yield Problem(Path(), where, "row", f"cannot be read as CSV: {exc}")
+
+
 def read_csv(path: Path, content: str, history: History) -> None:
-    """Rows of a CSV file with a header; row numbers count the header as row 1, as a spreadsheet shows."""
-    reader = csv.DictReader(io.StringIO(content, newline=""))
-    names = _columns(list(reader.fieldnames or []))
+    """Rows of a CSV file with a header (tab-separated for .tsv); row numbers count the header as row 1, as
+    a spreadsheet shows."""
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter)
+    try:
+        header = list(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise HistoryError(f"{path}: row 1: the header cannot be read as CSV: {exc}") from None
+    names = _columns(header)
     if "text" not in names:
         raise HistoryError(
             f"{path}: row 1: no question column in the header {reader.fieldnames}; "
             f"accepted names: {', '.join(COLUMNS['text'])}"
         )
-    for row in reader:
+    for row in _csv_rows(reader):
+        if isinstance(row, Problem):
+            history.problems.append(Problem(path, row.where, row.field, row.reason))
+            continue
         where = f"row {reader.line_num}"
         if None in row:  # more cells than the header names
             history.problems.append(Problem(path, where, "row", "more cells than the header has columns"))
             continue
         _keep(history, path, where, row, names)
+
+
+def json_problem(exc: ValueError | RecursionError) -> str:
+    """Why a line or document is not usable JSON, in words a person exporting the file can act on."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc.msg} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "not readable JSON: nested too deeply"
+    return "not readable JSON: a number with more than 4300 digits"  # Python's int conversion limit
 
 
 def read_jsonl(path: Path, content: str, history: History) -> None:
@@ -186,10 +218,8 @@ def read_jsonl(path: Path, content: str, history: History) -> None:
         where = f"line {number}"
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            history.problems.append(
-                Problem(path, where, "line", f"not JSON: {exc.msg} at column {exc.colno}")
-            )
+        except (ValueError, RecursionError) as exc:
+            history.problems.append(Problem(path, where, "line", json_problem(exc)))
             continue
         if not isinstance(record, dict):
             history.problems.append(Problem(path, where, "line", "must be a JSON object"))
@@ -207,6 +237,8 @@ def _keep(
         history.turns.append(turn_of(record, names))
     except Skip as skip:
         history.problems.append(Problem(path, where, skip.field_name, skip.reason))
+    except (ValueError, RecursionError, TypeError) as exc:  # untrusted input: a record costs only itself
+        history.problems.append(Problem(path, where, "record", f"cannot be read: {exc}"))
 
 
 def detect(path: Path, content: str) -> Format:

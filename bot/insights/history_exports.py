@@ -28,6 +28,7 @@ from bot.insights.history import (
     Skip,
     Turn,
     clean_text,
+    json_problem,
     parse_tags,
     parse_timestamp,
 )
@@ -41,7 +42,7 @@ def _records(path: Path, content: str, keys: tuple[str, ...]) -> Iterator[tuple[
     possibly inside `data`) or for JSON lines; a line that is not JSON is yielded as a `Skip`."""
     try:
         document = json.loads(content)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         document = None  # JSON lines, or a broken document: read line by line, so one bad line costs one
     if document is not None:
         found = _unwrap(document, keys)
@@ -54,8 +55,8 @@ def _records(path: Path, content: str, keys: tuple[str, ...]) -> Iterator[tuple[
         if line.strip():
             try:
                 yield f"line {number}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield f"line {number}", Skip("line", f"not JSON: {exc.msg} at column {exc.colno}")
+            except (ValueError, RecursionError) as exc:
+                yield f"line {number}", Skip("line", json_problem(exc))
 
 
 def _unwrap(document: Any, keys: tuple[str, ...]) -> list[Any] | None:
@@ -95,34 +96,37 @@ def _opening(messages: list[tuple[str, str, Any]]) -> tuple[str, str | None, Any
     return (" ".join(asked), None, when) if asked else None
 
 
-def _chatwoot_message(record: Any) -> tuple[Any, str, str, Any] | None:
+def _chatwoot_message(record: Any) -> tuple[str, str, str, Any] | None:
     """(conversation id, role, text, time) of one Chatwoot message; None for activity, template and private
     notes; `Skip` for a malformed one."""
     if not isinstance(record, dict):
         raise Skip("message", "must be a JSON object")
     kind = record.get("message_type")
-    if kind in _IGNORED_TYPES or record.get("private") is True:
+    known = isinstance(kind, int | str) and not isinstance(kind, bool)  # a list or object is not hashable
+    if (known and kind in _IGNORED_TYPES) or record.get("private") is True:
         return None
-    if kind not in _INCOMING:
-        raise Skip("message_type", f"{kind!r}; allowed: 0/incoming, 1/outgoing (2, 3 are skipped)")
+    if not known or kind not in _INCOMING:
+        shown = repr(kind)[:40]
+        raise Skip("message_type", f"{shown}; allowed: 0/incoming, 1/outgoing (2, 3 are skipped)")
     conversation = record.get("conversation_id")
-    if conversation is None or isinstance(conversation, bool | dict | list):
+    if not isinstance(conversation, int | str) or isinstance(conversation, bool):
         raise Skip("conversation_id", "missing, or not a number or string")
     text = clean_text(record.get("content"), "content", required=True)
     assert text is not None
-    return conversation, _INCOMING[kind], text, parse_timestamp(record.get("created_at"), "created_at")
+    return str(conversation), _INCOMING[kind], text, parse_timestamp(record.get("created_at"), "created_at")
 
 
 def read_chatwoot(path: Path, content: str, history: History) -> None:
     """Turns from a Chatwoot export: messages alone, or conversations holding their messages."""
-    conversations: dict[Any, list[tuple[str, str, Any]]] = {}
-    labels: dict[Any, tuple[str, ...]] = {}
+    conversations: dict[str, list[tuple[str, str, Any]]] = {}  # by id as a string: 7 and "7" are one
+    labels: dict[str, tuple[str, ...]] = {}
     for where, record in _records(path, content, ("payload", "messages", "conversations")):
         inner = record.get("messages") if isinstance(record, dict) else None
         items = [(where, record)]
         if isinstance(inner, list):  # a conversation object: its messages, its labels
             items = [(f"{where}, message {n}", m) for n, m in enumerate(inner, 1)]
-            labels[record.get("id")] = _safe_tags(record.get("labels"))
+            if isinstance(record.get("id"), int | str):
+                labels[str(record["id"])] = _safe_tags(record.get("labels"))
         for place, message in items:
             try:
                 if isinstance(message, Skip):
@@ -130,6 +134,9 @@ def read_chatwoot(path: Path, content: str, history: History) -> None:
                 found = _chatwoot_message(message)
             except Skip as skip:
                 _add(history, path, place, skip)
+                continue
+            except (ValueError, RecursionError, TypeError) as exc:  # untrusted: a message costs only itself
+                _add(history, path, place, Skip("message", f"cannot be read: {exc}"))
                 continue
             if found is not None:
                 conversation, role, text, at = found
@@ -192,3 +199,5 @@ def read_zendesk(path: Path, content: str, history: History) -> None:
             _add(history, path, ticket, _zendesk_ticket(record))
         except Skip as skip:
             _add(history, path, ticket, skip)
+        except (ValueError, RecursionError, TypeError) as exc:  # untrusted: a ticket costs only itself
+            _add(history, path, ticket, Skip("ticket", f"cannot be read: {exc}"))

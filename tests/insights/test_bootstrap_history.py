@@ -158,3 +158,50 @@ def test_record_count_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(history, "MAX_RECORDS", 5)
     with pytest.raises(HistoryError, match=r"row 7: more than 5 records"):
         read_history(write(tmp_path / "h.csv", fx.csv_text()))
+
+
+def test_hostile_csv_and_json_lines_cost_only_their_record(tmp_path: Path) -> None:
+    huge = "x" * 200_000
+    path = write(tmp_path / "h.csv", f'text,answer\nwhere is my card,soon\n"{huge}",b\nfee?,none\n')
+    found = read_history(path)
+    assert [t.text for t in found.turns] == ["where is my card", "fee?"]
+    [problem] = found.problems
+    assert (problem.path, problem.where, problem.field) == (path, "row 3", "row")
+    assert "field larger than field limit" in problem.reason
+    lines = ['{"text": "a card", "n": ' + "9" * 5000 + "}", "[" * 100_000, '{"text": "a fee"}']
+    found = read_history(write(tmp_path / "h.jsonl", "\n".join(lines)))
+    assert [t.text for t in found.turns] == ["a fee"]
+    assert [(p.where, p.reason) for p in found.problems] == [
+        ("line 1", "not readable JSON: a number with more than 4300 digits"),
+        ("line 2", "not readable JSON: nested too deeply"),
+    ]
+
+
+def test_chatwoot_unhashable_types_and_ids_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    messages = [
+        {"conversation_id": 1, "message_type": [0], "content": "x"},
+        {"conversation_id": [1], "message_type": 0, "content": "x"},
+        {"conversation_id": 2, "message_type": 0, "content": "where is my card"},
+    ]
+    conversations = [{"id": [9], "labels": ["web"], "messages": messages}]
+    found = read_history(write(tmp_path / "c.json", json.dumps(conversations)), "chatwoot")
+    assert [t.text for t in found.turns] == ["where is my card"]
+    assert [(p.where, p.field) for p in found.problems] == [
+        ("record 1, message 1", "message_type"),
+        ("record 1, message 2", "conversation_id"),
+    ]
+    found = read_history(
+        write(
+            tmp_path / "z.jsonl", "[" * 100_000 + '\n{"id": 1, "requester_id": 2, "description": "refund"}\n'
+        ),
+        "zendesk",
+    )
+    assert [t.text for t in found.turns] == ["refund"] and found.problems[
+        0
+    ].reason == "not readable JSON: nested too deeply"
+
+
+def test_tsv_is_read_with_tabs(tmp_path: Path) -> None:
+    path = write(tmp_path / "h.tsv", "text\tanswer\nwhere is my card, please\tsoon, within 5 days\n")
+    [turn] = read_history(path).turns
+    assert (turn.text, turn.answer) == ("where is my card, please", "soon, within 5 days")
