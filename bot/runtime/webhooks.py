@@ -38,7 +38,9 @@ COUNT_SECONDS = 5.0  # how often the backlog and failures are counted for the me
 # ... and at most this often while deliveries flow (counting the outbox after every round cost CPU)
 BUSY_COUNT_SECONDS = 1.0
 CLAIM_LIMIT = 5  # deliveries claimed at once per endpoint: the lease must cover sending them one by one
-PARALLEL_ENDPOINTS = 4  # endpoints sent to at once; more wait for the next round
+# endpoints sent to in one round, all at once (a round claims no more, so no claimed row waits for a worker
+# while its lease runs); with more, the next round starts after the last one served
+PARALLEL_ENDPOINTS = 4
 MAX_BACKOFF_SECONDS = 3600.0
 KEEP_DELIVERED_DAYS = 7.0  # delivered rows are deleted after this (hourly); failed ones are kept
 PRUNE_SECONDS = 3600.0
@@ -87,6 +89,7 @@ class WebhookDispatcher:
         self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)  # safe across threads
         self._pool = ThreadPoolExecutor(PARALLEL_ENDPOINTS, thread_name_prefix="webhook-send")
         self._dirty = False  # deliveries moved since the metrics last counted the outbox
+        self._last_endpoint = 0  # the last subscription a round served: the next starts after it
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="webhook-dispatcher", daemon=True)
         self._counted = 0.0
@@ -128,7 +131,15 @@ class WebhookDispatcher:
         if time.monotonic() - self._pruned > PRUNE_SECONDS:
             self._pruned = time.monotonic()
             deliveries.prune(self.database, older_than_days=KEEP_DELIVERED_DAYS)
-        claimed = deliveries.claim(self.database, limit=CLAIM_LIMIT, lease_seconds=self.lease_seconds)
+        claimed = deliveries.claim(
+            self.database,
+            limit=CLAIM_LIMIT,
+            lease_seconds=self.lease_seconds,
+            endpoints=PARALLEL_ENDPOINTS,
+            after=self._last_endpoint,
+        )
+        if claimed:
+            self._last_endpoint = claimed[-1].subscription_id  # claims come in the rotated order
         by_endpoint: dict[int, list[Due]] = {}
         for due in claimed:
             by_endpoint.setdefault(due.subscription_id, []).append(due)

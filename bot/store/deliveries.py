@@ -47,16 +47,27 @@ def _due(now: Any) -> Any:
     )
 
 
-def claim(database: Database, *, limit: int, lease_seconds: float) -> list[Due]:
+def claim(
+    database: Database,
+    *,
+    limit: int,
+    lease_seconds: float,
+    endpoints: int | None = None,
+    after: int = 0,
+) -> list[Due]:
     """Up to `limit` due deliveries of each subscription, oldest first, leased to the caller for
-    `lease_seconds`."""
+    `lease_seconds`; of at most `endpoints` subscriptions, taken in id order from the first after `after`
+    (round the end), so that with more endpoints than are sent to at once each gets its turn."""
     now = utcnow()
     lease = now + timedelta(seconds=lease_seconds)
     with session_scope(database) as session:
-        waiting = session.exec(select(WebhookDelivery.subscription_id).where(_due(now)).distinct()).all()
+        waiting = sorted(
+            session.exec(select(WebhookDelivery.subscription_id).where(_due(now)).distinct()).all()
+        )
+        waiting = [i for i in waiting if i > after] + [i for i in waiting if i <= after]
         postgres = session.get_bind().dialect.name == "postgresql"
         rows: list[WebhookDelivery] = []
-        for subscription_id in sorted(waiting):
+        for subscription_id in waiting[:endpoints]:
             due = (
                 select(WebhookDelivery)
                 .where(_due(now), col(WebhookDelivery.subscription_id) == subscription_id)

@@ -264,6 +264,28 @@ def test_a_failing_endpoint_is_backed_off_whole_and_never_starves_a_healthy_one(
         healthy.close()
 
 
+def test_a_round_serves_as_many_endpoints_as_it_sends_to_at_once_and_the_next_round_the_rest(
+    database: Database,
+) -> None:
+    """Claiming every endpoint's rows at once left the fifth and later waiting for a worker while their
+    leases ran (another replica could then send them again); a round now takes four, the next the rest."""
+    receivers = [Receiver(failures=0) for _ in range(6)]
+    try:
+        for receiver in receivers:
+            webhooks.add(database, webhooks.check_spec(receiver.url, SECRET, []))
+        with session_scope(database) as session:
+            enqueue(session, [Event("review.created", {"id": 1})])
+        dispatcher = WebhookDispatcher(database, FAST)
+        assert dispatcher.step() == 4
+        assert sum(len(r.received) for r in receivers) == 4
+        assert dispatcher.step() == 2
+        dispatcher.stop()
+        assert all(len(r.accepted()) == 1 for r in receivers)  # each endpoint once
+    finally:
+        for receiver in receivers:
+            receiver.close()
+
+
 def test_a_server_killed_between_the_turn_and_the_send_delivers_after_a_restart(
     tmp_path: Path, cache_dir: Path, receiver: Receiver
 ) -> None:
