@@ -2,7 +2,7 @@
 
     python scripts/bench/bench_learning_curve.py [--dataset hwu64 banking77-oos] [--ks 0,1,2,5,10]
                                                  [--rate 0.10] [--threads 2] [--save R.json]
-                                                 [--load R.json ...] [--plot docs/images/learning_curve.png]
+                                                 [--load R.json ...] [--plot docs/plots/learning_curve.png]
 
 A folder starts as bench_oos_share.py builds it (hwu64: 12 of its intents held out with seed 0;
 banking77-oos: the published BANKING77-OOS split) and routes on the encoder self-trained on its own texts,
