@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.insights.history import (
+    MAX_CHARS,
     MAX_RECORDS,
     History,
     HistoryError,
@@ -84,7 +85,8 @@ def _add(history: History, path: Path, where: str, turn: Turn | Skip | None) -> 
 
 def _opening(messages: list[tuple[str, str, Any]]) -> tuple[str, str | None, Any] | None:
     """(question, answer, time of the question) from (role, text, time) in order: the customer's messages
-    before the first agent reply, joined, and that reply; None when the customer never wrote."""
+    before the first agent reply, joined and cut to MAX_CHARS (each was checked alone, not their sum), and
+    that reply; None when the customer never wrote."""
     asked: list[str] = []
     when = None
     for role, text, at in messages:
@@ -92,8 +94,12 @@ def _opening(messages: list[tuple[str, str, Any]]) -> tuple[str, str | None, Any
             asked.append(text)
             when = when or at
         elif asked:
-            return " ".join(asked), text, when
-    return (" ".join(asked), None, when) if asked else None
+            return _joined(asked), text, when
+    return (_joined(asked), None, when) if asked else None
+
+
+def _joined(asked: list[str]) -> str:
+    return " ".join(asked)[:MAX_CHARS].rstrip()
 
 
 def _chatwoot_message(record: Any) -> tuple[str, str, str, Any] | None:
@@ -120,6 +126,7 @@ def read_chatwoot(path: Path, content: str, history: History) -> None:
     """Turns from a Chatwoot export: messages alone, or conversations holding their messages."""
     conversations: dict[str, list[tuple[str, str, Any]]] = {}  # by id as a string: 7 and "7" are one
     labels: dict[str, tuple[str, ...]] = {}
+    gathered = 0  # messages held for their conversation: each counts toward MAX_RECORDS
     for where, record in _records(path, content, ("payload", "messages", "conversations")):
         inner = record.get("messages") if isinstance(record, dict) else None
         items = [(where, record)]
@@ -128,6 +135,9 @@ def read_chatwoot(path: Path, content: str, history: History) -> None:
             if isinstance(record.get("id"), int | str):
                 labels[str(record["id"])] = _safe_tags(record.get("labels"))
         for place, message in items:
+            gathered += 1
+            if gathered > MAX_RECORDS:  # skipped messages included: each is a record read
+                raise HistoryError(f"{path}: {place}: more than {MAX_RECORDS:,} records; split the file")
             try:
                 if isinstance(message, Skip):
                     raise message

@@ -205,3 +205,17 @@ def test_tsv_is_read_with_tabs(tmp_path: Path) -> None:
     path = write(tmp_path / "h.tsv", "text\tanswer\nwhere is my card, please\tsoon, within 5 days\n")
     [turn] = read_history(path).turns
     assert (turn.text, turn.answer) == ("where is my card, please", "soon, within 5 days")
+
+
+def test_chatwoot_messages_count_toward_the_record_bound_and_a_joined_question_is_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.insights import history_exports
+
+    many = [{"conversation_id": 1, "message_type": 0, "content": "x" * 1500} for _ in range(6)]
+    path = write(tmp_path / "c.json", json.dumps(many))
+    [turn] = read_history(path, "chatwoot").turns  # six messages of 1,500 joined: cut to the bound
+    assert len(turn.text) == history.MAX_CHARS
+    monkeypatch.setattr(history_exports, "MAX_RECORDS", 5)
+    with pytest.raises(HistoryError, match=r"record 6: more than 5 records"):
+        read_history(path, "chatwoot")
