@@ -5,8 +5,8 @@
     DIR/drafts.json              the same drafts with their figures, for scripts
     DIR/review.html              the review page: accept, rename, merge or drop each draft (bootstrap_review.py)
 
-Strings are written as JSON strings, which YAML reads as double-quoted scalars, so no customer text can
-break the file. An agent's answer holding template syntax (`{{`, `{%`, `{#`) is wrapped in `{% raw %}`, so
+Strings are written as JSON strings, which YAML reads as double-quoted scalars, with any character YAML
+refuses (DEL, C1 controls) escaped, so no customer text can break the file. An agent's answer holding template syntax (`{{`, `{%`, `{#`) is wrapped in `{% raw %}`, so
 it is shown as written rather than run as a template.
 """
 
@@ -37,7 +37,14 @@ class Source:
 
 
 def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    """`text` as a JSON string, which YAML reads as a double-quoted scalar; a character YAML refuses
+    unescaped (DEL, C1 controls) is written as an escape, should one get past the readers' `clean_text`."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in quoted)
+
+
+def _escape(ch: str) -> str:
+    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
 
 
 def as_template(answer: str) -> str:

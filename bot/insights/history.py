@@ -90,7 +90,12 @@ def clean_text(value: Any, field_name: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise Skip(field_name, f"must be text, got {type(value).__name__}")
-    text = " ".join(value.split())
+    # no control characters (DEL, C1, ...): YAML refuses them, so a drafted folder holding one would not load
+    text = "".join(ch for ch in " ".join(value.split()) if ch.isprintable())
+    if not text:
+        if required:
+            raise Skip(field_name, "only control characters")
+        return None
     if len(text) > MAX_CHARS:
         raise Skip(field_name, f"{len(text)} characters, at most {MAX_CHARS} are read")
     return text

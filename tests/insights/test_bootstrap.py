@@ -170,3 +170,14 @@ def test_a_history_without_a_word_is_a_user_error() -> None:
         cluster_history(["?!", "..."], [None, None], encode)
     found = cluster_history(["Где моя карта?"] * 3, [None] * 3, encode, min_size=3)
     assert found.messages == 3 and [d.size for d in found.drafts] == [3]
+
+
+def test_control_characters_never_reach_the_yaml(tmp_path: Path) -> None:
+    from bot.insights.history import clean_text
+
+    assert clean_text("where\x7f is my\x85 card\x9f", "text", required=True) == "where is my card"
+    assert clean_text("\x7f\x80", "answer", required=False) is None
+    draft = bootstrap.Draft("card", "Customers\x7f asking.", ("card\x9f?",), None, 3, 0.5, 0.8, 0.5, 0, (0,))
+    (tmp_path / "a.yaml").write_text("intents:\n" + intent_entry(draft))
+    [intent] = [i for i in load_intents(tmp_path).intents if i.name == "card"]
+    assert intent.spec.examples[0] == "card\x9f?"
