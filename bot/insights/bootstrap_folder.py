@@ -13,6 +13,7 @@ it is shown as written rather than run as a template.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,10 +48,17 @@ def _escape(ch: str) -> str:
     return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
 
 
+# where Jinja would end a raw block: `{%` then an optional whitespace-control sign, spaces and `endraw`
+_ENDS_RAW = re.compile(r"\{%(?=[-+]?\s*endraw)")
+
+
 def as_template(answer: str) -> str:
-    """An agent's answer as an answer template that renders exactly that text."""
+    """An agent's answer as an answer template that renders exactly that text: inside `{% raw %}`, with
+    each `{%` that would end the raw block (`{% endraw %}`, `{%endraw%}`, `{%- endraw %}`) printed as a
+    string between two raw blocks instead."""
     if any(mark in answer for mark in ("{{", "{%", "{#")):
-        return "{% raw %}" + answer.replace("{% endraw %}", "{ % endraw % }") + "{% endraw %}"
+        guarded = _ENDS_RAW.sub(lambda _: "{% endraw %}{{ '{%' }}{% raw %}", answer)
+        return "{% raw %}" + guarded + "{% endraw %}"
     return answer
 
 

@@ -181,3 +181,22 @@ def test_control_characters_never_reach_the_yaml(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("intents:\n" + intent_entry(draft))
     [intent] = [i for i in load_intents(tmp_path).intents if i.name == "card"]
     assert intent.spec.examples[0] == "card\x9f?"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Type {{ code }} then {% endraw %} {{ 7 * 7 }}",
+        "Type {%endraw%}{{ 7 * 7 }} or {%- endraw %} {{ 1 }} or {%+  endraw -%}",
+    ],
+)
+def test_an_answer_that_ends_raw_still_renders_as_written(tmp_path: Path, answer: str) -> None:
+    from bot.content.answers import compile_template
+
+    assert compile_template(as_template(answer)).render(message="", intent="pin") == answer
+    draft = bootstrap.Draft(
+        "pin", "Customers asking about a PIN.", ("pin?",), answer, 3, 0.5, 0.8, 0.5, 3, (0,)
+    )
+    (tmp_path / "a.yaml").write_text("intents:\n" + intent_entry(draft))
+    [intent] = [i for i in load_intents(tmp_path).intents if i.name == "pin"]  # what `bot check` loads
+    assert intent.spec.answer == as_template(answer)
