@@ -260,15 +260,18 @@ def _varied(order: np.ndarray, vectors: np.ndarray, texts: list[str], wanted: in
 
 
 def _unique_names(found: list[Draft]) -> list[Draft]:
-    """Drafts named apart: a second "card_arrival" becomes "card_arrival_2" (a reviewer merges or renames)."""
-    seen: dict[str, int] = {}
+    """Drafts named apart: a second "card_arrival" becomes "card_arrival_2" (a reviewer merges or renames),
+    or "_3" and on when a draft is itself called "card_arrival_2"."""
+    used: set[str] = set()
     out = []
     for draft in found:
-        name = re.sub(r"[^a-z0-9_]", "_", draft.name.lower()).strip("_")[:60] or "topic"
-        if not name[0].isalpha():
-            name = f"topic_{name}"
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            name = f"{name}_{seen[name]}"
+        base = re.sub(r"[^a-z0-9_]", "_", draft.name.lower()).strip("_")[:60] or "topic"
+        if not base[0].isalpha():
+            base = f"topic_{base}"
+        name, number = base, 1
+        while name in used:
+            number += 1
+            name = f"{base}_{number}"
+        used.add(name)
         out.append(Draft(**{**draft.__dict__, "name": name}))
     return out

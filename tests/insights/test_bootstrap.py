@@ -200,3 +200,11 @@ def test_an_answer_that_ends_raw_still_renders_as_written(tmp_path: Path, answer
     (tmp_path / "a.yaml").write_text("intents:\n" + intent_entry(draft))
     [intent] = [i for i in load_intents(tmp_path).intents if i.name == "pin"]  # what `bot check` loads
     assert intent.spec.answer == as_template(answer)
+
+
+def test_draft_names_are_unique_even_against_a_numbered_one() -> None:
+    def named(name: str) -> bootstrap.Draft:
+        return bootstrap.Draft(name, "d", ("q",), None, 3, 0.5, 0.8, 0.5, 0, (0,))
+
+    names = [d.name for d in bootstrap._unique_names([named(n) for n in ("card", "card", "card_2", "Card!")])]
+    assert names == ["card", "card_2", "card_2_2", "card_3"]
