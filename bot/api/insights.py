@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import numpy as np
@@ -19,8 +20,9 @@ from bot.api.schemas import (
     OperatingPointOut,
     StatsWithOperatingPoint,
 )
+from bot.content.intents import IntentSet, load_intents
 from bot.content.off_topic import set_folder_share
-from bot.errors import ConflictError
+from bot.errors import ConflictError, IntentFileError
 from bot.insights import discovery, off_topic_traffic, stats
 from bot.routing.engine import Engine
 from bot.routing.scoring import intent_scores
@@ -53,6 +55,23 @@ def operating_point(state: RoutingState, figures: stats.StatsOut) -> OperatingPo
     )
 
 
+def yaml_intents(engine: Engine, state: RoutingState) -> Callable[[], IntentSet | None]:
+    """Reads the live folder's intents without learned examples (what its self-calibration was fitted on);
+    None when the folder on disk no longer matches `state` (edited, not reloaded yet) or cannot be read.
+    The engine keeps that set privately, so it is read again, only when the off-topic reference is not
+    cached for `state` yet."""
+
+    def read() -> IntentSet | None:
+        try:
+            base = load_intents(engine.intents_dir)
+        except IntentFileError:
+            return None
+        same = base.with_extra_examples(dict(engine.extra_examples)).version == state.intents.version
+        return base if same else None
+
+    return read
+
+
 @router.get("/v1/stats", response_model=StatsWithOperatingPoint, dependencies=[Analyst])
 def get_stats(database: DatabaseDep, engine: EngineDep, days: Days = 30) -> StatsWithOperatingPoint:
     """Messages per day by route, top intents, fallback and handoff rates, confidence, confusions, accuracy,
@@ -64,7 +83,9 @@ def get_stats(database: DatabaseDep, engine: EngineDep, days: Days = 30) -> Stat
     return StatsWithOperatingPoint(
         **dict(figures),
         operating_point=operating_point(state, figures),
-        off_topic=off_topic_traffic.report(traffic, state, engine.settings, engine.encoder),
+        off_topic=off_topic_traffic.report(
+            traffic, state, engine.settings, engine.encoder, yaml_intents(engine, state)
+        ),
     )
 
 

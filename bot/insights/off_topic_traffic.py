@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,13 +19,14 @@ from sqlalchemy import Engine as Database
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
+from bot.content.intents import IntentSet
 from bot.errors import ConfigError
 from bot.insights import off_topic_share as share_of
 from bot.insights.stats import bot_decisions
-from bot.routing.encoders import Encoder
+from bot.routing.encoders.embedding_cache import CachedEncoder
 from bot.routing.pseudo_queries import Evidence
 from bot.routing.self_calibration import MIN_INTENTS, MIN_QUERIES
-from bot.routing.state import RoutingState
+from bot.routing.state import RoutingState, build_state
 from bot.store.models import DecisionLog
 
 SMALL_TALK_TAG = "small_talk"  # built-in greeting, thanks, goodbye, and a folder's own intents so tagged
@@ -96,8 +97,30 @@ _cache_lock = threading.Lock()
 _cached: tuple[RoutingState, bool, share_of.Reference | None] | None = None
 
 
+def _evidence_and_state(
+    state: RoutingState,
+    settings: Settings,
+    encoder: CachedEncoder | None,
+    yaml_intents: Callable[[], IntentSet | None] | None,
+) -> tuple[Evidence, RoutingState]:
+    """The evidence and the state to score pseudo-queries on, as `Engine._prepare` picks them: a
+    self-trained model's cross-fit covers the folder's YAML texts, never learned examples, so with one the
+    reference is scored on a state built on the YAML intents alone (the live state's learned examples
+    would otherwise make it fall back to leave-one-out scores of texts the model was trained on: too
+    confident, so the share comes out too high)."""
+    base = yaml_intents() if yaml_intents is not None else None
+    if base is not None and encoder is not None and base.version != state.intents.version:
+        evidence = Evidence.of(settings.model, base, encoder)
+        if evidence.cross_fit is not None:
+            return evidence, build_state(encoder, settings, base, state.passages, None, state.tone_phrases)
+    return Evidence.of(settings.model, state.intents, encoder), state
+
+
 def reference_for(
-    state: RoutingState, settings: Settings, encoder: Encoder | None = None
+    state: RoutingState,
+    settings: Settings,
+    encoder: CachedEncoder | None = None,
+    yaml_intents: Callable[[], IntentSet | None] | None = None,
 ) -> share_of.Reference | None:
     """The folder's in-scope and off-topic pseudo-query confidences, put on the live state's confidence
     scale (its own map, whatever calibrated it); None when the folder has too few examples. Computed once
@@ -107,17 +130,18 @@ def reference_for(
     not cover (bot.content.off_topic_set), which behave like real off-topic traffic; without it, or when
     none is left, the examples scored with their own intent removed (sibling requests), which sit higher
     than real off-topic messages and make the estimate too high (docs/evaluation.md, "Estimating the
-    off-topic share")."""
+    off-topic share"). `yaml_intents` gives the folder's intents without learned examples (None: unknown),
+    read only when the reference is not cached yet (see `_evidence_and_state`)."""
     global _cached
     with _cache_lock:
         if _cached is not None and _cached[0] is state and _cached[1] == (encoder is None):
             return _cached[2]
-    evidence = Evidence.of(settings.model, state.intents, encoder)
-    queries = evidence.query_rows(state)
-    if len(queries) < MIN_QUERIES or len(state.intents.intents) < MIN_INTENTS:
+    evidence, fit_on = _evidence_and_state(state, settings, encoder, yaml_intents)
+    queries = evidence.query_rows(fit_on)
+    if len(queries) < MIN_QUERIES or len(fit_on.intents.intents) < MIN_INTENTS:
         found = None
     else:
-        pseudo = evidence.pseudo_queries(state, settings)
+        pseudo = evidence.pseudo_queries(fit_on, settings)
         live, own = state.scoring, pseudo.scoring
 
         def rescale(conf: np.ndarray) -> np.ndarray:  # own map -> raw score -> live map
@@ -239,15 +263,20 @@ def configured_share(state: RoutingState, settings: Settings) -> float:
 
 
 def report(
-    traffic: Traffic, state: RoutingState, settings: Settings, encoder: Encoder | None = None
+    traffic: Traffic,
+    state: RoutingState,
+    settings: Settings,
+    encoder: CachedEncoder | None = None,
+    yaml_intents: Callable[[], IntentSet | None] | None = None,
 ) -> OffTopicOut:
     """The estimate against the share the live operating point assumes, with what to do about it
-    (`encoder`: the live model's, for the general off-topic reference; see `reference_for`)."""
+    (`encoder`: the live model's, for the general off-topic reference; `yaml_intents`: the folder without
+    learned examples; see `reference_for`)."""
     live = state.calibration_id
     same = np.array([c == live for c in traffic.calibration_ids], dtype=bool)
     use_all = int(same.sum()) < share_of.MIN_MESSAGES
     chosen = traffic.confidences if use_all else traffic.confidences[same]
-    reference = reference_for(state, settings, encoder)
+    reference = reference_for(state, settings, encoder, yaml_intents)
     estimate = share_of.estimate_share(chosen, reference)
     calibration = state.calibration
     configured = configured_share(state, settings)

@@ -6,15 +6,23 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from bot.api import create_app
+from bot.api.insights import yaml_intents
 from bot.config import Settings
 from bot.content.intents import load_intents
 from bot.content.off_topic import OffTopicShare
+from bot.insights import off_topic_traffic
 from bot.insights.off_topic_traffic import Traffic, report
+from bot.routing.cross_fit import FOLDS, CrossFit, example_folds, texts_key
 from bot.routing.engine import Engine
+from bot.routing.pseudo_queries import SELF_TRAINING_FILE, Evidence
 from tests.api_support import make_intents, seed_confidences
+from tests.conftest import write
+from tests.routing.test_cross_fit import OVERLAPPING
+from tests.routing.test_self_calibration import engine_on
 
 
 def app_on(tmp_path: Path, bundled_encoder, cache_dir: Path, keys: str = "") -> tuple[Engine, Settings]:
@@ -86,3 +94,36 @@ def test_without_a_calibration_the_folder_share_is_the_one_assumed(
     found = report(Traffic(np.zeros(0), [], []), state, settings)
     assert settings.oos_rate != 0.25
     assert found.configured == 0.25 and found.configured_by == "folder"
+
+
+def test_a_self_trained_models_reference_is_scored_on_the_yaml_intents(
+    tmp_path: Path, bundled_encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With learned examples live, a self-trained model's cross-fit (which covers the YAML texts only)
+    still scores the in-scope reference, as the engine's self-calibration does: the learned example is
+    not among the reference's pseudo-queries."""
+    folder = write(tmp_path / "intents" / "home.yaml", OVERLAPPING).parent
+    stock = engine_on(folder, tmp_path / "cache", bundled_encoder)
+    stock.load()
+    model = tmp_path / "model"  # stands in for a self-trained model folder: marker and cross-fit
+    model.mkdir()
+    (model / SELF_TRAINING_FILE).write_text("{}", encoding="utf-8")
+    base = stock.state
+    vectors = np.stack([base.intent_index.vectors()] * FOLDS)
+    CrossFit(vectors=vectors, folds=example_folds(base.intents), key=texts_key(base.intents)).save(model)
+    engine = engine_on(folder, tmp_path / "cache", bundled_encoder, model=str(model))
+    engine.load(extra_examples={"weather": ["do I need an umbrella today"]})
+    state, settings = engine.state, engine.settings
+    covered = Evidence.of(str(model), base.intents).query_rows(base)
+
+    monkeypatch.setattr(off_topic_traffic, "_cached", None)
+    found = off_topic_traffic.reference_for(state, settings, engine.encoder, lambda: base.intents)
+    assert found is not None and len(found.conf_in) == len(covered)
+    monkeypatch.setattr(off_topic_traffic, "_cached", None)  # the folder unknown: the live intents decide
+    unknown = off_topic_traffic.reference_for(state, settings, engine.encoder)
+    assert unknown is not None and len(unknown.conf_in) == len(covered) + 1
+
+    read = yaml_intents(engine, state)  # what GET /v1/stats passes: the folder, while it matches the state
+    assert (found_yaml := read()) is not None and found_yaml.version == base.version
+    write(folder / "home.yaml", OVERLAPPING.replace("play some jazz", "play some blues"))
+    assert read() is None  # edited, not reloaded: the folder no longer tells the live state's YAML intents
