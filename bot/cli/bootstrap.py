@@ -73,7 +73,7 @@ def bootstrap(
     started = time.perf_counter()
     history = read_history(source, fmt.value)
     for line in each_problem(history, SHOWN_PROBLEMS):
-        err.print(f"skipped: {line}", markup=False)
+        err.print(line, markup=False)
     questions, answers = _redacted(history)
     result = _cluster(
         questions, answers, sample=sample, min_size=min_size, examples=examples, threads=threads
@@ -83,8 +83,8 @@ def bootstrap(
             f"{source}: no question recurs often enough to draft an intent ({result.messages:,} questions, "
             f"{len(result.distinct):,} distinct); lower --min-size or give a longer history"
         )
-    files = write_folder(result, out_dir, Source(str(source), len(history.turns), len(history.problems)))
-    _report(result, len(history.problems), files, out_dir, time.perf_counter() - started)
+    files = write_folder(result, out_dir, Source(str(source), len(history.turns), history.skipped))
+    _report(result, history.skipped, files, out_dir, time.perf_counter() - started)
 
 
 def _report(result: Result, skipped: int, files: list[Path], out_dir: Path, seconds: float) -> None:

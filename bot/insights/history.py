@@ -54,12 +54,13 @@ class Turn:
 
 @dataclass(frozen=True)
 class Problem:
-    """A record that was skipped: where it is and why."""
+    """A record that was skipped, or a field of a kept record that was ignored (`kept`): where and why."""
 
     path: Path
     where: str  # "row 12", "line 3", "conversation 7, message 2"
     field: str
     reason: str
+    kept: bool = False  # an optional field (timestamp, tags) was unusable; the question itself was kept
 
     def __str__(self) -> str:
         return f"{self.path}: {self.where}: '{self.field}': {self.reason}"
@@ -71,6 +72,12 @@ class History:
 
     turns: list[Turn] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    records: int = 0  # records read by the flat readers, usable or not (the MAX_RECORDS bound)
+
+    @property
+    def skipped(self) -> int:
+        """Records lost: problems that cost their record, not only an optional field."""
+        return sum(not p.kept for p in self.problems)
 
 
 class Skip(Exception):
@@ -152,18 +159,27 @@ def _columns(found: list[str]) -> dict[str, str]:
     return names
 
 
-def turn_of(record: Mapping[str, Any], names: Mapping[str, str]) -> Turn:
-    """A `Turn` from one flat record (a CSV row or a JSON line)."""
+def turn_of(record: Mapping[str, Any], names: Mapping[str, str]) -> tuple[Turn, list[Skip]]:
+    """A `Turn` from one flat record (a CSV row or a JSON line), and the optional fields it was read
+    without: a malformed timestamp or tags cost only that field (a US-style date column would otherwise
+    drop every question), not the question."""
     if "text" not in names:
         raise Skip("text", f"no question column; accepted names: {', '.join(COLUMNS['text'])}")
     text = clean_text(_pick(record, names, "text"), names["text"], required=True)
     assert text is not None
-    return Turn(
-        text=text,
-        answer=clean_text(_pick(record, names, "answer"), names.get("answer", "answer"), required=False),
-        timestamp=parse_timestamp(_pick(record, names, "timestamp"), names.get("timestamp", "timestamp")),
-        tags=parse_tags(_pick(record, names, "tags"), names.get("tags", "tags")),
-    )
+    ignored: list[Skip] = []
+    timestamp: datetime | None = None
+    tags: tuple[str, ...] = ()
+    try:
+        timestamp = parse_timestamp(_pick(record, names, "timestamp"), names.get("timestamp", "timestamp"))
+    except Skip as skip:
+        ignored.append(skip)
+    try:
+        tags = parse_tags(_pick(record, names, "tags"), names.get("tags", "tags"))
+    except Skip as skip:
+        ignored.append(skip)
+    answer = clean_text(_pick(record, names, "answer"), names.get("answer", "answer"), required=False)
+    return Turn(text=text, answer=answer, timestamp=timestamp, tags=tags), ignored
 
 
 def _csv_rows(reader: csv.DictReader[str]) -> Iterator[dict[str, Any] | Problem]:
@@ -197,10 +213,12 @@ def read_csv(path: Path, content: str, history: History) -> None:
         )
     for row in _csv_rows(reader):
         if isinstance(row, Problem):
+            history.records += 1
             history.problems.append(Problem(path, row.where, row.field, row.reason))
             continue
         where = f"row {reader.line_num}"
         if None in row:  # more cells than the header names
+            history.records += 1
             history.problems.append(Problem(path, where, "row", "more cells than the header has columns"))
             continue
         _keep(history, path, where, row, names)
@@ -224,9 +242,11 @@ def read_jsonl(path: Path, content: str, history: History) -> None:
         try:
             record = json.loads(line)
         except (ValueError, RecursionError) as exc:
+            history.records += 1
             history.problems.append(Problem(path, where, "line", json_problem(exc)))
             continue
         if not isinstance(record, dict):
+            history.records += 1
             history.problems.append(Problem(path, where, "line", "must be a JSON object"))
             continue
         _keep(history, path, where, record, _columns(list(record)))
@@ -236,10 +256,13 @@ def _keep(
     history: History, path: Path, where: str, record: Mapping[str, Any], names: Mapping[str, str]
 ) -> None:
     """Append the record's turn, or the reason it is unusable to the problems; stop past MAX_RECORDS."""
-    if len(history.turns) + len(history.problems) >= MAX_RECORDS:
+    history.records += 1
+    if history.records > MAX_RECORDS:
         raise HistoryError(f"{path}: {where}: more than {MAX_RECORDS:,} records; split the file")
     try:
-        history.turns.append(turn_of(record, names))
+        turn, ignored = turn_of(record, names)
+        history.turns.append(turn)
+        history.problems.extend(Problem(path, where, s.field_name, s.reason, kept=True) for s in ignored)
     except Skip as skip:
         history.problems.append(Problem(path, where, skip.field_name, skip.reason))
     except (ValueError, RecursionError, TypeError) as exc:  # untrusted input: a record costs only itself
@@ -298,8 +321,9 @@ def read_history(path: Path, fmt: Format = "auto") -> History:
 
 
 def each_problem(history: History, limit: int) -> Iterator[str]:
-    """The first `limit` problems as lines, then how many more there were."""
+    """The first `limit` problems as lines ("skipped: ..." or "field ignored: ..." for a kept record's
+    unusable optional field), then how many more there were."""
     for problem in history.problems[:limit]:
-        yield str(problem)
+        yield f"{'field ignored' if problem.kept else 'skipped'}: {problem}"
     if len(history.problems) > limit:
-        yield f"... and {len(history.problems) - limit:,} more skipped records"
+        yield f"... and {len(history.problems) - limit:,} more problems"

@@ -17,11 +17,11 @@ def test_bootstrap_writes_a_folder_bot_check_accepts(tmp_path: Path) -> None:
     out = tmp_path / "drafts"
     done = bot("bootstrap", "--from", str(history), "--out", str(out))
     assert done.returncode == 0, done.stderr
-    # the malformed row is named with its number and field, and only it is lost
-    assert f"skipped: {history}: row 3: 'created_at': 'yesterday-ish' is not ISO 8601" in done.stderr
-    assert "3 draft intents covering" in done.stdout and "1 records skipped" in done.stdout
+    # the malformed timestamp is named with its row and field, and its question is kept
+    assert f"field ignored: {history}: row 3: 'created_at': 'yesterday-ish' is not ISO 8601" in done.stderr
+    assert "3 draft intents covering" in done.stdout and "0 records skipped" in done.stdout
     summary = json.loads((out / "drafts.json").read_text())
-    assert summary["read"] == 2 * (len(fx.rows()) - 1) + 1 - 1 and summary["skipped"] == 1
+    assert summary["read"] == 2 * (len(fx.rows()) - 1) + 1 and summary["skipped"] == 0
     assert all(d["answer"] and d["size"] >= 3 for d in summary["drafts"])
     assert "purity estimate" in (out / "drafts.yaml").read_text()
     assert (out / "review.html").is_file() and "review.html to accept, rename, merge or drop" in done.stdout

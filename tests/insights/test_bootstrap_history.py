@@ -25,14 +25,28 @@ def test_csv_with_aliased_columns(tmp_path: Path) -> None:
     assert first.tags == ("cards", "web")
 
 
-def test_malformed_csv_row_is_named_and_the_rest_kept(tmp_path: Path) -> None:
+def test_a_malformed_timestamp_is_named_and_its_question_kept(tmp_path: Path) -> None:
     path = write(tmp_path / "h.csv", fx.csv_text(bad_row=True))
     found = read_history(path)
-    assert len(found.turns) == TOTAL - 1
+    assert len(found.turns) == TOTAL and found.turns[1].timestamp is None
     [problem] = found.problems
+    assert problem.kept and found.skipped == 0
     assert str(problem) == (
         f"{path}: row 3: 'created_at': 'yesterday-ish' is not ISO 8601 (2024-05-01T09:30:00Z) or Unix seconds"
     )
+
+
+def test_us_dates_and_bad_tags_lose_no_question(tmp_path: Path) -> None:
+    rows = "text,date,tags\nwhere is my card,05/01/2024,cards\nfee?,2024-05-01,\n"
+    found = read_history(write(tmp_path / "h.csv", rows))
+    assert [(t.text, t.timestamp is None, t.tags) for t in found.turns] == [
+        ("where is my card", True, ("cards",)),
+        ("fee?", False, ()),
+    ]
+    found = read_history(write(tmp_path / "h.jsonl", '{"text": "refund", "tags": [1]}\n'))
+    assert [t.text for t in found.turns] == ["refund"] and [p.field for p in found.problems] == ["tags"]
+    [line] = history.each_problem(found, 5)
+    assert line.startswith("field ignored: ")
 
 
 def test_csv_rows_with_extra_cells_or_no_text(tmp_path: Path) -> None:
