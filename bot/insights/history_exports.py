@@ -16,9 +16,9 @@ The customer's messages before the first reply are joined into one question ("hi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.insights.history import (
     MAX_CHARS,
@@ -34,6 +34,7 @@ from bot.insights.history import (
     parse_timestamp,
 )
 
+_T = TypeVar("_T")
 _INCOMING = {0: "customer", "incoming": "customer", 1: "agent", "outgoing": "agent"}
 _IGNORED_TYPES = {2, 3, "activity", "template"}
 
@@ -74,13 +75,33 @@ def _unwrap(document: Any, keys: tuple[str, ...]) -> list[Any] | None:
     return None
 
 
-def _add(history: History, path: Path, where: str, turn: Turn | Skip | None) -> None:
-    if len(history.turns) + len(history.problems) >= MAX_RECORDS:
+def _counted(history: History, path: Path, where: str) -> None:
+    """Count one record read (a ticket, a Chatwoot message, usable or not); refuse past MAX_RECORDS."""
+    history.records += 1
+    if history.records > MAX_RECORDS:
         raise HistoryError(f"{path}: {where}: more than {MAX_RECORDS:,} records; split the file")
+
+
+def _add(
+    history: History, path: Path, where: str, turn: Turn | Skip | None, ignored: Sequence[Skip] = ()
+) -> None:
+    """Keep `turn`, or name the record skipped; `ignored` are the optional fields it was kept without."""
     if isinstance(turn, Skip):
         history.problems.append(Problem(path, where, turn.field_name, turn.reason))
     elif turn is not None:
         history.turns.append(turn)
+    history.problems.extend(Problem(path, where, i.field_name, i.reason, kept=True) for i in ignored)
+
+
+def _optional(
+    value: Any, field_name: str, parse: Callable[[Any, str], _T], default: _T, ignored: list[Skip]
+) -> _T:
+    """An optional field (a time, tags): unreadable costs only itself, noted in `ignored`, not the record."""
+    try:
+        return parse(value, field_name)
+    except Skip as skip:
+        ignored.append(skip)
+        return default
 
 
 def _opening(messages: list[tuple[str, str, Any]]) -> tuple[str, str | None, Any] | None:
@@ -102,7 +123,7 @@ def _joined(asked: list[str]) -> str:
     return " ".join(asked)[:MAX_CHARS].rstrip()
 
 
-def _chatwoot_message(record: Any) -> tuple[str, str, str, Any] | None:
+def _chatwoot_message(record: Any, ignored: list[Skip]) -> tuple[str, str, str, Any] | None:
     """(conversation id, role, text, time) of one Chatwoot message; None for activity, template and private
     notes; `Skip` for a malformed one."""
     if not isinstance(record, dict):
@@ -119,14 +140,14 @@ def _chatwoot_message(record: Any) -> tuple[str, str, str, Any] | None:
         raise Skip("conversation_id", "missing, or not a number or string")
     text = clean_text(record.get("content"), "content", required=True)
     assert text is not None
-    return str(conversation), _INCOMING[kind], text, parse_timestamp(record.get("created_at"), "created_at")
+    at = _optional(record.get("created_at"), "created_at", parse_timestamp, None, ignored)
+    return str(conversation), _INCOMING[kind], text, at
 
 
 def read_chatwoot(path: Path, content: str, history: History) -> None:
     """Turns from a Chatwoot export: messages alone, or conversations holding their messages."""
     conversations: dict[str, list[tuple[str, str, Any]]] = {}  # by id as a string: 7 and "7" are one
     labels: dict[str, tuple[str, ...]] = {}
-    gathered = 0  # messages held for their conversation: each counts toward MAX_RECORDS
     for where, record in _records(path, content, ("payload", "messages", "conversations")):
         inner = record.get("messages") if isinstance(record, dict) else None
         items = [(where, record)]
@@ -135,19 +156,19 @@ def read_chatwoot(path: Path, content: str, history: History) -> None:
             if isinstance(record.get("id"), int | str):
                 labels[str(record["id"])] = _safe_tags(record.get("labels"))
         for place, message in items:
-            gathered += 1
-            if gathered > MAX_RECORDS:  # skipped messages included: each is a record read
-                raise HistoryError(f"{path}: {place}: more than {MAX_RECORDS:,} records; split the file")
+            _counted(history, path, place)  # each message held for its conversation counts
+            ignored: list[Skip] = []
             try:
                 if isinstance(message, Skip):
                     raise message
-                found = _chatwoot_message(message)
+                found = _chatwoot_message(message, ignored)
             except Skip as skip:
                 _add(history, path, place, skip)
                 continue
             except (ValueError, RecursionError, TypeError) as exc:  # untrusted: a message costs only itself
                 _add(history, path, place, Skip("message", f"cannot be read: {exc}"))
                 continue
+            _add(history, path, place, None, ignored)
             if found is not None:
                 conversation, role, text, at = found
                 conversations.setdefault(conversation, []).append((role, text, at))
@@ -166,13 +187,15 @@ def _safe_tags(value: Any) -> tuple[str, ...]:
         return ()
 
 
-def _zendesk_ticket(record: Any) -> Turn | None:
-    """The opening question of one ticket and the first public agent comment after it."""
+def _zendesk_ticket(record: Any, ignored: list[Skip]) -> Turn | None:
+    """The opening question of one ticket and the first public agent comment after it; an unreadable
+    `created_at` or `tags` is noted in `ignored` and the ticket kept without it."""
     if not isinstance(record, dict):
         raise Skip("ticket", "must be a JSON object")
     comments = record.get("comments")
-    when = parse_timestamp(record.get("created_at"), "created_at")
-    tags = parse_tags(record.get("tags"))
+    when = _optional(record.get("created_at"), "created_at", parse_timestamp, None, ignored)
+    no_tags: tuple[str, ...] = ()
+    tags = _optional(record.get("tags"), "tags", parse_tags, no_tags, ignored)
     if comments is None:
         text = clean_text(record.get("description"), "description", required=True)
         assert text is not None
@@ -203,10 +226,12 @@ def read_zendesk(path: Path, content: str, history: History) -> None:
     """Turns from a Zendesk ticket export."""
     for where, record in _records(path, content, ("tickets", "results")):
         ticket = f"{where} (ticket {record.get('id')})" if isinstance(record, dict) else where
+        _counted(history, path, ticket)
+        ignored: list[Skip] = []
         try:
             if isinstance(record, Skip):
                 raise record
-            _add(history, path, ticket, _zendesk_ticket(record))
+            _add(history, path, ticket, _zendesk_ticket(record, ignored), ignored)
         except Skip as skip:
             _add(history, path, ticket, skip)
         except (ValueError, RecursionError, TypeError) as exc:  # untrusted: a ticket costs only itself

@@ -233,3 +233,13 @@ def test_chatwoot_messages_count_toward_the_record_bound_and_a_joined_question_i
     monkeypatch.setattr(history_exports, "MAX_RECORDS", 5)
     with pytest.raises(HistoryError, match=r"record 6: more than 5 records"):
         read_history(path, "chatwoot")
+
+
+def test_export_tickets_and_messages_keep_their_question_without_a_bad_time(tmp_path: Path) -> None:
+    ticket = {"id": 1, "requester_id": 2, "description": "refund please", "created_at": "01/05/2024"}
+    found = read_history(write(tmp_path / "t.json", json.dumps({"tickets": [ticket]})))
+    assert [(t.text, t.timestamp) for t in found.turns] == [("refund please", None)]
+    assert [(p.field, p.kept) for p in found.problems] == [("created_at", True)]
+    messages = [{"conversation_id": 1, "message_type": 0, "content": "card?", "created_at": "soon"}]
+    found = read_history(write(tmp_path / "c.json", json.dumps(messages)), "chatwoot")
+    assert [t.text for t in found.turns] == ["card?"] and found.skipped == 0
