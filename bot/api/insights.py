@@ -20,9 +20,9 @@ from bot.api.schemas import (
     OperatingPointOut,
     StatsWithOperatingPoint,
 )
-from bot.content.intents import IntentSet, load_intents
+from bot.content.intents import IntentSet
 from bot.content.off_topic import set_folder_share
-from bot.errors import ConflictError, IntentFileError
+from bot.errors import ConflictError
 from bot.insights import discovery, off_topic_traffic, stats
 from bot.routing.engine import Engine
 from bot.routing.scoring import intent_scores
@@ -56,15 +56,12 @@ def operating_point(state: RoutingState, figures: stats.StatsOut) -> OperatingPo
 
 
 def yaml_intents(engine: Engine, state: RoutingState) -> Callable[[], IntentSet | None]:
-    """Reads the live folder's intents without learned examples (what its self-calibration was fitted on);
-    None when the folder on disk no longer matches `state` (edited, not reloaded yet) or cannot be read.
-    The engine keeps that set privately, so it is read again, only when the off-topic reference is not
-    cached for `state` yet."""
+    """The live folder's intents without learned examples (what its self-calibration was fitted on); None
+    when they no longer match `state` (a reload or a learned example came in between)."""
 
     def read() -> IntentSet | None:
-        try:
-            base = load_intents(engine.intents_dir)
-        except IntentFileError:
+        base = engine.base_intents
+        if base is None:
             return None
         same = base.with_extra_examples(dict(engine.extra_examples)).version == state.intents.version
         return base if same else None

@@ -215,6 +215,12 @@ class Engine:
                 operating_point = "defaults (too few intents or examples to self-calibrate)"
         return base, state, operating_point
 
+    @property
+    def base_intents(self) -> IntentSet | None:
+        """The loaded folder's intents without learned examples: what its self-calibration was fitted on
+        when a self-trained model's cross-fit covers them (None before the first load)."""
+        return self._base_intents
+
     def learn(self, intent: str, text: str) -> bool:
         """Make `text` a live example of `intent` (and of no other intent) without a restart or a YAML edit.
 

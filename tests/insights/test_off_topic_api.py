@@ -123,7 +123,9 @@ def test_a_self_trained_models_reference_is_scored_on_the_yaml_intents(
     unknown = off_topic_traffic.reference_for(state, settings, engine.encoder)
     assert unknown is not None and len(unknown.conf_in) == len(covered) + 1
 
-    read = yaml_intents(engine, state)  # what GET /v1/stats passes: the folder, while it matches the state
+    read = yaml_intents(engine, state)  # what GET /v1/stats passes: the loaded YAML intents of the state
     assert (found_yaml := read()) is not None and found_yaml.version == base.version
     write(folder / "home.yaml", OVERLAPPING.replace("play some jazz", "play some blues"))
-    assert read() is None  # edited, not reloaded: the folder no longer tells the live state's YAML intents
+    assert read() is not None  # an edit on disk not yet reloaded changes nothing live
+    assert engine.learn("weather", "will it snow tonight")  # the live state moved on from `state`
+    assert read() is None
