@@ -88,3 +88,23 @@ def test_questions_and_answers_are_redacted_before_clustering() -> None:
     assert "4111" not in questions[0] and "charged twice" in questions[0]
     assert answers[0] is not None and "sam@example.com" not in answers[0] and "We refunded it" in answers[0]
     assert (questions[1], answers[1]) == ("where is my card", None)
+
+
+def test_control_characters_and_raw_breaking_answers_still_make_a_folder_bot_check_accepts(
+    tmp_path: Path,
+) -> None:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["text", "answer"])
+    for question, answer in [pair for pair in fx.rows()[:-1] for _ in range(2)]:
+        writer.writerow([question + "\x7f\x9f", answer + " Type {%endraw%}{{ 7 * 7 }} in the app."])
+    history = write(tmp_path / "history.csv", out.getvalue())
+    done = bot("bootstrap", "--from", str(history), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "out" / "drafts.yaml").read_text()
+    assert "\x7f" not in text and "\x9f" not in text and "endraw%}{{ 7 * 7 }} in the app" in text
+    checked = bot("check", "--intents", str(tmp_path / "out"))
+    assert checked.returncode == 0 and "Traceback" not in checked.stderr, checked.stderr
