@@ -21,7 +21,9 @@ def share_lines(engine: Engine, logs: Path) -> tuple[list[str], float | None]:
     from bot.insights.off_topic_traffic import file_traffic, report
 
     state = engine.state
-    found = report(file_traffic(logs), state, engine.settings, engine.encoder)
+    # the YAML intents, as the engine fitted on them (a server's learned examples are not in this engine,
+    # but a cross-fit covers the YAML texts only, so say which they are either way)
+    found = report(file_traffic(logs), state, engine.settings, engine.encoder, lambda: engine.base_intents)
     by = "the folder's off_topic_share" if found.configured_by == "folder" else "BOT_OOS_RATE"
     how = {
         "general": "against the folder's own examples and the shipped off-topic messages",
