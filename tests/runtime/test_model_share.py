@@ -130,6 +130,20 @@ class FakeTrainer:
         return TrainingStatus()
 
 
+def another_replica_looks_during_upload(database: Database, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether another replica could take the lease on self-abc at the moment the model is stored (one
+    entry per upload)."""
+    others: list[bool] = []
+    real_store = trained_models.store
+
+    def store_while_another_replica_looks(*args: Any) -> bool:
+        others.append(trained_models.take_lease(database, "self-abc", "other:2", 60))
+        return real_store(*args)
+
+    monkeypatch.setattr(trained_models, "store", store_while_another_replica_looks)
+    return others
+
+
 def test_the_lease_is_held_until_the_model_is_stored_though_the_switch_cancels(
     database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,14 +158,7 @@ def test_the_lease_is_held_until_the_model_is_stored_though_the_switch_cancels(
     assert share.step() == "training model self-abc here" and trainer.requested == [request]
     fake_model(settings.cache_dir)  # the child wrote the model
 
-    others: list[bool] = []
-    real_store = trained_models.store
-
-    def store_while_another_replica_looks(*args: Any) -> bool:
-        others.append(trained_models.take_lease(database, "self-abc", "other:2", 60))
-        return real_store(*args)
-
-    monkeypatch.setattr(trained_models, "store", store_while_another_replica_looks)
+    others = another_replica_looks_during_upload(database, monkeypatch)
     share.finished(request, TrainingStatus(state="ready"))
     assert others == [False]  # still this replica's while it uploads
     assert trained_models.is_stored(database, "self-abc")
@@ -175,13 +182,6 @@ def test_a_long_switch_does_not_let_the_lease_run_out_before_the_upload(
     share.wanted = request
     share.step()
     fake_model(settings.cache_dir)
-    others: list[bool] = []
-    real_store = trained_models.store
-
-    def store_while_another_replica_looks(*args: Any) -> bool:
-        others.append(trained_models.take_lease(database, "self-abc", "other:2", 60))
-        return real_store(*args)
-
-    monkeypatch.setattr(trained_models, "store", store_while_another_replica_looks)
+    others = another_replica_looks_during_upload(database, monkeypatch)
     share.finished(request, TrainingStatus(state="ready"))
     assert others == [False]
