@@ -185,7 +185,14 @@ def test_an_edit_is_live_at_once_retrains_and_a_newer_edit_cancels_the_older_tra
     try:
         first_ok(url, "GET", "/readyz", time.monotonic() + 30)
         first_version = ready(url)["intents_version"]
-        wait_for(lambda: ready(url)["training"]["state"] == "running", 30, "the first training")
+
+        # until the child has read the folder: an edit before that makes it refuse (it trains what is on
+        # disk, not what it was asked for) and end as failed rather than cancelled (seen on a loaded CI)
+        def reading() -> bool:
+            training = ready(url)["training"]
+            return bool(training["state"] == "running" and training["phase"] not in ("", "starting"))
+
+        wait_for(reading, 60, "the first training to start")
 
         write(folder / "home.yaml", HOME.replace("switched on.", "switched on, or made brighter."))
         reloaded = httpx.post(f"{url}/v1/admin/reload", timeout=60)
