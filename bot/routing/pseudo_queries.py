@@ -105,7 +105,7 @@ class Evidence:
     bias: PseudoBias
     cross_fit: CrossFit | None
     # the shipped general off-topic messages as this model encodes them (None: siblings are the only
-    # off-topic evidence, as before #31)
+    # off-topic evidence)
     off_topic: np.ndarray | None = field(default=None, compare=False)
 
     @classmethod

@@ -54,7 +54,7 @@ class ModelShare:
         self._held: set[str] = set()
         # models trained here and being packed and stored: their leases outlive a `cancel` (the switch to
         # the model itself cancels, as the live version then needs no training), or another replica takes
-        # the lease while the upload runs and trains the same model again (seen on CI)
+        # the lease while the upload runs and trains the same model again
         self._storing: set[str] = set()
         self._lock = threading.Lock()
         self._stepping = threading.Lock()

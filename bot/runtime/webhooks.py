@@ -3,9 +3,8 @@
 Events are written by the turn or action that causes them (bot.store.outbox); this thread claims the
 due ones (bot.store.deliveries: one replica each) and POSTs them with httpx and a short timeout, never
 holding up a chat answer. Each endpoint is sent to on its own worker, and an endpoint that fails is backed
-off as a whole (its other claimed rows given back unsent, its backlog held until the failed row's retry):
-tried row by row, a failing endpoint's retries took the whole round, and a healthy endpoint beside it got
-30 of 8,696 events in a load test (docs/evaluation.md, "Webhooks and metrics under load (#30)"). A
+off as a whole (its other claimed rows given back unsent, its backlog held until the failed row's retry),
+so a dead endpoint never starves a healthy one (docs/evaluation.md, "Webhooks and metrics under load"). A
 failure is retried with exponential backoff; after BOT_WEBHOOK_MAX_ATTEMPTS the delivery is kept as
 failed, listed by the admin API and the /review/webhooks page and re-sent on request. Each request is signed like Stripe's (docs/webhooks.md):
 

@@ -106,8 +106,8 @@ class HeldTurn:
 def enqueue_turns(session: Session, turns: Sequence[HeldTurn]) -> int:
     """The events of a batch's turns that have a ticket: `ticket.opened` for the turn that opened it
     (with the transcript and the bot's decisions), `conversation.message` for the others. A payload
-    nobody subscribed to is not built (a ticket's transcript costs two reads: about a tenth of chat's
-    requests/s under load when built for nobody)."""
+    nobody subscribed to is not built: a ticket's transcript costs two reads in the chat writer's
+    transaction (docs/evaluation.md, "Webhooks and metrics under load")."""
     subscribers = active_subscribers(session) if turns else []
     if not subscribers:
         return 0
