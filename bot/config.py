@@ -16,6 +16,7 @@ from pydantic_settings import (
 )
 
 from bot import names
+from bot.config_sentiment import SentimentSettings
 from bot.errors import ConfigError
 
 # The defaults below were chosen on BANKING77 train.csv with the bundled MiniLM model on the default
@@ -49,7 +50,7 @@ LEGACY_DATABASE_URL = "sqlite:///./bot.store.db"
 ROLES = ("widget", "agent", "analyst", "admin", "metrics")
 
 
-class Settings(BaseSettings):
+class Settings(SentimentSettings):
     """Every knob of the bot; environment variables `BOT_<NAME>` override a TOML file `BOT_CONFIG_FILE`."""
 
     model_config = SettingsConfigDict(env_prefix="BOT_", extra="ignore")

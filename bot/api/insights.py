@@ -75,7 +75,7 @@ def get_stats(database: DatabaseDep, engine: EngineDep, days: Days = 30) -> Stat
     the operating point (threshold, margin, their source and expected figures) in force, and the off-topic
     share the traffic shows against the one it assumes."""
     state = engine.state  # read once: a reload swaps the whole state
-    figures = stats.compute_stats(database, days=days)
+    figures = stats.compute_stats(database, days=days, sentiment=engine.settings)
     traffic = off_topic_traffic.database_traffic(database, figures.since, figures.until)
     return StatsWithOperatingPoint(
         **dict(figures),

@@ -1,7 +1,8 @@
-"""Sentiment by topic (#32 item 3): per intent and UTC day, the share of negative customer messages.
+"""Sentiment by topic (#32 item 3): per intent and UTC day, the share of negative customer messages, and
+the counts the surge alert reads (per intent over a window, per intent and hour over a baseline).
 
 A message is *negative* when its anger score (`bot.routing.tone`, stored on its decision as `anger`) is
-above NEGATIVE_THRESHOLD, lower than the hand-off threshold (BOT_ANGER_THRESHOLD, 0.92): a trend may
+above BOT_SENTIMENT_NEGATIVE_THRESHOLD (default NEGATIVE_THRESHOLD), lower than the hand-off threshold (BOT_ANGER_THRESHOLD, 0.92): a trend may
 count displeased customers a person need not take over, as long as calm traffic rarely counts. Chosen on
 BANKING77 train and our own complaints (`scripts/experiments/tune_negative_threshold.py`,
 docs/evaluation.md "Sentiment by topic (#32 item 3)"): the lowest threshold at which at most 5% of calm
@@ -19,18 +20,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine as Database
 from sqlmodel import Session, col
 
+from bot.config_sentiment import SentimentSettings
 from bot.insights.surge import Counts
 from bot.store.models import DecisionLog
 from bot.store.sentiment import surges_since
 
-NEGATIVE_THRESHOLD = 0.55
-BASELINE_DAYS = 14  # a topic's surge is judged against its own share over the days before
+NEGATIVE_THRESHOLD: float = SentimentSettings.model_fields["sentiment_negative_threshold"].default
 SAMPLES = 3  # the most negative messages a surge names
 TOPICS_SHOWN = 10  # topics on the stats page: those with the most negative messages in the window
 
@@ -54,22 +56,25 @@ class TopicSentiment(BaseModel):
 
 
 class SurgeOut(BaseModel):
-    """A topic's day whose negative share jumped over the topic's own baseline."""
+    """A topic whose negative share over its last hours jumped over the topic's own baseline."""
 
     intent: str
-    day: date
-    active: bool = Field(description="The surge is today's (UTC): the day it names is not over.")
-    messages: int = Field(description="The topic's scored messages that day when the surge was found.")
+    day: date = Field(description="The UTC day the surge was found.")
+    found_at: datetime = Field(description="When it was found (the end of the window that surged).")
+    active: bool = Field(description="The surge was found today (UTC).")
+    messages: int = Field(description="The topic's scored messages in the window that surged, when found.")
     negative: int
     share: float
-    baseline_share: float = Field(description=f"The topic's share over the {BASELINE_DAYS} days before.")
-    samples: list[str] = Field(description="The day's most negative messages, redacted as logged.")
+    baseline_share: float = Field(description="The topic's share over the baseline days before the window.")
+    samples: list[str] = Field(description="The window's most negative messages, redacted as logged.")
 
 
 class SentimentOut(BaseModel):
     """The stats page's "Sentiment by topic" card."""
 
     threshold: float = Field(description="Anger score above which a message counts as negative.")
+    windows: list[int] = Field(description="The hours up to now whose share a surge is judged on.")
+    baseline_days: int = Field(description="The days before the longest window a topic is compared with.")
     scored: int = Field(description="Messages of the window with a topic and a stored anger score.")
     negative: int
     topics: list[TopicSentiment] = Field(
@@ -86,26 +91,65 @@ class TopicDay:
     day: date
 
 
-def topic_day_counts(database: Database, since: datetime, until: datetime) -> dict[TopicDay, Counts]:
+def topic_day_counts(
+    database: Database, since: datetime, until: datetime, threshold: float = NEGATIVE_THRESHOLD
+) -> dict[TopicDay, Counts]:
     """Scored and negative messages per intent and UTC day in [since, until), counted by the database."""
-    day = _utc_day(database.dialect.name).label("day")
+    rows = _counted(database, since, until, threshold, _utc_day(database.dialect.name))
+    return {
+        TopicDay(intent, date.fromisoformat(str(d))): Counts(int(n), int(k or 0)) for intent, d, n, k in rows
+    }
+
+
+def topic_counts(
+    database: Database, since: datetime, until: datetime, threshold: float = NEGATIVE_THRESHOLD
+) -> dict[str, Counts]:
+    """Scored and negative messages per intent in [since, until) (a surge window)."""
+    return {
+        intent: Counts(int(n), int(k or 0))
+        for intent, n, k in _counted(database, since, until, threshold, None)
+    }
+
+
+def topic_hour_counts(
+    database: Database, since: datetime, until: datetime, threshold: float = NEGATIVE_THRESHOLD
+) -> dict[str, list[Counts]]:
+    """Each intent's counts per hour of [since, until) (whole UTC hours), oldest first, hours without
+    messages included: a surge baseline, cut into blocks of any window's length (`surge.blocks_of`)."""
+    hours = int((until - since).total_seconds() // 3600)
+    counts: dict[str, list[Counts]] = {}
+    for intent, at, n, k in _counted(database, since, until, threshold, _utc_hour(database.dialect.name)):
+        stamp = datetime.strptime(str(at)[:10], "%Y-%m-%d").replace(hour=int(str(at)[11:13]), tzinfo=UTC)
+        index = int((stamp - since).total_seconds() // 3600)
+        if 0 <= index < hours:
+            counts.setdefault(intent, [Counts(0, 0)] * hours)[index] = Counts(int(n), int(k or 0))
+    return counts
+
+
+def _counted(
+    database: Database,
+    since: datetime,
+    until: datetime,
+    threshold: float,
+    bucket: sa.ColumnElement[str] | None,
+) -> list[tuple[Any, ...]]:
+    """(intent, [bucket,] scored, negative) rows of the decisions in [since, until) with a topic and a
+    score, grouped by intent and the bucket (a UTC day or hour) when one is given."""
     anger = col(DecisionLog.anger)
-    negative = sa.func.sum(sa.case((anger > NEGATIVE_THRESHOLD, 1), else_=0))
+    negative = sa.func.sum(sa.case((anger > threshold, 1), else_=0))
+    keys: list[Any] = [col(DecisionLog.intent)] if bucket is None else [col(DecisionLog.intent), bucket]
     query = (
-        sa.select(col(DecisionLog.intent), day, sa.func.count(), negative)
+        sa.select(*keys, sa.func.count(), negative)
         .where(
             col(DecisionLog.created_at) >= since,
             col(DecisionLog.created_at) < until,
             col(DecisionLog.intent).is_not(None),
             anger.is_not(None),
         )
-        .group_by(col(DecisionLog.intent), day)
+        .group_by(*keys)
     )
     with Session(database) as session:
-        rows = session.execute(query).all()
-    return {
-        TopicDay(intent, date.fromisoformat(str(d))): Counts(int(n), int(k or 0)) for intent, d, n, k in rows
-    }
+        return [tuple(row) for row in session.execute(query).all()]
 
 
 def by_topic(counts: dict[TopicDay, Counts]) -> dict[str, Counts]:
@@ -118,7 +162,9 @@ def by_topic(counts: dict[TopicDay, Counts]) -> dict[str, Counts]:
     return {intent: Counts(n, k) for intent, (n, k) in totals.items()}
 
 
-def negative_samples(database: Database, intent: str, since: datetime, until: datetime) -> list[str]:
+def negative_samples(
+    database: Database, intent: str, since: datetime, until: datetime, threshold: float = NEGATIVE_THRESHOLD
+) -> list[str]:
     """The topic's most negative messages in [since, until) (SAMPLES of them), as the decisions keep them
     (redacted before they were stored)."""
     anger = col(DecisionLog.anger)
@@ -128,7 +174,7 @@ def negative_samples(database: Database, intent: str, since: datetime, until: da
             col(DecisionLog.intent) == intent,
             col(DecisionLog.created_at) >= since,
             col(DecisionLog.created_at) < until,
-            anger > NEGATIVE_THRESHOLD,
+            anger > threshold,
         )
         .order_by(anger.desc(), col(DecisionLog.id).desc())
         .limit(SAMPLES)
@@ -137,9 +183,18 @@ def negative_samples(database: Database, intent: str, since: datetime, until: da
         return [str(text) for text in session.execute(query).scalars().all()]
 
 
-def sentiment_card(database: Database, since: datetime, until: datetime, now: datetime) -> SentimentOut:
-    """The card of the stats window [since, until) (whole UTC days); `now` tells today's surges."""
-    counts = topic_day_counts(database, since, until)
+def sentiment_card(
+    database: Database,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    settings: SentimentSettings | None = None,
+) -> SentimentOut:
+    """The card of the stats window [since, until) (whole UTC days); `now` tells today's surges;
+    `settings`: the BOT_SENTIMENT_* in force (default: the defaults)."""
+    settings = settings or SentimentSettings()
+    threshold = settings.sentiment_negative_threshold
+    counts = topic_day_counts(database, since, until, threshold)
     totals = by_topic(counts)
     days = [since.date() + timedelta(days=i) for i in range((until - since).days)]
     shown = sorted(totals, key=lambda intent: (-totals[intent].negative, -totals[intent].messages, intent))
@@ -162,6 +217,7 @@ def sentiment_card(database: Database, since: datetime, until: datetime, now: da
         SurgeOut(
             intent=s.intent,
             day=date.fromisoformat(s.day),
+            found_at=s.created_at,
             active=s.day == today.isoformat(),
             messages=s.messages,
             negative=s.negative,
@@ -173,7 +229,9 @@ def sentiment_card(database: Database, since: datetime, until: datetime, now: da
         if s.day < until.date().isoformat()
     ]
     return SentimentOut(
-        threshold=NEGATIVE_THRESHOLD,
+        threshold=threshold,
+        windows=list(settings.sentiment_window_hours),
+        baseline_days=settings.sentiment_baseline_days,
         scored=sum(c.messages for c in totals.values()),
         negative=sum(c.negative for c in totals.values()),
         topics=topics,
@@ -182,8 +240,13 @@ def sentiment_card(database: Database, since: datetime, until: datetime, now: da
 
 
 def day_start(now: datetime) -> datetime:
-    """The start (00:00 UTC) of `now`'s UTC day: a surge window's start."""
+    """The start (00:00 UTC) of `now`'s UTC day."""
     return datetime.combine(now.astimezone(UTC).date(), time(), tzinfo=UTC)
+
+
+def hour_start(now: datetime) -> datetime:
+    """The start of `now`'s UTC hour: where a surge baseline's hours are counted from."""
+    return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _utc_day(dialect: str) -> sa.ColumnElement[str]:
@@ -191,3 +254,10 @@ def _utc_day(dialect: str) -> sa.ColumnElement[str]:
     if dialect == "postgresql":
         return sa.func.to_char(sa.func.timezone("UTC", col(DecisionLog.created_at)), "YYYY-MM-DD")
     return sa.func.substr(sa.cast(col(DecisionLog.created_at), sa.String), 1, 10)
+
+
+def _utc_hour(dialect: str) -> sa.ColumnElement[str]:
+    """A decision's UTC hour as 'YYYY-MM-DD HH' (the 11th character differs by backend, never read)."""
+    if dialect == "postgresql":
+        return sa.func.to_char(sa.func.timezone("UTC", col(DecisionLog.created_at)), "YYYY-MM-DD HH24")
+    return sa.func.substr(sa.cast(col(DecisionLog.created_at), sa.String), 1, 13)

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine as Database
 from sqlmodel import Session, col, select
 
+from bot.config_sentiment import SentimentSettings
 from bot.insights.sentiment import SentimentOut, sentiment_card
 from bot.routing.policy import ROUTES
 from bot.store.models import DecisionLog, Review
@@ -128,7 +129,13 @@ def _confidence_bin() -> sa.ColumnElement[int]:
     )
 
 
-def compute_stats(database: Database, *, days: int = 30, now: datetime | None = None) -> StatsOut:
+def compute_stats(
+    database: Database,
+    *,
+    days: int = 30,
+    now: datetime | None = None,
+    sentiment: SentimentSettings | None = None,
+) -> StatsOut:
     """Statistics of the decisions made in the window, and of the reviews of those decisions.
 
     Decisions are counted by the database (GROUP BY), so the page costs a few aggregate queries rather
@@ -169,7 +176,7 @@ def compute_stats(database: Database, *, days: int = 30, now: datetime | None = 
             WeekAccuracy(week=w, reviewed=r, correct=c, accuracy=_rate(c, r))
             for w, (r, c) in sorted(reviews.weeks.items())
         ],
-        sentiment=sentiment_card(database, since, until, now or datetime.now(UTC)),
+        sentiment=sentiment_card(database, since, until, now or datetime.now(UTC), sentiment),
     )
 
 

@@ -1,43 +1,74 @@
-"""The surge test of sentiment by topic (#32 item 3): is a topic's negative share today above its own past?
+"""The surge test of sentiment by topic (#32 item 3): is a topic's negative share of late above its own past?
 
 Pure numbers in, verdicts out (the database side is `bot.insights.sentiment`, the alert
 `bot.runtime.sentiment`). Each topic is compared with itself, not with the others: a topic where customers
 are often displeased (refunds, charges) has a higher steady share than a calm one (opening hours), and
 only a jump over its own level is news.
 
-The test: the window's negatives against the beta-binomial predictive of the topic's trailing days.
-A plain binomial test would treat the baseline share as exact; a topic with a thin history (a few dozen
-messages) is then trusted as much as one with thousands, and a topic whose share moves from day to day
-alarms on its ordinary high days. Both are kept in the prior of the day's share (`day_share_prior`), with
-`prior_messages` pseudo-messages at the share of all topics together, so a topic new or quiet in the
-baseline is judged by the traffic's general level. On top:
-minimum counts (a quiet topic cannot alarm on 2 messages) and a minimum rise in points (a very busy
-topic cannot alarm on a significant but meaningless 1-point rise).
+The windows are rolling: the last few hours (`SurgeRules.windows`, 3 and 24 by default) up to now, not the
+UTC day so far, so a surge that starts in the afternoon is not diluted by a calm morning, nor one at 23:00
+cut in two at midnight. The short window sees a busy topic's surge within hours; the long one gives a
+quiet topic enough messages. Each window is judged with its share of the false-alarm budget (`p_value`
+split between the windows with at least `min_messages`), and a topic surges when any of them does.
+
+The test: the window's negatives against the beta-binomial predictive of the topic's baseline, its days
+before the longest window cut into blocks as long as the window. A plain binomial test would treat the
+baseline share as exact; a topic with a thin history (a few dozen messages) is then trusted as much as one
+with thousands, and a topic whose share moves from block to block (a busy Monday of complaints, a cross
+evening) alarms on its ordinary high blocks. Both are kept in the prior of the window's share
+(`share_prior`), with `prior_messages` pseudo-messages at the share of all topics together, so a topic new
+or quiet in the baseline is judged by the traffic's general level. Measuring the spread on blocks of the
+window's own length is what scales it to the window: a 3-hour window meets the swings between hours of
+the day as well as between days, which daily counts would hide. On top: minimum counts (a quiet topic
+cannot alarm on 2 messages) and a minimum rise in points (a very busy topic cannot alarm on a significant
+but meaningless 1-point rise).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from scipy.stats import betabinom
 
-MIN_DAYS = 5  # past days with messages needed to measure how much a topic's share moves from day to day
+from bot.config import Settings
+from bot.config_sentiment import MIN_BLOCKS
+
+
+def _default(name: str) -> Any:
+    """A setting's default: the one place the tuned values are written is `bot.config.Settings`."""
+    return Settings.model_fields[name].default
 
 
 @dataclass(frozen=True)
 class SurgeRules:
-    """When a topic's window counts as a surge; the defaults' false-alarm rate and detection delay are in
-    docs/evaluation.md ("Sentiment by topic (#32 item 3)", `scripts/bench/bench_sentiment_surge.py`)."""
+    """When a topic's window counts as a surge (the BOT_SENTIMENT_* settings, `from_settings`); the
+    defaults' false-alarm rate and detection delay are in docs/evaluation.md ("Sentiment by topic (#32
+    item 3)", `scripts/bench/bench_sentiment_surge.py`)."""
 
-    min_messages: int = 20  # scored messages of the topic in the window
-    min_negative: int = 5  # negative ones among them
-    min_rise: float = 0.10  # the window's share at least this many points above the baseline's
-    # the window's negatives this unlikely under the baseline: the test runs every few minutes for every
-    # topic, and at 1e-5 a steady stream whose topics' shares wander from day to day raised 0.5 alerts per
-    # 1,000 topic-days (1e-4: 2.25), a month apart for a 77-intent folder (bench_sentiment_surge.py)
-    p_value: float = 1e-5
+    min_messages: int = _default("sentiment_min_messages")  # scored messages of the topic in the window
+    min_negative: int = _default("sentiment_min_negative")  # negative ones among them
+    min_rise: float = _default("sentiment_min_rise")  # the window's share this many points over the baseline
+    # the chance a steady topic's windows pass, per look, split equally between the windows tested
+    p_value: float = _default("sentiment_p_value")
+    windows: tuple[int, ...] = tuple(_default("sentiment_window_hours"))  # hours, rolling up to now
+    baseline_days: int = _default("sentiment_baseline_days")  # before the longest window
+    rearm_hours: float = _default("sentiment_rearm_hours")  # a topic alerts again only this long after
     prior_messages: float = 20.0  # weight of the all-topics share in a topic's baseline
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SurgeRules:
+        """The rules a deployment set (validated by `Settings`)."""
+        return cls(
+            min_messages=settings.sentiment_min_messages,
+            min_negative=settings.sentiment_min_negative,
+            min_rise=settings.sentiment_min_rise,
+            p_value=settings.sentiment_p_value,
+            windows=tuple(settings.sentiment_window_hours),
+            baseline_days=settings.sentiment_baseline_days,
+            rearm_hours=settings.sentiment_rearm_hours,
+        )
 
 
 @dataclass(frozen=True)
@@ -62,64 +93,124 @@ class Verdict:
     baseline_share: float  # the baseline's share with the prior, what the window is compared with
     p_value: float  # P(at least the window's negatives | the baseline); 1.0 when the counts are too few
     surge: bool
+    hours: int = 24  # the window's length
 
 
 def judge(
-    intent: str, window: Counts, days: Sequence[Counts], overall: float, rules: SurgeRules = SurgeRules()
+    intent: str,
+    window: Counts,
+    blocks: Sequence[Counts],
+    overall: float,
+    rules: SurgeRules = SurgeRules(),
+    *,
+    level: float | None = None,
+    hours: int = 24,
 ) -> Verdict:
-    """Whether `window` is a surge over the topic's baseline `days` (one `Counts` a day); `overall` is
-    the baseline share of all topics."""
-    alpha, beta = day_share_prior(days, overall, rules.prior_messages)
+    """Whether `window` is a surge over the topic's baseline `blocks` (one `Counts` per stretch of the
+    window's length); `overall` is the baseline share of all topics, `level` the p-value to beat (default
+    the whole budget, `rules.p_value`)."""
+    alpha, beta = share_prior(blocks, overall, rules.prior_messages)
     expected = alpha / (alpha + beta)
     enough = window.messages >= rules.min_messages and window.negative >= rules.min_negative
     p_value = 1.0
     if enough:
         p_value = float(betabinom.sf(window.negative - 1, window.messages, alpha, beta))
-    surge = enough and window.share >= expected + rules.min_rise and p_value < rules.p_value
-    baseline = Counts(sum(d.messages for d in days), sum(d.negative for d in days))
-    return Verdict(intent, window, baseline, round(expected, 4), p_value, surge)
+    passed = p_value < (rules.p_value if level is None else level)
+    surge = enough and window.share >= expected + rules.min_rise and passed
+    baseline = Counts(sum(b.messages for b in blocks), sum(b.negative for b in blocks))
+    return Verdict(intent, window, baseline, round(expected, 4), p_value, surge, hours)
 
 
-def day_share_prior(days: Sequence[Counts], overall: float, prior_messages: float) -> tuple[float, float]:
-    """Beta(alpha, beta) for a new day's negative share of a topic, from its past days.
+def share_prior(blocks: Sequence[Counts], overall: float, prior_messages: float) -> tuple[float, float]:
+    """Beta(alpha, beta) for a new block's negative share of a topic, from its past blocks.
 
-    Its mean is the days' pooled share, pulled towards `overall` by `prior_messages` pseudo-messages. Its
+    Its mean is the blocks' pooled share, pulled towards `overall` by `prior_messages` pseudo-messages. Its
     spread is the wider of two: what the pooled counts leave uncertain (a thin history), and how much the
-    share moved from day to day beyond what the counts explain (the intra-day correlation rho of a
-    beta-binomial, estimated by moments over the days). Without the second, a topic whose share wanders
-    (a busy Monday of complaints, a quiet Sunday) reads every high day as a surge.
+    share moved from block to block beyond what the counts explain (the intra-block correlation rho of a
+    beta-binomial, estimated by moments over the blocks). Without the second, a topic whose share wanders
+    reads every high block as a surge.
     """
     prior = max(min(overall, 0.99), 0.01)  # a stream with no negative at all must not make every one news
-    messages = sum(d.messages for d in days)
-    mean = (sum(d.negative for d in days) + prior_messages * prior) / (messages + prior_messages)
+    messages = sum(b.messages for b in blocks)
+    mean = (sum(b.negative for b in blocks) + prior_messages * prior) / (messages + prior_messages)
     concentration = messages + prior_messages
-    rho = _day_to_day(days, mean)
+    rho = _block_to_block(blocks, mean)
     if rho > 0:
         concentration = min(concentration, 1 / rho - 1)
     return mean * concentration, (1 - mean) * concentration
 
 
-def _day_to_day(days: Sequence[Counts], mean: float) -> float:
-    """rho, 0 up to 0.5, from the days with messages: the spread of their shares beyond the binomial's."""
-    seen = [d for d in days if d.messages]
-    total = sum(d.messages for d in seen)
-    if len(seen) < MIN_DAYS or not 0 < mean < 1:
+def _block_to_block(blocks: Sequence[Counts], mean: float) -> float:
+    """rho, 0 up to 0.5, from the blocks with messages: the spread of their shares beyond the binomial's."""
+    seen = [b for b in blocks if b.messages]
+    total = sum(b.messages for b in seen)
+    if len(seen) < MIN_BLOCKS or not 0 < mean < 1:
         return 0.0
-    spread = sum(d.messages * (d.share - mean) ** 2 for d in seen) / (mean * (1 - mean))
-    room = total - sum(d.messages**2 for d in seen) / total - (len(seen) - 1)
+    spread = sum(b.messages * (b.share - mean) ** 2 for b in seen) / (mean * (1 - mean))
+    room = total - sum(b.messages**2 for b in seen) / total - (len(seen) - 1)
     if room <= 0:
         return 0.0
     return min(max((spread - (len(seen) - 1)) / room, 0.0), 0.5)
 
 
+def blocks_of(hours: Sequence[Counts], size: int) -> list[Counts]:
+    """Hourly counts (oldest first) summed into blocks of `size` hours counted back from the newest; an
+    incomplete oldest block is left out (it would read as a short, noisy one)."""
+    blocks = []
+    for end in range(len(hours), size - 1, -size):
+        part = hours[end - size : end]
+        blocks.append(Counts(sum(c.messages for c in part), sum(c.negative for c in part)))
+    return blocks[::-1]
+
+
+def judge_topic(
+    intent: str,
+    windows: Mapping[int, Counts],
+    blocks: Mapping[int, Sequence[Counts]],
+    overall: float,
+    rules: SurgeRules = SurgeRules(),
+) -> Verdict:
+    """One topic's verdict: of its first window (shortest) that surges, else of the one closest to it
+    (smallest p-value). `windows`: hours -> the topic's counts of the last that many hours; `blocks`: hours
+    -> its baseline cut into blocks that long (`blocks_of`).
+
+    The false-alarm budget is split between the windows with enough messages to be tested: a window under
+    `min_messages` cannot alarm, whatever its negatives, so it spends none (a quiet topic's 3 hours leave
+    the whole budget to its 24)."""
+    tested = sum(counts.messages >= rules.min_messages for counts in windows.values())
+    level = rules.p_value / max(tested, 1)
+    kept: Verdict | None = None
+    for size in sorted(windows):
+        verdict = judge(intent, windows[size], blocks.get(size, []), overall, rules, level=level, hours=size)
+        if kept is None or (not kept.surge and (verdict.surge or verdict.p_value < kept.p_value)):
+            kept = verdict
+    if kept is None:
+        raise ValueError("judge_topic needs at least one window")
+    return kept
+
+
 def judge_all(
-    window: dict[str, Counts], baseline: dict[str, list[Counts]], rules: SurgeRules = SurgeRules()
+    windows: Mapping[int, Mapping[str, Counts]],
+    hourly: Mapping[str, Sequence[Counts]],
+    rules: SurgeRules = SurgeRules(),
 ) -> list[Verdict]:
-    """Every topic of the window judged against its own days (none: the prior alone), by name."""
-    past = [d for days in baseline.values() for d in days]
-    total = sum(d.messages for d in past)
-    overall = sum(d.negative for d in past) / total if total else 0.0
-    return [
-        judge(intent, counts, baseline.get(intent, []), overall, rules)
-        for intent, counts in sorted(window.items())
-    ]
+    """Every topic seen in a window judged (`judge_topic`), by name. `windows`: hours -> counts per topic of
+    the last that many hours; `hourly`: each topic's counts per hour of its baseline, oldest first (a topic
+    missing: the prior alone)."""
+    past = [c for hours in hourly.values() for c in hours]
+    total = sum(c.messages for c in past)
+    overall = sum(c.negative for c in past) / total if total else 0.0
+    topics = sorted({intent for counts in windows.values() for intent in counts})
+    verdicts = []
+    for intent in topics:
+        hours = hourly.get(intent, [])
+        verdicts.append(
+            judge_topic(
+                intent,
+                {size: counts.get(intent, Counts(0, 0)) for size, counts in windows.items()},
+                {size: blocks_of(hours, size) for size in windows},
+                overall,
+                rules,
+            )
+        )
+    return verdicts

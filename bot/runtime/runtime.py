@@ -36,7 +36,7 @@ from bot.routing.engine import Engine
 from bot.runtime.metrics import Metrics
 from bot.runtime.model_share import ModelShare
 from bot.runtime.models import SelfTrainingPolicy
-from bot.runtime.sentiment import SENTIMENT_SECONDS, SentimentWatch
+from bot.runtime.sentiment import SentimentWatch
 from bot.runtime.shadow import ShadowControl
 from bot.runtime.sync import Poller, SyncTask
 from bot.runtime.training import BackgroundTrainer, TrainingRequest, TrainingStatus
@@ -265,7 +265,7 @@ class Runtime:
     def sync_tasks(self) -> list[SyncTask]:
         """Spooled turns every few seconds; learned examples and the live version every
         BOT_LEARNED_SYNC_SECONDS (0: this process follows no other); the sentiment surge alert every
-        SENTIMENT_SECONDS."""
+        BOT_SENTIMENT_SECONDS."""
         tasks = [SyncTask("spool", SPOOL_DRAIN_SECONDS, self._drain_spool, level=logging.WARNING)]
         seconds = self.settings.learned_sync_seconds
         if seconds > 0:
@@ -275,8 +275,10 @@ class Runtime:
             tasks.append(SyncTask("trained model", seconds or SPOOL_DRAIN_SECONDS, self.share.step))
         # the sentiment surge alert: here, not in the metrics sampler, because its webhook event must be
         # written with metrics off and under one worker too (bot.runtime.sentiment says more)
-        watch = SentimentWatch(self.database, lambda: frozenset(self.engine.intents.names), self.metrics)
-        tasks.append(SyncTask("sentiment", SENTIMENT_SECONDS, watch, level=logging.WARNING))
+        watch = SentimentWatch.from_settings(
+            self.database, lambda: frozenset(self.engine.intents.names), self.metrics, self.settings
+        )
+        tasks.append(SyncTask("sentiment", self.settings.sentiment_seconds, watch, level=logging.WARNING))
         return tasks
 
     def _drain_spool(self) -> str | None:

@@ -1,17 +1,20 @@
-"""Sentiment surges as stored: one row per intent and UTC day, written with its `sentiment.surge` event.
+"""Sentiment surges as stored: one row per surge, written with its `sentiment.surge` event.
 
-Every replica runs the detector (bot.runtime.sentiment) on the same database, so several may find the
-same surge in the same minute. The table's unique key (intent, day) makes the first writer's transaction
-the only one that commits: its row and its outbox event go in together, and a later writer's insert
-fails on the key and rolls its event back with it. A subscriber therefore gets one event per topic and
-day, however many replicas look.
+Every replica runs the detector (bot.runtime.sentiment) on the same database every few minutes, and a
+surge is found at every look while it lasts. A new row is written only when the topic has none found
+since `quiet_since` (BOT_SENTIMENT_REARM_HOURS ago, at least a day), nor on the same UTC day: so one alert
+per surge, not one per look. The table's unique key (intent, day) settles replicas that look in the same
+moment: the first writer's transaction is the only one that commits, its row and its outbox event
+together, and a later writer's insert fails on the key and rolls its event back with it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import Engine as Database
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -30,7 +33,7 @@ class SurgeRecord:
     """What a surge row and its event say (the columns of `SentimentSurge` but its id and time)."""
 
     intent: str
-    day: str  # YYYY-MM-DD (UTC)
+    day: str  # YYYY-MM-DD (UTC), the day it was found
     messages: int
     negative: int
     share: float
@@ -41,17 +44,26 @@ class SurgeRecord:
     samples: list[str]
 
 
-def record_surge(database: Database, surge: SurgeRecord, *, window_start: str, window_end: str) -> bool:
-    """Store the surge and its webhook event in one transaction; False (nothing written) when this topic
-    already has one for that day, written by this process or another."""
+def record_surge(
+    database: Database,
+    surge: SurgeRecord,
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    quiet_since: datetime,
+) -> bool:
+    """Store the surge, found at `window_end`, and its webhook event in one transaction; False (nothing
+    written) when this topic already has one found since `quiet_since` or on the same day, written by this
+    process or another."""
     try:
         with session_scope(database) as session:
-            if _exists(session, surge.intent, surge.day):  # the usual case after the first: no failed INSERT
+            if _exists(session, surge.intent, surge.day, quiet_since):  # the usual case: no failed INSERT
                 return False
-            row = SentimentSurge(**asdict(surge))
+            row = SentimentSurge(**asdict(surge), created_at=window_end)
             session.add(row)
             session.flush()  # the unique key is checked here, before the event is written
-            data = {**asdict(surge), "window": {"start": window_start, "end": window_end}, "id": row.id}
+            window = {"start": window_start.isoformat(), "end": window_end.isoformat()}
+            data = {**asdict(surge), "window": window, "id": row.id}
             enqueue(session, [Event(EVENT_TYPE, data)])
     except IntegrityError:  # another replica committed it between our look and our insert
         log.debug("surge of %s on %s already recorded by another process", surge.intent, surge.day)
@@ -59,15 +71,16 @@ def record_surge(database: Database, surge: SurgeRecord, *, window_start: str, w
     return True
 
 
-def _exists(session: Session, intent: str, day: str) -> bool:
+def _exists(session: Session, intent: str, day: str, quiet_since: datetime) -> bool:
+    recent = sa.or_(col(SentimentSurge.day) == day, col(SentimentSurge.created_at) > quiet_since)
     found = session.exec(
-        select(SentimentSurge.id).where(col(SentimentSurge.intent) == intent, col(SentimentSurge.day) == day)
+        select(SentimentSurge.id).where(col(SentimentSurge.intent) == intent, recent)
     ).first()
     return found is not None
 
 
 def surges_since(database: Database, day: str, *, limit: int = 20) -> list[SentimentSurge]:
-    """Surges of `day` (YYYY-MM-DD) and later, newest first."""
+    """Surges found on `day` (YYYY-MM-DD) and later, newest first."""
     with Session(database) as session:
         return list(
             session.exec(

@@ -1,31 +1,40 @@
 """Sentiment surge detector (#32 item 3): false alarms on a steady stream, detection delay on a surge.
 
-    python scripts/bench/bench_sentiment_surge.py            # the tables in docs/evaluation.md
-    python scripts/bench/bench_sentiment_surge.py --seed 7   # another draw
+    python scripts/bench/bench_sentiment_surge.py                    # the shipped rolling windows
+    python scripts/bench/bench_sentiment_surge.py --detector day     # the former UTC-day-so-far window
+    python scripts/bench/bench_sentiment_surge.py --windows 6,24 --p-value 2e-5 --days 500
 
-Synthetic counts only (no text, no database: the detector's numbers, `bot.insights.surge.judge_all`, as
-`bot.runtime.sentiment` calls it). TOPICS topics, each with its own steady negative share (1-15%) and
-daily volume (5-400 scored messages, a quiet topic to a busy one), hour by hour with a daily cycle. The
-detector runs once an hour (the server runs it every few minutes: more looks at the same day, so the
-hourly figure is a lower bound of the server's false-alarm rate; `--every` changes it), comparing the UTC
-day so far with the 14 days before it, and alerts at most once per topic and day.
+Synthetic counts only (no text, no database: the detector's numbers, `bot.insights.surge.judge_topic`, as
+`bot.runtime.sentiment` calls it through `judge_all`). TOPICS topics, each with its own steady negative
+share (1-15%) and daily volume (5-400 scored messages, a quiet topic to a busy one), hour by hour with a
+daily cycle. The detector runs once an hour (the server runs it every few minutes: more looks, so the
+hourly figure is a lower bound of the server's false-alarm rate; `--every` changes it).
+
+- `--detector rolling` (shipped): each window of `--windows` hours up to the look against the
+  `--baseline-days` days before the longest window, cut into blocks of the window's length; each window
+  at `p-value` split between the windows with enough messages to be tested; a topic alerts again only
+  `--rearm` hours after its last alert.
+- `--detector day` (before): the UTC day so far against the 14 days before it, at the whole `p-value`,
+  at most once per topic and day.
 
 - Steady: DAYS days of the steady stream; "day-to-day noise" also draws each topic's share per day
   from a beta distribution around its steady share (sd about a third of it), which real traffic has and
   a binomial test alone would read as surges. Reported: alerts per 1,000 topic-days.
-- Surge: after 14 steady days, one topic's share rises by RISE points from a given hour of day 15 on;
-  reported: the hours from the rise to the alert (or "missed" by the day's end), per volume and rise.
+- Surge: after the baseline's steady days, one topic's share rises by RISE points from midnight or noon of
+  the next day and stays up; reported: the share of trials alerted by that day's end and the median hours
+  from the rise to the alert, and (rolling) alerted within 24 hours of the rise.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 
-from bot.insights.surge import Counts, SurgeRules, judge_all
+from bot.config import Settings
+from bot.insights.surge import Counts, SurgeRules, judge, judge_topic
 
-BASELINE_DAYS = 14
 TOPICS = 40
 HOURS = 24
 # share of a day's messages in each hour: quiet at night, busy in the day
@@ -33,8 +42,8 @@ CYCLE = np.array([1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 7, 7, 7, 7, 7, 6, 5, 4, 3,
 CYCLE /= CYCLE.sum()
 
 
-def stream(rng: np.random.Generator, days: int, noise: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Messages and negatives per (day, hour, topic), and the topics' daily volumes."""
+def stream(rng: np.random.Generator, days: int, noise: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Messages and negatives per (hour, topic), hours of `days` days end to end."""
     shares = rng.uniform(0.01, 0.15, TOPICS)
     volumes = np.exp(rng.uniform(np.log(5), np.log(400), TOPICS))
     messages = rng.poisson(volumes[None, None, :] * CYCLE[None, :, None], (days, HOURS, TOPICS))
@@ -43,95 +52,191 @@ def stream(rng: np.random.Generator, days: int, noise: bool) -> tuple[np.ndarray
         concentration = 9 / shares - 1
         daily = rng.beta(shares * concentration, (1 - shares) * concentration, (days, TOPICS))
     negative = rng.binomial(messages, daily[:, None, :])
-    return messages, negative, volumes
+    return messages.reshape(days * HOURS, -1), negative.reshape(days * HOURS, -1)
 
 
-def alerts_on(
-    messages: np.ndarray, negative: np.ndarray, day: int, every: int, rules: SurgeRules
-) -> dict[str, int]:
-    """The topics that alert on `day`, each with the first hour (of runs every `every` hours) it did."""
-    past = slice(day - BASELINE_DAYS, day)
-    topics = range(messages.shape[2])
-    daily_messages, daily_negative = messages[past].sum(axis=1), negative[past].sum(axis=1)
-    baseline = {
-        str(t): [
-            Counts(int(n), int(k))
-            for n, k in zip(daily_messages[:, t], daily_negative[:, t], strict=True)
-            if n
-        ]
-        for t in topics
-    }
-    fired: dict[str, int] = {}
-    for hour in range(every - 1, HOURS, every):
-        window = {
-            str(t): Counts(int(messages[day, : hour + 1, t].sum()), int(negative[day, : hour + 1, t].sum()))
-            for t in topics
-            if str(t) not in fired
-        }
-        for verdict in judge_all(window, baseline, rules):
+class Detector:
+    """One detector over a stream of hourly counts (hours x topics): `look(hour)` gives the topics (by
+    index) that alert at the end of that hour, with the dedupe of the server."""
+
+    def __init__(self, kind: str, rules: SurgeRules, messages: np.ndarray, negative: np.ndarray) -> None:
+        self.kind, self.rules = kind, rules
+        self.cum_m = np.vstack([np.zeros((1, messages.shape[1]), int), np.cumsum(messages, axis=0)])
+        self.cum_k = np.vstack([np.zeros((1, negative.shape[1]), int), np.cumsum(negative, axis=0)])
+        self.last: dict[int, int] = {}  # topic -> hour (rolling) or day (day) of its last alert
+
+    def first_look(self) -> int:
+        """The first hour with a whole baseline before its windows."""
+        longest = max(self.rules.windows) if self.kind == "rolling" else HOURS
+        return self.rules.baseline_days * HOURS + longest - 1
+
+    def _sum(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Counts of hours [start, end) per topic."""
+        return self.cum_m[end] - self.cum_m[start], self.cum_k[end] - self.cum_k[start]
+
+    def _blocks(self, end: int, size: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """`count` blocks of `size` hours ending at hour `end` (exclusive), oldest first: (block, topic)."""
+        edges = end - size * np.arange(count, -1, -1)
+        return np.diff(self.cum_m[edges], axis=0), np.diff(self.cum_k[edges], axis=0)
+
+    def look(self, hour: int) -> list[int]:
+        """The topics that alert at the end of `hour` (and were not alerted for too recently)."""
+        return self._rolling(hour) if self.kind == "rolling" else self._day(hour)
+
+    def _rolling(self, hour: int) -> list[int]:
+        rules, end = self.rules, hour + 1
+        base_end = end - max(rules.windows)
+        span = rules.baseline_days * HOURS
+        base_m, base_k = self._sum(base_end - span, base_end)
+        overall = base_k.sum() / base_m.sum() if base_m.sum() else 0.0
+        blocks = {size: self._blocks(base_end, size, span // size) for size in rules.windows}
+        windows = {size: self._sum(end - size, end) for size in rules.windows}
+        possible = np.zeros(self.cum_m.shape[1], bool)
+        for m, k in windows.values():
+            possible |= _could_surge(m, k, base_m, base_k, overall, rules)
+        fired = []
+        for t in np.flatnonzero(possible):
+            if t in self.last and hour - self.last[t] < rules.rearm_hours:
+                continue
+            verdict = judge_topic(
+                str(t),
+                {size: Counts(int(m[t]), int(k[t])) for size, (m, k) in windows.items()},
+                {size: _counts(m[:, t], k[:, t]) for size, (m, k) in blocks.items()},
+                overall,
+                rules,
+            )
             if verdict.surge:
-                fired[verdict.intent] = hour
-    return fired
+                self.last[t] = hour
+                fired.append(t)
+        return fired
+
+    def _day(self, hour: int) -> list[int]:
+        rules, day = self.rules, hour // HOURS
+        base_m, base_k = self._blocks(day * HOURS, HOURS, rules.baseline_days)
+        overall = base_k.sum() / base_m.sum() if base_m.sum() else 0.0
+        win_m, win_k = self._sum(day * HOURS, hour + 1)
+        fired = []
+        for t in np.flatnonzero(
+            _could_surge(win_m, win_k, base_m.sum(axis=0), base_k.sum(axis=0), overall, rules)
+        ):
+            if self.last.get(t) == day:
+                continue
+            days = _counts(base_m[:, t], base_k[:, t])
+            if judge(str(t), Counts(int(win_m[t]), int(win_k[t])), days, overall, rules).surge:
+                self.last[t] = day
+                fired.append(t)
+        return fired
 
 
-def steady(rng: np.random.Generator, days: int, every: int, rules: SurgeRules) -> None:
+def _could_surge(
+    messages: np.ndarray,
+    negative: np.ndarray,
+    base_m: np.ndarray,
+    base_k: np.ndarray,
+    overall: float,
+    rules: SurgeRules,
+) -> np.ndarray:
+    """Per topic, whether `judge` could call the window a surge: its minimum counts and minimum rise over
+    the prior's mean (which the spread does not move), checked at once so the bench skips the rest."""
+    prior = max(min(overall, 0.99), 0.01)
+    expected = (base_k + rules.prior_messages * prior) / (base_m + rules.prior_messages)
+    share = np.divide(negative, messages, out=np.zeros(len(messages)), where=messages > 0)
+    enough = (messages >= rules.min_messages) & (negative >= rules.min_negative)
+    return enough & (share >= expected + rules.min_rise - 1e-12)
+
+
+def _counts(messages: np.ndarray, negative: np.ndarray) -> list[Counts]:
+    return [Counts(int(n), int(k)) for n, k in zip(messages, negative, strict=True)]
+
+
+def steady(rng: np.random.Generator, kind: str, days: int, every: int, rules: SurgeRules) -> None:
     """Alerts per 1,000 topic-days on the steady stream, without and with day-to-day noise."""
     print("| stream | topic-days judged | alerts | per 1,000 topic-days |")
     print("|---|---|---|---|")
     for noise in (False, True):
-        messages, negative, _ = stream(rng, days + BASELINE_DAYS, noise)
+        warmup = rules.baseline_days + 1
+        messages, negative = stream(rng, days + warmup, noise)
+        detector = Detector(kind, rules, messages, negative)
+        judged_from = warmup * HOURS
         alerts = sum(
-            len(alerts_on(messages, negative, day, every, rules))
-            for day in range(BASELINE_DAYS, days + BASELINE_DAYS)
+            len(detector.look(hour))
+            for hour in range(judged_from + every - 1, messages.shape[0], every)
+            if hour >= detector.first_look()
         )
         judged = days * TOPICS
         name = "steady, day-to-day noise" if noise else "steady (binomial only)"
-        print(f"| {name} | {judged:,} | {alerts} | {1000 * alerts / judged:.2f} |")
+        print(f"| {name} | {judged:,} | {alerts} | {1000 * alerts / judged:.2f} |", flush=True)
 
 
-def delay(rng: np.random.Generator, every: int, rules: SurgeRules, trials: int) -> None:
+def delay(rng: np.random.Generator, kind: str, every: int, rules: SurgeRules, trials: int) -> None:
     """Hours from the rise to the alert, by the topic's daily volume and the rise, for a rise at midnight
-    and at noon (median over trials; missed: no alert that day)."""
+    and at noon (median over trials; alerted by the day's end, and within 24 hours of the rise)."""
     print(
-        "\n| topic's messages a day | steady share | rise (points) | rise at | alerted | median hours to alert |"
+        "\n| topic's messages a day | steady share | rise (points) | rise at | alerted by the day's end "
+        "| median hours to alert | alerted within 24 h |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
+    days = rules.baseline_days + 3  # a day for the longest window's lead, the rise's day, the day after
+    surge_day = days - 2
     for volume in (30, 100, 400):
         for rise in (0.10, 0.20, 0.40):
             for start in (0, 12):
-                hours = []
+                same_day, within = [], 0
                 for _ in range(trials):
-                    days = BASELINE_DAYS + 1
                     messages = rng.poisson(volume * CYCLE[None, :], (days, HOURS))
                     share = np.full((days, HOURS), 0.05)
-                    share[-1, start:] += rise
+                    share[surge_day, start:] += rise
+                    share[surge_day + 1 :] += rise
                     negative = rng.binomial(messages, share)
-                    fired = alerts_on(messages[:, :, None], negative[:, :, None], BASELINE_DAYS, every, rules)
-                    if "0" in fired:
-                        hours.append(fired["0"] + 1 - start)
-                alerted = len(hours) / trials
-                median = f"{np.median(hours):.0f}" if hours else "missed"
-                print(f"| {volume} | 0.05 | {rise * 100:.0f} | {start:02d}:00 | {alerted:.0%} | {median} |")
+                    detector = Detector(kind, rules, messages.reshape(-1, 1), negative.reshape(-1, 1))
+                    rise_hour = surge_day * HOURS + start
+                    for hour in range(surge_day * HOURS + every - 1, days * HOURS, every):
+                        if detector.look(hour):
+                            hours = hour + 1 - rise_hour
+                            if hour < (surge_day + 1) * HOURS:
+                                same_day.append(hours)
+                            within += hours <= 24
+                            break
+                median = f"{np.median(same_day):.0f}" if same_day else "missed"
+                print(
+                    f"| {volume} | 0.05 | {rise * 100:.0f} | {start:02d}:00 | {len(same_day) / trials:.0%} | "
+                    f"{median} | {within / trials:.0%} |",
+                    flush=True,
+                )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    defaults = SurgeRules()
+    parser.add_argument("--detector", choices=("rolling", "day"), default="rolling")
     parser.add_argument("--seed", type=int, default=32)
     parser.add_argument("--days", type=int, default=100, help="steady days judged per stream")
     parser.add_argument("--every", type=int, default=1, help="hours between runs of the detector")
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--p-value", type=float, default=SurgeRules.p_value, help="the test's level")
-    parser.add_argument(
-        "--min-rise", type=float, default=SurgeRules.min_rise, help="points above the baseline"
-    )
+    parser.add_argument("--p-value", type=float, default=defaults.p_value, help="the test's level")
+    parser.add_argument("--min-rise", type=float, default=defaults.min_rise, help="points over the baseline")
+    parser.add_argument("--windows", default=",".join(map(str, defaults.windows)), help="hours, rolling")
+    parser.add_argument("--baseline-days", type=int, default=defaults.baseline_days)
+    parser.add_argument("--rearm", type=float, default=defaults.rearm_hours, help="hours between alerts")
+    parser.add_argument("--skip-steady", action="store_true")
+    parser.add_argument("--skip-delay", action="store_true")
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    rules = SurgeRules(p_value=args.p_value, min_rise=args.min_rise)
-    print(f"rules: {rules}")
-    steady(rng, args.days, args.every, rules)
-    delay(rng, args.every, rules, args.trials)
+    windows = Settings(sentiment_window_hours=args.windows).sentiment_window_hours  # validated as served
+    rules = replace(
+        defaults,
+        p_value=args.p_value,
+        min_rise=args.min_rise,
+        windows=windows if args.detector == "rolling" else (24,),
+        baseline_days=args.baseline_days,
+        rearm_hours=args.rearm,
+    )
+    print(f"detector: {args.detector}; rules: {rules}")
+    if not args.skip_steady:
+        steady(np.random.default_rng(args.seed), args.detector, args.days, args.every, rules)
+    if not args.skip_delay:
+        delay(np.random.default_rng(args.seed + 1), args.detector, args.every, rules, args.trials)
 
 
 if __name__ == "__main__":

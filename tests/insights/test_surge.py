@@ -1,11 +1,18 @@
 """The surge test (bot.insights.surge) as a table: minimum counts, minimum rise, each topic against its own
-days, a thin history leaning on the all-topics share, and a share that wanders from day to day."""
+days, a thin history leaning on the all-topics share, and a share that wanders from day to day; then the
+rolling windows: blocks of the baseline, the budget split between windows, an afternoon surge."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from bot.insights.surge import Counts, SurgeRules, judge, judge_all
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from bot.config import Settings
+from bot.insights.surge import Counts, SurgeRules, blocks_of, judge, judge_all
+from tests.cli.test_bad_config import serve
 
 DAYS = 14
 
@@ -56,12 +63,115 @@ def test_a_share_that_wanders_from_day_to_day_needs_a_bigger_jump() -> None:
     assert judge("wandering", Counts(100, 80), wandering, 0.15).surge  # a jump far past its highs still is
 
 
+def hourly(days: list[Counts]) -> list[Counts]:
+    """Hourly counts whose 24-hour blocks are `days` (each day's messages in its last hour)."""
+    return [c for day in days for c in [*[Counts(0, 0)] * 23, day]]
+
+
 def test_every_topic_is_judged_against_its_own_baseline() -> None:
     """The same 30% is a surge for a calm topic and the usual for a topic people complain about."""
-    window = {"calm": Counts(100, 30), "complained": Counts(100, 30)}
-    days = {"calm": even(1400, 70), "complained": even(1400, 420)}
+    window = {24: {"calm": Counts(100, 30), "complained": Counts(100, 30)}}
+    days = {"calm": hourly(even(1400, 70)), "complained": hourly(even(1400, 420))}
     verdicts = {v.intent: v for v in judge_all(window, days)}
     assert verdicts["calm"].surge and not verdicts["complained"].surge
     assert verdicts["calm"].baseline_share == pytest.approx(0.05, abs=0.01)
     assert verdicts["complained"].baseline_share == pytest.approx(0.30, abs=0.01)
     assert verdicts["calm"].baseline == Counts(1400, 70)
+
+
+def test_blocks_are_counted_back_from_the_newest_hour() -> None:
+    hours = [Counts(1, i % 2) for i in range(10)]
+    assert blocks_of(hours, 3) == [Counts(3, 2), Counts(3, 1), Counts(3, 2)]  # the oldest hour left out
+    assert blocks_of(hours, 24) == []
+
+
+def test_each_window_tested_gets_its_share_of_the_budget() -> None:
+    """A window that passes the whole budget but not its half is no surge when another window has enough
+    messages to be tested too; a window too thin to be tested takes none of it."""
+    days = even(1400, 140)
+    window = Counts(40, 13)
+    p_value = judge("topic", window, days, 0.1).p_value
+    rules = SurgeRules(p_value=p_value * 1.5, windows=(3, 24))
+    assert judge("topic", window, days, 0.1, rules).surge  # alone, at the whole budget
+    baseline = {"topic": hourly(days)}
+    [verdict] = judge_all({3: {"topic": window}, 24: {"topic": Counts(100, 10)}}, baseline, rules)
+    assert not verdict.surge and verdict.hours == 3 and verdict.p_value == pytest.approx(p_value)
+    [verdict] = judge_all({3: {"topic": Counts(5, 5)}, 24: {"topic": window}}, baseline, rules)
+    assert verdict.surge and verdict.hours == 24
+
+
+# share of a day's messages in each hour, as scripts/bench/bench_sentiment_surge.py: quiet at night
+CYCLE = np.array([1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 7, 7, 7, 7, 7, 6, 5, 4, 3, 2, 2, 1]) / 104
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_surge_starting_in_the_afternoon_is_caught_within_hours(seed: int) -> None:
+    """A busy topic (600 messages a day at 8% negative) jumps to 35% from 13:00. Its last 3 hours say so by
+    16:00; the UTC day so far (the former window) is diluted by the calm morning (about 14% negative at
+    16:00, under the 10 points' rise) and alarms later, or not that day."""
+    rng = np.random.default_rng(seed)
+    days = 16  # the baseline's 14, the day before (the 24-hour window's lead), the surge's day
+    messages = rng.poisson(600 * CYCLE, (days, 24))
+    share = np.full((days, 24), 0.08)
+    share[-1, 13:] = 0.35
+    negative = rng.binomial(messages, share)
+    hours = [Counts(int(n), int(k)) for n, k in zip(messages.ravel(), negative.ravel(), strict=True)]
+    today = 15 * 24  # the surge day's first hour
+
+    def last(size: int, now: int) -> Counts:
+        part = hours[now - size : now]
+        return Counts(sum(c.messages for c in part), sum(c.negative for c in part))
+
+    def rolling(now: int) -> bool:
+        baseline = {"topic": hours[now - 24 - 14 * 24 : now - 24]}
+        [verdict] = judge_all({size: {"topic": last(size, now)} for size in (3, 24)}, baseline)
+        return verdict.surge
+
+    def day_so_far(now: int) -> bool:  # the former rule: today so far against the 14 days before
+        return judge("topic", last(now - today, now), blocks_of(hours[:today], 24)[-14:], 0.08).surge
+
+    found = [hour for hour in range(14, 25) if rolling(today + hour)]
+    assert found and found[0] <= 16
+    former = [hour for hour in range(14, 25) if day_so_far(today + hour)]
+    assert not former or former[0] > found[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sentiment_p_value": 0.5}, "less than or equal to 0.01"),
+        ({"sentiment_p_value": 0}, "greater than 0"),
+        (
+            {"sentiment_window_hours": "0,3"},
+            "BOT_SENTIMENT_WINDOW_HOURS must be 1 to 4 whole numbers of hours",
+        ),
+        ({"sentiment_window_hours": "3,soon"}, "from 1 to 72, comma-separated (e.g. 3,24), not '3,soon'"),
+        ({"sentiment_window_hours": "1,2,3,4,5"}, "1 to 4 whole numbers"),
+        ({"sentiment_window_hours": "48", "sentiment_baseline_days": 7}, "at least 10 days"),
+        ({"sentiment_negative_threshold": -0.1}, "greater than or equal to 0"),
+        ({"sentiment_min_rise": 1.0}, "less than 1"),
+        ({"sentiment_min_messages": 0}, "greater than or equal to 1"),
+        ({"sentiment_rearm_hours": 2}, "greater than or equal to 24"),
+        ({"sentiment_seconds": 1}, "greater than or equal to 10"),
+    ],
+)
+def test_a_bad_setting_is_refused_saying_what_is_allowed(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(**changes)
+    [error] = caught.value.errors()
+    assert error["loc"][0] in changes and message in error["msg"], error
+
+
+def test_the_settings_make_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_SENTIMENT_WINDOW_HOURS", "24, 6")  # as written in an environment
+    monkeypatch.setenv("BOT_SENTIMENT_MIN_RISE", "0.2")
+    rules = SurgeRules.from_settings(Settings())
+    assert rules.windows == (6, 24) and rules.min_rise == 0.2 and rules.p_value == SurgeRules().p_value
+
+
+def test_a_bad_setting_stops_the_server_with_one_line(tmp_path: Path) -> None:
+    result = serve(tmp_path, BOT_SENTIMENT_WINDOW_HOURS="0,24")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        "error: setting 'sentiment_window_hours': Value error, BOT_SENTIMENT_WINDOW_HOURS must be 1 to 4"
+    ), result.stderr

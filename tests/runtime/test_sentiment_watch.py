@@ -1,7 +1,8 @@
 """The sentiment surge alert (#32 item 3) on a real SQLite database: 20 days of customer messages with
 their anger scores, one topic's negative share jumping on the last day. The detector fires for that
 topic only, once however many replicas look (one outbox event), and the metrics move; a steady stream
-with day-to-day noise raises nothing."""
+with day-to-day noise raises nothing; an afternoon surge is found in its last hours; a surge across
+midnight alerts once; the BOT_SENTIMENT_* settings reach the watch."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 from sqlmodel import Session, select
 
-from bot.insights.sentiment import NEGATIVE_THRESHOLD, day_start
+from bot.config import Settings
+from bot.insights.sentiment import NEGATIVE_THRESHOLD, day_start, topic_counts, topic_day_counts
+from bot.insights.surge import judge
 from bot.runtime.metrics import Metrics
 from bot.runtime.sentiment import SentimentWatch
 from bot.store.db import make_engine, session_scope, upgrade
@@ -33,18 +36,21 @@ def seed_stream(
     *,
     surge: str | None = None,
     surge_share: float = 0.5,
+    surge_since: datetime | None = None,
     seed: int = 0,
     days: int = 20,
     today: float | None = None,
+    volumes: dict[str, float] | None = None,
     wording: Callable[[str, bool, str], str] = lambda intent, negative, key: (
         f"{'angry' if negative else 'calm'} {intent} message {key}"
     ),
 ) -> list[str]:
-    """`days` UTC days of messages up to `now` (40 a topic and day on average; today's share of 40 as the
-    day has gone so far, or `today` a topic), the negative share of each topic drawn per day around its
-    steady level; `surge`'s share is `surge_share` on the last day. Messages without a topic or without a
-    score are mixed in (never counted). `wording` writes a message's text from its intent, tone and a key
-    unique in the stream. Returns the texts of the surge's negative messages of the last day."""
+    """`days` UTC days of messages up to `now` (40 a topic and day on average, or `volumes` of a topic;
+    today's share of it as the day has gone so far, or `today` a topic), the negative share of each topic
+    drawn per day around its steady level; `surge`'s share is `surge_share` on the last day, or from
+    `surge_since` on. Messages without a topic or without a score are mixed in (never counted). `wording`
+    writes a message's text from its intent, tone and a key unique in the stream. Returns the texts of the
+    surge's negative messages."""
     rng = np.random.default_rng(seed)
     start = day_start(now)
     rows: list[DecisionLog] = []
@@ -56,17 +62,23 @@ def seed_stream(
             spread = 9 / steady - 1  # the day's share: sd about a third of the steady one (as the bench)
             share = (
                 surge_share
-                if intent == surge and back == 0
+                if intent == surge and back == 0 and surge_since is None
                 else rng.beta(steady * spread, (1 - steady) * spread)
             )
-            expected = 40 if back else (today if today is not None else 40 * span / 86_400)
+            volume = (volumes or {}).get(intent, 40)
+            expected = volume if back else (today if today is not None else volume * span / 86_400)
             for i in range(int(rng.poisson(expected))):
-                negative = bool(rng.random() < share)
+                if intent == surge and surge_since is not None:  # the share depends on the message's time
+                    at = day + timedelta(seconds=float(rng.uniform(0, span - 1)))
+                    negative = bool(rng.random() < (surge_share if at >= surge_since else share))
+                else:
+                    negative = bool(rng.random() < share)
                 text = wording(intent, negative, f"{back}-{i}")
-                if negative and intent == surge and back == 0:
+                if negative and intent == surge and (back == 0 if surge_since is None else at >= surge_since):
                     surged.append(text)
                 anger = rng.uniform(NEGATIVE_THRESHOLD + 0.01, 1.3) if negative else rng.uniform(-0.4, 0.5)
-                at = day + timedelta(seconds=float(rng.uniform(0, span - 1)))
+                if intent != surge or surge_since is None:
+                    at = day + timedelta(seconds=float(rng.uniform(0, span - 1)))
                 rows.append(_decision(text, intent, float(anger), at))
         rows.append(_decision(f"unrouted {back}", None, 1.0, day))  # no topic
         rows.append(_decision(f"picked {back}", "lost_card", None, day))  # a clarify pick: no score
@@ -134,7 +146,8 @@ def test_the_injected_surge_fires_for_its_topic_only_and_once_across_replicas(ur
     data = events[0].payload["data"]
     assert data["intent"] == SURGE and data["day"] == "2026-11-20"
     assert data["share"] > 0.35 and data["baseline_share"] < 0.2 and data["baseline_messages"] > 400
-    assert data["window"] == {"start": "2026-11-20T00:00:00+00:00", "end": NOW.isoformat()}
+    # the 24 hours up to now: the 3-hour window holds too few of this quiet topic's messages
+    assert data["window"] == {"start": (NOW - timedelta(hours=24)).isoformat(), "end": NOW.isoformat()}
     assert len(data["samples"]) == 3 and set(data["samples"]) <= set(surged)
 
     assert sample(replicas[0], "bot_sentiment_surges_total", SURGE) == 1.0
@@ -173,4 +186,66 @@ def test_a_database_error_is_retried_not_forgotten(url: str) -> None:
     with session_scope(database) as session:
         session.connection().exec_driver_sql("ALTER TABLE sentiment_surge_away RENAME TO sentiment_surge")
     assert watch() is not None
+    database.dispose()
+
+
+def events(url: str) -> list[WebhookDelivery]:
+    database = make_engine(url)
+    with Session(database) as session:
+        found = list(session.exec(select(WebhookDelivery)).all())
+    database.dispose()
+    return found
+
+
+def test_an_afternoon_surge_is_found_in_its_last_hours(url: str) -> None:
+    """`refund_request` (400 messages a day) jumps from 12% to 50% at 14:00. At 17:30 the last 3 hours
+    show it; the UTC day so far (the former window) is still diluted by the calm morning and does not."""
+    since = NOW.replace(hour=14, minute=0)
+    seed_stream(url, NOW, surge=SURGE, surge_since=since, volumes={SURGE: 400}, days=17)
+    subscribe(url)
+    database = make_engine(url)
+    line = SentimentWatch(database, lambda: NAMES, clock=lambda: NOW)()
+    assert line is not None and line.startswith(f"negative surge: {SURGE} ") and "last 3 h" in line
+    [event] = events(url)
+    assert event.payload["data"]["window"]["start"] == (NOW - timedelta(hours=3)).isoformat()
+
+    start = day_start(NOW)  # the former rule: today so far against the 14 days before
+    today = topic_counts(database, start, NOW)[SURGE]
+    days = topic_day_counts(database, start - timedelta(days=14), start)
+    before = [c for cell, c in sorted(days.items(), key=lambda item: item[0].day) if cell.intent == SURGE]
+    assert len(before) == 14 and not judge(SURGE, today, before, 0.1).surge
+    database.dispose()
+
+
+def test_a_surge_across_midnight_alerts_once(url: str) -> None:
+    """Found at 23:30, still there at 00:45 and 06:00 the next (UTC) day, judged by another replica: one
+    event, one stored surge (the rearm time, not the calendar day, separates surges)."""
+    night = NOW.replace(hour=23, minute=30)
+    later = [night + timedelta(minutes=75), night + timedelta(hours=6, minutes=30)]
+    since = night - timedelta(hours=4)  # 70% negative: plain in the last 3 hours (this test is the dedupe)
+    seed_stream(url, later[-1], surge=SURGE, surge_share=0.7, surge_since=since, volumes={SURGE: 400})
+    subscribe(url)
+    database = make_engine(url)
+    assert SentimentWatch(database, lambda: NAMES, clock=lambda: night)() is not None
+    for when in later:
+        watch = SentimentWatch(database, lambda: NAMES, clock=lambda when=when: when)
+        assert watch() is None
+    with Session(database) as session:
+        assert [(s.intent, s.day) for s in session.exec(select(SentimentSurge)).all()] == [
+            (SURGE, night.date().isoformat())
+        ]
+    assert len(events(url)) == 1
+    database.dispose()
+
+
+def test_the_settings_reach_the_watch(url: str) -> None:
+    """BOT_SENTIMENT_* as a serving process reads them: a threshold above every score finds nothing."""
+    seed_stream(url, NOW, surge=SURGE)
+    database = make_engine(url)
+    settings = Settings(sentiment_window_hours="6,24", sentiment_p_value=1e-4, sentiment_negative_threshold=2)
+    watch = SentimentWatch.from_settings(database, lambda: NAMES, None, settings, clock=lambda: NOW)
+    assert watch.rules.windows == (6, 24) and watch.rules.p_value == 1e-4
+    assert watch() is None
+    default = SentimentWatch.from_settings(database, lambda: NAMES, None, Settings(), clock=lambda: NOW)
+    assert default() is not None
     database.dispose()

@@ -66,9 +66,10 @@ def test_the_card_names_the_surge_and_shows_each_topic_by_day(
     shown = browser.find_elements(By.CSS_SELECTOR, "#sentiment-surges article.surge")
     assert [a.get_attribute("data-intent") for a in shown] == [SURGE]
     title = shown[0].find_element(By.TAG_NAME, "h3").text
-    assert title == f"{SURGE}: {round(surge['share'] * 100)}% negative on {surge['day']} active"
+    assert title == f"{SURGE}: {round(surge['share'] * 100)}% negative, found on {surge['day']} today"
     assert [li.text for li in shown[0].find_elements(By.TAG_NAME, "li")] == surge["samples"]
     assert f"against {round(surge['baseline_share'] * 100)}% over the 14 days before" in shown[0].text
+    assert f"up to {surge['found_at'][11:16]} UTC" in shown[0].text
 
     rows = browser.find_elements(By.CSS_SELECTOR, "#sentiment-topics tbody tr")
     assert {r.get_attribute("data-intent") for r in rows} == set(NAMES)

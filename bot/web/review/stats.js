@@ -227,11 +227,11 @@ function sparkline(topic, surgeDays) {
   return svg;
 }
 
-function surgeCards(surges) {
+function surgeCards(surges, baselineDays) {
   return surges.map((surge) =>
     h("article", { class: "surge", "data-intent": surge.intent, "aria-label": `Surge in ${surge.intent}` },
-      h("h3", {}, `${surge.intent}: ${pct(surge.share)} negative on ${surge.day} `, h("span", { class: "pill bad" }, surge.active ? "active" : "ended")),
-      h("p", { class: "muted" }, `${surge.negative} of ${surge.messages} messages, against ${pct(surge.baseline_share)} over the 14 days before.`),
+      h("h3", {}, `${surge.intent}: ${pct(surge.share)} negative, found on ${surge.day} `, h("span", { class: "pill bad" }, surge.active ? "today" : "earlier")),
+      h("p", { class: "muted" }, `${surge.negative} of ${surge.messages} messages up to ${surge.found_at.slice(11, 16)} UTC, against ${pct(surge.baseline_share)} over the ${baselineDays} days before.`),
       h("ul", { "aria-label": `Most negative messages of ${surge.intent}` }, surge.samples.map((text) => h("li", {}, text)))));
 }
 
@@ -250,8 +250,8 @@ function showSentiment(sentiment) {
   $("sentiment-caption").textContent =
     `A message counts as negative when its anger score is above ${decimal(sentiment.threshold)}: ` +
     `${sentiment.negative} of ${sentiment.scored} messages with a topic in this period. ` +
-    "A surge is a topic's day well above the topic's own share over the 14 days before.";
-  $("sentiment-surges").replaceChildren(...surgeCards(sentiment.surges));
+    `A surge is a topic's last ${sentiment.windows.join(" or ")} hours well above the topic's own share over the ${sentiment.baseline_days} days before.`;
+  $("sentiment-surges").replaceChildren(...surgeCards(sentiment.surges, sentiment.baseline_days));
   $("sentiment-topics").replaceChildren(topicsTable(sentiment.topics, sentiment.surges));
 }
 
