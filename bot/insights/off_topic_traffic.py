@@ -8,7 +8,7 @@ import csv
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,13 +84,15 @@ class OffTopicOut(BaseModel):
 
 @dataclass(frozen=True)
 class Traffic:
-    """Logged decisions read for the estimate: confidences oldest first, their calibration ids, intents."""
+    """Logged decisions read for the estimate: confidences oldest first, their calibration ids, intents,
+    and each one's top candidate (answered or not; empty: unknown), which the estimate's interval reads."""
 
     confidences: np.ndarray
     calibration_ids: list[str]
     intents: list[str | None]
     reviewed: int = 0
     reviewed_off_topic: int = 0
+    tops: list[str | None] = field(default_factory=list)
 
 
 _cache_lock = threading.Lock()
@@ -166,7 +168,9 @@ def database_traffic(database: Database, since: datetime, until: datetime) -> Tr
     window = (col(DecisionLog.created_at) >= since, col(DecisionLog.created_at) < until, bot_decisions())
     with Session(database) as session:
         rows = session.exec(
-            select(DecisionLog.confidence, DecisionLog.calibration_id, DecisionLog.intent)
+            select(
+                DecisionLog.confidence, DecisionLog.calibration_id, DecisionLog.intent, DecisionLog.candidates
+            )
             .where(*window, col(DecisionLog.chosen).is_(False))
             .order_by(col(DecisionLog.id).desc())
             .limit(share_of.MAX_MESSAGES)
@@ -185,7 +189,22 @@ def database_traffic(database: Database, since: datetime, until: datetime) -> Tr
         [r[2] for r in ordered],
         reviewed=len(meant),
         reviewed_off_topic=sum(1 for m in meant if m is None),
+        tops=[top_candidate(r[3]) for r in ordered],
     )
+
+
+def top_candidate(candidates: Any) -> str | None:
+    """The first candidate's intent of a logged decision (a list of dicts, or its JSON text in a CSV
+    export); None when there is none or it cannot be read (the estimate then counts it on its own)."""
+    if isinstance(candidates, str):
+        try:
+            candidates = json.loads(candidates) if candidates.strip() else []
+        except json.JSONDecodeError:
+            return None
+    if isinstance(candidates, list) and candidates and isinstance(candidates[0], Mapping):
+        intent = candidates[0].get("intent")
+        return str(intent) if intent else None
+    return None
 
 
 def _flag(value: Any) -> bool:
@@ -248,6 +267,7 @@ def traffic_of(items: list[Mapping[str, Any]], where: str) -> Traffic:
         [item.get("intent") or None for item in kept],
         reviewed=len(reviewed),
         reviewed_off_topic=sum(1 for item in reviewed if not item.get("review_intent")),
+        tops=[top_candidate(item.get("candidates")) for item in kept],
     )
 
 
@@ -276,8 +296,11 @@ def report(
     same = np.array([c == live for c in traffic.calibration_ids], dtype=bool)
     use_all = int(same.sum()) < share_of.MIN_MESSAGES
     chosen = traffic.confidences if use_all else traffic.confidences[same]
+    tops = None
+    if len(traffic.tops) == len(same):  # each decision's top candidate known: the interval reads them
+        tops = traffic.tops if use_all else [t for t, s in zip(traffic.tops, same, strict=True) if s]
     reference = reference_for(state, settings, encoder, yaml_intents)
-    estimate = share_of.estimate_share(chosen, reference)
+    estimate = share_of.estimate_share(chosen, reference, groups=tops)
     calibration = state.calibration
     configured = configured_share(state, settings)
     from_file = calibration is not None and calibration.source != "self"  # calibration.yaml decides

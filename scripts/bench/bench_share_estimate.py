@@ -8,7 +8,8 @@ from the folder, which is then self-calibrated as `Engine.load` would; their tes
 off-topic traffic. For each share, `--draws` random mixtures of the test messages (in scope: the kept
 intents' messages; off-topic: the held-out ones', as many as the share needs, the in-scope side
 subsampled when there are too few, and to 80% of them in any case) are routed, and the estimate read from their decisions' confidences
-is compared with the true share: against the folder's reference as served (the shipped general
+(the interval drawing messages by their top intent, as the served estimate does) is compared with the
+true share, and the advice read as if the configured share were the true one: against the folder's reference as served (the shipped general
 off-topic messages), against its sibling reference (examples with their own intent removed: what a
 folder gets without the encoder) and with the free mixture (no reference). Prints a JSON line per draw on stderr and a table on stdout.
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 from bot.config import Settings
 from bot.content.intents import IntentSet, content_hash, load_intents
-from bot.insights.off_topic_share import estimate_share
+from bot.insights.off_topic_share import estimate_share, is_off
 from bot.insights.off_topic_traffic import reference_for
 from bot.routing.engine import Engine
 from bot.routing.self_calibration import cached_self_calibration
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--shares", type=float, nargs="+", default=[0.03, 0.1, 0.3])
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dump", type=Path, default=None, help="save the confidences (npz)")
     args = parser.parse_args()
     settings = Settings(
         intents_dir=args.intents,
@@ -84,26 +86,44 @@ def main() -> None:
     inside = [r for r in rows if r.label not in held]
     outside = [r for r in rows if r.label in held]
     decisions = route_examples(engine, [*inside, *outside], state=state)
+    if args.dump is not None:
+        conf = np.array([d.confidence for d in decisions])
+        top = np.array([d.candidates[0].intent if d.candidates else "" for d in decisions])
+        np.savez(
+            args.dump,
+            ref_in=reference.conf_in,
+            ref_general=reference.conf_out,
+            ref_sibling=sibling.conf_out,
+            top_in=top[: len(inside)],
+            top_out=top[len(inside) :],
+            **{"in": conf[: len(inside)], "out": conf[len(inside) :]},
+        )
     confidence = {id(r): d.confidence for r, d in zip([*inside, *outside], decisions, strict=True)}
+    top = {
+        id(r): d.candidates[0].intent if d.candidates else None
+        for r, d in zip([*inside, *outside], decisions, strict=True)
+    }
     print(
         f"{args.data.name}: {len(inside)} in-scope and {len(outside)} off-topic test messages; held out "
         f"(seed {args.seed}): {', '.join(sorted(held))}; operating point assumes {found.oos_rate:.0%}\n"
     )
     print(
         f"| true share | messages | estimate ({reference.kind} off-topic reference) | 90% interval | "
-        "sibling reference | free mixture |"
+        "advice at the true share | sibling reference | free mixture |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for share in args.shares:
         for draw in range(args.draws):
             mixed = mixture(inside, outside, share, random.Random(1000 * draw + int(share * 100)))
             conf = np.array([confidence[id(r)] for r in mixed])
             true = sum(r.label in held for r in mixed) / len(mixed)
-            ref, near, free = (estimate_share(conf, r) for r in (reference, sibling, None))
+            tops = [top[id(r)] for r in mixed]
+            ref, near, free = (estimate_share(conf, r, groups=tops) for r in (reference, sibling, None))
             found = {"true": true, "reference": ref.__dict__, "sibling": near.__dict__, "free": free.__dict__}
             sys.stderr.write(json.dumps(found) + "\n")
             print(
                 f"| {true:.3f} | {len(mixed)} | {ref.share:.3f} | {ref.low:.3f}-{ref.high:.3f} | "
+                f"{'refit' if is_off(ref, share) else 'fits'} | "
                 f"{near.share:.3f} | {free.share:.3f} |"
             )
 
