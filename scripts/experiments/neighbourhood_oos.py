@@ -503,6 +503,29 @@ def accepted_by_label(
     return dict(sorted(shares.items(), key=lambda item: -item[1]))
 
 
+def feature_aucs(
+    features: np.ndarray,
+    right: np.ndarray,
+    is_in: np.ndarray,
+    p_in: np.ndarray,
+    right_p: np.ndarray,
+    p_out: np.ndarray,
+) -> dict[str, tuple[float, float]]:
+    """Per feature, how well it tells right answers from siblings (ROC AUC): on the messages (in scope and
+    right against siblings) and on the pseudo-queries (leave-one-out and right against removed-intent)."""
+    from sklearn.metrics import roc_auc_score
+
+    kept = right | ~is_in
+    labels_p = np.concatenate([np.ones(int(right_p.sum())), np.zeros(len(p_out))])
+    return {
+        name: (
+            round(float(roc_auc_score(right[kept], features[kept, j])), 3),
+            round(float(roc_auc_score(labels_p, np.concatenate([p_in[right_p, j], p_out[:, j]]))), 3),
+        )
+        for j, name in enumerate(FEATURES)
+    }
+
+
 def recall_today(
     top: np.ndarray, second: np.ndarray, right: np.ndarray, is_in: np.ndarray, level: float, scoring: Scoring
 ) -> tuple[float | None, float]:
@@ -689,12 +712,14 @@ def main() -> None:
         if args.ceiling and split == "train":
             out |= ceiling(m.features, right, is_in)
         out["accepted by held-out intent"] = accepted_by_label(m.features[:, 0], right, is_in, data)
+        out["auc"] = feature_aucs(m.features, right, is_in, p_in.features, right_p, p_out.features)
         results[split] = out
     if args.json:
         print(json.dumps(results))
         return
     for split, out in results.items():
         accepted = out["accepted by held-out intent"]
+        print(f"\n{split}: ROC AUC (messages, pseudo-queries) of each feature: {out['auc']}")
         print(f"\n{split}: held-out intents' share accepted by the top score at in-scope 0.72: {accepted}")
         print(f"\n{split}: sibling recall at in-scope answered right >= {', '.join(map(str, LEVELS))}\n")
         print("| score | " + " | ".join(f"@{lv}" for lv in LEVELS) + " | coefficients |")
