@@ -24,6 +24,7 @@ Progress on stderr, Markdown (or --json) on stdout.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -43,6 +44,8 @@ from oracle import MARGINS
 from bot.config import Settings
 from bot.content.intents import IntentSet, content_hash, load_intents
 from bot.content.small_talk import is_built_in
+from bot.routing.cross_fit import CrossFit
+from bot.routing.index import VectorIndex
 from bot.routing.pseudo_queries import fit_confidence, query_rows
 from bot.routing.scoring import LeftOut, intent_scores, top_two
 from bot.routing.state import RoutingState, Scoring, intent_text_kinds, intent_texts
@@ -430,11 +433,42 @@ class Scored:
 
 
 def pseudo_features(
-    state: RoutingState, vocab: Vocabulary, raw: Scoring, neighbours: Neighbourhood
+    state: RoutingState,
+    vocab: Vocabulary,
+    raw: Scoring,
+    neighbours: Neighbourhood,
+    cross_fit: CrossFit | None = None,
 ) -> tuple[Scored, np.ndarray, Scored]:
     """Features of the folder's examples leave-one-out (with whether their intent is first) and with their
-    whole intent removed."""
+    whole intent removed. With `cross_fit`, each example is scored by the fold model that never saw it,
+    against the folder as that model encodes it (as self-calibration does)."""
     queries = query_rows(state)
+    if cross_fit is None:
+        return _pseudo_rows(state, vocab, raw, neighbours, queries)
+    parts = []
+    for fold in range(cross_fit.vectors.shape[0]):
+        mine = queries[cross_fit.folds[queries] == fold]
+        index = VectorIndex(cross_fit.vectors[fold], model_id=state.model_id, content_hash=state.version)
+        parts.append(
+            _pseudo_rows(dataclasses.replace(state, intent_index=index), vocab, raw, neighbours, mine)
+        )
+    inside, right, outside = zip(*parts, strict=True)
+    return (
+        merged(inside),
+        np.concatenate(right),
+        merged(outside),
+    )
+
+
+def merged(parts: Sequence[Scored]) -> Scored:
+    """Several `Scored` blocks as one."""
+    return Scored(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Scored)))
+
+
+def _pseudo_rows(
+    state: RoutingState, vocab: Vocabulary, raw: Scoring, neighbours: Neighbourhood, queries: np.ndarray
+) -> tuple[Scored, np.ndarray, Scored]:
+    """`pseudo_features` of example rows `queries`, scored against `state`'s own vectors."""
     owners = state.owners[queries]
     vectors = state.intent_index.vectors(queries)
     texts, _ = intent_texts(state.intents)
@@ -640,6 +674,11 @@ def main() -> None:
     parser.add_argument("--test-once", default=None, help="a candidate of SETS to score on test.csv too")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--cross-fit",
+        action="store_true",
+        help="with --self-train: score the pseudo-queries with the cross-fit models, as self-calibration does",
+    )
+    parser.add_argument(
         "--kb-negatives",
         action="store_true",
         help="fit on the knowledge base's questions as off-topic pseudo-queries too",
@@ -666,7 +705,10 @@ def main() -> None:
     raw = raw_scoring(settings)
     vocab = Vocabulary.of(state)
     neighbours = Neighbourhood.of(state, raw, args.neighbours)
-    p_in, right_p, p_out = pseudo_features(state, vocab, raw, neighbours)
+    cross_fit = CrossFit.load(engine.settings.model, folder) if args.cross_fit else None
+    if args.cross_fit and cross_fit is None:
+        raise SystemExit("--cross-fit needs --self-train (the stock model has no cross-fit)")
+    p_in, right_p, p_out = pseudo_features(state, vocab, raw, neighbours, cross_fit)
     slope, center = fit_confidence(p_in.features[:, 0], right_p)
     scoring = Scoring(slope, center, raw.aggregation_weight, raw.aggregation_depth, raw.prototype_weight)
     say(
