@@ -13,8 +13,14 @@ with f_in and f_out the densities of those two reference sets (Gaussian kernels 
 `share` is fitted, by maximum likelihood (EM over the one weight): far steadier than a free two-component
 mixture, whose components wander to wherever the data has bumps. Without a reference (a folder too small
 to self-calibrate) it falls back to a free two-component Gaussian mixture over logit(c), the lower
-component read as off-topic. A bootstrap over the messages gives the interval, and below `MIN_MESSAGES`
-it says there is not enough traffic yet instead of a number.
+component read as off-topic. Below `MIN_MESSAGES` it says there is not enough traffic yet instead of a
+number. The interval is a bootstrap over the messages (by top intent when known) and over both reference
+sets: the fit's bias comes from where the folder's few examples miss its real customers (catch-all
+intents whose own messages score like off-topic ones), which only a wider interval can admit.
+
+Off-topic requests near the folder's own topics score like in-scope ones and are not seen: the estimate
+reads the share of messages unlike anything the folder covers (docs/evaluation.md, "Estimating the
+off-topic share").
 
 Built-in small talk and greetings count as in scope: they hit intents of the folder (the built-ins are
 intents like any other, and self-calibration scores their examples as in-scope pseudo-queries), so the
@@ -143,12 +149,12 @@ def _kernels(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
     `gaussian_kde` picks (Scott's rule); a weighted sum of the columns is the density of a resample."""
     width = float(np.sqrt(gaussian_kde(points).covariance[0, 0]))
     z = (centres[:, None] - points[None, :]) / width
-    return np.exp(-0.5 * z**2) / (width * np.sqrt(2 * np.pi))
+    return np.asarray(np.exp(-0.5 * z**2) / (width * np.sqrt(2 * np.pi)), dtype=np.float64)
 
 
 def _densities(kernels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Densities (rows of `weights`: how often each point is drawn) at the bin centres: (B, bins)."""
-    return np.maximum(weights @ kernels.T / weights.sum(axis=1, keepdims=True), _FLOOR)
+    return np.asarray(np.maximum(weights @ kernels.T / weights.sum(axis=1, keepdims=True), _FLOOR))
 
 
 def _interval(samples: np.ndarray) -> tuple[float, float]:
@@ -167,7 +173,7 @@ def _resampled(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         total = counts[0]
         return rng.multinomial(int(total.sum()), total / total.sum(), size=BOOTSTRAP).astype(np.float64)
     drawn = rng.multinomial(counts.shape[0], np.full(counts.shape[0], 1 / counts.shape[0]), size=BOOTSTRAP)
-    return drawn @ counts
+    return np.asarray(drawn @ counts, dtype=np.float64)
 
 
 def _with_reference(

@@ -58,7 +58,10 @@ class OffTopicOut(BaseModel):
     configured_by: str = Field(
         description="'folder' (the `off_topic_share` key) or 'settings' (BOT_OOS_RATE)."
     )
-    off: bool = Field(description="The configured share lies outside the interval by more than 2 points.")
+    off: bool = Field(
+        description="The configured share lies below the interval by more than 2 points, or above it by "
+        "more than 2 points and twice its upper end (off-topic requests near the folder's topics go unseen)."
+    )
     suggested: float | None = Field(description="The share to set (the estimate, within 0.01-0.9).")
     advice: str = Field(description="One sentence saying all of the above.")
     small_talk_share: float | None = Field(description="Share of the messages taken by small-talk intents.")

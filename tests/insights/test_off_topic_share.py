@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pytest
@@ -158,7 +160,7 @@ def test_the_top_candidate_is_read_from_a_decision_or_its_export() -> None:
     assert top_candidate([{"intent": "card_arrival", "confidence": 0.4}]) == "card_arrival"
     assert top_candidate('[{"intent": "card_arrival", "confidence": 0.4}]') == "card_arrival"
     assert top_candidate("") is None and top_candidate("[not json") is None and top_candidate(None) is None
-    rows = [
+    rows: list[Mapping[str, Any]] = [
         {"confidence": "0.3", "candidates": '[{"intent": "a"}]'},
         {"confidence": "0.9", "candidates": "[]"},
     ]
