@@ -45,7 +45,7 @@ class SentimentSettings(BaseSettings):
         "times the longest window).",
     )
     sentiment_p_value: float = Field(
-        1e-5,
+        4e-6,
         gt=0.0,
         le=0.01,
         description="How unlikely a window's negatives must be under the topic's baseline, per look "

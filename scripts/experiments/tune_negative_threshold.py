@@ -3,9 +3,9 @@
     python scripts/experiments/tune_negative_threshold.py
 
 A customer message counts as negative on the stats page's "Sentiment by topic" card when its anger score
-(`bot.routing.tone`) is above `bot.insights.sentiment.NEGATIVE_THRESHOLD`, lower than the hand-off
-threshold (BOT_ANGER_THRESHOLD, 0.92): a trend may count displeased messages a person need not take over,
-as long as calm traffic rarely counts. Only BANKING77 train and `scripts/bench/data/anger.csv` are read
+(`bot.routing.tone`) is above BOT_SENTIMENT_NEGATIVE_THRESHOLD (its default, 0.55, is chosen here), lower
+than the hand-off threshold (BOT_ANGER_THRESHOLD, 0.92): a trend may count displeased messages a person
+need not take over, as long as calm traffic rarely counts. Only BANKING77 train and `scripts/bench/data/anger.csv` are read
 (the sets of `bench_anger.py --choose`; no test text).
 
 The rule: per phrase set (the demo's `tone.yaml`, the generic phrases), the lowest threshold (0.01
@@ -63,7 +63,8 @@ def main() -> None:
                 f"{(own[angry] > threshold).mean():.3f} | {(own[~angry] > threshold).sum()} |"
             )
     print(
-        f"\nNEGATIVE_THRESHOLD = {max(lowest):.2f} (the higher of demo {lowest[0]:.2f}, generic {lowest[1]:.2f})"
+        f"\nBOT_SENTIMENT_NEGATIVE_THRESHOLD = {max(lowest):.2f} (the higher of demo {lowest[0]:.2f}, generic "
+        f"{lowest[1]:.2f})"
     )
 
 

@@ -34,7 +34,7 @@ def even(messages: int, negative: int) -> list[Counts]:
         (Counts(40, 4), even(1000, 10), 0.01, False, "under the minimum of 5 negatives"),
         (Counts(5000, 800), even(50000, 6000), 0.12, False, "16% against 12%: significant, not 10 points"),
         (Counts(60, 30), even(800, 360), 0.06, False, "45% is this topic's usual level"),
-        (Counts(60, 35), [], 0.06, True, "a topic with no history is judged by all topics' share"),
+        (Counts(60, 38), [], 0.06, True, "a topic with no history is judged by all topics' share"),
         (Counts(60, 25), [], 0.06, False, "... with more doubt than one with a history"),
         (Counts(60, 25), even(800, 48), 0.06, True, "(the same 25 of 60 against a history of 6%)"),
         (Counts(60, 35), [Counts(15, 5)], 0.06, False, "a thin history at 33% (5 of 15) leaves 58% possible"),
