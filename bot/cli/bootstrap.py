@@ -60,7 +60,8 @@ def bootstrap(
             "--min-size", min=2, help="Messages a draft needs (default: 3, or 1 in 1,000 messages)."
         ),
     ] = None,
-    examples: Annotated[int, typer.Option("--examples", min=1, max=20, help="Examples per draft.")] = 3,
+    # 5: bot/insights/bootstrap.py's EXAMPLES (not imported here: it loads numpy and the clustering)
+    examples: Annotated[int, typer.Option("--examples", min=1, max=20, help="Examples per draft.")] = 5,
     threads: Annotated[int, typer.Option("--threads", min=1, max=64, help="Encoder threads.")] = 2,
 ) -> None:
     """Draft an intents folder from past conversations: a draft intent per recurring question (name,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.content.off_topic import OFF_TOPIC_KEY
 from bot.errors import BotError
 from bot.insights.bootstrap import TIGHT, Draft, Result
 from bot.insights.bootstrap_review import PAGE_FILE, render
@@ -26,6 +27,7 @@ INTENTS_FILE = "drafts.yaml"
 KNOWLEDGE_FILE = Path("knowledge") / "drafted.yaml"
 SUMMARY_FILE = "drafts.json"
 TAG = "drafted"
+MAX_SHARE = 0.5  # a history mostly in no draft says little about traffic; and the key must stay under 1
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,22 @@ def intent_entry(draft: Draft) -> str:
     return "\n".join(lines) + "\n"
 
 
+def uncovered_share(result: Result) -> float:
+    """The share of the history's messages in no draft, two decimals (at most `MAX_SHARE`)."""
+    return min(MAX_SHARE, round(result.unassigned / result.messages, 2)) if result.messages else 0.0
+
+
+def share_line(result: Result) -> str:
+    """The folder's `off_topic_share`: the history's messages in no draft stand for the traffic no draft
+    covers, so the folder's self-calibration plans for that share of out-of-scope messages rather than
+    BOT_OOS_RATE's 3% (docs/bootstrap.md, "What the drafted folder promises")."""
+    return (
+        f"# {result.unassigned:,} of the {result.messages:,} messages in the history are in no draft: "
+        "as much of the traffic is likely not covered\n"
+        f"{OFF_TOPIC_KEY}: {uncovered_share(result):g}\n"
+    )
+
+
 def _header(source: Source, what: str) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
@@ -112,7 +130,9 @@ def write_folder(result: Result, out: Path, source: Source) -> list[Path]:
     """Write the draft folder into `out` (already prepared); the files written."""
     written = [out / INTENTS_FILE, out / SUMMARY_FILE]
     body = "".join(intent_entry(d) + "\n" for d in result.drafts)
-    (out / INTENTS_FILE).write_text(_header(source, "Intents") + "intents:\n" + body, encoding="utf-8")
+    (out / INTENTS_FILE).write_text(
+        _header(source, "Intents") + share_line(result) + "intents:\n" + body, encoding="utf-8"
+    )
     knowledge = out / KNOWLEDGE_FILE
     if result.knowledge:
         knowledge.parent.mkdir(exist_ok=True)
@@ -142,6 +162,7 @@ def summary(result: Result, source: Source) -> dict[str, object]:
         "distinct": len(result.distinct),
         "sampled": result.sampled,
         "unassigned": result.unassigned,
+        "off_topic_share": uncovered_share(result),
         "tight": TIGHT,
         "knowledge_entries": len(result.knowledge),
         "drafts": [

@@ -2,7 +2,8 @@
 
     python scripts/bench/bench_bootstrap.py [--train ../shared/data/banking77/train.csv]
                                             [--test ../shared/data/banking77/test.csv] [--intents intents]
-                                            [--examples 3] [--seed 0] [--json]
+                                            [--examples 5] [--distance 0.3] [--picker spread]
+                                            [--no-share] [--seed 0] [--json]
     python scripts/bench/bench_bootstrap.py --scale 100000 [--train ...]   # the timing only
 
 1. drafts   BANKING77 train's texts (no labels) go through `cluster_history`, as `bot bootstrap` runs it; the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -37,8 +39,9 @@ from bench_cold_start import self_calibrated  # beside this script
 from oracle import Ranked, best_in_scope_at_precision
 
 from bot.config import Settings
-from bot.content.intents import load_intents
-from bot.insights.bootstrap import Result, cluster_history, question_key
+from bot.content.intents import IntentSet, load_intents
+from bot.insights.bootstrap import DISTANCE, EXAMPLES, PICKER, Result, cluster_history, question_key
+from bot.insights.bootstrap_examples import PICKERS
 from bot.insights.bootstrap_folder import Source, prepare, write_folder
 from bot.routing.engine import Engine
 from bot.routing.policy import Decision
@@ -86,6 +89,14 @@ def majority_labels(result: Result, rows: list[Example]) -> tuple[dict[str, str]
     }
 
 
+def as_loaded(engine: Engine, intents: IntentSet, settings: Settings) -> RoutingState:
+    """`self_calibrated` with the folder's own `off_topic_share` in place of BOT_OOS_RATE, as `Engine.load`
+    applies it (the drafted folder declares the history's share in no draft)."""
+    if intents.off_topic_share is not None:
+        settings = settings.with_overrides(oos_rate=intents.off_topic_share)
+    return self_calibrated(engine, intents, settings)
+
+
 def relabel(decision: Decision, mapping: dict[str, str]) -> Decision:
     """A decision as if each draft were named by its majority label."""
     candidates = tuple(replace(c, intent=mapping.get(c.intent, c.intent)) for c in decision.candidates)
@@ -100,7 +111,15 @@ def judge(
     decisions = [relabel(d, mapping) for d in route_examples(engine, rows, state=state, progress=True)]
     metrics = compute_metrics(rows, decisions)
     at_90 = best_in_scope_at_precision(Ranked.of(rows, decisions), 0.90)
+    calibration = state.calibration
+    assert calibration is not None, "judge() takes a self-calibrated state"
+    # promised at the fit's out-of-scope share (the folder's, else BOT_OOS_RATE) and at none
+    at_none = calibration.expected_by_oos_rate.get("0", (None, None))[0]
     return {
+        "oos_rate": calibration.oos_rate,
+        "promised": calibration.expected_precision,
+        "promised_low": calibration.expected_precision_low,
+        "promised_no_oos": at_none,
         "intents": len(state.intents.intents),
         "top1": round(metrics.top1_accuracy, 4),
         "in_scope": round(metrics.in_scope_accuracy, 4),
@@ -126,6 +145,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         lambda texts: encoder.encode(texts),
         seed=args.seed,
         examples=args.examples,
+        distance=args.distance,
+        picker=args.picker,
     )
     seconds = time.perf_counter() - started
     folder = work / "drafted"
@@ -135,9 +156,12 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     drafts["seconds"] = round(seconds, 1)
     fit = settings.with_overrides(cache_dir=work / "fit")  # self-calibrations fitted here, not cached
     say("routing test with the drafted folder")
-    drafted = judge(engine, self_calibrated(engine, load_intents(folder), fit), test, mapping)
+    intents = load_intents(folder)
+    if args.no_share:
+        intents = dataclasses.replace(intents, off_topic=None)
+    drafted = judge(engine, as_loaded(engine, intents, fit), test, mapping)
     say("routing test with the hand-written folder")
-    hand = judge(engine, self_calibrated(engine, load_intents(args.intents), fit), test, {})
+    hand = judge(engine, as_loaded(engine, load_intents(args.intents), fit), test, {})
     ratio = None
     if drafted["oracle_in_scope_at_0.90"] and hand["oracle_in_scope_at_0.90"]:
         ratio = round(float(drafted["oracle_in_scope_at_0.90"]) / float(hand["oracle_in_scope_at_0.90"]), 3)  # type: ignore[arg-type]
@@ -221,7 +245,14 @@ def main() -> None:
     parser.add_argument("--train", type=Path, default=DATA / "train.csv")
     parser.add_argument("--test", type=Path, default=DATA / "test.csv")
     parser.add_argument("--intents", type=Path, default=ROOT / "intents")
-    parser.add_argument("--examples", type=int, default=3)
+    parser.add_argument("--examples", type=int, default=EXAMPLES)
+    parser.add_argument("--distance", type=float, default=DISTANCE)
+    parser.add_argument("--picker", choices=PICKERS, default=PICKER)
+    parser.add_argument(
+        "--no-share",
+        action="store_true",
+        help="drop the drafted folder's off_topic_share (as before #32's fix)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--scale", type=int, default=0, help="time bot bootstrap on this many messages instead"
@@ -245,15 +276,17 @@ def print_table(result: dict[str, object]) -> None:
         f"{drafts['accepted_as_is']} covering {drafts['covered_by_accepted']:.3f}, {drafts['seconds']} s\n"
     )
     print(
-        "| folder | intents | top-1 | in-scope acc. (self-calibrated) | precision | coverage | in-scope at precision >= 0.90 (oracle) |"
+        "| folder | intents | top-1 | out-of-scope share planned | promised precision (lower bound) "
+        "| delivered precision | coverage | in-scope right | in-scope at precision >= 0.90 (oracle) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in ("drafted", "hand_written"):
         r = result[name]
         assert isinstance(r, dict)
         print(
-            f"| {name} | {r['intents']} | {r['top1']:.3f} | {r['in_scope']:.3f} | {r['precision']:.3f} | "
-            f"{r['coverage']:.3f} | {r['oracle_in_scope_at_0.90']} |"
+            f"| {name} | {r['intents']} | {r['top1']:.3f} | {r['oos_rate']} | {r['promised']:.3f} "
+            f"({r['promised_low']:.3f}) | {r['precision']:.3f} | {r['coverage']:.3f} | {r['in_scope']:.3f} | "
+            f"{r['oracle_in_scope_at_0.90']} |"
         )
     print(f"\nratio drafted / hand-written at precision >= 0.90: {result['ratio_at_0.90']}")
 
