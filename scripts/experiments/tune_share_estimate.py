@@ -1,18 +1,23 @@
-"""Choose how the off-topic share estimate corrects its in-scope reference (#31 item 3), on BANKING77 train.
+"""Does the off-topic share estimate need its in-scope reference corrected (#31 item 3)? BANKING77 train.
 
     python scripts/experiments/tune_share_estimate.py [--data ../shared/data/banking77/train.csv]
-        [--examples 2] [--shares 0.03 0.1 0.3] [--draws 5] [--json]
+        [--examples 2|0] [--shares 0.03 0.1 0.3] [--draws 5] [--dump F.npz] [--json]
+    python scripts/experiments/tune_share_estimate.py --from F.npz --corrections [--gap 0.07 1.07]
 
 The estimate (bot/insights/off_topic_share.py) reads logged top-intent confidences as a mixture of the
 folder's in-scope reference (its examples scored leave-one-out) and its off-topic reference (the shipped
-general off-topic messages it does not cover). Real in-scope messages have a longer low-confidence tail
-than leave-one-out examples, which the fit counts as off-topic. This script measures that gap and picks
-the correction: the demo folder without the 20 held-out intents of docs/evaluation.md (and without the
-built-ins), cut to `--examples` examples per intent (2: what HWU64's folder has; 0: all 3), is
-self-calibrated; its reference is taken as served (`reference_for`); BANKING77 train (kept intents in scope,
-the 20 as off-topic) is routed, mixed at each share in `--draws` draws like bench_share_estimate.py, and
-each candidate correction's estimate compared with the true share. Nothing reads test.csv or HWU64
-unless `--data` names them (the report runs in docs/evaluation.md). Progress on stderr, a table on stdout.
+general off-topic messages it does not cover). The demo folder without the 20 held-out intents of
+docs/evaluation.md (and without the built-ins), cut to `--examples` examples an intent (2: what HWU64's
+folder has; 0: all 3), is self-calibrated; its general reference is built on the first half of the shipped
+off-topic set, and the second half is routed as general off-topic traffic, with BANKING77 (`--data`: the
+kept intents in scope, the 20 held out as siblings). Mixed at each share in `--draws` draws like
+bench_share_estimate.py (off-topic all general, or half siblings), it prints the estimates, their
+intervals (messages drawn alone or by top intent), how often those hold the true share and how often the
+advice would call a right share off. `--corrections` prints, from a dump (this script's or
+bench_share_estimate.py's `--dump`), the gap between the reference and the real in-scope messages and
+the estimate with it corrected: by `--gap` (shift and widening in logit, as measured on train), or by a
+shift and widening fitted to the traffic. test.csv or HWU64 are read only when named (reports).
+Progress on stderr, a table on stdout.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import gaussian_kde
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from bench_oos_prior import HELD_OUT
@@ -119,6 +125,8 @@ MIXES = ("general", "half")  # the off-topic traffic: all general messages, or h
 def pools(found: dict[str, np.ndarray], mix: str) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """(confidences, top intents) of the in-scope and the off-topic messages of `mix`."""
     inside = (found["in"], found["top_in"])
+    if mix == "hwu64":  # a bench_share_estimate.py dump: its held-out intents are the off-topic traffic
+        return inside, (found["out"], found["top_out"])
     general = (found["general"], found["top_general"])
     if mix == "general":
         return inside, general
@@ -165,6 +173,59 @@ def table(found: dict[str, np.ndarray], shares: list[float], count: int) -> list
     return rows
 
 
+def _share_with(found: dict[str, np.ndarray], conf: np.ndarray, shift: float, scale: float) -> float:
+    """The estimate with the in-scope reference moved by `shift` and widened `scale` times about its median
+    (in logit), the off-topic one as is."""
+    x_in = share_of._logit(found["ref_in"])
+    middle = float(np.median(x_in))
+    moved = 1 / (1 + np.exp(-((x_in - middle) * scale + middle + shift)))
+    found_ = share_of.estimate_share(conf, share_of.Reference(moved, found["ref_general"], "general"))
+    return float(found_.share or 0.0)
+
+
+def _fitted(found: dict[str, np.ndarray], conf: np.ndarray) -> float:
+    """The estimate with the in-scope part's shift and widening fitted to the traffic too (maximum
+    likelihood over a grid; the weight by EM at each point): a semi-parametric fit anchored by the
+    messages answered with high confidence, which only the in-scope part reaches."""
+    x_in = share_of._logit(found["ref_in"])
+    middle = float(np.median(x_in))
+    x = share_of._logit(conf)
+    k_in, k_out = gaussian_kde(x_in), gaussian_kde(share_of._logit(found["ref_general"]))
+    f_out = np.maximum(k_out(x), 1e-12)
+    best = (-np.inf, 0.0)
+    for shift in np.arange(-0.4, 0.41, 0.05):
+        for scale in np.arange(0.8, 1.61, 0.05):
+            f_in = np.maximum(k_in((x - shift - middle) / scale + middle) / scale, 1e-12)
+            share = float(share_of.fit_weight(f_in, f_out)[0])
+            likelihood = float(np.log((1 - share) * f_in + share * f_out).sum())
+            best = max(best, (likelihood, share))
+    return best[1]
+
+
+def corrections(
+    found: dict[str, np.ndarray], gap: tuple[float, float], shares: list[float], count: int
+) -> None:
+    """The reference's gap to the real in-scope messages, and the estimate plain, corrected by `gap`, and
+    with a fitted shift and widening."""
+    ref, real = share_of._logit(found["ref_in"]), share_of._logit(found["in"])
+    print(
+        f"in scope, logit: reference mean {ref.mean():.2f} sd {ref.std():.2f} 5% {np.percentile(ref, 5):.2f}; "
+        f"real mean {real.mean():.2f} sd {real.std():.2f} 5% {np.percentile(real, 5):.2f} "
+        f"(gap: shift {real.mean() - ref.mean():+.2f}, widening {real.std() / ref.std():.2f}x)\n"
+    )
+    print(
+        f"| true share | plain | corrected by the gap {gap[0]:+.2f}, {gap[1]:.2f}x | shift and widening fitted |"
+    )
+    print("|---|---|---|---|")
+    mix = "general" if "general" in found else "hwu64"
+    for share in shares:
+        runs = list(draws(found, mix, share, count))
+        plain = np.mean([_share_with(found, c, 0.0, 1.0) for c, _, _ in runs])
+        moved = np.mean([_share_with(found, c, *gap) for c, _, _ in runs])
+        fitted = np.mean([_fitted(found, c) for c, _, _ in runs])
+        print(f"| {np.mean([t for _, _, t in runs]):.3f} | {plain:.3f} | {moved:.3f} | {fitted:.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -178,8 +239,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dump", type=Path, default=None, help="also save the confidences (npz)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--from", dest="source", type=Path, default=None, help="read a dump, do not route")
+    parser.add_argument("--corrections", action="store_true")
+    parser.add_argument("--gap", type=float, nargs=2, default=[0.07, 1.07], metavar=("SHIFT", "WIDENING"))
     args = parser.parse_args()
-    found = collect(args.data, args.examples, args.threads)
+    if args.source is not None:
+        found = dict(np.load(args.source))
+    else:
+        found = collect(args.data, args.examples, args.threads)
+    if args.corrections:
+        corrections(found, (args.gap[0], args.gap[1]), args.shares, args.draws)
+        return
     if args.dump is not None:
         np.savez(args.dump, **found)
     rows = table(found, args.shares, args.draws)
