@@ -210,6 +210,11 @@ class Settings(SentimentSettings):
         description="A candidate intents folder that decides every live message too, off the request path, "
         "stored as shadow decisions and never shown to customers (POST /v1/admin/shadow sets one at runtime).",
     )
+    bootstrap_dir: Path | None = Field(
+        None,
+        description="The folder `bot bootstrap --out` wrote: /review/bootstrap shows its drafts (an admin key) "
+        "and saves the reviewed drafts.yaml there, never into a folder this server routes with.",
+    )
     queue_max: int = Field(
         4096,
         ge=1,

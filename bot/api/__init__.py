@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from bot import __version__
-from bot.api import admin, agents, chat, insights, review, versions, widget
+from bot.api import admin, agents, bootstrap, chat, insights, review, versions, widget
 from bot.api import chatwoot as chatwoot_connector
 from bot.api import webhooks as webhook_admin
 from bot.api.access_log import install_access_log_redactor
@@ -82,6 +82,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(chatwoot_connector.router)  # POST /v1/connectors/chatwoot (docs/chatwoot.md)
     app.include_router(webhook_admin.router)  # /v1/admin/webhooks (docs/webhooks.md)
+    app.include_router(bootstrap.router)  # /review/bootstrap, /v1/admin/bootstrap (docs/bootstrap.md)
     if runtime.metrics is not None:
         app.include_router(metrics_router)  # GET /metrics (docs/monitoring.md)
     return app

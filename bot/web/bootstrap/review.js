@@ -1,9 +1,11 @@
 // The drafted-intents review page: a decision per draft (accept, merge, drop), a rename, and the reviewed
-// drafts.yaml made from them. Everything stays in this page: no request leaves it (the CSP says so), and
-// customer text is only ever set as textContent.
+// drafts.yaml made from them. Customer text is only ever set as textContent. Two hosts start it:
+// - review.html, the file `bot bootstrap` writes: the drafts are embedded (#drafts-data) and no request
+//   leaves the page (its CSP says so); the reviewed file is a download;
+// - /review/bootstrap on `bot serve` (served.js): the drafts come from the server, and `save` sends the
+//   reviewed file back to be written into the drafts folder (never loaded live).
 "use strict";
-(() => {
-  const data = JSON.parse(document.getElementById("drafts-data").textContent);
+function startDraftsReview(data, save) {
   const drafts = data.drafts;
   const NAME = /^[a-z0-9_]+$/;
   const state = drafts.map((d) => ({ decision: "", name: d.name, into: "" }));
@@ -126,10 +128,22 @@
 
   function yaml(found) {
     const quote = (text) => JSON.stringify(text);
-    const lines = [
-      `# Intents reviewed on the drafted-intents page (${data.source}).`,
-      "intents:",
-    ];
+    const lines = [`# Intents reviewed on the drafted-intents page (${data.source}).`];
+    // the history's messages in no kept draft (never drafted, dropped or undecided) stand for the traffic the
+    // folder does not cover; its self-calibration plans for that share (as bot bootstrap's drafts.yaml does)
+    if (data.messages) {
+      let covered = 0;
+      for (const [index] of found.examples) {
+        covered += drafts[index].size + (found.merged.get(index) || []).reduce((sum, at) => sum + drafts[at].size, 0);
+      }
+      const uncovered = Math.max(0, data.messages - covered);
+      const share = Math.min(0.5, Math.round((uncovered / data.messages) * 100) / 100);
+      lines.push(
+        `# ${uncovered} of the ${data.messages} messages in the history are in no kept draft: as much of the traffic is likely not covered`,
+        `off_topic_share: ${share}`,
+      );
+    }
+    lines.push("intents:");
     for (const [index, examples] of found.examples) {
       const draft = drafts[index];
       const joined = (found.merged.get(index) || []).map((at) => drafts[at]);
@@ -154,6 +168,7 @@
       note.className = "problem";
       result.hidden = true;
       download.hidden = true;
+      if (document.getElementById("save")) document.getElementById("save").hidden = true;
       return;
     }
     result.value = yaml(found);
@@ -165,6 +180,23 @@
       ". Save it as drafts.yaml in the folder, then run bot check.";
     download.href = URL.createObjectURL(new Blob([result.value], { type: "text/yaml" }));
     download.hidden = false;
+    const saveButton = document.getElementById("save");
+    if (save && saveButton) saveButton.hidden = false;
+  }
+
+  async function saveMade() {
+    const note = document.getElementById("result-note");
+    const saveButton = document.getElementById("save");
+    saveButton.disabled = true;
+    try {
+      note.className = "";
+      note.textContent = await save(document.getElementById("result").value);
+    } catch (error) {
+      note.className = "problem";
+      note.textContent = `Not saved: ${error.message}`;
+    } finally {
+      saveButton.disabled = false;
+    }
   }
 
   drafts.forEach((draft, index) => rows.append(row(draft, index)));
@@ -178,4 +210,9 @@
     });
   });
   document.getElementById("make").addEventListener("click", make);
-})();
+  const saveButton = document.getElementById("save");
+  if (save && saveButton) saveButton.addEventListener("click", saveMade);
+}
+
+const embeddedDrafts = document.getElementById("drafts-data");
+if (embeddedDrafts) startDraftsReview(JSON.parse(embeddedDrafts.textContent));
