@@ -22,6 +22,7 @@ from bot.runtime.metrics import Metrics
 from bot.runtime.sentiment import SentimentWatch
 from bot.store.db import make_engine, session_scope, upgrade
 from bot.store.models import Conversation, DecisionLog, SentimentSurge, WebhookDelivery, WebhookSubscription
+from tests.api_support import temporary_database
 
 # steady negative shares: each topic its own level (refunds are complained about more than card arrival)
 TOPICS = {"card_arrival": 0.05, "exchange_rate": 0.08, "refund_request": 0.12, "lost_card": 0.04}
@@ -197,9 +198,16 @@ def events(url: str) -> list[WebhookDelivery]:
     return found
 
 
-def test_an_afternoon_surge_is_found_in_its_last_hours(url: str) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_afternoon_surge_is_found_in_its_last_hours(kind: str, tmp_path: Path) -> None:
     """`refund_request` (400 messages a day) jumps from 12% to 50% at 14:00. At 17:30 the last 3 hours
-    show it; the UTC day so far (the former window) is still diluted by the calm morning and does not."""
+    show it; the UTC day so far (the former window) is still diluted by the calm morning and does not.
+    On both backends: the baseline is counted per UTC hour by the database, in each one's own SQL."""
+    with temporary_database(kind, tmp_path) as url:
+        _afternoon_surge(url)
+
+
+def _afternoon_surge(url: str) -> None:
     since = NOW.replace(hour=14, minute=0)
     seed_stream(url, NOW, surge=SURGE, surge_since=since, volumes={SURGE: 400}, days=17)
     subscribe(url)
