@@ -220,14 +220,14 @@ class Metrics:
         # database, so workers' values agree (livemax); surges are counted by the process that stored them
         self.negative_share = Gauge(
             "bot_sentiment_negative_share",
-            "Share of today's (UTC) customer messages of an intent that read as negative.",
+            "Share of an intent's customer messages of the last 24 hours that read as negative.",
             ["intent"],
             registry=owner,
             multiprocess_mode="livemax",
         )
         self.surges = Counter(
             "bot_sentiment_surges",
-            "Surges of an intent's negative share over its own baseline, recorded (one per intent and day).",
+            "Surges of an intent's negative share over its own baseline, recorded (one per surge).",
             ["intent"],
             registry=owner,
         )
