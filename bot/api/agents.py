@@ -149,9 +149,8 @@ def resolve(
         learn=body.learn,
         notice=closed_notice(agent),
     )
-    if body.intent is not None:
-        for text in resolved.learned:
-            engine.learn(body.intent, text)
+    if body.intent is not None and resolved.learned:
+        engine.learn(body.intent, *resolved.learned)  # one refit of the operating point for them all
     ticket = TicketOut.model_validate(resolved.ticket).model_dump()
     return ResolvedOut(**ticket, learned=list(resolved.learned), not_learned=resolved.not_learned)
 

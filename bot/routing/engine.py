@@ -8,7 +8,6 @@ model and scores against another's index.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -21,18 +20,18 @@ from bot.config import Settings
 from bot.content.intents import IntentSet, load_intents
 from bot.content.knowledge import Passage, load_knowledge
 from bot.content.tone import TonePhrases, load_tone
-from bot.errors import NotFoundError, TemplateError
+from bot.errors import NotFoundError
 from bot.routing.calibration import Calibration, load_calibration
 from bot.routing.context import RouteContext, read_together, wants_context
 from bot.routing.encoders import Encoder
 from bot.routing.encoders.embedding_cache import CachedEncoder
 from bot.routing.index import limit_native_threads
 from bot.routing.loaded_model import LoadedModel, load_model
+from bot.routing.operating_point import self_calibrated
 from bot.routing.policy import Candidate, Decision, Route
-from bot.routing.pseudo_queries import Evidence
+from bot.routing.rendering import render
 from bot.routing.scoring import decide_vectors
-from bot.routing.self_calibration import cached_self_calibration
-from bot.routing.state import RoutingState, build_state, with_calibration
+from bot.routing.state import RoutingState, build_state
 
 log = logging.getLogger(__name__)
 
@@ -195,25 +194,18 @@ class Engine:
         passages = load_knowledge(folder / "knowledge")
         calibration = load_calibration(folder, model.model_id)
         state = self._build(intents, passages, calibration, load_tone(folder), model)
-        operating_point = "calibration.yaml" if calibration is not None else "defaults"
-        settings = model.settings
-        if base.off_topic_share is not None:  # the folder's own share beats BOT_OOS_RATE (#31 item 3)
-            settings = settings.model_copy(update={"oos_rate": base.off_topic_share})
-        if calibration is None and settings.self_calibrate:
-            # A self-trained model's cross-fit covers the YAML texts it was trained on, never learned
-            # examples: with one, fit on the YAML intents (learned examples only add vectors the promise
-            # did not count on) rather than fall back to bias factors, which do not transfer across domains
-            evidence = Evidence.of(settings.model, base, model.encoder)
-            fit_on = state
-            if evidence.cross_fit is not None and intents.version != base.version:
-                fit_on = self._build(base, passages, None, state.tone_phrases, model)
-            found = cached_self_calibration(fit_on, settings, evidence)
-            if found.calibration is not None:
-                state = with_calibration(state, settings, found.calibration)
-                operating_point = f"self-calibration ({'fitted' if found.fitted else 'cached'})"
-            else:
-                operating_point = "defaults (too few intents or examples to self-calibrate)"
+        if calibration is not None:
+            return base, state, "calibration.yaml"
+        state, operating_point = self._self_calibrated(base, state, model)
         return base, state, operating_point
+
+    def _self_calibrated(
+        self, base: IntentSet, state: RoutingState, model: LoadedModel
+    ) -> tuple[RoutingState, str]:
+        """`self_calibrated` with this engine's way of building the YAML folder's state."""
+        return self_calibrated(
+            base, state, model, lambda: self._build(base, state.passages, None, state.tone_phrases, model)
+        )
 
     @property
     def base_intents(self) -> IntentSet | None:
@@ -221,16 +213,19 @@ class Engine:
         when a self-trained model's cross-fit covers them (None before the first load)."""
         return self._base_intents
 
-    def learn(self, intent: str, text: str) -> bool:
-        """Make `text` a live example of `intent` (and of no other intent) without a restart or a YAML edit.
+    def learn(self, intent: str, *texts: str) -> bool:
+        """Make `texts` live examples of `intent` (and of no other intent) without a restart or a YAML edit.
 
-        Only the new text is embedded (the rest comes from the cache). Returns False when nothing changed.
+        Only the new texts are embedded (the rest comes from the cache), and a self-calibrated point is
+        refitted once for all of them. Returns False when nothing changed.
         """
         with self._reload_lock:
             if self.state.intents.get(intent) is None:
                 return False
-            extra = {name: [t for t in texts if t != text] for name, texts in self.extra_examples.items()}
-            extra.setdefault(intent, []).append(text)
+            extra = {
+                name: [t for t in known if t not in texts] for name, known in self.extra_examples.items()
+            }
+            extra.setdefault(intent, []).extend(dict.fromkeys(texts))
             return self._swap_extra_examples(extra)
 
     def use_extra_examples(self, read: Callable[[], Mapping[str, Sequence[str]]]) -> bool:
@@ -248,7 +243,8 @@ class Engine:
             return self._swap_extra_examples(extra)
 
     def _swap_extra_examples(self, extra: dict[str, list[str]]) -> bool:
-        """Rebuild the live state on the YAML intents plus `extra` (caller holds the reload lock).
+        """Rebuild the live state on the YAML intents plus `extra` (caller holds the reload lock), and refit
+        a self-calibrated operating point with them (a labelled calibration.yaml stays as it is).
 
         Returns False, changing nothing, when `extra` equals the live learned examples or nothing is loaded.
         """
@@ -257,10 +253,18 @@ class Engine:
         if live is None or base is None or extra == self.extra_examples:
             return False
         state = live.state
-        rebuilt = self._build(
-            base.with_extra_examples(extra), state.passages, state.calibration, state.tone_phrases, live.model
+        labelled = (
+            state.calibration
+            if state.calibration is not None and state.calibration.source != "self"
+            else None
         )
-        self._live = Live(live.model, rebuilt, live.operating_point)
+        rebuilt = self._build(
+            base.with_extra_examples(extra), state.passages, labelled, state.tone_phrases, live.model
+        )
+        operating_point = live.operating_point
+        if labelled is None:
+            rebuilt, operating_point = self._self_calibrated(base, rebuilt, live.model)
+        self._live = Live(live.model, rebuilt, operating_point)
         self.extra_examples = extra
         return True
 
@@ -271,6 +275,20 @@ class Engine:
         live = self.live
         fitted = live.state.calibration if calibration == "live" else calibration
         return self._build(intents, live.state.passages, fitted, live.state.tone_phrases, live.model)
+
+    def with_learned(self, base: IntentSet, extra: Mapping[str, Sequence[str]]) -> tuple[RoutingState, str]:
+        """Build (not swap in) the state the YAML intents `base` make with the learned examples `extra`,
+        self-calibrated as a reload or a learned example makes it, and its operating point (the learning
+        curve measures this, `scripts/bench/bench_learning_curve.py`)."""
+        live = self.live
+        state = self._build(
+            base.with_extra_examples({name: list(texts) for name, texts in extra.items()}),
+            live.state.passages,
+            None,
+            live.state.tone_phrases,
+            live.model,
+        )
+        return self._self_calibrated(base, state, live.model)
 
     def _build(
         self,
@@ -349,28 +367,7 @@ class Engine:
         self, decision: Decision, text: str, metadata: Mapping[str, Any], state: RoutingState | None = None
     ) -> Decision:
         """Fill `answer`: the intent's template, the knowledge passage, a clarify question or a handoff notice."""
-        state = state or self.state
-        intent = state.intents.get(decision.intent) if decision.intent else None
-        if decision.route in ("answer", "handoff") and intent is not None and intent.template is not None:
-            try:
-                answer = intent.template.render(message=text, intent=intent.name, metadata=metadata)
-            except TemplateError as exc:  # e.g. metadata of an unexpected type: a person answers instead
-                log.warning("answer template of '%s' failed: %s", intent.name, exc)
-                return dataclasses.replace(
-                    decision,
-                    route="handoff",
-                    answer=self.settings.handoff_message,
-                    reason=f"The answer template of '{intent.name}' failed ({exc}), so a person takes it.",
-                )
-        elif decision.route == "handoff":
-            answer = self.settings.handoff_message
-        elif decision.route == "retrieve" and decision.passage is not None:
-            answer = state.passages[decision.passage].text
-        else:
-            offered = (state.intents.get(name) for name in decision.options)
-            labels = [intent.spec.label for intent in offered if intent is not None]
-            answer = "Did you mean: " + ", or ".join(labels) + "?"
-        return dataclasses.replace(decision, answer=answer)
+        return render(decision, text, metadata, state or self.state, self.settings.handoff_message)
 
     def answer_choice(
         self, intent_name: str, text: str, metadata: Mapping[str, Any] | None = None

@@ -23,6 +23,7 @@ shipped general off-topic messages) and the precision it promises from them, poi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -68,6 +69,24 @@ def effective_count(weights: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class Reviewed:
+    """What one operating point does to the folder's learned examples (#31 item 4): reviewed customer
+    messages, each scored leave-one-out against the live folder (in scope) and with its whole intent
+    removed (a real request about a topic the folder lacks). Real messages, so no bias factor corrects
+    them; `weight` is the share of the in-scope and sibling evidence they stand for (their count over the
+    count of all pseudo-queries, the folder's own examples included)."""
+
+    right_in: float
+    wrong_in: float
+    accepted_out: float
+    clarify_in: float
+    clarify_right: float
+    clarify_out: float
+    count: int
+    weight: float
+
+
+@dataclass(frozen=True)
 class Outcome:
     """Shares of the pseudo-queries one (threshold, margin) answers: right and wrong in scope, out of scope."""
 
@@ -82,58 +101,99 @@ class Outcome:
     accepted_general: float | None = None
     clarify_general: float = 0.0
     siblings: float = 1.0  # share of the off-topic traffic like the siblings (`BOT_OOS_SIBLINGS`)
+    reviewed: Reviewed | None = None  # the learned examples at the same point, blended in by their weight
+
+    def _blend(self, pseudo: float, real: float) -> float:
+        """A share over all in-scope (or sibling) evidence: the pseudo-queries' (already corrected) and the
+        reviewed messages' by their weight."""
+        if self.reviewed is None:
+            return pseudo
+        return (1 - self.reviewed.weight) * pseudo + self.reviewed.weight * real
+
+    def in_scope(self, bias: PseudoBias) -> tuple[float, float]:
+        """Expected shares of in-scope messages answered right and wrong."""
+        reviewed = self.reviewed
+        right, wrong = bias.right_in * self.right_in, bias.wrong_in * self.wrong_in
+        if reviewed is None:
+            return right, wrong
+        return self._blend(right, reviewed.right_in), self._blend(wrong, reviewed.wrong_in)
 
     def accepted(self, bias: PseudoBias) -> float:
         """Expected share of off-topic messages answered: siblings (pseudo-queries, corrected by the bias
-        factor) and general ones (real messages, as they are) in the planned proportion."""
+        factor, and reviewed messages with their intent removed) and general ones (real messages, as they
+        are) in the planned proportion."""
         sibling = bias.accepted_out * self.accepted_out
+        if self.reviewed is not None:
+            sibling = self._blend(sibling, self.reviewed.accepted_out)
         if self.accepted_general is None:
             return sibling
         return self.siblings * sibling + (1 - self.siblings) * self.accepted_general
 
     def asked_out(self) -> float:
         """Share of off-topic messages asked which intent is meant."""
+        sibling = self.clarify_out
+        if self.reviewed is not None:
+            sibling = self._blend(sibling, self.reviewed.clarify_out)
         if self.accepted_general is None:
-            return self.clarify_out
-        return self.siblings * self.clarify_out + (1 - self.siblings) * self.clarify_general
+            return sibling
+        return self.siblings * sibling + (1 - self.siblings) * self.clarify_general
 
     def value(self, worth: float) -> float:
         """In-scope pseudo-queries served: answered right, plus a clarify with the right option at `worth`."""
-        return self.right_in + worth * self.clarify_right
+        own = self.right_in + worth * self.clarify_right
+        if self.reviewed is None:
+            return own
+        return self._blend(own, self.reviewed.right_in + worth * self.reviewed.clarify_right)
 
     def clarify_rate(self, rate: float) -> float:
         """Expected share of messages asked which intent is meant when `rate` of the traffic is out of scope."""
-        return (1 - rate) * self.clarify_in + rate * self.asked_out()
+        asked_in = self.clarify_in
+        if self.reviewed is not None:
+            asked_in = self._blend(asked_in, self.reviewed.clarify_in)
+        return (1 - rate) * asked_in + rate * self.asked_out()
 
     def precision_low(self, count: int, rate: float, bias: PseudoBias, general_count: int = 0) -> float:
         """A lower bound on `precision` that `count` pseudo-queries (and `general_count` general off-topic
         messages) support (see `bot.routing.promise`): the in-scope answers' precision at its Wilson lower
         bound over the number answered, out-of-scope acceptance at its upper bound, the bias factors at
-        their pessimistic end."""
-        answered = self.right_in + self.wrong_in
-        if answered <= 0:
+        their pessimistic end. Reviewed messages are bounded the same way over their own count, with no
+        bias factor to widen."""
+        pseudo = _bounded(self.right_in, self.wrong_in, self.accepted_out, count, rate)
+        if pseudo is None:
             return 0.0
-        right = wilson_low(self.right_in / answered, count * answered)
-        accepted = wilson_high(self.accepted_out, count) if rate > 0 else self.accepted_out
         general = self.accepted_general
         if general is not None and rate > 0:
             general = wilson_high(general, general_count)
-        bound = Outcome(
-            answered * right,
-            answered * (1 - right),
-            accepted,
-            accepted_general=general,
-            siblings=self.siblings,
-        )
+        reviewed = self.reviewed
+        if reviewed is not None:
+            real = _bounded(reviewed.right_in, reviewed.wrong_in, reviewed.accepted_out, reviewed.count, rate)
+            right, wrong, accepted = real if real is not None else (0.0, 0.0, reviewed.accepted_out)
+            reviewed = dataclasses.replace(reviewed, right_in=right, wrong_in=wrong, accepted_out=accepted)
+        bound = Outcome(*pseudo, accepted_general=general, siblings=self.siblings, reviewed=reviewed)
         return min(bound.precision(rate, pessimistic(bias)), self.precision(rate, bias))
 
     def precision(self, rate: float, bias: PseudoBias) -> float:
         """Expected answer precision when `rate` of the traffic is out of scope."""
-        right = (1 - rate) * bias.right_in * self.right_in
-        answered = right + (1 - rate) * bias.wrong_in * self.wrong_in + rate * self.accepted(bias)
+        right_in, wrong_in = self.in_scope(bias)
+        right = (1 - rate) * right_in
+        answered = right + (1 - rate) * wrong_in + rate * self.accepted(bias)
         return right / answered if answered > 0 else 0.0
 
     def coverage(self, rate: float, bias: PseudoBias) -> float:
         """Expected share of messages answered as an intent."""
-        inside = min(1.0, bias.right_in * self.right_in + bias.wrong_in * self.wrong_in)
+        right_in, wrong_in = self.in_scope(bias)
+        inside = min(1.0, right_in + wrong_in)
         return (1 - rate) * inside + rate * min(1.0, self.accepted(bias))
+
+
+def _bounded(
+    right_in: float, wrong_in: float, accepted_out: float, count: int, rate: float
+) -> tuple[float, float, float] | None:
+    """Right and wrong in-scope shares with the precision among them at its Wilson lower bound, and the
+    out-of-scope acceptance at its upper bound, over `count` queries (None: nothing answered in scope)."""
+    answered = right_in + wrong_in
+    if answered <= 0:
+        return None
+    right = wilson_low(right_in / answered, count * answered)
+    accepted = wilson_high(accepted_out, count) if rate > 0 else accepted_out
+    return answered * right, answered * (1 - right), accepted

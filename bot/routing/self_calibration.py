@@ -16,6 +16,13 @@ at most `CLARIFY_CAP` of the traffic may be asked (#27 item 3). What the point p
 bound the pseudo-queries' number supports (`bot.routing.promise`, #27 item 4). Fits take well under a second for 150 intents and are cached
 by intents version and model (`cached_self_calibration`), so restarts and reloads of an unchanged folder
 do not refit. A folder too small to support a fit keeps the settings' defaults (logged; `bot check` warns).
+
+Learned examples (reviewed customer messages made live without a YAML edit) are a third kind of evidence,
+and the best one: real messages with a person's label. A folder with some is refitted on its YAML
+examples (pseudo-queries, corrected by the bias factors) and its learned ones (scored against the live
+folder leave-one-out, and with their intent removed, as they are: no factor), each by its count
+(`Learned`, #31 item 4). Without that the point fitted on the YAML examples stayed in force while the
+learned ones made the folder more precise than it promised and left answers unanswered.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from pydantic import ValidationError
 from bot.config import Settings
 from bot.content.off_topic_set import off_topic_version
 from bot.routing.calibration import Calibration, content_id
-from bot.routing.promise import Outcome
+from bot.routing.learned import Learned, general_on, learned_queries, reviewed_shares
+from bot.routing.promise import Outcome, Reviewed
 from bot.routing.pseudo_queries import (
     COVERED_QUANTILE,
     FROZEN_BIAS,
@@ -46,7 +54,7 @@ from bot.routing.state import RoutingState
 
 log = logging.getLogger(__name__)
 
-ALGORITHM = "self-9"  # part of the cache key: a changed algorithm refits every folder once
+ALGORITHM = "self-10"  # part of the cache key: a changed algorithm refits every folder once
 THRESHOLDS = np.round(np.arange(0.05, 0.995, 0.01), 3)  # confidence grid, shared with `bot calibrate`
 # Margins in steps of 0.01: with a folder's own few examples the confidence map's slope is only roughly
 # known, so a coarse grid (0.05 then 0.1) could jump from "too loose" to "far too strict" and the fit's
@@ -146,27 +154,27 @@ def fit_self_calibration(
     evidence: Evidence = Evidence(FROZEN_BIAS, None),
     tolerance: float = TOLERANCE,
     worth: float = CLARIFY_WORTH,
+    learned: Learned | None = None,
 ) -> SelfFit | None:
     """Fit the folder's operating point; None (keep the defaults) when the folder is too small for it.
-    `tolerance` and `worth`: see `choose_point` (the experiments that chose them vary them)."""
+    `state` is the YAML folder; `learned`, its learned examples in the live folder, refits the point with
+    them. `tolerance` and `worth`: see `choose_point` (the experiments that chose them vary them)."""
     started = time.perf_counter()
     bias = evidence.bias
     queries = evidence.query_rows(state)
     n_intents = len(state.intents.intents)
     if not can_fit(n_intents, state.owners[queries]):
-        log.info(
-            "self-calibration skipped: %d intents with %d examples cannot show what to refuse (needs %d intents "
-            "and %d examples); using the default threshold %.2f. Add examples, or run `bot calibrate`.",
-            n_intents,
-            len(queries),
-            MIN_INTENTS,
-            MIN_QUERIES,
-            settings.threshold,
-        )
+        _log_too_small(n_intents, len(queries), settings)
         return None
     pseudo = pseudo_queries(state, settings, queries, evidence.cross_fit, evidence.off_topic)
+    reviewed: PseudoQueries | None = None
+    if learned is not None:
+        pseudo = general_on(pseudo, learned, evidence.off_topic)
+        reviewed = learned_queries(learned, pseudo.scoring)
     rate, target = settings.oos_rate, settings.target_precision
-    points = grid_points(pseudo, rate, bias, settings.max_clarify_options, settings.oos_siblings)
+    points = grid_points(
+        pseudo, rate, bias, settings.max_clarify_options, settings.oos_siblings, reviewed=reviewed
+    )
     best = choose_point(points, target, tolerance, rate=rate, worth=worth)
     if best is None:
         return None
@@ -181,13 +189,13 @@ def fit_self_calibration(
         aggregation_depth=pseudo.scoring.aggregation_depth,
         prototype_weight=pseudo.scoring.prototype_weight,
         intents_version=state.version,
-        data=f"{len(queries)} examples of {n_intents} intents ({ALGORITHM}{evidence.label})",
+        data=_described(len(queries), n_intents, reviewed, evidence),
         source="self",
         oos_rate=rate,
         target_precision=target,
         **expectations(outcome, rate, bias, len(queries), len(pseudo.conf_general)),
     )
-    in_scope = min(1.0, bias.right_in * outcome.right_in)
+    in_scope = min(1.0, outcome.in_scope(bias)[0])
     oos_recall = 1 - min(1.0, outcome.accepted(bias))
     return SelfFit(
         calibration,
@@ -199,8 +207,31 @@ def fit_self_calibration(
     )
 
 
+def _log_too_small(n_intents: int, queries: int, settings: Settings) -> None:
+    log.info(
+        "self-calibration skipped: %d intents with %d examples cannot show what to refuse (needs %d intents "
+        "and %d examples); using the default threshold %.2f. Add examples, or run `bot calibrate`.",
+        n_intents,
+        queries,
+        MIN_INTENTS,
+        MIN_QUERIES,
+        settings.threshold,
+    )
+
+
+def _described(queries: int, n_intents: int, reviewed: PseudoQueries | None, evidence: Evidence) -> str:
+    """The calibration's `data`: what it was fitted on (shown by `bot check` and the stats page)."""
+    learned = f" and {len(reviewed.right)} learned" if reviewed is not None else ""
+    return f"{queries} examples{learned} of {n_intents} intents ({ALGORITHM}{evidence.label})"
+
+
 def grid_points(
-    pseudo: PseudoQueries, rate: float, bias: PseudoBias, max_options: int = 3, siblings: float = 1.0
+    pseudo: PseudoQueries,
+    rate: float,
+    bias: PseudoBias,
+    max_options: int = 3,
+    siblings: float = 1.0,
+    reviewed: PseudoQueries | None = None,
 ) -> list[tuple[float, float, Outcome, float]]:
     """Every (threshold, margin) of the grid with its outcome on the pseudo-queries and its expected
     precision when `rate` of the traffic is out of scope. As `bot.routing.policy.decide` does, a query whose
@@ -208,14 +239,18 @@ def grid_points(
     intents within the margin, at most `max_options`, so it holds the right one when the example's own
     intent trails the top by less than the margin and ranks among the first `max_options`. The off-topic
     traffic is `siblings` like the removed-intent pseudo-queries and the rest like the shipped general
-    off-topic messages, where the folder has that evidence."""
+    off-topic messages, where the folder has that evidence. `reviewed`: learned examples scored in the same
+    confidence map, blended in by their count (`Reviewed`)."""
     points: list[tuple[float, float, Outcome, float]] = []
+    count = len(reviewed.right) if reviewed is not None else 0
+    weight = count / (count + len(pseudo.right))
     offered = pseudo.own_rank < max_options
     general = pseudo.has_general
     for margin in MARGINS:
         clear_in, clear_out = pseudo.lead_in >= margin, pseudo.lead_out >= margin
         clear_general = pseudo.lead_general >= margin
         holds_right = offered & (pseudo.own_gap < margin)
+        shares_of = reviewed_shares(reviewed, margin, max_options) if reviewed is not None else None
         for threshold in THRESHOLDS:
             passed_in, passed_out = pseudo.conf_in >= threshold, pseudo.conf_out >= threshold
             passed_general = pseudo.conf_general >= threshold
@@ -231,6 +266,7 @@ def grid_points(
                 accepted_general=float((clear_general & passed_general).mean()) if general else None,
                 clarify_general=float((passed_general & ~clear_general).mean()) if general else 0.0,
                 siblings=siblings,
+                reviewed=Reviewed(*shares_of(threshold), count, weight) if shares_of else None,
             )
             points.append((float(threshold), margin, outcome, outcome.precision(rate, bias)))
     return points
@@ -255,12 +291,15 @@ def expectations(
     }
 
 
-def cache_key(state: RoutingState, settings: Settings, evidence: Evidence) -> str:
-    """What a self-calibration depends on: the folder's texts, the model, what scored its pseudo-queries
-    (a cross-fit, bias factors), the scoring and policy settings."""
+def cache_key(
+    state: RoutingState, settings: Settings, evidence: Evidence, learned: Learned | None = None
+) -> str:
+    """What a self-calibration depends on: the folder's texts (and learned ones), the model, what scored
+    its pseudo-queries (a cross-fit, bias factors), the scoring and policy settings."""
     return content_id(
         {
             "algorithm": ALGORITHM,
+            "learned": learned.state.version if learned is not None else None,
             "evidence": [
                 dataclasses.astuple(evidence.bias),
                 evidence.cross_fit.key if evidence.cross_fit is not None else None,
@@ -295,12 +334,14 @@ class CachedFit:
 
 
 def cached_self_calibration(
-    state: RoutingState, settings: Settings, evidence: Evidence | None = None
+    state: RoutingState, settings: Settings, evidence: Evidence | None = None, learned: Learned | None = None
 ) -> CachedFit:
     """The folder's self-calibration from the cache, or fitted now and cached (None: defaults apply).
-    `evidence`: what the model offers for this folder, if the caller has read it already."""
+    `evidence`: what the model offers for this folder, if the caller has read it already; `learned`: the
+    folder's learned examples (`state` is then the YAML folder)."""
     evidence = evidence or Evidence.of(settings.model, state.intents)
-    path = Path(settings.cache_dir) / "self_calibration" / f"{cache_key(state, settings, evidence)}.json"
+    key = cache_key(state, settings, evidence, learned)
+    path = Path(settings.cache_dir) / "self_calibration" / f"{key}.json"
     if path.is_file():
         try:
             text = path.read_text(encoding="utf-8")
@@ -308,7 +349,7 @@ def cached_self_calibration(
             return CachedFit(found, fitted=False)
         except (OSError, ValidationError, ValueError):
             log.warning("ignoring unreadable self-calibration cache %s; refitting", path)
-    fit = fit_self_calibration(state, settings, evidence)
+    fit = fit_self_calibration(state, settings, evidence, learned=learned)
     calibration = fit.calibration if fit is not None else None
     if fit is not None:
         log.info(
