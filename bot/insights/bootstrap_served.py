@@ -55,11 +55,13 @@ def read_drafts(settings: Settings) -> dict[str, object]:
     if not isinstance(summary, dict) or not isinstance(summary.get("drafts"), list):
         raise ConflictError(f"{path}: not a drafts.json written by `bot bootstrap` (no 'drafts' list)")
     reviewed = folder / INTENTS_FILE
+    # `bot bootstrap` writes drafts.yaml before drafts.json; one written after it is a saved review
+    saved = reviewed.is_file() and reviewed.stat().st_mtime_ns > path.stat().st_mtime_ns
     return {
         "folder": str(folder),
         "summary": summary,
         "saved_to": str(reviewed),
-        "saved_at": reviewed.stat().st_mtime if reviewed.is_file() else None,
+        "saved_at": reviewed.stat().st_mtime if saved else None,
     }
 
 

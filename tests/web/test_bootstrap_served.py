@@ -66,6 +66,7 @@ def test_the_served_page_saves_the_reviewed_drafts_into_the_drafts_folder(
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rows tr")) == 4)
     assert "4 drafts covering 80% of 1,000 questions" in browser.find_element(By.ID, "summary-line").text
     assert str(settings.bootstrap_dir) in browser.find_element(By.ID, "explain").text
+    assert "A reviewed file was saved" not in browser.find_element(By.ID, "explain").text  # only drafted
     decide(browser, 0, "accept")
     decide(browser, 1, "accept")
     decide(browser, 2, "merge", into="card_arrival")
@@ -86,6 +87,9 @@ def test_the_served_page_saves_the_reviewed_drafts_into_the_drafts_folder(
     assert load_intents(settings.bootstrap_dir).off_topic_share == 0.24
     # the live folder is as it was, and the server still routes with it
     assert {p: p.read_bytes() for p in settings.intents_dir.rglob("*") if p.is_file()} == live_files
+    browser.refresh()  # the key stays in the tab; the page now says a review was saved
+    explain = browser.find_element(By.ID, "explain")
+    wait.until(lambda d: "A reviewed file was saved there" in explain.text)
     # the one failed request is the first, without a key, that opened the key dialog
     severe = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert [m for m in severe if "/v1/admin/bootstrap - " not in m or "401" not in m] == [], severe

@@ -177,7 +177,7 @@ function startDraftsReview(data, save) {
     note.className = "";
     note.textContent = `${found.examples.size} intents` +
       (undecided ? `; ${undecided} undecided drafts are left out` : "") +
-      ". Save it as drafts.yaml in the folder, then run bot check.";
+      (save ? ". Save it into the drafts folder, then run bot check." : ". Save it as drafts.yaml in the folder, then run bot check.");
     download.href = URL.createObjectURL(new Blob([result.value], { type: "text/yaml" }));
     download.hidden = false;
     const saveButton = document.getElementById("save");
