@@ -90,6 +90,7 @@ class SelfFit:
 
 
 EXPECTATION_RATES = (0.0, 0.05, 0.1, 0.2, 0.3)
+LEARNED_KEPT = 8  # cached fits kept per YAML folder with learned examples (`_prune_learned`)
 
 
 def choose_point(
@@ -340,8 +341,10 @@ def cached_self_calibration(
     `evidence`: what the model offers for this folder, if the caller has read it already; `learned`: the
     folder's learned examples (`state` is then the YAML folder)."""
     evidence = evidence or Evidence.of(settings.model, state.intents)
-    key = cache_key(state, settings, evidence, learned)
-    path = Path(settings.cache_dir) / "self_calibration" / f"{key}.json"
+    folder = Path(settings.cache_dir) / "self_calibration"
+    path = folder / f"{cache_key(state, settings, evidence)}.json"
+    if learned is not None:  # one file per set of learned examples, under the YAML folder's key
+        path = folder / "learned" / f"{path.stem}-{cache_key(state, settings, evidence, learned)}.json"
     if path.is_file():
         try:
             text = path.read_text(encoding="utf-8")
@@ -370,6 +373,17 @@ def cached_self_calibration(
         temporary = path.with_suffix(".tmp")
         temporary.write_text(calibration.model_dump_json() if calibration else "null", encoding="utf-8")
         temporary.replace(path)  # atomic: a replica reading at the same time sees all or nothing
+        if learned is not None:
+            _prune_learned(path)
     except OSError as exc:  # a read-only cache only costs a refit next time
         log.warning("cannot cache self-calibration in %s: %s", path.parent, exc)
     return CachedFit(calibration, fitted=True)
+
+
+def _prune_learned(path: Path) -> None:
+    """Keep the newest `LEARNED_KEPT` fits of one YAML folder with learned examples: every review makes a
+    new set, and only the latest (or one a replica has not caught up with yet) is ever read again."""
+    base = path.stem.split("-", 1)[0]
+    fits = sorted(path.parent.glob(f"{base}-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in fits[LEARNED_KEPT:]:
+        old.unlink(missing_ok=True)

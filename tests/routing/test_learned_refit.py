@@ -86,6 +86,7 @@ def test_learning_refits_the_self_calibrated_point_and_keeps_a_labelled_one(
         "self-calibration (cached, with 6 learned examples)"
     )
     assert engine.state.calibration == after
+    assert len(list((cache / "self_calibration" / "learned").glob("*.json"))) == 1
     # unlearning every example goes back to the YAML folder's own point
     for texts_of in LEARNED.values():
         for text in texts_of:
@@ -117,3 +118,24 @@ def test_learning_refits_the_self_calibrated_point_and_keeps_a_labelled_one(
     assert (
         calibration is not None and calibration.source == "labelled" and engine.state.policy.threshold == 0.6
     )
+
+
+def test_only_the_newest_learned_fits_of_a_folder_stay_cached(tmp_path: Path) -> None:
+    """Every review makes a new set of learned examples and so a new cached fit: without pruning the cache
+    would grow by a file per review forever."""
+    import os
+
+    from bot.routing.self_calibration import LEARNED_KEPT, _prune_learned
+
+    folder = tmp_path / "self_calibration" / "learned"
+    folder.mkdir(parents=True)
+    mine = [folder / f"aaaaaaaaaaaa-{n:012x}.json" for n in range(LEARNED_KEPT + 3)]
+    other = (
+        folder / "bbbbbbbbbbbb-000000000001.json"
+    )  # another YAML version's fit: not this folder's to prune
+    for age, path in enumerate([*reversed(mine), other]):
+        path.write_text("null", encoding="utf-8")
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))  # mine[-1] newest
+    _prune_learned(mine[-1])
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == sorted([p.name for p in mine[-LEARNED_KEPT:]] + [other.name])
