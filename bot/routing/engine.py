@@ -45,7 +45,8 @@ class ReloadResult:
     passages: int
     embedded_texts: int
     seconds: float
-    # the operating point in force: "calibration.yaml", "self-calibration (fitted)" or "(cached)", "defaults"
+    # the operating point in force: "calibration.yaml", "self-calibration (fitted|cached[, with N learned
+    # examples])", "defaults ..."
     operating_point: str = "defaults"
 
 
