@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from ruamel.yaml.error import YAMLError
+
 from bot.config import Settings
 from bot.content.intents import load_intents
 from bot.errors import ConflictError, IntentFileError, InvalidInputError, NotFoundError
@@ -72,11 +74,18 @@ def save_reviewed(settings: Settings, text: str) -> tuple[Path, int]:
     folder = drafts_folder(settings)
     if len(text) > MAX_REVIEWED_CHARS:
         raise InvalidInputError("yaml", f"{len(text):,} characters, at most {MAX_REVIEWED_CHARS:,}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate escaped in the JSON body
+        raise InvalidInputError("yaml", f"not text: {exc.reason} at character {exc.start}") from None
     with tempfile.TemporaryDirectory(prefix="reviewed-") as scratch:
         trial = Path(scratch) / INTENTS_FILE
         trial.write_text(text, encoding="utf-8")
         try:
             intents = load_intents(scratch)
+        except YAMLError as exc:  # what the YAML reader refuses before parsing (a NUL, a C0 control)
+            problem = str(exc).replace(str(trial), INTENTS_FILE).splitlines()[0]
+            raise InvalidInputError("yaml", f"the reviewed drafts.yaml does not load: {problem}") from None
         except IntentFileError as exc:
             where = f"line {exc.line}: " if exc.line else ""
             problem = exc.message.replace(str(trial), INTENTS_FILE)  # not the scratch copy's path

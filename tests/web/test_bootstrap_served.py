@@ -18,8 +18,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from bot.api import create_app
 from bot.config import Settings
 from bot.content.intents import load_intents
+from bot.errors import InvalidInputError
 from bot.insights.bootstrap import Result
 from bot.insights.bootstrap_folder import Source, prepare, write_folder
+from bot.insights.bootstrap_served import save_reviewed
 from bot.routing.engine import Engine
 from tests.api_support import make_intents
 from tests.browser_support import LiveServer, as_desktop, as_phone, layout_problems, screenshot
@@ -189,3 +191,16 @@ def test_the_live_folder_is_never_a_drafts_folder(tmp_path: Path, bundled_encode
             assert answer.status_code == 409, answer.text
             assert "a folder this server routes with" in answer.json()["error"]["message"]
         assert {p: p.read_bytes() for p in (tmp_path / "intents").rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [("intents:\x00", "unacceptable character #x0000"), ("a: \ud800", "surrogates not allowed")],
+)
+def test_text_no_file_can_hold_is_refused_before_the_server_guard_too(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    # the request guard cleans both from a body; the save refuses them itself, as a 422 rather than a 500
+    settings = Settings(intents_dir=tmp_path / "intents", bootstrap_dir=drafted(tmp_path / "drafts"))
+    with pytest.raises(InvalidInputError, match=said):
+        save_reviewed(settings, text)
