@@ -25,6 +25,9 @@ def test_bootstrap_writes_a_folder_bot_check_accepts(tmp_path: Path) -> None:
     assert all(d["answer"] and d["size"] >= 3 for d in summary["drafts"])
     assert "purity estimate" in (out / "drafts.yaml").read_text()
     assert (out / "review.html").is_file() and "review.html to accept, rename, merge or drop" in done.stdout
+    # the share of the history in no draft: said, in drafts.json, and the folder's off_topic_share
+    assert f"plans for {summary['off_topic_share']:.0%} of messages no draft covers" in done.stdout
+    assert f"\noff_topic_share: {summary['off_topic_share']:g}\n" in (out / "drafts.yaml").read_text()
     assert fx.ONE_OFF[0] in (out / "knowledge" / "drafted.yaml").read_text()
     checked = bot("check", "--intents", str(out))
     assert checked.returncode == 0, checked.stderr
