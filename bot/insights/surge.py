@@ -54,7 +54,8 @@ class SurgeRules:
     p_value: float = _default("sentiment_p_value")
     windows: tuple[int, ...] = tuple(_default("sentiment_window_hours"))  # hours, rolling up to now
     baseline_days: int = _default("sentiment_baseline_days")  # before the longest window
-    rearm_hours: float = _default("sentiment_rearm_hours")  # a topic alerts again only this long after
+    # after a surge is found, the topic's windows are judged again only on hours this long after it
+    rearm_hours: float = _default("sentiment_rearm_hours")
     prior_messages: float = 20.0  # weight of the all-topics share in a topic's baseline
 
     @classmethod
@@ -187,6 +188,32 @@ def judge_topic(
     if kept is None:
         raise ValueError("judge_topic needs at least one window")
     return kept
+
+
+def rearmed_windows(windows: Sequence[int], since_found: float | None, rules: SurgeRules) -> tuple[int, ...]:
+    """The windows (hours) a topic is judged on at a look `since_found` hours after its last stored surge
+    was found (None: none stored): those whose hours all come at least `rules.rearm_hours` after it.
+
+    Why not every window once the re-arm time has passed: a window reaching back before it still holds
+    the surge's later hours, which its alert already reported, and the baseline (ending a longest window
+    before the look) does not hold them yet; a surge of 6-12 hours then read as a new one a day later.
+    Judged only on hours after the re-arm time, a surge alerts again only if it is still there then."""
+    if since_found is None:
+        return tuple(windows)
+    return tuple(size for size in windows if since_found - size >= rules.rearm_hours)
+
+
+def outside_surges(hours: Sequence[Counts], found: Sequence[float], rules: SurgeRules) -> list[Counts]:
+    """A topic's baseline hours (oldest first) without those its stored surges cover, from the longest
+    window before one was found to its re-arm time; `found`: when each was found, in hours from the start
+    of the baseline's first hour. A surge's hours in its topic's baseline would raise the level and the
+    spread the next surge is judged against, for `baseline_days`."""
+    longest = max(rules.windows)
+    return [
+        counts
+        for index, counts in enumerate(hours)
+        if not any(at - longest < index + 1 and index < at + rules.rearm_hours for at in found)
+    ]
 
 
 def judge_all(

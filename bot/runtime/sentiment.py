@@ -8,10 +8,12 @@ The metrics sampler runs only under `--workers N` and reads memory, never the da
 Every BOT_SENTIMENT_SECONDS: each topic's rolling windows (BOT_SENTIMENT_WINDOW_HOURS, the last 3 and 24
 hours by default) against its own BOT_SENTIMENT_BASELINE_DAYS before the longest window
 (`bot.insights.surge`); the baseline, counted per hour, is read once an hour. A topic alerts once per
-surge: its `sentiment.surge` event is stored with the surge whichever replica sees it first, and not
-again for BOT_SENTIMENT_REARM_HOURS (`bot.store.sentiment`), although every look while it lasts finds
-it. The metrics show every topic's negative share over the longest window and count the surges this
-process recorded.
+surge: its `sentiment.surge` event is stored with the surge whichever replica sees it first
+(`bot.store.sentiment`), and from then on the topic is judged only on hours BOT_SENTIMENT_REARM_HOURS
+after it was found, so a surge alerts again only if it is still there a re-arm time later, and its hours
+(from the longest window before it was found to its re-arm time) are left out of the topic's baseline.
+The stored surges are read at every look, so replicas and a restarted process agree. The metrics show
+every topic's negative share over the longest window and count the surges this process recorded.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from bot.insights.sentiment import (
     topic_counts,
     topic_hour_counts,
 )
-from bot.insights.surge import Counts, SurgeRules, Verdict, judge_all
-from bot.store.sentiment import SurgeRecord, record_surge
+from bot.insights.surge import Counts, SurgeRules, Verdict, judge_all, outside_surges, rearmed_windows
+from bot.store.sentiment import SurgeRecord, found_since, record_surge
 
 
 class SentimentMetrics(Protocol):
@@ -64,7 +66,6 @@ class SentimentWatch:
         self.threshold = threshold
         self.clock = clock
         self._baseline: tuple[datetime, dict[str, list[Counts]]] | None = None
-        self._recorded: dict[str, datetime] = {}  # topic -> when this process stored or found its surge
 
     @classmethod
     def from_settings(
@@ -87,7 +88,9 @@ class SentimentWatch:
             hours: topic_counts(self.database, now - timedelta(hours=hours), now, self.threshold)
             for hours in self.rules.windows
         }
-        verdicts = judge_all(windows, self.baseline(now), self.rules)
+        # the surges that re-arm a topic or cover hours of its baseline
+        found = found_since(self.database, self._start(now) - timedelta(hours=self.rules.rearm_hours))
+        verdicts = judge_all(self._rearmed(windows, found, now), self._outside(now, found), self.rules)
         names = self.names()
         if self.metrics is not None:
             longest = windows[max(self.rules.windows)]
@@ -104,22 +107,47 @@ class SentimentWatch:
             for v in recorded
         )
 
+    def _start(self, now: datetime) -> datetime:
+        """The first hour of the baseline of a look at `now`."""
+        end = hour_start(now) - timedelta(hours=max(self.rules.windows))
+        return end - timedelta(days=self.rules.baseline_days)
+
     def baseline(self, now: datetime) -> dict[str, list[Counts]]:
         """Each topic's counts per hour of the baseline days before the longest window (topics without
-        any left out), read once per hour."""
-        end = hour_start(now) - timedelta(hours=max(self.rules.windows))
-        if self._baseline is None or self._baseline[0] != end:
-            start = end - timedelta(days=self.rules.baseline_days)
-            self._baseline = (end, topic_hour_counts(self.database, start, end, self.threshold))
+        any left out), read once per hour; surges' hours included (`_outside` leaves them out)."""
+        start = self._start(now)
+        if self._baseline is None or self._baseline[0] != start:
+            end = start + timedelta(days=self.rules.baseline_days)
+            self._baseline = (start, topic_hour_counts(self.database, start, end, self.threshold))
         return self._baseline[1]
 
+    def _outside(self, now: datetime, found: Mapping[str, list[datetime]]) -> dict[str, list[Counts]]:
+        """The baseline of a look at `now` without each topic's surges' hours."""
+        start = self._start(now)
+        return {
+            intent: outside_surges(
+                hours, [(at - start) / timedelta(hours=1) for at in found[intent]], self.rules
+            )
+            if intent in found
+            else hours
+            for intent, hours in self.baseline(now).items()
+        }
+
+    def _rearmed(
+        self, windows: Mapping[int, dict[str, Counts]], found: Mapping[str, list[datetime]], now: datetime
+    ) -> dict[int, dict[str, Counts]]:
+        """The windows' counts without a topic's windows that reach back before its re-arm time."""
+        kept = {size: dict(counts) for size, counts in windows.items()}
+        for intent, times in found.items():
+            armed = rearmed_windows(self.rules.windows, (now - times[-1]) / timedelta(hours=1), self.rules)
+            for size in set(self.rules.windows) - set(armed):
+                kept[size].pop(intent, None)
+        return kept
+
     def _record(self, verdict: Verdict, now: datetime) -> bool:
-        """Store the surge with its event unless the topic surged less than the rearm time ago; True if
-        this call stored it."""
+        """Store the surge with its event unless a replica stored one for the topic less than the re-arm
+        time ago (or today); True if this call stored it."""
         quiet_since = now - timedelta(hours=self.rules.rearm_hours)
-        last = self._recorded.get(verdict.intent)
-        if last is not None and last > quiet_since:
-            return False
         start = now - timedelta(hours=verdict.hours)
         surge = SurgeRecord(
             intent=verdict.intent,
@@ -133,10 +161,5 @@ class SentimentWatch:
             p_value=verdict.p_value,
             samples=negative_samples(self.database, verdict.intent, start, now, self.threshold),
         )
-        stored = record_surge(
-            self.database, surge, window_start=start, window_end=now, quiet_since=quiet_since
-        )
-        # stored now, or by a replica since quiet_since: not again until the rearm time has passed (a
-        # failure above raises and the next run retries)
-        self._recorded[verdict.intent] = now
-        return stored
+        # a failure raises and the next run retries; once stored, the next look reads it (`found_since`)
+        return record_surge(self.database, surge, window_start=start, window_end=now, quiet_since=quiet_since)

@@ -1,11 +1,13 @@
 """Sentiment surges as stored: one row per surge, written with its `sentiment.surge` event.
 
-Every replica runs the detector (bot.runtime.sentiment) on the same database every few minutes, and a
-surge is found at every look while it lasts. A new row is written only when the topic has none found
-since `quiet_since` (BOT_SENTIMENT_REARM_HOURS ago, at least a day), nor on the same UTC day: so one alert
-per surge, not one per look. The table's unique key (intent, day) settles replicas that look in the same
-moment: the first writer's transaction is the only one that commits, its row and its outbox event
-together, and a later writer's insert fails on the key and rolls its event back with it.
+Every replica runs the detector (bot.runtime.sentiment) on the same database every few minutes. Once a
+topic's surge is stored, the detector judges that topic again only on hours BOT_SENTIMENT_REARM_HOURS
+(at least a day) after it was found (`bot.insights.surge.rearmed_windows`, reading `found_since`), so
+the surge is one alert, not one per look, and alerts again only if it is still there then. As a guard,
+a new row is written only when the topic has none found since `quiet_since` (the re-arm time ago) nor on
+the same UTC day; the table's unique key (intent, day) settles replicas that look in the same moment:
+the first writer's transaction is the only one that commits, its row and its outbox event together, and
+a later writer's insert fails on the key and rolls its event back with it.
 """
 
 from __future__ import annotations
@@ -77,6 +79,21 @@ def _exists(session: Session, intent: str, day: str, quiet_since: datetime) -> b
         select(SentimentSurge.id).where(col(SentimentSurge.intent) == intent, recent)
     ).first()
     return found is not None
+
+
+def found_since(database: Database, since: datetime) -> dict[str, list[datetime]]:
+    """When each topic's surges found after `since` were found, oldest first (what re-arms a topic and
+    keeps a surge's hours out of its baseline)."""
+    query = (
+        select(SentimentSurge.intent, SentimentSurge.created_at)
+        .where(col(SentimentSurge.created_at) > since)
+        .order_by(col(SentimentSurge.created_at))
+    )
+    found: dict[str, list[datetime]] = {}
+    with Session(database) as session:
+        for intent, at in session.exec(query).all():
+            found.setdefault(intent, []).append(at)
+    return found
 
 
 def surges_since(database: Database, day: str, *, limit: int = 20) -> list[SentimentSurge]:

@@ -11,7 +11,15 @@ import pytest
 from pydantic import ValidationError
 
 from bot.config import Settings
-from bot.insights.surge import Counts, SurgeRules, blocks_of, judge, judge_all
+from bot.insights.surge import (
+    Counts,
+    SurgeRules,
+    blocks_of,
+    judge,
+    judge_all,
+    outside_surges,
+    rearmed_windows,
+)
 from tests.cli.test_bad_config import serve
 
 DAYS = 14
@@ -98,6 +106,33 @@ def test_each_window_tested_gets_its_share_of_the_budget() -> None:
     assert not verdict.surge and verdict.hours == 3 and verdict.p_value == pytest.approx(p_value)
     [verdict] = judge_all({3: {"topic": Counts(5, 5)}, 24: {"topic": window}}, baseline, rules)
     assert verdict.surge and verdict.hours == 24
+
+
+@pytest.mark.parametrize(
+    ("since_found", "windows", "why"),
+    [
+        (None, (3, 24), "no surge stored: every window"),
+        (2.0, (), "just found: none (one alert, not one per look)"),
+        (24.5, (), "re-armed, but the last 3 hours still hold the half hour before the re-arm time"),
+        (27.0, (3,), "the last 3 hours all after the re-arm time; the 24 still hold the surge's day"),
+        (48.0, (3, 24), "a day after the re-arm time: both"),
+    ],
+)
+def test_a_topic_is_judged_again_only_on_hours_after_its_rearm_time(
+    since_found: float | None, windows: tuple[int, ...], why: str
+) -> None:
+    assert rearmed_windows((3, 24), since_found, SurgeRules(windows=(3, 24), rearm_hours=24)) == windows, why
+
+
+def test_a_surges_hours_are_left_out_of_its_topics_baseline() -> None:
+    """Found at hour 30: the 24 hours before (its longest window) and the 24 after (its re-arm time)."""
+    hours = [Counts(1, i) for i in range(100)]
+    kept = outside_surges(hours, [30.0], SurgeRules(windows=(3, 24), rearm_hours=24))
+    assert [c.negative for c in kept] == [*range(6), *range(54, 100)]
+    assert outside_surges(hours, [], SurgeRules()) == hours
+    assert (
+        len(outside_surges(hours, [30.0, 80.0], SurgeRules(windows=(3, 24), rearm_hours=24))) == 100 - 48 - 44
+    )
 
 
 # share of a day's messages in each hour, as scripts/bench/bench_sentiment_surge.py: quiet at night

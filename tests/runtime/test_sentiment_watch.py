@@ -38,6 +38,7 @@ def seed_stream(
     surge: str | None = None,
     surge_share: float = 0.5,
     surge_since: datetime | None = None,
+    surge_until: datetime | None = None,
     seed: int = 0,
     days: int = 20,
     today: float | None = None,
@@ -49,7 +50,7 @@ def seed_stream(
     """`days` UTC days of messages up to `now` (40 a topic and day on average, or `volumes` of a topic;
     today's share of it as the day has gone so far, or `today` a topic), the negative share of each topic
     drawn per day around its steady level; `surge`'s share is `surge_share` on the last day, or from
-    `surge_since` on. Messages without a topic or without a score are mixed in (never counted). `wording`
+    `surge_since` on (until `surge_until` if given). Messages without a topic or without a score are mixed in (never counted). `wording`
     writes a message's text from its intent, tone and a key unique in the stream. Returns the texts of the
     surge's negative messages."""
     rng = np.random.default_rng(seed)
@@ -71,11 +72,12 @@ def seed_stream(
             for i in range(int(rng.poisson(expected))):
                 if intent == surge and surge_since is not None:  # the share depends on the message's time
                     at = day + timedelta(seconds=float(rng.uniform(0, span - 1)))
-                    negative = bool(rng.random() < (surge_share if at >= surge_since else share))
+                    during = at >= surge_since and (surge_until is None or at < surge_until)
+                    negative = bool(rng.random() < (surge_share if during else share))
                 else:
                     negative = bool(rng.random() < share)
                 text = wording(intent, negative, f"{back}-{i}")
-                if negative and intent == surge and (back == 0 if surge_since is None else at >= surge_since):
+                if negative and intent == surge and (back == 0 if surge_since is None else during):
                     surged.append(text)
                 anger = rng.uniform(NEGATIVE_THRESHOLD + 0.01, 1.3) if negative else rng.uniform(-0.4, 0.5)
                 if intent != surge or surge_since is None:
@@ -243,6 +245,33 @@ def test_a_surge_across_midnight_alerts_once(url: str) -> None:
             (SURGE, night.date().isoformat())
         ]
     assert len(events(url)) == 1
+    database.dispose()
+
+
+def test_a_12_hour_surge_then_calm_alerts_once_in_three_days(url: str) -> None:
+    """A calm, busy topic (400 messages a day, 5% negative) at 45% from 12:00 to midnight, then back,
+    judged every 30 minutes for 72 hours by two replicas in turn, as served: one event, in its first 6 hours. A topic re-armed a
+    day after the alert used to alert again then, its 24 hours still holding the surge's later hours and
+    its baseline not yet; it is now judged only on hours after its re-arm time, and the surge's hours are
+    left out of its baseline (the third day, judged with its baseline past the surge, raises nothing either)."""
+    since = NOW.replace(hour=12, minute=0)
+    until = since + timedelta(hours=12)
+    end = since + timedelta(hours=72)
+    topic = "card_arrival"
+    seed_stream(
+        url, end, surge=topic, surge_share=0.45, surge_since=since, surge_until=until, volumes={topic: 400}
+    )
+    subscribe(url)
+    database = make_engine(url)
+    clock = [since]
+    replicas = [SentimentWatch(database, lambda: NAMES, clock=lambda: clock[0]) for _ in range(2)]
+    lines = []
+    for look in range(1, 2 * 72 + 1):
+        clock[0] = since + timedelta(minutes=30 * look)
+        lines.append(replicas[look % 2]())
+    found = [(look, line) for look, line in enumerate(lines) if line is not None]
+    assert len(found) == 1 and topic in found[0][1] and found[0][0] < 2 * 6, found
+    assert [e.payload["data"]["intent"] for e in events(url)] == [topic]
     database.dispose()
 
 
