@@ -224,9 +224,11 @@ class Engine:
             if self.state.intents.get(intent) is None:
                 return False
             extra = {
-                name: [t for t in known if t not in texts] for name, known in self.extra_examples.items()
+                name: [t for t in known if name == intent or t not in texts]
+                for name, known in self.extra_examples.items()
             }
-            extra.setdefault(intent, []).extend(dict.fromkeys(texts))
+            held = extra.setdefault(intent, [])
+            held.extend(t for t in dict.fromkeys(texts) if t not in held)  # one already learned stays put
             return self._swap_extra_examples(extra)
 
     def use_extra_examples(self, read: Callable[[], Mapping[str, Sequence[str]]]) -> bool:
@@ -254,11 +256,8 @@ class Engine:
         if live is None or base is None or extra == self.extra_examples:
             return False
         state = live.state
-        labelled = (
-            state.calibration
-            if state.calibration is not None and state.calibration.source != "self"
-            else None
-        )
+        # the folder's calibration.yaml decides as on a reload (whatever its `source` says)
+        labelled = state.calibration if live.operating_point == "calibration.yaml" else None
         rebuilt = self._build(
             base.with_extra_examples(extra), state.passages, labelled, state.tone_phrases, live.model
         )

@@ -11,14 +11,12 @@ unanswered (docs/evaluation.md, "The learning curve").
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from bot.routing.pseudo_queries import COVERED_QUANTILE, PseudoQueries, raw_pseudo_scores
-from bot.routing.scoring import intent_scores, top_two
+from bot.routing.pseudo_queries import PseudoQueries, raw_pseudo_scores, with_general
 from bot.routing.state import RoutingState, Scoring, intent_texts
 
 
@@ -52,40 +50,13 @@ def _owned_texts(state: RoutingState) -> tuple[list[str], list[str]]:
 def learned_queries(learned: Learned, scoring: Scoring) -> PseudoQueries:
     """The learned examples scored against the live folder, leave-one-out and with their intent removed,
     in the confidence map fitted on the YAML pseudo-queries."""
-    raw = Scoring(1.0, 0.0, scoring.aggregation_weight, scoring.aggregation_depth, scoring.prototype_weight)
-    score_in, second_in, right, score_out, second_out, own_in, rank_in = raw_pseudo_scores(
-        learned.state, raw, learned.rows
-    )
-    conf_in, conf_out = scoring.confidence(score_in), scoring.confidence(score_out)
-    return PseudoQueries(
-        scoring=scoring,
-        conf_in=conf_in,
-        lead_in=conf_in - scoring.confidence(second_in),
-        right=right,
-        conf_out=conf_out,
-        lead_out=conf_out - scoring.confidence(second_out),
-        own_gap=np.where(right, 0.0, conf_in - scoring.confidence(own_in)),
-        own_rank=rank_in,
-    )
+    return PseudoQueries.scored(raw_pseudo_scores(learned.state, scoring.raw(), learned.rows), scoring)
 
 
 def general_on(pseudo: PseudoQueries, learned: Learned, off_topic: np.ndarray | None) -> PseudoQueries:
     """`pseudo` with the shipped off-topic messages scored against the live folder instead of the YAML one
-    (learned vectors answer more of them), those the folder covers left out as `covered` does (the same
-    quantile, in confidence rather than raw score: the map is monotone)."""
-    if off_topic is None or len(off_topic) == 0 or not pseudo.has_general:
-        return pseudo
-    scoring = pseudo.scoring
-    raw = Scoring(1.0, 0.0, scoring.aggregation_weight, scoring.aggregation_depth, scoring.prototype_weight)
-    _, top, second = top_two(intent_scores(learned.state, off_topic, raw))
-    conf = scoring.confidence(np.where(np.isfinite(top), top, -1.0))
-    kept = conf < float(np.quantile(pseudo.conf_in[pseudo.right], COVERED_QUANTILE))
-    return dataclasses.replace(
-        pseudo,
-        conf_general=conf[kept],
-        lead_general=conf[kept] - scoring.confidence(second[kept]),
-        general_covered=int((~kept).sum()),
-    )
+    (learned vectors answer more of them), covered ones left out by the YAML fit's cut."""
+    return with_general(pseudo, learned.state, off_topic)
 
 
 def reviewed_shares(

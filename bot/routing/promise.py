@@ -159,17 +159,18 @@ class Outcome:
         their pessimistic end. Reviewed messages are bounded the same way over their own count, with no
         bias factor to widen."""
         pseudo = _bounded(self.right_in, self.wrong_in, self.accepted_out, count, rate)
-        if pseudo is None:
-            return 0.0
         general = self.accepted_general
         if general is not None and rate > 0:
             general = wilson_high(general, general_count)
         reviewed = self.reviewed
         if reviewed is not None:
-            real = _bounded(reviewed.right_in, reviewed.wrong_in, reviewed.accepted_out, reviewed.count, rate)
-            right, wrong, accepted = real if real is not None else (0.0, 0.0, reviewed.accepted_out)
+            right, wrong, accepted = _bounded(
+                reviewed.right_in, reviewed.wrong_in, reviewed.accepted_out, reviewed.count, rate
+            )
             reviewed = dataclasses.replace(reviewed, right_in=right, wrong_in=wrong, accepted_out=accepted)
         bound = Outcome(*pseudo, accepted_general=general, siblings=self.siblings, reviewed=reviewed)
+        if bound.in_scope(bias)[0] <= 0:  # nothing answered in scope: nothing to promise
+            return 0.0
         return min(bound.precision(rate, pessimistic(bias)), self.precision(rate, bias))
 
     def precision(self, rate: float, bias: PseudoBias) -> float:
@@ -188,12 +189,12 @@ class Outcome:
 
 def _bounded(
     right_in: float, wrong_in: float, accepted_out: float, count: int, rate: float
-) -> tuple[float, float, float] | None:
+) -> tuple[float, float, float]:
     """Right and wrong in-scope shares with the precision among them at its Wilson lower bound, and the
-    out-of-scope acceptance at its upper bound, over `count` queries (None: nothing answered in scope)."""
+    out-of-scope acceptance at its upper bound, over `count` queries."""
+    accepted = wilson_high(accepted_out, count) if rate > 0 else accepted_out
     answered = right_in + wrong_in
     if answered <= 0:
-        return None
+        return 0.0, 0.0, accepted
     right = wilson_low(right_in / answered, count * answered)
-    accepted = wilson_high(accepted_out, count) if rate > 0 else accepted_out
     return answered * right, answered * (1 - right), accepted

@@ -158,11 +158,30 @@ class PseudoQueries:
     conf_general: np.ndarray = field(default_factory=lambda: np.zeros(0))
     lead_general: np.ndarray = field(default_factory=lambda: np.zeros(0))
     general_covered: int = 0  # shipped messages left out as covered by the folder
+    # the raw score from which a message counts as covered by the folder (`covered_cut`; None: no answer
+    # was right, so nothing tells what the folder covers)
+    cut: float | None = None
 
     @property
     def has_general(self) -> bool:
         """Whether general off-topic evidence is at hand."""
         return len(self.conf_general) > 0
+
+    @classmethod
+    def scored(cls, scores: RawScores, scoring: Scoring) -> PseudoQueries:
+        """Raw pseudo-query scores expressed in the confidence map `scoring` (no general evidence yet)."""
+        score_in, second_in, right, score_out, second_out, own_in, rank_in = scores
+        conf_in, conf_out = scoring.confidence(score_in), scoring.confidence(score_out)
+        return cls(
+            scoring=scoring,
+            conf_in=conf_in,
+            lead_in=conf_in - scoring.confidence(second_in),
+            right=right,
+            conf_out=conf_out,
+            lead_out=conf_out - scoring.confidence(second_out),
+            own_gap=np.where(right, 0.0, conf_in - scoring.confidence(own_in)),
+            own_rank=rank_in,
+        )
 
 
 def query_rows(state: RoutingState) -> np.ndarray:
@@ -234,54 +253,47 @@ def pseudo_queries(
     fit the confidence map on the in-scope ones, and express both in it. With `cross_fit`, each example is
     scored by the model trained without it, and `queries` must all be examples it assigned to a fold.
     With `off_topic` (vectors of the shipped off-topic messages), those the folder does not cover too."""
-    raw = Scoring(
-        1.0, 0.0, settings.aggregation_weight, settings.aggregation_depth, settings.prototype_weight
-    )
+    raw = Scoring.from_settings(settings).raw()
     scored = (
         cross_fitted_scores(state, raw, queries, cross_fit)
         if cross_fit is not None
         else raw_pseudo_scores(state, raw, queries)
     )
-    score_in, second_in, right, score_out, second_out, own_in, rank_in = scored
-    slope, center = fit_confidence(score_in, right)
-    scoring = Scoring(slope, center, raw.aggregation_weight, raw.aggregation_depth, raw.prototype_weight)
-    conf_in, conf_out = scoring.confidence(score_in), scoring.confidence(score_out)
-    conf_general, lead_general, covered = general_evidence(state, raw, scoring, off_topic, score_in[right])
-    return PseudoQueries(
-        scoring=scoring,
-        conf_in=conf_in,
-        lead_in=conf_in - scoring.confidence(second_in),
-        right=right,
-        conf_out=conf_out,
-        lead_out=conf_out - scoring.confidence(second_out),
-        own_gap=np.where(right, 0.0, conf_in - scoring.confidence(own_in)),
-        own_rank=rank_in,
-        conf_general=conf_general,
-        lead_general=lead_general,
-        general_covered=covered,
+    slope, center = fit_confidence(scored.score_in, scored.right)
+    pseudo = PseudoQueries.scored(scored, dataclasses.replace(raw, slope=slope, center=center))
+    pseudo = dataclasses.replace(pseudo, cut=covered_cut(scored.score_in[scored.right]))
+    return with_general(pseudo, state, off_topic)
+
+
+def with_general(pseudo: PseudoQueries, state: RoutingState, off_topic: np.ndarray | None) -> PseudoQueries:
+    """`pseudo` with the shipped off-topic messages (vectors `off_topic`) scored against `state`'s folder,
+    those scoring at least `pseudo.cut` left out as covered, so nothing the folder answers counts as
+    off-topic (unchanged without such messages or a cut)."""
+    cut = pseudo.cut
+    if off_topic is None or len(off_topic) == 0 or cut is None:
+        return pseudo
+    scoring = pseudo.scoring
+    _, top, second = top_two(intent_scores(state, off_topic, scoring.raw()))
+    top = np.where(np.isfinite(top), top, -1.0)
+    kept = top < cut
+    conf = scoring.confidence(top[kept])
+    return dataclasses.replace(
+        pseudo,
+        conf_general=conf,
+        lead_general=conf - scoring.confidence(second[kept]),
+        general_covered=int((~kept).sum()),
     )
 
 
-def general_evidence(
-    state: RoutingState,
-    raw: Scoring,
-    scoring: Scoring,
-    off_topic: np.ndarray | None,
-    right_scores: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """The shipped off-topic messages' confidence, lead and how many were left out as covered: scored
-    against the whole folder, and those scoring like the folder's own right answers (at least
-    `COVERED_QUANTILE` of them) left out, so nothing the folder answers counts as off-topic."""
-    if off_topic is None or len(off_topic) == 0 or len(right_scores) == 0:
-        return np.zeros(0), np.zeros(0), 0
-    _, top, second = top_two(intent_scores(state, off_topic, raw))
-    kept = ~covered(top, right_scores)
-    conf = scoring.confidence(np.where(np.isfinite(top), top, -1.0)[kept])
-    return conf, conf - scoring.confidence(second[kept]), int((~kept).sum())
+def covered_cut(right_scores: np.ndarray) -> float | None:
+    """The raw score from which a message counts as covered by the folder: `COVERED_QUANTILE` of its
+    in-scope pseudo-queries answered right (`right_scores`; None when there are none)."""
+    return float(np.quantile(right_scores, COVERED_QUANTILE)) if len(right_scores) else None
 
 
 def covered(top_scores: np.ndarray, right_scores: np.ndarray) -> np.ndarray:
     """Which messages (by their top intent's raw score) the folder covers: those scoring at least
-    `COVERED_QUANTILE` of its in-scope pseudo-queries answered right (`right_scores`)."""
+    `covered_cut` of its in-scope pseudo-queries answered right (`right_scores`)."""
     top = np.where(np.isfinite(top_scores), top_scores, -1.0)
-    return np.asarray(top >= float(np.quantile(right_scores, COVERED_QUANTILE)))
+    cut = covered_cut(right_scores)
+    return np.asarray(top >= cut) if cut is not None else np.zeros(len(top), dtype=bool)

@@ -50,6 +50,11 @@ class Scoring:
             prototype_weight=settings.prototype_weight,
         )
 
+    def raw(self) -> Scoring:
+        """The same aggregation with the identity confidence map (slope 1, center 0): scores as they are,
+        what a confidence map is fitted on."""
+        return dataclasses.replace(self, slope=1.0, center=0.0)
+
     @classmethod
     def from_calibration(cls, calibration: Calibration) -> Scoring:
         """The scoring a fitted calibration describes."""

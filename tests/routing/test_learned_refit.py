@@ -51,6 +51,16 @@ def test_blended_outcome_weighs_reviewed_messages_without_the_bias_factor() -> N
     # the bound holds below the estimate, and more reviewed messages tighten it
     few = Outcome(0.6, 0.05, 0.2, reviewed=Reviewed(0.8, 0.02, 0.1, 0.0, 0.0, 0.0, count=20, weight=0.5))
     assert few.precision_low(30, 0.1, bias) < half.precision_low(30, 0.1, bias) < half.precision(0.1, bias)
+    # reviewed messages answering nothing in scope still have their sibling acceptance bounded by their
+    # count: 40 of them vouch for less than a million would
+    few_none = Outcome(0.6, 0.05, 0.2, reviewed=Reviewed(0.0, 0.0, 0.05, 0.0, 0.0, 0.0, count=40, weight=0.5))
+    many_none = Outcome(
+        0.6, 0.05, 0.2, reviewed=Reviewed(0.0, 0.0, 0.05, 0.0, 0.0, 0.0, count=10**6, weight=0.5)
+    )
+    assert few_none.precision_low(30, 0.1, bias) < many_none.precision_low(30, 0.1, bias)
+    # and strong reviewed evidence still promises something when the folder's own examples answer nothing
+    strong = Outcome(0.0, 0.0, 0.2, reviewed=Reviewed(0.9, 0.01, 0.02, 0.0, 0.0, 0.0, count=400, weight=0.9))
+    assert 0.5 < strong.precision_low(30, 0.1, bias) <= strong.precision(0.1, bias)
 
 
 def test_learning_refits_the_self_calibrated_point_and_keeps_a_labelled_one(
@@ -87,6 +97,7 @@ def test_learning_refits_the_self_calibrated_point_and_keeps_a_labelled_one(
     )
     assert engine.state.calibration == after
     assert len(list((cache / "self_calibration" / "learned").glob("*.json"))) == 1
+    assert not engine.learn("weather", LEARNED["weather"][0])  # already learned there: nothing to refit
     # unlearning every example goes back to the YAML folder's own point
     for texts_of in LEARNED.values():
         for text in texts_of:
