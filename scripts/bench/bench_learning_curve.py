@@ -32,7 +32,7 @@ import json
 import random
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench_cold_start import engine_for, promised  # beside this script
@@ -114,7 +114,7 @@ def point(
 
 
 def run_dataset(dataset: str, args: argparse.Namespace, keep: Callable[[Point], None]) -> None:
-    """Every k both ways on one data set, each point handed to `keep` as it is measured; the trainings
+    """Every k every way asked on one data set, each point handed to `keep` as it is measured; the trainings
     run one after another."""
     found = setup(dataset, args.seed)
     pool = reviewed_pool(dataset, found.intents, args.seed)
@@ -141,16 +141,12 @@ def run_dataset(dataset: str, args: argparse.Namespace, keep: Callable[[Point], 
     for k, extra in reviewed.items():
         if "live" in args.ways:
             live, _ = engine.with_learned(found.intents, extra)  # what a reload or a learned example makes
-            measured = point(engine, live, found, args, dataset=dataset, k=k, added=added(extra), way="live")
-            keep(measured)
+            keep(point(engine, live, found, args, dataset=dataset, k=k, added=added(extra), way="live"))
         if "live-yaml" in args.ways:
             kept = engine.with_intents(found.intents.with_extra_examples(extra), calibration=base.calibration)
-            measured = point(
-                engine, kept, found, args, dataset=dataset, k=k, added=added(extra), way="live-yaml"
-            )
-            keep(measured)
-        if k == 0 and "retrained" in args.ways:  # the same folder and model every way
-            keep(replace(measured, way="retrained"))
+            keep(point(engine, kept, found, args, dataset=dataset, k=k, added=added(extra), way="live-yaml"))
+        if k == 0 and "retrained" in args.ways:  # the YAML folder on its own model: the same every way
+            keep(point(engine, base, found, args, dataset=dataset, k=0, added=0, way="retrained"))
     for k, extra in reviewed.items():
         if k == 0 or "retrained" not in args.ways:
             continue
@@ -160,6 +156,17 @@ def run_dataset(dataset: str, args: argparse.Namespace, keep: Callable[[Point], 
         state = self_calibrated(trained, folder, fit, general=True)
         keep(point(trained, state, found, args, dataset=dataset, k=k, added=added(extra), way="retrained"))
         del trained, state
+
+
+def ways_of(text: str) -> list[str]:
+    """`--ways`: a comma-separated subset of WAYS."""
+    ways = [way.strip() for way in text.split(",") if way.strip()]
+    unknown = sorted(set(ways) - set(WAYS))
+    if unknown or not ways:
+        raise argparse.ArgumentTypeError(
+            f"unknown way {', '.join(unknown) or '(none)'}; choose from {', '.join(WAYS)}"
+        )
+    return ways
 
 
 def added(extra: dict[str, list[str]]) -> int:
@@ -253,7 +260,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--ways",
-        type=lambda s: s.split(","),
+        type=ways_of,
         default=list(WAYS),
         help=f"which ways to measure, of {','.join(WAYS)}",
     )
