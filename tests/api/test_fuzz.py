@@ -28,7 +28,7 @@ from tests.browser_support import LiveServer
 
 SENT: list[int] = []
 BASE_URL = [""]
-# 34 operations since the webhooks page and the off-topic share: 100 each keeps the run near
+# 36 operations since the served drafts page: 100 each keeps the run near
 # 2.5 minutes (the suite's longest test) with well over the 2,000 requests the last test asks for
 EXAMPLES_PER_OPERATION = 100
 
