@@ -67,8 +67,9 @@ class SentimentSettings(BaseSettings):
         24.0,
         ge=24.0,  # the surge table keeps at most one per topic and UTC day (its unique key)
         le=24.0 * 30,
-        description="A topic that surged alerts again only after this long (one alert per surge, not one "
-        "per look; a surge keeps a 24-hour window high for a day after it ends).",
+        description="After a topic's surge is found, its windows are judged again only on hours this long "
+        "after it, and these hours are left out of its baseline: one alert per surge, not one per look, "
+        "and a second one only if the surge is still there this long after it was found.",
     )
 
     @field_validator("sentiment_window_hours", mode="before")

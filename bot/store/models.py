@@ -291,16 +291,18 @@ class WebhookDelivery(SQLModel, table=True):
 
 
 class SentimentSurge(SQLModel, table=True):
-    """A topic whose share of negative messages jumped over its own baseline in one UTC day
-    (bot.runtime.sentiment): written once per intent and day whichever replica sees it first (the unique
-    key), in the transaction of its `sentiment.surge` webhook event."""
+    """A topic whose share of negative messages over its last hours jumped over its own baseline
+    (bot.runtime.sentiment): written once per surge whichever replica sees it first, in the transaction
+    of its `sentiment.surge` webhook event. After it, the topic is judged only on hours
+    BOT_SENTIMENT_REARM_HOURS (at least a day) after `created_at` (bot.store.sentiment); the unique key
+    (intent, day) settles replicas writing in the same moment."""
 
     __tablename__ = "sentiment_surge"
     __table_args__ = (sa.UniqueConstraint("intent", "day", name="uq_sentiment_surge_intent_day"),)
 
     id: int | None = Field(default=None, primary_key=True)
     intent: str = Field(max_length=100)
-    day: str = Field(max_length=10, index=True)  # the UTC day of the window, YYYY-MM-DD
+    day: str = Field(max_length=10, index=True)  # the UTC day it was found (of created_at), YYYY-MM-DD
     messages: int  # the topic's scored messages in the window when the surge was found
     negative: int
     share: float

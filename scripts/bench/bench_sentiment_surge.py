@@ -3,6 +3,7 @@
     python scripts/bench/bench_sentiment_surge.py                    # the shipped rolling windows
     python scripts/bench/bench_sentiment_surge.py --detector day     # the former UTC-day-so-far window
     python scripts/bench/bench_sentiment_surge.py --windows 6,24 --p-value 2e-5 --days 500
+    python scripts/bench/bench_sentiment_surge.py --skip-steady --skip-delay --trials 30   # repeats only
 
 Synthetic counts only (no text, no database: the detector's numbers, `bot.insights.surge.judge_topic`, as
 `bot.runtime.sentiment` calls it through `judge_all`). TOPICS topics, each with its own steady negative
@@ -12,8 +13,9 @@ hourly figure is a lower bound of the server's false-alarm rate; `--every` chang
 
 - `--detector rolling` (shipped): each window of `--windows` hours up to the look against the
   `--baseline-days` days before the longest window, cut into blocks of the window's length; each window
-  at `p-value` split between the windows with enough messages to be tested; a topic alerts again only
-  `--rearm` hours after its last alert.
+  at `p-value` split between the windows with enough messages to be tested; after an alert, a topic is
+  judged only on windows whose hours all come `--rearm` hours after it, and the hours from the longest
+  window before it to its re-arm time are left out of the topic's baseline (as served).
 - `--detector day` (before): the UTC day so far against the 14 days before it, at the whole `p-value`,
   at most once per topic and day.
 
@@ -23,6 +25,9 @@ hourly figure is a lower bound of the server's false-alarm rate; `--every` chang
 - Surge: after the baseline's steady days, one topic's share rises by RISE points from midnight or noon of
   the next day and stays up; reported: the share of trials alerted by that day's end and the median hours
   from the rise to the alert, and (rolling) alerted within 24 hours of the rise.
+- Repeats (rolling): one topic's share rises by RISE points from noon for a few hours, then is back to its
+  steady 5 %; reported: the trials alerted, and alerted more than once over the 3 days from the rise (one
+  surge, one alert, unless it is still there past the re-arm time).
 """
 
 from __future__ import annotations
@@ -33,7 +38,15 @@ from dataclasses import replace
 import numpy as np
 
 from bot.config import Settings
-from bot.insights.surge import Counts, SurgeRules, judge, judge_topic
+from bot.insights.surge import (
+    Counts,
+    SurgeRules,
+    blocks_of,
+    judge,
+    judge_topic,
+    outside_surges,
+    rearmed_windows,
+)
 
 TOPICS = 40
 HOURS = 24
@@ -61,9 +74,11 @@ class Detector:
 
     def __init__(self, kind: str, rules: SurgeRules, messages: np.ndarray, negative: np.ndarray) -> None:
         self.kind, self.rules = kind, rules
+        self.messages, self.negative = messages, negative
         self.cum_m = np.vstack([np.zeros((1, messages.shape[1]), int), np.cumsum(messages, axis=0)])
         self.cum_k = np.vstack([np.zeros((1, negative.shape[1]), int), np.cumsum(negative, axis=0)])
-        self.last: dict[int, int] = {}  # topic -> hour (rolling) or day (day) of its last alert
+        self.last: dict[int, int] = {}  # day detector: topic -> the day of its last alert
+        self.found: dict[int, list[int]] = {}  # rolling: topic -> when its alerts were found (hour ends)
 
     def first_look(self) -> int:
         """The first hour with a whole baseline before its windows."""
@@ -88,27 +103,49 @@ class Detector:
         base_end = end - max(rules.windows)
         span = rules.baseline_days * HOURS
         base_m, base_k = self._sum(base_end - span, base_end)
+        cleaned = self._outside(base_end - span, base_end)
+        for t, hours in cleaned.items():
+            base_m[t], base_k[t] = sum(c.messages for c in hours), sum(c.negative for c in hours)
         overall = base_k.sum() / base_m.sum() if base_m.sum() else 0.0
         blocks = {size: self._blocks(base_end, size, span // size) for size in rules.windows}
         windows = {size: self._sum(end - size, end) for size in rules.windows}
+        armed = {t: rearmed_windows(rules.windows, end - found[-1], rules) for t, found in self.found.items()}
         possible = np.zeros(self.cum_m.shape[1], bool)
-        for m, k in windows.values():
-            possible |= _could_surge(m, k, base_m, base_k, overall, rules)
+        for size, (m, k) in windows.items():
+            could = _could_surge(m, k, base_m, base_k, overall, rules)
+            could[[t for t, sizes in armed.items() if size not in sizes]] = False
+            possible |= could
         fired = []
         for t in np.flatnonzero(possible):
-            if t in self.last and hour - self.last[t] < rules.rearm_hours:
-                continue
+            sizes = armed.get(t, rules.windows)
             verdict = judge_topic(
                 str(t),
-                {size: Counts(int(m[t]), int(k[t])) for size, (m, k) in windows.items()},
-                {size: _counts(m[:, t], k[:, t]) for size, (m, k) in blocks.items()},
+                {size: Counts(int(m[t]), int(k[t])) for size, (m, k) in windows.items() if size in sizes},
+                {
+                    size: blocks_of(cleaned[t], size) if t in cleaned else _counts(m[:, t], k[:, t])
+                    for size, (m, k) in blocks.items()
+                    if size in sizes
+                },
                 overall,
                 rules,
             )
             if verdict.surge:
-                self.last[t] = hour
+                self.found.setdefault(t, []).append(end)
                 fired.append(t)
         return fired
+
+    def _outside(self, start: int, end: int) -> dict[int, list[Counts]]:
+        """The hourly baseline [start, end) of the topics with a surge's hours in it, without them."""
+        longest, rearm = max(self.rules.windows), self.rules.rearm_hours
+        return {
+            t: outside_surges(
+                _counts(self.messages[start:end, t], self.negative[start:end, t]),
+                [at - start for at in found],
+                self.rules,
+            )
+            for t, found in self.found.items()
+            if any(at - longest < end and at + rearm > start for at in found)
+        }
 
     def _day(self, hour: int) -> list[int]:
         rules, day = self.rules, hour // HOURS
@@ -205,6 +242,32 @@ def delay(rng: np.random.Generator, kind: str, every: int, rules: SurgeRules, tr
                 )
 
 
+def repeats(rng: np.random.Generator, every: int, rules: SurgeRules, trials: int) -> None:
+    """Alerts over the 3 days from a rise at noon that lasts `hours`, then calm (rolling detector)."""
+    print("\n| topic's messages a day | rise (points) | lasting | alerted | alerted twice or more |")
+    print("|---|---|---|---|---|")
+    days = rules.baseline_days + 4  # the longest window's lead, the rise's day and the 2 days after
+    surge_day = days - 3
+    for volume in (100, 400):
+        for rise in (0.20, 0.40):
+            for hours in (3, 6, 12, 36):
+                alerted = twice = 0
+                for _ in range(trials):
+                    messages = rng.poisson(volume * CYCLE[None, :], (days, HOURS))
+                    share = np.full(days * HOURS, 0.05)
+                    share[surge_day * HOURS + 12 : surge_day * HOURS + 12 + hours] += rise
+                    negative = rng.binomial(messages.reshape(-1), share)
+                    detector = Detector("rolling", rules, messages.reshape(-1, 1), negative.reshape(-1, 1))
+                    looks = range(surge_day * HOURS + every - 1, days * HOURS, every)
+                    count = sum(len(detector.look(hour)) for hour in looks)
+                    alerted += count >= 1
+                    twice += count >= 2
+                print(
+                    f"| {volume} | {rise * 100:.0f} | {hours} h | {alerted / trials:.0%} | {twice / trials:.0%} |",
+                    flush=True,
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -222,6 +285,7 @@ def main() -> None:
     parser.add_argument("--rearm", type=float, default=defaults.rearm_hours, help="hours between alerts")
     parser.add_argument("--skip-steady", action="store_true")
     parser.add_argument("--skip-delay", action="store_true")
+    parser.add_argument("--skip-repeats", action="store_true")
     args = parser.parse_args()
     windows = Settings(sentiment_window_hours=args.windows).sentiment_window_hours  # validated as served
     rules = replace(
@@ -237,6 +301,8 @@ def main() -> None:
         steady(np.random.default_rng(args.seed), args.detector, args.days, args.every, rules)
     if not args.skip_delay:
         delay(np.random.default_rng(args.seed + 1), args.detector, args.every, rules, args.trials)
+    if not args.skip_repeats and args.detector == "rolling":
+        repeats(np.random.default_rng(args.seed + 2), args.every, rules, args.trials)
 
 
 if __name__ == "__main__":
