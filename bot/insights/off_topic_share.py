@@ -240,6 +240,16 @@ def _round(value: float) -> float:
     return round(min(max(value, 0.0), 1.0), 4)
 
 
+def _group_ids(groups: np.ndarray | list[str | None]) -> np.ndarray:
+    """Each message's bootstrap group: its top intent, or (None: unknown) a group of its own. Lumped into
+    one group, every message with an unreadable candidate list would be drawn all or nothing and widen
+    the interval as if they were one intent's customers."""
+    return np.array(
+        [f"\0{i}" if g is None else str(g) for i, g in enumerate(groups)],  # NUL: no intent name holds it
+        dtype=object,
+    )
+
+
 def estimate_share(
     confidences: np.ndarray,
     reference: Reference | None,
@@ -252,7 +262,7 @@ def estimate_share(
     each message's top intent (None: unknown), for the interval (see `_resampled`)."""
     conf = np.asarray(confidences, dtype=np.float64)
     keep = np.isfinite(conf)
-    tops = None if groups is None else np.array([str(g) for g in groups], dtype=object)[keep][-MAX_MESSAGES:]
+    tops = None if groups is None else _group_ids(groups)[keep][-MAX_MESSAGES:]
     conf = conf[keep][-MAX_MESSAGES:]
     usable = reference is not None and reference.usable
     if len(conf) < MIN_MESSAGES:
@@ -307,4 +317,9 @@ def advice(estimate: ShareEstimate, configured: float) -> str:
     )
     if is_off(estimate, configured):
         return f"{looks}: refit at {suggested(estimate):.2f} so its promise holds for this traffic"
+    if configured > estimate.high + OFF_BY:  # above the interval, within SIBLING_ROOM: not called off
+        return (
+            f"{looks}, above what the traffic shows; off-topic requests close to your topics are not visible "
+            "to this estimate, so keep it unless reviews show fewer"
+        )
     return f"{looks}, which fits"

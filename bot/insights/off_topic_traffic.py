@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine as Database
 from sqlmodel import Session, col, select
@@ -22,6 +23,7 @@ from bot.config import Settings
 from bot.content.intents import IntentSet
 from bot.errors import ConfigError
 from bot.insights import off_topic_share as share_of
+from bot.insights.off_topic_scale import on_live_scale
 from bot.insights.stats import bot_decisions
 from bot.routing.encoders.embedding_cache import CachedEncoder
 from bot.routing.pseudo_queries import Evidence
@@ -66,8 +68,10 @@ class OffTopicOut(BaseModel):
     advice: str = Field(description="One sentence saying all of the above.")
     small_talk_share: float | None = Field(description="Share of the messages taken by small-talk intents.")
     other_operating_points: int = Field(
-        description="Decisions scored with another confidence map than the live one, read all the same "
-        "because too few were scored with the live one."
+        description="Decisions not on the live confidence scale (another model, or a calibration whose "
+        "logged confidences are not the live map's: an older folder version), read all the same because too "
+        "few were on it. Learned examples refit the operating point but keep its confidence map, so the "
+        "decisions before them are on the scale."
     )
     reviewed: int = Field(description="Reviewed decisions of the window.")
     reviewed_off_topic: int = Field(description="... whose review names no existing intent.")
@@ -88,7 +92,9 @@ class OffTopicOut(BaseModel):
 @dataclass(frozen=True)
 class Traffic:
     """Logged decisions read for the estimate: confidences oldest first, their calibration ids, intents,
-    and each one's top candidate (answered or not; empty: unknown), which the estimate's interval reads."""
+    each one's top candidate (answered or not; None: unknown), which the estimate's interval reads, and
+    its model and top candidate's raw score, which tell whether it is on the live confidence scale
+    (`on_live_scale`; empty lists: unknown)."""
 
     confidences: np.ndarray
     calibration_ids: list[str]
@@ -96,6 +102,8 @@ class Traffic:
     reviewed: int = 0
     reviewed_off_topic: int = 0
     tops: list[str | None] = field(default_factory=list)
+    models: list[str | None] = field(default_factory=list)
+    top_scores: list[float | None] = field(default_factory=list)
 
 
 _cache_lock = threading.Lock()
@@ -169,10 +177,19 @@ def database_traffic(database: Database, since: datetime, until: datetime) -> Tr
     from bot.store.reviews import latest_review_ids
 
     window = (col(DecisionLog.created_at) >= since, col(DecisionLog.created_at) < until, bot_decisions())
+    # Only the first candidate's intent and raw score, by a JSON path (SQLite's JSON_EXTRACT, PostgreSQL's
+    # #>>): the database reads them without the driver handing over and Python parsing every decision's
+    # whole candidate list (docs/evaluation.md, "Estimating the off-topic share", gives the cost).
+    first = col(DecisionLog.candidates)
     with Session(database) as session:
-        rows = session.exec(
-            select(
-                DecisionLog.confidence, DecisionLog.calibration_id, DecisionLog.intent, DecisionLog.candidates
+        rows = session.execute(
+            sa.select(
+                col(DecisionLog.confidence),
+                col(DecisionLog.calibration_id),
+                col(DecisionLog.intent),
+                col(DecisionLog.model_id),
+                first[(0, "intent")].as_string(),
+                first[(0, "score")].as_float(),
             )
             .where(*window, col(DecisionLog.chosen).is_(False))
             .order_by(col(DecisionLog.id).desc())
@@ -192,22 +209,40 @@ def database_traffic(database: Database, since: datetime, until: datetime) -> Tr
         [r[2] for r in ordered],
         reviewed=len(meant),
         reviewed_off_topic=sum(1 for m in meant if m is None),
-        tops=[top_candidate(r[3]) for r in ordered],
+        tops=[r[4] or None for r in ordered],
+        models=[r[3] for r in ordered],
+        top_scores=[r[5] for r in ordered],
     )
 
 
-def top_candidate(candidates: Any) -> str | None:
-    """The first candidate's intent of a logged decision (a list of dicts, or its JSON text in a CSV
-    export); None when there is none or it cannot be read (the estimate then counts it on its own)."""
+def _first_candidate(candidates: Any) -> Mapping[str, Any] | None:
+    """A logged decision's first candidate (from a list of dicts, or its JSON text in a CSV export)."""
     if isinstance(candidates, str):
         try:
             candidates = json.loads(candidates) if candidates.strip() else []
         except json.JSONDecodeError:
             return None
     if isinstance(candidates, list) and candidates and isinstance(candidates[0], Mapping):
-        intent = candidates[0].get("intent")
-        return str(intent) if intent else None
+        return candidates[0]
     return None
+
+
+def top_candidate(candidates: Any) -> str | None:
+    """The first candidate's intent of a logged decision (a list of dicts, or its JSON text in a CSV
+    export); None when there is none or it cannot be read (the estimate then counts it on its own)."""
+    first = _first_candidate(candidates)
+    intent = first.get("intent") if first is not None else None
+    return str(intent) if intent else None
+
+
+def top_score(candidates: Any) -> float | None:
+    """The first candidate's raw score of a logged decision; None when there is none or it is no number."""
+    first = _first_candidate(candidates)
+    score = first.get("score") if first is not None else None
+    try:
+        return float(score) if score is not None and not isinstance(score, bool) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _flag(value: Any) -> bool:
@@ -271,6 +306,8 @@ def traffic_of(items: list[Mapping[str, Any]], where: str) -> Traffic:
         reviewed=len(reviewed),
         reviewed_off_topic=sum(1 for item in reviewed if not item.get("review_intent")),
         tops=[top_candidate(item.get("candidates")) for item in kept],
+        models=[str(item.get("model_id") or "") or None for item in kept],
+        top_scores=[top_score(item.get("candidates")) for item in kept],
     )
 
 
@@ -295,8 +332,9 @@ def report(
     """The estimate against the share the live operating point assumes, with what to do about it
     (`encoder`: the live model's, for the general off-topic reference; `yaml_intents`: the folder without
     learned examples; see `reference_for`)."""
-    live = state.calibration_id
-    same = np.array([c == live for c in traffic.calibration_ids], dtype=bool)
+    same = on_live_scale(
+        traffic.confidences, traffic.calibration_ids, traffic.models, traffic.top_scores, state
+    )
     use_all = int(same.sum()) < share_of.MIN_MESSAGES
     chosen = traffic.confidences if use_all else traffic.confidences[same]
     tops = None

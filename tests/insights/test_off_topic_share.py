@@ -22,7 +22,7 @@ from bot.insights.off_topic_share import (
     reviewed_share,
     suggested,
 )
-from bot.insights.off_topic_traffic import top_candidate, traffic_of
+from bot.insights.off_topic_traffic import top_candidate, top_score, traffic_of
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -78,6 +78,19 @@ def test_the_advice_says_when_the_configured_share_is_off() -> None:
     assert advice(found, 0.3).endswith("the operating point assumes 30%, which fits")
 
 
+def test_a_share_above_the_interval_but_within_the_sibling_room_is_kept_and_says_why() -> None:
+    """Above what the traffic shows but not called off: the advice must not say it fits, and says why
+    keeping it can be right (sibling requests score in scope and go unseen)."""
+    found = ShareEstimate(5000, True, "reference", 0.08, 0.06, 0.1)
+    assert not is_off(found, 0.2)
+    assert advice(found, 0.2) == (
+        "traffic looks about 8% off-topic (6%-10%); the operating point assumes 20%, above what the traffic "
+        "shows; off-topic requests close to your topics are not visible to this estimate, so keep it unless "
+        "reviews show fewer"
+    )
+    assert advice(found, 0.12).endswith("assumes 12%, which fits")  # within OFF_BY of the interval
+
+
 def spread_over(intents: int, n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, intents, n).astype(str)
 
@@ -104,6 +117,27 @@ def test_low_scores_from_a_few_intents_widen_the_interval_not_the_estimate() -> 
     spread = estimate_share(conf, REFERENCE, groups=list(spread_over(50, n, rng)))
     assert spread.high is not None and grouped.high is not None and spread.high < grouped.high - 0.02
     assert is_off(spread, 0.03)
+
+
+def test_messages_without_a_known_top_intent_each_count_on_their_own() -> None:
+    """A decision whose candidates cannot be read has no top intent: it is one message of evidence, not a
+    member of one big "unknown" group drawn all or nothing, which would widen the interval as if all of
+    them were one intent's customers."""
+    rng = np.random.default_rng(12)
+    conf = traffic(0.15, 2000, 9)
+    low = conf < 0.5  # the off-topic ones, their candidates unreadable
+    known = spread_over(50, len(conf), rng)
+    unknown = [None if off else str(top) for off, top in zip(low, known, strict=True)]
+    singletons = [
+        f"unknown {i}" if off else str(top) for i, (off, top) in enumerate(zip(low, known, strict=True))
+    ]
+    lumped = [("unknown" if off else str(top)) for off, top in zip(low, known, strict=True)]
+    found, alone, one_group = (
+        estimate_share(conf, REFERENCE, groups=g) for g in (unknown, singletons, lumped)
+    )
+    widths = [e.high - e.low for e in (found, alone, one_group)]  # type: ignore[operator]
+    assert found.share == alone.share == one_group.share
+    assert abs(widths[0] - widths[1]) < 0.01 and widths[2] > 3 * widths[1]
 
 
 def test_a_small_reference_widens_the_interval() -> None:
@@ -161,7 +195,11 @@ def test_the_top_candidate_is_read_from_a_decision_or_its_export() -> None:
     assert top_candidate('[{"intent": "card_arrival", "confidence": 0.4}]') == "card_arrival"
     assert top_candidate("") is None and top_candidate("[not json") is None and top_candidate(None) is None
     rows: list[Mapping[str, Any]] = [
-        {"confidence": "0.3", "candidates": '[{"intent": "a"}]'},
+        {"confidence": "0.3", "candidates": '[{"intent": "a", "score": 0.41}]', "model_id": "m+onnx"},
         {"confidence": "0.9", "candidates": "[]"},
+        {"confidence": "0.8", "candidates": '[{"intent": "b", "score": "high"}]'},
     ]
-    assert traffic_of(rows, "logs.csv").tops == ["a", None]
+    read = traffic_of(rows, "logs.csv")
+    assert read.tops == ["a", None, "b"] and read.top_scores == [0.41, None, None]
+    assert read.models == ["m+onnx", None, None]
+    assert top_score([{"intent": "a", "score": 0.5}]) == 0.5 and top_score([{"score": True}]) is None
