@@ -72,8 +72,17 @@ class Detector:
     """One detector over a stream of hourly counts (hours x topics): `look(hour)` gives the topics (by
     index) that alert at the end of that hour, with the dedupe of the server."""
 
-    def __init__(self, kind: str, rules: SurgeRules, messages: np.ndarray, negative: np.ndarray) -> None:
-        self.kind, self.rules = kind, rules
+    def __init__(
+        self,
+        kind: str,
+        rules: SurgeRules,
+        messages: np.ndarray,
+        negative: np.ndarray,
+        *,
+        whole_baseline: bool = False,
+    ) -> None:
+        """`whole_baseline`: keep the surges' hours in the baseline (served: left out), to compare."""
+        self.kind, self.rules, self.whole_baseline = kind, rules, whole_baseline
         self.messages, self.negative = messages, negative
         self.cum_m = np.vstack([np.zeros((1, messages.shape[1]), int), np.cumsum(messages, axis=0)])
         self.cum_k = np.vstack([np.zeros((1, negative.shape[1]), int), np.cumsum(negative, axis=0)])
@@ -137,6 +146,8 @@ class Detector:
     def _outside(self, start: int, end: int) -> dict[int, list[Counts]]:
         """The hourly baseline [start, end) of the topics with a surge's hours in it, without them."""
         longest, rearm = max(self.rules.windows), self.rules.rearm_hours
+        if self.whole_baseline:
+            return {}
         return {
             t: outside_surges(
                 _counts(self.messages[start:end, t], self.negative[start:end, t]),
@@ -186,14 +197,16 @@ def _counts(messages: np.ndarray, negative: np.ndarray) -> list[Counts]:
     return [Counts(int(n), int(k)) for n, k in zip(messages, negative, strict=True)]
 
 
-def steady(rng: np.random.Generator, kind: str, days: int, every: int, rules: SurgeRules) -> None:
+def steady(
+    rng: np.random.Generator, kind: str, days: int, every: int, rules: SurgeRules, whole: bool = False
+) -> None:
     """Alerts per 1,000 topic-days on the steady stream, without and with day-to-day noise."""
     print("| stream | topic-days judged | alerts | per 1,000 topic-days |")
     print("|---|---|---|---|")
     for noise in (False, True):
         warmup = rules.baseline_days + 1
         messages, negative = stream(rng, days + warmup, noise)
-        detector = Detector(kind, rules, messages, negative)
+        detector = Detector(kind, rules, messages, negative, whole_baseline=whole)
         judged_from = warmup * HOURS
         alerts = sum(
             len(detector.look(hour))
@@ -286,6 +299,9 @@ def main() -> None:
     parser.add_argument("--skip-steady", action="store_true")
     parser.add_argument("--skip-delay", action="store_true")
     parser.add_argument("--skip-repeats", action="store_true")
+    parser.add_argument(
+        "--whole-baseline", action="store_true", help="keep surges' hours in the baseline (steady only)"
+    )
     args = parser.parse_args()
     windows = Settings(sentiment_window_hours=args.windows).sentiment_window_hours  # validated as served
     rules = replace(
@@ -298,7 +314,9 @@ def main() -> None:
     )
     print(f"detector: {args.detector}; rules: {rules}")
     if not args.skip_steady:
-        steady(np.random.default_rng(args.seed), args.detector, args.days, args.every, rules)
+        steady(
+            np.random.default_rng(args.seed), args.detector, args.days, args.every, rules, args.whole_baseline
+        )
     if not args.skip_delay:
         delay(np.random.default_rng(args.seed + 1), args.detector, args.every, rules, args.trials)
     if not args.skip_repeats and args.detector == "rolling":
