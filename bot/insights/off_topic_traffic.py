@@ -306,7 +306,10 @@ def traffic_of(items: list[Mapping[str, Any]], where: str) -> Traffic:
         reviewed=len(reviewed),
         reviewed_off_topic=sum(1 for item in reviewed if not item.get("review_intent")),
         tops=[top_candidate(item.get("candidates")) for item in kept],
-        models=[str(item.get("model_id") or "") or None for item in kept],
+        # a file without the column (hand-made, say) says nothing of the model: not that it is another one
+        models=[str(item.get("model_id") or "") or None for item in kept]
+        if any("model_id" in i for i in kept)
+        else [],
         top_scores=[top_score(item.get("candidates")) for item in kept],
     )
 

@@ -201,5 +201,5 @@ def test_the_top_candidate_is_read_from_a_decision_or_its_export() -> None:
     ]
     read = traffic_of(rows, "logs.csv")
     assert read.tops == ["a", None, "b"] and read.top_scores == [0.41, None, None]
-    assert read.models == ["m+onnx", None, None]
+    assert read.models == ["m+onnx", None, None] and traffic_of(rows[1:], "logs.csv").models == []
     assert top_score([{"intent": "a", "score": 0.5}]) == 0.5 and top_score([{"score": True}]) is None
