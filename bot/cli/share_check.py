@@ -32,8 +32,8 @@ def share_lines(engine: Engine, logs: Path) -> tuple[list[str], float | None]:
     lines = [f"off-topic share ({found.messages:,} logged decisions of {logs}, {how}): {found.advice} ({by})"]
     if found.other_operating_points:
         lines.append(
-            f"  note: {found.other_operating_points:,} of them were scored with another confidence map than this "
-            "folder's; export logs decided by this folder version for a closer estimate"
+            f"  note: {found.other_operating_points:,} of them were routed by another model or confidence map than "
+            "this folder's; export logs decided by this folder version for a closer estimate"
         )
     if found.small_talk_share:
         lines.append(
