@@ -36,6 +36,14 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    drafts: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder `bot bootstrap --out` wrote: review its drafts at /review/bootstrap and save the "
+            "reviewed drafts.yaml there (BOT_BOOTSTRAP_DIR; never the intents folder being served).",
+            show_default=False,
+        ),
+    ] = None,
     watch: Annotated[
         bool,
         typer.Option(
@@ -48,7 +56,7 @@ def serve(
     """Run the HTTP API under uvicorn; the model and indexes load once at start-up (bot.runtime)."""
     import uvicorn
 
-    settings = settings_for(intents, forwarded_allow_ips=forwarded_allow_ips)
+    settings = settings_for(intents, forwarded_allow_ips=forwarded_allow_ips, bootstrap_dir=drafts)
     keys = settings.keys_by_role()
     if not keys and host not in LOCAL_HOSTS:
         raise BotError(
