@@ -101,7 +101,7 @@ def _report(result: Result, skipped: int, files: list[Path], out_dir: Path, seco
     share = min(0.5, round(result.unassigned / result.messages, 2))  # bootstrap_folder.uncovered_share
     out.print(
         f"nothing is live: open {out_dir / 'review.html'} to accept, rename, merge or drop each draft (or "
-        f"/review/bootstrap on a `bot serve` with BOT_BOOTSTRAP_DIR={out_dir}), save the reviewed drafts.yaml "
+        f"/review/bootstrap of `bot serve --drafts {out_dir}`), save the reviewed drafts.yaml "
         f"into {out_dir}, then run: bot check --intents {out_dir}. The folder plans for {share:.0%} of messages "
         "no draft covers (off_topic_share: the history's share in no draft)",
         markup=False,
