@@ -90,6 +90,8 @@ def bootstrap(
 
 def _report(result: Result, skipped: int, files: list[Path], out_dir: Path, seconds: float) -> None:
     """What was drafted and written, and what the person does next (stdout)."""
+    from bot.insights.bootstrap_folder import uncovered_share
+
     covered = 1 - result.unassigned / result.messages
     out.print(
         f"{len(result.drafts)} draft intents covering {covered:.0%} of {result.messages:,} questions, "
@@ -98,7 +100,7 @@ def _report(result: Result, skipped: int, files: list[Path], out_dir: Path, seco
     )
     for path in files:
         out.print(f"  wrote {path}", markup=False)
-    share = min(0.5, round(result.unassigned / result.messages, 2))  # bootstrap_folder.uncovered_share
+    share = uncovered_share(result)
     out.print(
         f"nothing is live: open {out_dir / 'review.html'} to accept, rename, merge or drop each draft (or "
         f"/review/bootstrap of `bot serve --drafts {out_dir}`), save the reviewed drafts.yaml "
