@@ -2,7 +2,11 @@
 
     GET  /review/bootstrap               the page (public, like the other pages: its data needs a key)
     GET  /v1/admin/bootstrap             drafts.json of BOT_BOOTSTRAP_DIR, re-read on each request
-    PUT  /v1/admin/bootstrap/reviewed    the reviewed drafts.yaml, validated, saved into BOT_BOOTSTRAP_DIR
+    POST /v1/admin/bootstrap/made        the reviewed drafts.yaml the decisions make (nothing written)
+    PUT  /v1/admin/bootstrap/reviewed    the same, saved as BOT_BOOTSTRAP_DIR/drafts.yaml
+
+The page sends the decisions, never a file: the server makes drafts.yaml from drafts.json with
+`bot bootstrap`'s writer, and a decisions list fits the request guard's body limit.
 
 Admin only: the saved file becomes intents once a person points BOT_INTENTS_DIR at the folder; the page
 itself never changes what this server routes with (bot/insights/bootstrap_served.py refuses a drafts
@@ -11,7 +15,7 @@ folder that is the live or shadow one).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -19,7 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.deps import SettingsDep, require
 from bot.api.widget import PAGE_HEADERS, page
-from bot.insights.bootstrap_served import MAX_REVIEWED_CHARS, read_drafts, save_reviewed
+from bot.insights.bootstrap_served import (
+    MAX_DECISIONS,
+    MAX_NAME_CHARS,
+    Decision,
+    make_reviewed,
+    read_drafts,
+    save_reviewed,
+)
 
 pages = APIRouter(tags=["pages"], include_in_schema=False)
 api = APIRouter(prefix="/v1/admin/bootstrap", tags=["admin"], dependencies=[Depends(require())])
@@ -48,17 +59,40 @@ class DraftsOut(BaseModel):
     """The drafts folder's drafts.json and where the reviewed file goes."""
 
     folder: str
+    version: str = Field(description="drafts.json's version: send it back with the decisions")
     summary: dict[str, Any]  # drafts.json as `bot bootstrap` wrote it (docs/bootstrap.md)
     saved_to: str
     saved_at: float | None = Field(None, description="When a reviewed drafts.yaml was last saved (Unix time)")
 
 
-class ReviewedIn(BaseModel):
-    """The reviewed drafts.yaml the page made."""
+class DecisionIn(BaseModel):
+    """One draft's decision; drafts not named are undecided and left out."""
 
     model_config = ConfigDict(extra="forbid")
 
-    yaml: str = Field(min_length=1, max_length=MAX_REVIEWED_CHARS)
+    draft: str = Field(min_length=1, max_length=MAX_NAME_CHARS, description="its name in drafts.json")
+    decision: Literal["accept", "merge", "drop"]
+    name: str | None = Field(None, max_length=MAX_NAME_CHARS, description="accept: the intent's name")
+    into: str | None = Field(None, max_length=MAX_NAME_CHARS, description="merge: the draft it joins")
+
+
+class ReviewedIn(BaseModel):
+    """The reviewer's decisions on the drafts of one drafts.json version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1, max_length=64, description="`version` from GET /v1/admin/bootstrap")
+    decisions: list[DecisionIn] = Field(max_length=MAX_DECISIONS)
+
+    def parsed(self) -> list[Decision]:
+        return [Decision(d.draft, d.decision, d.name, d.into) for d in self.decisions]
+
+
+class MadeOut(BaseModel):
+    """The reviewed drafts.yaml the decisions make, not written."""
+
+    yaml: str
+    intents: int
 
 
 class ReviewedOut(BaseModel):
@@ -75,11 +109,19 @@ def drafts(settings: SettingsDep) -> DraftsOut:
     return DraftsOut.model_validate(read_drafts(settings))
 
 
+@api.post("/made", response_model=MadeOut)
+def made(body: ReviewedIn, settings: SettingsDep) -> MadeOut:
+    """The reviewed drafts.yaml the decisions make, checked to load as intents (422 with the reason
+    otherwise, 409 when drafts.json changed since `version`); nothing is written."""
+    text, count = make_reviewed(settings, body.version, body.parsed())
+    return MadeOut(yaml=text, intents=count)
+
+
 @api.put("/reviewed", response_model=ReviewedOut)
 def reviewed(body: ReviewedIn, settings: SettingsDep) -> ReviewedOut:
-    """Save the reviewed drafts.yaml into the drafts folder once it loads as intents (422 with its line
-    otherwise); nothing is loaded live."""
-    path, count = save_reviewed(settings, body.yaml)
+    """Make the reviewed drafts.yaml from the decisions and save it into the drafts folder (409 naming the
+    folder when it cannot be written); nothing is loaded live."""
+    path, count = save_reviewed(settings, body.version, body.parsed())
     return ReviewedOut(
         saved_to=str(path),
         intents=count,

@@ -94,17 +94,27 @@ def intent_entry(draft: Draft) -> str:
 
 def uncovered_share(result: Result) -> float:
     """The share of the history's messages in no draft, two decimals (at most `MAX_SHARE`)."""
-    return min(MAX_SHARE, round(result.unassigned / result.messages, 2)) if result.messages else 0.0
+    return share_of(result.unassigned, result.messages)
+
+
+def share_of(uncovered: int, messages: int) -> float:
+    """`uncovered` of `messages` as the folder's `off_topic_share`: two decimals, at most `MAX_SHARE`."""
+    return min(MAX_SHARE, round(uncovered / messages, 2)) if messages else 0.0
 
 
 def share_line(result: Result) -> str:
     """The folder's `off_topic_share`: the history's messages in no draft stand for the traffic no draft
     covers, so the folder's self-calibration plans for that share of out-of-scope messages rather than
     BOT_OOS_RATE's 3% (docs/bootstrap.md, "What the drafted folder promises")."""
+    return uncovered_line(result.unassigned, result.messages, "in no draft")
+
+
+def uncovered_line(uncovered: int, messages: int, where: str) -> str:
+    """The `off_topic_share` line with the comment that says where its share comes from."""
     return (
-        f"# {result.unassigned:,} of the {result.messages:,} messages in the history are in no draft: "
+        f"# {uncovered:,} of the {messages:,} messages in the history are {where}: "
         "as much of the traffic is likely not covered\n"
-        f"{OFF_TOPIC_KEY}: {uncovered_share(result):g}\n"
+        f"{OFF_TOPIC_KEY}: {share_of(uncovered, messages):g}\n"
     )
 
 

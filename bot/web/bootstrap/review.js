@@ -1,15 +1,20 @@
 // The drafted-intents review page: a decision per draft (accept, merge, drop), a rename, and the reviewed
 // drafts.yaml made from them. Customer text is only ever set as textContent. Two hosts start it:
 // - review.html, the file `bot bootstrap` writes: the drafts are embedded (#drafts-data) and no request
-//   leaves the page (its CSP says so); the reviewed file is a download;
-// - /review/bootstrap on `bot serve` (served.js): the drafts come from the server, and `save` sends the
-//   reviewed file back to be written into the drafts folder (never loaded live).
+//   leaves the page (its CSP says so); the reviewed file is made here (yaml() below) as a download;
+// - /review/bootstrap on `bot serve` (served.js): the drafts come from the server, and `server.make` /
+//   `server.save` send only the decisions; the server makes the file with bot bootstrap's own writer and
+//   saves it into the drafts folder (never loaded live).
+// Any change to a decision or a name takes the made file away (text, Download, Save): nothing made from
+// earlier decisions can be downloaded or saved.
 "use strict";
-function startDraftsReview(data, save) {
+function startDraftsReview(data, server) {
   const drafts = data.drafts;
   const NAME = /^[a-z0-9_]+$/;
   const state = drafts.map((d) => ({ decision: "", name: d.name, into: "" }));
   const rows = document.getElementById("rows");
+  const saveButton = document.getElementById("save");
+  let made = 0; // bumped by every change: a file made (or being made) for an older count is not shown
 
   function el(tag, props = {}, ...children) {
     const node = document.createElement(tag);
@@ -36,10 +41,12 @@ function startDraftsReview(data, save) {
       state[index].decision = choice.value;
       into.hidden = choice.value !== "merge";
       update(index);
+      stale();
     });
     into.addEventListener("change", () => {
       state[index].into = into.value;
       update(index);
+      stale();
     });
     return el("td", {}, choice, into);
   }
@@ -53,6 +60,7 @@ function startDraftsReview(data, save) {
       input.classList.toggle("bad", !ok);
       problem.hidden = ok;
       problem.textContent = ok ? "" : "lower-case letters, digits and _ only";
+      stale();
     });
     return el("td", {}, input, problem);
   }
@@ -126,8 +134,18 @@ function startDraftsReview(data, save) {
     return { examples, merged, problems };
   }
 
+  // a JSON string, which YAML reads as a double-quoted scalar, with what Python's str.isprintable refuses
+  // (controls, format and separator characters but the space: DEL and C1 among them, which YAML refuses
+  // raw) escaped, as bootstrap_folder._quote writes it
+  function quote(text) {
+    return JSON.stringify(text).replace(/[\p{C}\p{Z}]/gu, (ch) => {
+      if (ch === " ") return ch;
+      const code = ch.codePointAt(0);
+      return code > 0xffff ? `\\U${code.toString(16).padStart(8, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+    });
+  }
+
   function yaml(found) {
-    const quote = (text) => JSON.stringify(text);
     const lines = [`# Intents reviewed on the drafted-intents page (${data.source}).`];
     // the history's messages in no kept draft (never drafted, dropped or undecided) stand for the traffic the
     // folder does not cover; its self-calibration plans for that share (as bot bootstrap's drafts.yaml does)
@@ -158,42 +176,71 @@ function startDraftsReview(data, save) {
     return lines.join("\n");
   }
 
-  function make() {
-    const found = reviewed();
-    const note = document.getElementById("result-note");
-    const result = document.getElementById("result");
-    const download = document.getElementById("download");
-    if (found.problems.length) {
-      note.textContent = `Not made: ${found.problems.join("; ")}.`;
-      note.className = "problem";
-      result.hidden = true;
-      download.hidden = true;
-      if (document.getElementById("save")) document.getElementById("save").hidden = true;
-      return;
-    }
-    result.value = yaml(found);
-    result.hidden = false;
-    const undecided = state.filter((s) => s.decision === "").length;
-    note.className = "";
-    note.textContent = `${found.examples.size} intents` +
-      (undecided ? `; ${undecided} undecided drafts are left out` : "") +
-      (save ? ". Save it into the drafts folder, then run bot check." : ". Save it as drafts.yaml in the folder, then run bot check.");
-    download.href = URL.createObjectURL(new Blob([result.value], { type: "text/yaml" }));
-    download.hidden = false;
-    const saveButton = document.getElementById("save");
-    if (save && saveButton) saveButton.hidden = false;
+  // the decisions as the server takes them: decided drafts only, by their drafted names
+  function decisions() {
+    const sent = [];
+    state.forEach((s, index) => {
+      if (!s.decision) return;
+      const one = { draft: drafts[index].name, decision: s.decision };
+      if (s.decision === "accept" && s.name !== drafts[index].name) one.name = s.name;
+      if (s.decision === "merge" && s.into !== "") one.into = drafts[Number(s.into)].name;
+      sent.push(one);
+    });
+    return sent;
   }
 
-  async function saveMade() {
+  function show(text, className) {
     const note = document.getElementById("result-note");
-    const saveButton = document.getElementById("save");
+    note.textContent = text;
+    note.className = className;
+  }
+
+  function stale() {
+    made += 1;
+    document.getElementById("result").hidden = true;
+    document.getElementById("download").hidden = true;
+    if (saveButton) saveButton.hidden = true;
+    show("", "");
+  }
+
+  async function make() {
+    stale();
+    const mine = made;
+    const found = reviewed();
+    if (found.problems.length) return show(`Not made: ${found.problems.join("; ")}.`, "problem");
+    let text = yaml(found);
+    let count = found.examples.size;
+    if (server) {
+      show("Making…", "");
+      try {
+        ({ text, count } = await server.make(decisions()));
+      } catch (error) {
+        if (mine === made) show(`Not made: ${error.message}`, "problem");
+        return;
+      }
+      if (mine !== made) return; // a decision changed while the server made it
+    }
+    const result = document.getElementById("result");
+    const download = document.getElementById("download");
+    result.value = text;
+    result.hidden = false;
+    const undecided = state.filter((s) => s.decision === "").length;
+    show(`${count} intents` +
+      (undecided ? `; ${undecided} undecided drafts are left out` : "") +
+      (server ? ". Save it into the drafts folder, then run bot check." : ". Save it as drafts.yaml in the folder, then run bot check."), "");
+    download.href = URL.createObjectURL(new Blob([text], { type: "text/yaml" }));
+    download.hidden = false;
+    if (server && saveButton) saveButton.hidden = false;
+  }
+
+  // sends the decisions of now, not the text shown: the server makes the file again from them (and any
+  // change since Make hid this button)
+  async function saveMade() {
     saveButton.disabled = true;
     try {
-      note.className = "";
-      note.textContent = await save(document.getElementById("result").value);
+      show(await server.save(decisions()), "");
     } catch (error) {
-      note.className = "problem";
-      note.textContent = `Not saved: ${error.message}`;
+      show(`Not saved: ${error.message}`, "problem");
     } finally {
       saveButton.disabled = false;
     }
@@ -210,8 +257,7 @@ function startDraftsReview(data, save) {
     });
   });
   document.getElementById("make").addEventListener("click", make);
-  const saveButton = document.getElementById("save");
-  if (save && saveButton) saveButton.addEventListener("click", saveMade);
+  if (server && saveButton) saveButton.addEventListener("click", saveMade);
 }
 
 const embeddedDrafts = document.getElementById("drafts-data");

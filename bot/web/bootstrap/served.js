@@ -1,6 +1,7 @@
 // /review/bootstrap on `bot serve`: the drafts of BOT_BOOTSTRAP_DIR, read with an admin key (api() from
-// common.js), reviewed with review.js, and the reviewed drafts.yaml saved back into that folder. The server
-// validates it and writes it there only: nothing goes live until a person serves that folder.
+// common.js), reviewed with review.js. Only the decisions are sent: the server makes the reviewed drafts.yaml
+// from drafts.json, checks it loads and writes it into that folder only: nothing goes live until a person
+// serves that folder.
 "use strict";
 (async () => {
   const explain = document.getElementById("explain");
@@ -27,8 +28,25 @@
   if (found.saved_at) {
     explain.textContent += ` A reviewed file was saved there ${when(new Date(found.saved_at * 1000).toISOString())}.`;
   }
-  startDraftsReview(summary, async (text) => {
-    const saved = await api("/v1/admin/bootstrap/reviewed", { method: "PUT", body: { yaml: text } });
-    return `Saved ${saved.intents} intents to ${saved.saved_to}. Next: ${saved.next}.`;
+  // only the decisions leave the page; the server makes drafts.yaml from drafts.json of this version
+  const send = async (method, path, decisions) => {
+    try {
+      return await api(path, { method, body: { version: found.version, decisions } });
+    } catch (error) {
+      if (error.status === 413) {
+        error.message += "; use Download and save the file yourself, or raise BOT_MAX_BODY_BYTES";
+      }
+      throw error;
+    }
+  };
+  startDraftsReview(summary, {
+    make: async (decisions) => {
+      const made = await send("POST", "/v1/admin/bootstrap/made", decisions);
+      return { text: made.yaml, count: made.intents };
+    },
+    save: async (decisions) => {
+      const saved = await send("PUT", "/v1/admin/bootstrap/reviewed", decisions);
+      return `Saved ${saved.intents} intents to ${saved.saved_to}. Next: ${saved.next}.`;
+    },
   });
 })();
