@@ -204,16 +204,39 @@ def rearmed_windows(windows: Sequence[int], since_found: float | None, rules: Su
 
 
 def outside_surges(hours: Sequence[Counts], found: Sequence[float], rules: SurgeRules) -> list[Counts]:
-    """A topic's baseline hours (oldest first) without those its stored surges cover, from the longest
-    window before one was found to its re-arm time; `found`: when each was found, in hours from the start
-    of the baseline's first hour. A surge's hours in its topic's baseline would raise the level and the
-    spread the next surge is judged against, for `baseline_days`."""
-    longest = max(rules.windows)
+    """A topic's baseline hours (oldest first) without those its stored surges cover; `found`: when each
+    was found, in hours from the start of the baseline's first hour (later ones included, `surge_spans`).
+    A surge's hours in its topic's baseline would raise the level and the spread the next surge is judged
+    against, for `baseline_days`."""
+    spans = surge_spans(found, rules)
     return [
         counts
         for index, counts in enumerate(hours)
-        if not any(at - longest < index + 1 and index < at + rules.rearm_hours for at in found)
+        if not any(start < index + 1 and index < end for start, end in spans)
     ]
+
+
+def surge_spans(found: Sequence[float], rules: SurgeRules) -> list[tuple[float, float]]:
+    """The hours [start, end) each surge found at `found` (hours, any order) covers in its topic's
+    baseline: from the longest window before it to its re-arm time, or only up to when it was found if
+    another of the topic's surges was found within a re-arm time and a longest window of it (before or
+    after: the topic surged again by the time all its windows were judged again).
+
+    Why the difference: a surge over by its re-arm time is news that passed, and its later hours (the
+    alert reported them) are kept out so they do not raise the topic's level. A surge found again as soon
+    as the topic was judged again is still there: a lasting shift, the topic's new level. Its hours after
+    each alert must reach the baseline, or every re-armed look meets the calm level of before and the
+    topic alerts about daily until the shift is `baseline_days` old. The last alert of such a chain is
+    part of the shift too: keeping its later hours out would cost one more alert a day later."""
+    longest = max(rules.windows)
+    times = sorted(found)
+    spans = []
+    near = rules.rearm_hours + longest  # every window of the topic judged again
+    for index, at in enumerate(times):
+        before = index > 0 and at - times[index - 1] <= near
+        after = index + 1 < len(times) and times[index + 1] - at <= near
+        spans.append((at - longest, at if before or after else at + rules.rearm_hours))
+    return spans
 
 
 def judge_all(

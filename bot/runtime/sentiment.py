@@ -10,8 +10,10 @@ hours by default) against its own BOT_SENTIMENT_BASELINE_DAYS before the longest
 (`bot.insights.surge`); the baseline, counted per hour, is read once an hour. A topic alerts once per
 surge: its `sentiment.surge` event is stored with the surge whichever replica sees it first
 (`bot.store.sentiment`), and from then on the topic is judged only on hours BOT_SENTIMENT_REARM_HOURS
-after it was found, so a surge alerts again only if it is still there a re-arm time later, and its hours
-(from the longest window before it was found to its re-arm time) are left out of the topic's baseline.
+after it was found, so a surge alerts again only if it is still there a re-arm time later. Its hours are
+left out of the topic's baseline (`bot.insights.surge.surge_spans`): from the longest window before it was
+found to its re-arm time, or only to when it was found if it is found again once re-armed (a lasting
+shift, whose later hours are the topic's new level).
 The stored surges are read at every look, so replicas and a restarted process agree. The metrics show
 every topic's negative share over the longest window and count the surges this process recorded.
 """

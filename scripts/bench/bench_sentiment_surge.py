@@ -14,8 +14,9 @@ hourly figure is a lower bound of the server's false-alarm rate; `--every` chang
 - `--detector rolling` (shipped): each window of `--windows` hours up to the look against the
   `--baseline-days` days before the longest window, cut into blocks of the window's length; each window
   at `p-value` split between the windows with enough messages to be tested; after an alert, a topic is
-  judged only on windows whose hours all come `--rearm` hours after it, and the hours from the longest
-  window before it to its re-arm time are left out of the topic's baseline (as served).
+  judged only on windows whose hours all come `--rearm` hours after it, and its hours are left out of the
+  topic's baseline as served (`surge_spans`: from the longest window before it to its re-arm time, or to
+  when it was found if the topic surged again once re-armed).
 - `--detector day` (before): the UTC day so far against the 14 days before it, at the whole `p-value`,
   at most once per topic and day.
 

@@ -19,6 +19,7 @@ from bot.insights.surge import (
     judge_all,
     outside_surges,
     rearmed_windows,
+    surge_spans,
 )
 from tests.cli.test_bad_config import serve
 
@@ -127,12 +128,63 @@ def test_a_topic_is_judged_again_only_on_hours_after_its_rearm_time(
 def test_a_surges_hours_are_left_out_of_its_topics_baseline() -> None:
     """Found at hour 30: the 24 hours before (its longest window) and the 24 after (its re-arm time)."""
     hours = [Counts(1, i) for i in range(100)]
-    kept = outside_surges(hours, [30.0], SurgeRules(windows=(3, 24), rearm_hours=24))
+    rules = SurgeRules(windows=(3, 24), rearm_hours=24)
+    kept = outside_surges(hours, [30.0], rules)
     assert [c.negative for c in kept] == [*range(6), *range(54, 100)]
     assert outside_surges(hours, [], SurgeRules()) == hours
-    assert (
-        len(outside_surges(hours, [30.0, 80.0], SurgeRules(windows=(3, 24), rearm_hours=24))) == 100 - 48 - 44
-    )
+    assert len(outside_surges(hours, [30.0, 80.0], rules)) == 100 - 48 - 44  # two surges, 50 h apart
+
+
+@pytest.mark.parametrize(
+    ("found", "spans", "why"),
+    [
+        ([30.0], [(6.0, 54.0)], "alone: its longest window before, its re-arm time after"),
+        ([30.0, 57.0], [(6.0, 30.0), (33.0, 57.0)], "found again once its 3 hours re-armed: a lasting shift"),
+        ([57.0, 30.0], [(6.0, 30.0), (33.0, 57.0)], "(in any order)"),
+        ([30.0, 78.0], [(6.0, 30.0), (54.0, 78.0)], "found again by its 24 hours' re-arm: lasting too"),
+        ([30.0, 80.0], [(6.0, 54.0), (56.0, 104.0)], "found 50 h later: a new surge, the first one passed"),
+        ([30.0, 57.0, 130.0], [(6.0, 30.0), (33.0, 57.0), (106.0, 154.0)], "a shift, then a new surge"),
+    ],
+)
+def test_a_surge_found_again_once_rearmed_keeps_its_later_hours_in_the_baseline(
+    found: list[float], spans: list[tuple[float, float]], why: str
+) -> None:
+    assert surge_spans(found, SurgeRules(windows=(3, 24), rearm_hours=24)) == spans, why
+
+
+def test_a_lasting_shift_alerts_at_most_three_times_in_two_weeks() -> None:
+    """One topic of 400 messages a day goes from 5 % to 25 % negative for good, looked at every hour for
+    14 days as served (re-armed windows, surges' hours out of the baseline) beside 3 calm topics. Its
+    shifted hours must reach its baseline: when every alert kept its re-arm time out too, none ever did,
+    and the topic alerted about every 27 hours (10-11 times in the reviewer's probe)."""
+    rules = SurgeRules()
+    longest, span = max(rules.windows), rules.baseline_days * 24
+    rng = np.random.default_rng(4)
+    shift = span + longest  # the first hour judged
+    hours = {
+        topic: [
+            Counts(int(n), int(rng.binomial(n, 0.25 if topic == "shifted" and h >= shift else 0.05)))
+            for h, n in enumerate(rng.poisson(400 * np.tile(CYCLE, 30)))
+        ]
+        for topic in ("shifted", "calm0", "calm1", "calm2")
+    }
+    found: dict[str, list[int]] = {}
+    for end in range(shift + 1, shift + 14 * 24 + 1):  # a look at the end of each hour
+        start = end - longest - span
+        windows = {size: {t: _sum(hs[end - size : end]) for t, hs in hours.items()} for size in rules.windows}
+        baseline = {t: hs[start : end - longest] for t, hs in hours.items()}
+        for topic, times in found.items():
+            baseline[topic] = outside_surges(baseline[topic], [at - start for at in times], rules)
+            for size in set(rules.windows) - set(rearmed_windows(rules.windows, end - times[-1], rules)):
+                windows[size].pop(topic)
+        for verdict in judge_all(windows, baseline, rules):
+            if verdict.surge:
+                found.setdefault(verdict.intent, []).append(end)
+    assert list(found) == ["shifted"] and 1 <= len(found["shifted"]) <= 3, found
+
+
+def _sum(hours: list[Counts]) -> Counts:
+    return Counts(sum(c.messages for c in hours), sum(c.negative for c in hours))
 
 
 # share of a day's messages in each hour, as scripts/bench/bench_sentiment_surge.py: quiet at night
