@@ -3,7 +3,8 @@
     python scripts/bench/bench_sentiment_surge.py                    # the shipped rolling windows
     python scripts/bench/bench_sentiment_surge.py --detector day     # the former UTC-day-so-far window
     python scripts/bench/bench_sentiment_surge.py --windows 6,24 --p-value 2e-5 --days 500
-    python scripts/bench/bench_sentiment_surge.py --skip-steady --skip-delay --trials 30   # repeats only
+    python scripts/bench/bench_sentiment_surge.py --skip-steady --skip-delay --skip-shifts --trials 30
+    python scripts/bench/bench_sentiment_surge.py --skip-steady --skip-delay --skip-repeats   # lasting shifts
 
 Synthetic counts only (no text, no database: the detector's numbers, `bot.insights.surge.judge_topic`, as
 `bot.runtime.sentiment` calls it through `judge_all`). TOPICS topics, each with its own steady negative
@@ -29,6 +30,8 @@ hourly figure is a lower bound of the server's false-alarm rate; `--every` chang
 - Repeats (rolling): one topic's share rises by RISE points from noon for a few hours, then is back to its
   steady 5 %; reported: the trials alerted, and alerted more than once over the 3 days from the rise (one
   surge, one alert, unless it is still there past the re-arm time).
+- Lasting shifts (rolling): one topic's share rises by RISE points at noon and stays up; reported: the
+  alerts over the 14 days from the rise (its shifted hours must reach its baseline, or it alerts daily).
 """
 
 from __future__ import annotations
@@ -81,9 +84,12 @@ class Detector:
         negative: np.ndarray,
         *,
         whole_baseline: bool = False,
+        every_rearm_out: bool = False,
     ) -> None:
-        """`whole_baseline`: keep the surges' hours in the baseline (served: left out), to compare."""
+        """`whole_baseline`: keep the surges' hours in the baseline (served: left out), to compare;
+        `every_rearm_out`: leave every surge's re-arm time out too, a lasting shift's included (a96f756)."""
         self.kind, self.rules, self.whole_baseline = kind, rules, whole_baseline
+        self.every_rearm_out = every_rearm_out
         self.messages, self.negative = messages, negative
         self.cum_m = np.vstack([np.zeros((1, messages.shape[1]), int), np.cumsum(messages, axis=0)])
         self.cum_k = np.vstack([np.zeros((1, negative.shape[1]), int), np.cumsum(negative, axis=0)])
@@ -149,6 +155,16 @@ class Detector:
         longest, rearm = max(self.rules.windows), self.rules.rearm_hours
         if self.whole_baseline:
             return {}
+        if self.every_rearm_out:
+            return {
+                t: [
+                    Counts(int(self.messages[h, t]), int(self.negative[h, t]))
+                    for h in range(start, end)
+                    if not any(at - longest <= h < at + rearm for at in found)
+                ]
+                for t, found in self.found.items()
+                if any(at - longest < end and at + rearm > start for at in found)
+            }
         return {
             t: outside_surges(
                 _counts(self.messages[start:end, t], self.negative[start:end, t]),
@@ -282,6 +298,33 @@ def repeats(rng: np.random.Generator, every: int, rules: SurgeRules, trials: int
                 )
 
 
+def shifts(rng: np.random.Generator, every: int, rules: SurgeRules, trials: int, former: bool) -> None:
+    """Alerts over the 14 days from a rise at noon that stays (rolling detector; `former`: every
+    surge's re-arm time left out of the baseline, as before the fix)."""
+    print("\n| topic's messages a day | rise (points) | alerts in 14 days: median | min-max |")
+    print("|---|---|---|---|")
+    days = rules.baseline_days + 16  # the longest window's lead, the rise's day and 14 days after (+ 1)
+    surge_day = days - 15
+    for volume in (100, 400):
+        for rise in (0.20, 0.40):
+            counts = []
+            for _ in range(trials):
+                messages = rng.poisson(volume * CYCLE[None, :], (days, HOURS))
+                share = np.full(days * HOURS, 0.05)
+                share[surge_day * HOURS + 12 :] += rise
+                negative = rng.binomial(messages.reshape(-1), share)
+                detector = Detector(
+                    "rolling", rules, messages.reshape(-1, 1), negative.reshape(-1, 1), every_rearm_out=former
+                )
+                start = surge_day * HOURS + 12
+                looks = range(start + every - 1, start + 14 * HOURS, every)
+                counts.append(sum(len(detector.look(hour)) for hour in looks))
+            print(
+                f"| {volume} | {rise * 100:.0f} | {np.median(counts):.0f} | {min(counts)}-{max(counts)} |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -300,8 +343,14 @@ def main() -> None:
     parser.add_argument("--skip-steady", action="store_true")
     parser.add_argument("--skip-delay", action="store_true")
     parser.add_argument("--skip-repeats", action="store_true")
+    parser.add_argument("--skip-shifts", action="store_true")
     parser.add_argument(
         "--whole-baseline", action="store_true", help="keep surges' hours in the baseline (steady only)"
+    )
+    parser.add_argument(
+        "--every-rearm-out",
+        action="store_true",
+        help="lasting shifts: leave every alert's re-arm time out of the baseline (the rule before the fix)",
     )
     args = parser.parse_args()
     windows = Settings(sentiment_window_hours=args.windows).sentiment_window_hours  # validated as served
@@ -322,6 +371,8 @@ def main() -> None:
         delay(np.random.default_rng(args.seed + 1), args.detector, args.every, rules, args.trials)
     if not args.skip_repeats and args.detector == "rolling":
         repeats(np.random.default_rng(args.seed + 2), args.every, rules, args.trials)
+    if not args.skip_shifts and args.detector == "rolling":
+        shifts(np.random.default_rng(args.seed + 3), args.every, rules, args.trials, args.every_rearm_out)
 
 
 if __name__ == "__main__":
