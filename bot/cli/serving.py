@@ -57,8 +57,25 @@ def serve(
     import uvicorn
 
     settings = settings_for(intents, forwarded_allow_ips=forwarded_allow_ips, bootstrap_dir=drafts)
-    keys = settings.keys_by_role()
-    if not keys and host not in LOCAL_HOSTS:
+    options = _uvicorn_options(settings, host, port)
+    if watch and workers > 1:
+        raise BotError("--watch reloads one process: leave --workers at 1 (development), or drop --watch")
+    if workers == 1:
+        from bot.api import create_app
+        from bot.runtime import Runtime
+
+        # a bad folder, database or model fails here as one line, before uvicorn starts
+        runtime = Runtime(settings, watch=watch).open()
+        _warn_if_open(settings)
+        # listens at once: the folder loads (and its model trains) in the background, /readyz says when
+        uvicorn.run(create_app(runtime=runtime, wait_until_ready=False), **options)
+        return
+    _serve_workers(settings, workers, options)
+
+
+def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    """uvicorn's options for `serve`; refuses a public address without API keys."""
+    if not settings.keys_by_role() and host not in LOCAL_HOSTS:
         raise BotError(
             f"refusing to listen on {host} without API keys: set BOT_API_KEYS='widget:KEY,agent:KEY,...' "
             "or listen on 127.0.0.1"
@@ -73,19 +90,7 @@ def serve(
         "access_log": settings.access_log,
     }
     _use_log_format(settings, options)
-    if watch and workers > 1:
-        raise BotError("--watch reloads one process: leave --workers at 1 (development), or drop --watch")
-    if workers == 1:
-        from bot.api import create_app
-        from bot.runtime import Runtime
-
-        # a bad folder, database or model fails here as one line, before uvicorn starts
-        runtime = Runtime(settings, watch=watch).open()
-        _warn_if_open(settings)
-        # listens at once: the folder loads (and its model trains) in the background, /readyz says when
-        uvicorn.run(create_app(runtime=runtime, wait_until_ready=False), **options)
-        return
-    _serve_workers(settings, workers, options)
+    return options
 
 
 def _use_log_format(settings: Settings, options: dict[str, Any]) -> None:
