@@ -219,8 +219,9 @@ def outside_surges(hours: Sequence[Counts], found: Sequence[float], rules: Surge
 def surge_spans(found: Sequence[float], rules: SurgeRules) -> list[tuple[float, float]]:
     """The hours [start, end) each surge found at `found` (hours, any order) covers in its topic's
     baseline: from the longest window before it to its re-arm time, or only up to when it was found if
-    another of the topic's surges was found within a re-arm time and a longest window of it (before or
-    after: the topic surged again by the time all its windows were judged again).
+    another of the topic's surges was found within a re-arm time and two longest windows of it (before or
+    after: the topic surged again within a longest window of being judged again on all its windows; a
+    quiet topic's 24 hours, judged again from 48 hours after, may need a few more hours to show a shift).
 
     Why the difference: a surge over by its re-arm time is news that passed, and its later hours (the
     alert reported them) are kept out so they do not raise the topic's level. A surge found again as soon
@@ -231,7 +232,7 @@ def surge_spans(found: Sequence[float], rules: SurgeRules) -> list[tuple[float, 
     longest = max(rules.windows)
     times = sorted(found)
     spans = []
-    near = rules.rearm_hours + longest  # every window of the topic judged again
+    near = rules.rearm_hours + 2 * longest  # a longest window of looks with every window judged again
     for index, at in enumerate(times):
         before = index > 0 and at - times[index - 1] <= near
         after = index + 1 < len(times) and times[index + 1] - at <= near

@@ -132,7 +132,8 @@ def test_a_surges_hours_are_left_out_of_its_topics_baseline() -> None:
     kept = outside_surges(hours, [30.0], rules)
     assert [c.negative for c in kept] == [*range(6), *range(54, 100)]
     assert outside_surges(hours, [], SurgeRules()) == hours
-    assert len(outside_surges(hours, [30.0, 80.0], rules)) == 100 - 48 - 44  # two surges, 50 h apart
+    assert len(outside_surges(hours, [30.0, 110.0], rules)) == 100 - 48 - 14  # two surges, 80 h apart
+    assert len(outside_surges(hours, [30.0, 80.0], rules)) == 100 - 24 - 24  # 50 h: one lasting shift
 
 
 @pytest.mark.parametrize(
@@ -141,9 +142,10 @@ def test_a_surges_hours_are_left_out_of_its_topics_baseline() -> None:
         ([30.0], [(6.0, 54.0)], "alone: its longest window before, its re-arm time after"),
         ([30.0, 57.0], [(6.0, 30.0), (33.0, 57.0)], "found again once its 3 hours re-armed: a lasting shift"),
         ([57.0, 30.0], [(6.0, 30.0), (33.0, 57.0)], "(in any order)"),
-        ([30.0, 78.0], [(6.0, 30.0), (54.0, 78.0)], "found again by its 24 hours' re-arm: lasting too"),
-        ([30.0, 80.0], [(6.0, 54.0), (56.0, 104.0)], "found 50 h later: a new surge, the first one passed"),
-        ([30.0, 57.0, 130.0], [(6.0, 30.0), (33.0, 57.0), (106.0, 154.0)], "a shift, then a new surge"),
+        ([30.0, 78.0], [(6.0, 30.0), (54.0, 78.0)], "found again once its 24 hours re-armed: lasting too"),
+        ([30.0, 102.0], [(6.0, 30.0), (78.0, 102.0)], "... within a day of that (a quiet topic's 24 hours)"),
+        ([30.0, 103.0], [(6.0, 54.0), (79.0, 127.0)], "found 73 h later: a new surge, the first one passed"),
+        ([30.0, 57.0, 140.0], [(6.0, 30.0), (33.0, 57.0), (116.0, 164.0)], "a shift, then a new surge"),
     ],
 )
 def test_a_surge_found_again_once_rearmed_keeps_its_later_hours_in_the_baseline(
