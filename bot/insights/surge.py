@@ -58,6 +58,12 @@ class SurgeRules:
     rearm_hours: float = _default("sentiment_rearm_hours")
     prior_messages: float = 20.0  # weight of the all-topics share in a topic's baseline
 
+    @property
+    def chained_hours(self) -> float:
+        """Two surges of a topic found at most this far apart are one lasting shift (`surge_spans`): the
+        re-arm time and a longest window until every window is judged again, and a longest window more."""
+        return self.rearm_hours + 2 * max(self.windows)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SurgeRules:
         """The rules a deployment set (validated by `Settings`)."""
@@ -232,7 +238,7 @@ def surge_spans(found: Sequence[float], rules: SurgeRules) -> list[tuple[float, 
     longest = max(rules.windows)
     times = sorted(found)
     spans = []
-    near = rules.rearm_hours + 2 * longest  # a longest window of looks with every window judged again
+    near = rules.chained_hours
     for index, at in enumerate(times):
         before = index > 0 and at - times[index - 1] <= near
         after = index + 1 < len(times) and times[index + 1] - at <= near

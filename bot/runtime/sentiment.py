@@ -90,8 +90,10 @@ class SentimentWatch:
             hours: topic_counts(self.database, now - timedelta(hours=hours), now, self.threshold)
             for hours in self.rules.windows
         }
-        # the surges that re-arm a topic or cover hours of its baseline
-        found = found_since(self.database, self._start(now) - timedelta(hours=self.rules.rearm_hours))
+        # the surges that re-arm a topic or cover hours of its baseline, and those close enough before them
+        # to make them one lasting shift (`surge_spans`), or the oldest would read as a surge alone
+        back = self.rules.rearm_hours + self.rules.chained_hours
+        found = found_since(self.database, self._start(now) - timedelta(hours=back))
         verdicts = judge_all(self._rearmed(windows, found, now), self._outside(now, found), self.rules)
         names = self.names()
         if self.metrics is not None:
