@@ -68,8 +68,8 @@ class SentimentSettings(BaseSettings):
         ge=24.0,  # the surge table keeps at most one per topic and UTC day (its unique key)
         le=24.0 * 30,
         description="After a topic's surge is found, its windows are judged again only on hours this long "
-        "after it, and these hours are left out of its baseline: one alert per surge, not one per look, "
-        "and a second one only if the surge is still there this long after it was found.",
+        "after it: one alert per surge, not one per look. A lone surge's hours are left out of its baseline; "
+        "one found again within 72 h is a lasting shift, whose later hours become the topic's new level.",
     )
 
     @field_validator("sentiment_window_hours", mode="before")
