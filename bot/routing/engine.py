@@ -27,7 +27,7 @@ from bot.routing.encoders import Encoder
 from bot.routing.encoders.embedding_cache import CachedEncoder
 from bot.routing.index import limit_native_threads
 from bot.routing.loaded_model import LoadedModel, load_model
-from bot.routing.operating_point import self_calibrated
+from bot.routing.operating_point import LastFitInputs, self_calibrated
 from bot.routing.policy import Candidate, Decision, Route
 from bot.routing.rendering import render
 from bot.routing.scoring import decide_vectors
@@ -74,6 +74,7 @@ class Engine:
         self.intents_dir = Path(settings.intents_dir)
         self.extra_examples: dict[str, list[str]] = {}  # learned from reviews and tickets, not in YAML
         self._base_intents: IntentSet | None = None
+        self._fit_inputs = LastFitInputs()  # a learned example refits without rereading them
         self._reload_lock = threading.Lock()
         self._live: Live | None = None
 
@@ -203,10 +204,11 @@ class Engine:
     def _self_calibrated(
         self, base: IntentSet, state: RoutingState, model: LoadedModel
     ) -> tuple[RoutingState, str]:
-        """`self_calibrated` with this engine's way of building the YAML folder's state."""
-        return self_calibrated(
-            base, state, model, lambda: self._build(base, state.passages, None, state.tone_phrases, model)
+        """`self_calibrated`, reading a folder version's evidence and YAML state once per model."""
+        inputs = self._fit_inputs.of(
+            base, model, lambda: self._build(base, state.passages, None, state.tone_phrases, model)
         )
+        return self_calibrated(base, state, model, inputs)
 
     @property
     def base_intents(self) -> IntentSet | None:

@@ -15,22 +15,58 @@ from bot.routing.self_calibration import cached_self_calibration
 from bot.routing.state import RoutingState, with_calibration
 
 
+class FitInputs:
+    """A folder version's evidence and the state of its YAML intents alone, each built on first use and
+    then kept: both are the same for every refit of that version with that model."""
+
+    def __init__(self, evidence: Callable[[], Evidence], yaml_state: Callable[[], RoutingState]) -> None:
+        self._make_evidence, self._make_yaml_state = evidence, yaml_state
+        self._evidence: Evidence | None = None
+        self._yaml_state: RoutingState | None = None
+
+    def evidence(self) -> Evidence:
+        if self._evidence is None:
+            self._evidence = self._make_evidence()
+        return self._evidence
+
+    def yaml_state(self) -> RoutingState:
+        if self._yaml_state is None:
+            self._yaml_state = self._make_yaml_state()
+        return self._yaml_state
+
+
+class LastFitInputs:
+    """The `FitInputs` of the last folder version and model fitted (an engine's learned examples refit the
+    same version again and again)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple[str, str], FitInputs] | None = None
+
+    def of(self, base: IntentSet, model: LoadedModel, yaml_state: Callable[[], RoutingState]) -> FitInputs:
+        """The inputs of `base` with `model`, kept from the last call when they are the same version's."""
+        last, key = self._last, (model.model_id, base.version)  # one read: a candidate may fit meanwhile
+        if last is None or last[0] != key:
+            last = key, FitInputs(lambda: Evidence.of(model.settings.model, base, model.encoder), yaml_state)
+            self._last = last
+        return last[1]
+
+
 def self_calibrated(
-    base: IntentSet, state: RoutingState, model: LoadedModel, yaml_state: Callable[[], RoutingState]
+    base: IntentSet, state: RoutingState, model: LoadedModel, inputs: FitInputs
 ) -> tuple[RoutingState, str]:
     """`state` (the YAML intents `base` plus any learned examples, built with `model`) with its
     self-calibration, and what the operating point is ("self-calibration (fitted|cached[, with N learned
-    examples])", or "defaults ..." when self-calibration is off or the folder too small). `yaml_state`
-    builds the state of `base` alone (only called when `state` has learned examples)."""
+    examples])", or "defaults ..." when self-calibration is off or the folder too small). `inputs`: the
+    evidence of `base` and its YAML-only state (used only when `state` has learned examples)."""
     settings = model.settings
     if base.off_topic_share is not None:  # the folder's own share beats BOT_OOS_RATE (#31 item 3)
         settings = settings.model_copy(update={"oos_rate": base.off_topic_share})
     if not settings.self_calibrate:
         return state, "defaults"
-    evidence = Evidence.of(settings.model, base, model.encoder)
+    evidence = inputs.evidence()
     fit_on, learned = state, None
     if state.intents.version != base.version:
-        fit_on = yaml_state()
+        fit_on = inputs.yaml_state()
         learned = Learned.of(state, fit_on)
     found = cached_self_calibration(fit_on, settings, evidence, learned)
     if found.calibration is None:

@@ -251,7 +251,7 @@ def main() -> None:
     parser.add_argument(
         "--no-share",
         action="store_true",
-        help="drop the drafted folder's off_topic_share (as before #32's fix)",
+        help="drop the drafted folder's off_topic_share (the folder then plans for BOT_OOS_RATE)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -6,8 +6,8 @@ Writes `--decisions` bot decisions with 5 candidates each into a scratch databas
 folder, or a scratch PostgreSQL database made from BOT_TEST_PG_ADMIN_URL / the tests' default), then times,
 interleaved and in rotated order, three reads of the window the stats page reads:
 - **scalar**: the three scalar columns the estimate read before it needed each decision's top candidate;
-- **whole JSON**: the same plus every decision's `candidates` list, parsed in Python (the first version of
-  the top-candidate read);
+- **whole JSON**: the same plus every decision's `candidates` list, parsed in Python (the
+  simple way to read each decision's top candidate);
 - **served**: `bot.insights.off_topic_traffic.database_traffic`, what `GET /v1/stats` runs (the first
   candidate's intent and raw score by a JSON path, the model id, and the window's reviews).
 Prints the median of each and the ratios to scalar. Timing only: nothing is asserted.

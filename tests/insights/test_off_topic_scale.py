@@ -1,4 +1,4 @@
-"""Which logged decisions the off-topic share estimate reads (review finding 3): those on the live
+"""Which logged decisions the off-topic share estimate reads: those on the live
 confidence scale, across the calibration ids learned examples create, read from SQLite and PostgreSQL."""
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ def test_an_edit_is_live_at_once_retrains_and_a_newer_edit_cancels_the_older_tra
         first_version = ready(url)["intents_version"]
 
         # until the child has read the folder: an edit before that makes it refuse (it trains what is on
-        # disk, not what it was asked for) and end as failed rather than cancelled (seen on a loaded CI)
+        # disk, not what it was asked for) and end as failed rather than cancelled
         def reading() -> bool:
             training = ready(url)["training"]
             return bool(training["state"] == "running" and training["phase"] not in ("", "starting"))

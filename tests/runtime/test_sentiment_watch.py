@@ -250,10 +250,10 @@ def test_a_surge_across_midnight_alerts_once(url: str) -> None:
 
 def test_a_12_hour_surge_then_calm_alerts_once_in_three_days(url: str) -> None:
     """A calm, busy topic (400 messages a day, 5% negative) at 45% from 12:00 to midnight, then back,
-    judged every 30 minutes for 72 hours by two replicas in turn, as served: one event, in its first 6 hours. A topic re-armed a
-    day after the alert used to alert again then, its 24 hours still holding the surge's later hours and
-    its baseline not yet; it is now judged only on hours after its re-arm time, and the surge's hours are
-    left out of its baseline (the third day, judged with its baseline past the surge, raises nothing either)."""
+    judged every 30 minutes for 72 hours by two replicas in turn, as served: one event, in its first 6 hours.
+    A day after the alert its 24-hour window still holds the surge's later hours, so the topic is judged
+    only on hours after its re-arm time, and the surge's hours stay out of its baseline (the third day,
+    judged with its baseline past the surge, raises nothing either)."""
     since = NOW.replace(hour=12, minute=0)
     until = since + timedelta(hours=12)
     end = since + timedelta(hours=72)
