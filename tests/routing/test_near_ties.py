@@ -79,6 +79,17 @@ def test_sibling_intents_get_a_margin_and_a_near_tie_asks_with_both(tmp_path: Pa
     assert decision.route == "clarify", decision.reason
     assert set(decision.options) == {"return_item", "refund_status"}
     assert engine.route("where is my order").route == "answer"  # a clear message is still answered
+    # the issue's own messages: the refund question was answered as return_item before; now it is
+    # answered right or asked with the right option, never answered as its sibling
+    for message, right in (
+        ("I returned a pair 10 days ago and still no money", "refund_status"),
+        ("do your sneakers fit narrow feet", "size_guide"),
+    ):
+        decision = engine.route(message)
+        served = (decision.route == "answer" and decision.intent == right) or (
+            decision.route == "clarify" and right in decision.options
+        )
+        assert served, (message, decision.route, decision.intent, decision.options)
 
     # the bound holds on the fit's own pseudo-queries, and the calibration says what share is asked
     settings, state = engine.settings, engine.with_intents(engine.intents, calibration=None)
