@@ -241,6 +241,14 @@ class Settings(SentimentSettings):
     )
     top_k: int = Field(5, ge=2, le=50, description="Candidates kept on each decision.")
     max_clarify_options: int = Field(3, ge=2, le=10)
+    clarify_limit: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="The most of the traffic a self-calibrated folder may ask which intent is meant, even "
+        "where the precision target needed a wider margin (its near ties are then handed off). Unset: 10% "
+        "beyond what the precision target needs.",
+    )
 
     # Raw cosine -> confidence: sigmoid(slope * (score - center)), fitted on training data.
     calibration_slope: float = Field(DEFAULT_CALIBRATION_SLOPE, gt=0.0)

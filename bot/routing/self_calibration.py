@@ -12,7 +12,8 @@ The confidence map is a logistic fit of "the top intent is right" on the in-scop
 threshold and margin are the pair with the most in-scope answers whose precision reaches the target when
 `oos_rate` of the traffic is out of scope. A near tie (the runner-up within the margin) is asked as a
 clarify question; one whose options hold the right intent counts `CLARIFY_WORTH` of a right answer, and
-at most `CLARIFY_CAP` of the traffic may be asked (#27 item 3). What the point promises comes with a lower
+at most `CLARIFY_CAP` of the traffic beyond what the precision target needs may be asked, or at most
+`clarify_limit` in all when the bot builder sets it (#27 item 3). What the point promises comes with a lower
 bound the pseudo-queries' number supports (`bot.routing.promise`, #27 item 4). Fits take well under a second for 150 intents and are cached
 by intents version and model (`cached_self_calibration`), so restarts and reloads of an unchanged folder
 do not refit. A folder too small to support a fit keeps the settings' defaults (logged; `bot check` warns).
@@ -111,8 +112,8 @@ def choose_point(
     The worth may make the fit ask more, but not beyond `cap` of the traffic (`rate` of it out of scope),
     or beyond what the point chosen with a clarify counted as a miss (`worth` 0) asks already, if that is
     more: on the stock encoder the demo bank's best point without any worth asks 27% of BANKING77 train
-    (a margin does the refusing there), and capping it at 10% would answer 11 points fewer of it right (docs/evaluation.md, "Clarify on near ties (#27)"). `lift=False` caps it anyway (that
-    experiment's row).
+    (a margin does the refusing there), and capping it at 10% would answer 11 points fewer of it right (docs/evaluation.md, "Clarify on near ties (#27)"). `lift=False` caps it anyway: a bot
+    builder's `BOT_CLARIFY_LIMIT`, for a business that would rather hand near ties to a person.
 
     Many points answer about as many in-scope messages (a threshold can stand in for a margin), and
     with no out-of-scope traffic expected (`BOT_OOS_RATE=0`) the choice between them is arbitrary: on
@@ -176,7 +177,9 @@ def fit_self_calibration(
     points = grid_points(
         pseudo, rate, bias, settings.max_clarify_options, settings.oos_siblings, reviewed=reviewed
     )
-    best = choose_point(points, target, tolerance, rate=rate, worth=worth)
+    limit = settings.clarify_limit  # a bot builder's hard bound, lifted for no margin the target needs
+    cap, lift = (CLARIFY_CAP, True) if limit is None else (limit, False)
+    best = choose_point(points, target, tolerance, rate=rate, worth=worth, cap=cap, lift=lift)
     if best is None:
         return None
     threshold, margin, outcome, _ = best
@@ -315,7 +318,7 @@ def cache_key(
                 settings.oos_siblings,
             ],
             "tolerance": TOLERANCE,
-            "clarify": [CLARIFY_WORTH, CLARIFY_CAP, settings.max_clarify_options],
+            "clarify": [CLARIFY_WORTH, CLARIFY_CAP, settings.max_clarify_options, settings.clarify_limit],
             "target": settings.target_precision,
             "aggregation": [
                 settings.aggregation_weight,

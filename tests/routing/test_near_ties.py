@@ -130,3 +130,17 @@ def test_the_worth_buys_questions_up_to_the_cap_only() -> None:
     needed = [(*plain[:3], 0.85), many]
     assert choose_point(needed, 0.9, TOLERANCE, worth=0.5) == many
     assert np.isclose(many[2].clarify_rate(0.0), 0.2) and many[2].value(0.5) > plain[2].value(0.5)
+
+
+def test_a_bot_builder_s_clarify_limit_holds_and_is_fitted_apart(tmp_path: Path, bundled_encoder) -> None:
+    """BOT_CLARIFY_LIMIT bounds the share asked in all: with 0 the shop's near tie gets an answer or a
+    person, never a question, and the default fit in the same cache still asks (the limit is in the key)."""
+    folder, cache = write(tmp_path / "intents" / "shop.yaml", SHOP).parent, tmp_path / "cache"
+    never = engine_on(folder, cache, bundled_encoder, clarify_limit=0.0)
+    never.load()
+    fitted = never.state.calibration
+    assert fitted is not None and fitted.source == "self" and fitted.expected_clarify == 0.0
+    assert never.route(NEAR_TIE).route != "clarify"
+    default = engine_on(folder, cache, bundled_encoder)
+    assert default.load().operating_point == "self-calibration (fitted)"  # not the limited fit's cache
+    assert default.route(NEAR_TIE).route == "clarify"
