@@ -29,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 
 from bot.config import Settings
 from bot.routing.engine import Engine
+from bot.routing.promise import wilson_low
 from bot.routing.scoring import intent_scores
 from bot.routing.state import Scoring
 from bot.tuning.datasets import few_shot, without_texts
@@ -133,6 +134,8 @@ def main() -> None:
         f"threshold={threshold:.3f} margin={margin:.3f}: coverage {coverage:.3f}, "
         f"answer precision {precision:.3f}, clarify {clarify_rate:.3f}"
     )
+    answered = coverage * len(examples)  # the promise's lower bound over them, as bot calibrate writes it
+    print(f"expected_precision_low={wilson_low(precision, answered):.4f} (over {answered:.0f} answered)")
     if engine.state.knowledge_index.size:
         knowledge = engine.state.knowledge_index.search(queries, 1).scores[:, 0]
         print(
