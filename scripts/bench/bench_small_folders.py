@@ -17,7 +17,8 @@ Every folder self-calibrates twice: as before #27 item 3 (a clarify counted as a
 shipped (`CLARIFY_WORTH`, or --worth). Delivered precision weighs the off-topic messages to the share the promise plans for
 (`BOT_OOS_RATE`, `oos_rate` in the calibration), as the promise does. Per folder: the point, the promise,
 its lower bound, the precision delivered, in-scope answered right, the share asked to clarify (with the
-right option), and how many messages answered wrong before are asked with the right option now.
+right option), how many messages answered wrong before are asked with the right option now, and how many
+of the wrong answers the chosen threshold would give without a margin its margin asks with the right option.
 Knowledge passages play no part (the intents' promise is measured). With --self-train each folder routes
 with the encoder fine-tuned on its own texts (trained once per folder, cached in .bot_cache/models).
 Progress on stderr, the tables (or --json) on stdout.
@@ -79,6 +80,7 @@ class Result:
     asked_right: float  # share of in-scope messages asked with the right intent among the options
     pseudo: dict[str, float]  # the fit's outcome on its pseudo-queries and their number (for --json)
     decisions: list[Decision]
+    unasked: list[Decision]  # the same threshold with margin 0: every near tie answered, none asked
 
 
 def subset_folders(args: argparse.Namespace, base: IntentSet) -> list[Folder]:
@@ -117,6 +119,8 @@ def route(engine: Engine, folder: Folder, worth: float, vectors: np.ndarray) -> 
         raise SystemExit(f"{folder.name} is too small to self-calibrate")
     calibration = fit.calibration
     decisions = decide_vectors(with_calibration(state, engine.settings, calibration), vectors)
+    no_margin = calibration.model_copy(update={"margin": 0.0})
+    unasked = decide_vectors(with_calibration(state, engine.settings, no_margin), vectors)
     inside = np.array([r.in_scope for r in folder.rows])
     rate = calibration.oos_rate or 0.0
     weights = np.where(inside, (1 - rate) / max(inside.sum(), 1), rate / max((~inside).sum(), 1))
@@ -136,14 +140,15 @@ def route(engine: Engine, folder: Folder, worth: float, vectors: np.ndarray) -> 
         asked_right=float(holds[inside].mean()),
         pseudo={**dataclasses.asdict(fit.outcome), "queries": fit.queries},
         decisions=decisions,
+        unasked=unasked,
     )
 
 
-def converted(folder: Folder, before: Result, after: Result) -> tuple[int, int]:
-    """Messages answered wrong before that are asked with the right option now, and all answered wrong before."""
+def converted(folder: Folder, before: list[Decision], after: list[Decision]) -> tuple[int, int]:
+    """Messages answered wrong before that are asked with the right option after, and all answered wrong before."""
     wrong = [
         (r, b, a)
-        for r, b, a in zip(folder.rows, before.decisions, after.decisions, strict=True)
+        for r, b, a in zip(folder.rows, before, after, strict=True)
         if r.in_scope and b.route == "answer" and b.intent != r.label
     ]
     return sum(a.route == "clarify" and r.label in a.options for r, _, a in wrong), len(wrong)
@@ -154,12 +159,15 @@ def measure(args: argparse.Namespace, settings: Settings, folder: Folder) -> dic
     engine = engine_for(settings, folder.intents, args.self_train)
     vectors = engine.encoder.encode([r.text for r in folder.rows])
     before, now = (route(engine, folder, worth, vectors) for worth in (0.0, args.worth))
-    turned, wrong = converted(folder, before, now)
+    turned, wrong = converted(folder, before.decisions, now.decisions)
+    # what the clarify route does at the chosen point: its threshold without the margin answers every
+    # near tie; which of those wrong answers the margin asks with the right option instead
+    turned_here, wrong_here = converted(folder, now.unasked, now.decisions)
     say(
         f"{folder.name}: promised {now.promised:.3f}, at least {now.bound:.3f}, delivered {now.delivered:.3f}"
     )
     figures = {
-        name: {k: v for k, v in dataclasses.asdict(r).items() if k != "decisions"}
+        name: {k: v for k, v in dataclasses.asdict(r).items() if k not in ("decisions", "unasked")}
         for name, r in (("before", before), ("now", now))
     }
     in_scope = sum(r.in_scope for r in folder.rows)
@@ -171,6 +179,8 @@ def measure(args: argparse.Namespace, settings: Settings, folder: Folder) -> dic
         **figures,
         "wrong_before": wrong,
         "wrong_now_asked_right": turned,
+        "wrong_without_margin": wrong_here,
+        "wrong_without_margin_asked_right": turned_here,
     }
 
 
@@ -244,9 +254,10 @@ def print_tables(args: argparse.Namespace, results: list[dict[str, object]]) -> 
     print(f"\nthe bound holds on {held} of {args.subsets} subsets\n")
     print(
         "| folder | point before / now | precision before / now | answered right before / now | asked "
-        "(with the right option) | wrong answers asked with the right option now |"
+        "(with the right option) | wrong answers asked with the right option now | of the wrong answers "
+        "at the same threshold without a margin, asked with the right option |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for result in results:
         before, now = result["before"], result["now"]
         assert isinstance(before, dict) and isinstance(now, dict)
@@ -254,7 +265,8 @@ def print_tables(args: argparse.Namespace, results: list[dict[str, object]]) -> 
             f"| {result['folder']} | {before['point']} / {now['point']} | {before['delivered']:.3f} / "
             f"{now['delivered']:.3f} | {before['answered_right']:.3f} / {now['answered_right']:.3f} | "
             f"{now['asked']:.3f} ({now['asked_right']:.3f}) | {result['wrong_now_asked_right']} of "
-            f"{result['wrong_before']} |"
+            f"{result['wrong_before']} | {result['wrong_without_margin_asked_right']} of "
+            f"{result['wrong_without_margin']} |"
         )
 
 
