@@ -246,7 +246,7 @@ class Settings(SentimentSettings):
         ge=0.0,
         le=1.0,
         description="The most of the traffic a self-calibrated folder may ask which intent is meant, even "
-        "where the precision target needed a wider margin (its near ties are then handed off). Unset: 10% "
+        "where the precision target needs a wider margin (near ties beyond it go to a person instead). Unset: 10% "
         "beyond what the precision target needs.",
     )
 

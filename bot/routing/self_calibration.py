@@ -177,7 +177,7 @@ def fit_self_calibration(
     points = grid_points(
         pseudo, rate, bias, settings.max_clarify_options, settings.oos_siblings, reviewed=reviewed
     )
-    limit = settings.clarify_limit  # a bot builder's hard bound, lifted for no margin the target needs
+    limit = settings.clarify_limit  # a bot builder's bound holds even where the target needs a wider margin
     cap, lift = (CLARIFY_CAP, True) if limit is None else (limit, False)
     best = choose_point(points, target, tolerance, rate=rate, worth=worth, cap=cap, lift=lift)
     if best is None:
