@@ -245,9 +245,9 @@ class Settings(SentimentSettings):
         None,
         ge=0.0,
         le=1.0,
-        description="The most of the traffic a self-calibrated folder may ask which intent is meant, even "
-        "where the precision target needs a wider margin (near ties beyond it go to a person instead). Unset: 10% "
-        "beyond what the precision target needs.",
+        description="The most of the traffic a self-calibrated folder may ask which intent is meant (on the "
+        "fit's own evidence), even where the precision target needs a wider margin: near ties beyond it go "
+        "to a person instead. Unset: at most 10%, or what the point the target needs asks if that is more.",
     )
 
     # Raw cosine -> confidence: sigmoid(slope * (score - center)), fitted on training data.

@@ -12,8 +12,8 @@ The confidence map is a logistic fit of "the top intent is right" on the in-scop
 threshold and margin are the pair with the most in-scope answers whose precision reaches the target when
 `oos_rate` of the traffic is out of scope. A near tie (the runner-up within the margin) is asked as a
 clarify question; one whose options hold the right intent counts `CLARIFY_WORTH` of a right answer, and
-at most `CLARIFY_CAP` of the traffic beyond what the precision target needs may be asked, or at most
-`clarify_limit` in all when the bot builder sets it (#27 item 3). What the point promises comes with a lower
+at most `CLARIFY_CAP` of the traffic may be asked, or what the point the precision target needs asks if
+that is more; a bot builder's `clarify_limit` is a ceiling on both (#27 item 3). What the point promises comes with a lower
 bound the pseudo-queries' number supports (`bot.routing.promise`, #27 item 4). Fits take well under a second for 150 intents and are cached
 by intents version and model (`cached_self_calibration`), so restarts and reloads of an unchanged folder
 do not refit. A folder too small to support a fit keeps the settings' defaults (logged; `bot check` warns).
@@ -103,6 +103,7 @@ def choose_point(
     worth: float = CLARIFY_WORTH,
     cap: float = CLARIFY_CAP,
     lift: bool = True,
+    limit: float | None = None,
 ) -> tuple[float, float, Outcome, float] | None:
     """The (threshold, margin, outcome, precision) to use: among the points whose expected precision
     reaches `target`, those within `tolerance` of the most in-scope messages served (answered right, plus
@@ -112,8 +113,9 @@ def choose_point(
     The worth may make the fit ask more, but not beyond `cap` of the traffic (`rate` of it out of scope),
     or beyond what the point chosen with a clarify counted as a miss (`worth` 0) asks already, if that is
     more: on the stock encoder the demo bank's best point without any worth asks 27% of BANKING77 train
-    (a margin does the refusing there), and capping it at 10% would answer 11 points fewer of it right (docs/evaluation.md, "Clarify on near ties (#27)"). `lift=False` caps it anyway: a bot
-    builder's `BOT_CLARIFY_LIMIT`, for a business that would rather hand near ties to a person.
+    (a margin does the refusing there), and capping it at 10% would answer 11 points fewer of it right (docs/evaluation.md, "Clarify on near ties (#27)"). `lift=False` caps it anyway (that
+    experiment's row). `limit`, a bot builder's `BOT_CLARIFY_LIMIT`, is a ceiling on all of it: points
+    asking more are never considered, so a limit tightens the choice and never loosens it.
 
     Many points answer about as many in-scope messages (a threshold can stand in for a margin), and
     with no out-of-scope traffic expected (`BOT_OOS_RATE=0`) the choice between them is arbitrary: on
@@ -121,6 +123,8 @@ def choose_point(
     threshold. Giving up at most `tolerance` of the in-scope answers for the refusals costs little and
     makes the point refuse what it can.
     """
+    if limit is not None:
+        points = [p for p in points if p[2].clarify_rate(rate) <= limit + 1e-9]
     without = _best(points, target, tolerance, 0.0)  # a clarify counted as a miss (before #27)
     if worth == 0:
         return without
@@ -177,9 +181,7 @@ def fit_self_calibration(
     points = grid_points(
         pseudo, rate, bias, settings.max_clarify_options, settings.oos_siblings, reviewed=reviewed
     )
-    limit = settings.clarify_limit  # a bot builder's bound holds even where the target needs a wider margin
-    cap, lift = (CLARIFY_CAP, True) if limit is None else (limit, False)
-    best = choose_point(points, target, tolerance, rate=rate, worth=worth, cap=cap, lift=lift)
+    best = choose_point(points, target, tolerance, rate=rate, worth=worth, limit=settings.clarify_limit)
     if best is None:
         return None
     threshold, margin, outcome, _ = best
@@ -318,7 +320,9 @@ def cache_key(
                 settings.oos_siblings,
             ],
             "tolerance": TOLERANCE,
-            "clarify": [CLARIFY_WORTH, CLARIFY_CAP, settings.max_clarify_options, settings.clarify_limit],
+            # a limit only when set, so the keys of fits without one stay what they were
+            "clarify": [CLARIFY_WORTH, CLARIFY_CAP, settings.max_clarify_options]
+            + ([settings.clarify_limit] if settings.clarify_limit is not None else []),
             "target": settings.target_precision,
             "aggregation": [
                 settings.aggregation_weight,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import sys
 from pathlib import Path
 
@@ -134,8 +135,10 @@ def main() -> None:
         f"threshold={threshold:.3f} margin={margin:.3f}: coverage {coverage:.3f}, "
         f"answer precision {precision:.3f}, clarify {clarify_rate:.3f}"
     )
-    answered = coverage * len(examples)  # the promise's lower bound over them, as bot calibrate writes it
-    print(f"expected_precision_low={wilson_low(precision, answered):.4f} (over {answered:.0f} answered)")
+    # the promise's lower bound over the answered messages, floored to 4 places as bot calibrate writes it
+    answered = round(coverage * len(examples))
+    low = math.floor(min(wilson_low(precision, answered), precision) * 1e4) / 1e4
+    print(f"expected_precision_low={low:.4f} (over {answered} answered)")
     if engine.state.knowledge_index.size:
         knowledge = engine.state.knowledge_index.search(queries, 1).scores[:, 0]
         print(

@@ -79,8 +79,8 @@ def test_sibling_intents_get_a_margin_and_a_near_tie_asks_with_both(tmp_path: Pa
     assert decision.route == "clarify", decision.reason
     assert set(decision.options) == {"return_item", "refund_status"}
     assert engine.route("where is my order").route == "answer"  # a clear message is still answered
-    # the issue's own messages: the refund question was answered as return_item before; now it is
-    # answered right or asked with the right option, never answered as its sibling
+    # the issue's own messages are answered right or asked with the right option, never answered as the
+    # sibling
     for message, right in (
         ("I returned a pair 10 days ago and still no money", "refund_status"),
         ("do your sneakers fit narrow feet", "size_guide"),
@@ -144,3 +144,18 @@ def test_a_bot_builder_s_clarify_limit_holds_and_is_fitted_apart(tmp_path: Path,
     default = engine_on(folder, cache, bundled_encoder)
     assert default.load().operating_point == "self-calibration (fitted)"  # not the limited fit's cache
     assert default.route(NEAR_TIE).route == "clarify"
+
+
+def test_a_clarify_limit_is_a_ceiling_that_never_loosens_the_default() -> None:
+    plain, some, many = (
+        point(0.0, 0.60, 0.0, 0.0),
+        point(0.02, 0.58, 0.07, 0.08),
+        point(0.05, 0.55, 0.15, 0.2),
+    )
+    assert choose_point([plain, some, many], 0.9, TOLERANCE, worth=0.5, limit=0.3) == some  # 10% still holds
+    assert choose_point([plain, some, many], 0.9, TOLERANCE, worth=0.5, limit=0.05) == plain
+    needed = [(*plain[:3], 0.85), many]  # only the margin reaches the target ...
+    assert choose_point(needed, 0.9, TOLERANCE, worth=0.5) == many
+    limited = choose_point(needed, 0.9, TOLERANCE, worth=0.5, limit=0.1)  # ... but it asks 20%
+    assert limited is not None and limited[:2] == needed[0][:2]
+    assert choose_point(needed, 0.9, TOLERANCE, worth=0.0, limit=0.1) == limited  # whatever the worth
