@@ -12,8 +12,9 @@ docs/plots/training_time.jsonl): folder, texts, seconds to each phase, total. `-
 checkout's bot package (e.g. `git archive 694dff0 | tar -x -C /tmp/base`: the uncapped training before
 #26 item 5). Folders: demo (intents/ without calibration.yaml), f150 (make_folders.py f150), hwu64
 (scripts/bench/hwu64/intents), sNxK (N synthetic intents of K examples). `plot` draws seconds against
-texts: the cost model of bot/tuning/recipe.py with and without the cap, the pre-cap job's idle times and
-the runs, with the goals (90 s, 5 min). Timings on a shared machine are noisy:
+texts: the cost model of bot/tuning/recipe.py (the capped job) and the pre-cap job's at its own costs
+(UNCAPPED_*), the pre-cap job's idle times and the runs (dated runs filled, older ones hollow), with the
+goals (90 s, 5 min). Timings on a shared machine are noisy:
 the load average and the job's CPU seconds (all its processes, less sensitive to other work) are recorded
 with each run.
 """
@@ -133,8 +134,8 @@ def uncapped_estimate(texts: int) -> float:
 
 
 def plot(args: argparse.Namespace) -> None:
-    """Seconds against texts: the cost model with and without the cap (2 idle cores), the pre-cap job's
-    idle times, and this script's runs (marked with the machine's load)."""
+    """Seconds against texts: the capped job's cost model and the pre-cap job's (2 idle cores), the pre-cap
+    job's idle times, and this script's runs (marked with the machine's load)."""
     import matplotlib
 
     matplotlib.use("Agg")
