@@ -26,9 +26,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
-from ruamel.yaml.error import MarkedYAMLError, StreamMark
+from ruamel.yaml.error import MarkedYAMLError, StreamMark, YAMLError
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from bot.config import get_settings
 from bot.errors import IntentFileError
@@ -224,6 +225,21 @@ def read_yaml(
     except MarkedYAMLError as exc:
         line, message = describe_yaml_error(exc, text)
         raise error_type(path, line, message) from None
+    except YAMLError as exc:  # refused before parsing (a NUL or C0 control character): no mark to read
+        line, message = _describe_unmarked(exc, text)
+        raise error_type(path, line, message) from None
+
+
+def _describe_unmarked(exc: YAMLError, text: str) -> tuple[int, str]:
+    """The line and words for a YAML error without a mark: the reader's refusal of a character YAML does
+    not allow, located by its position in the text; line 1 when there is no position."""
+    if isinstance(exc, ReaderError) and isinstance(exc.position, int) and isinstance(exc.character, int):
+        line = text.count("\n", 0, exc.position) + 1
+        return line, (
+            f"the control character #x{exc.character:04x} is not allowed in a YAML file; remove it "
+            "(it is invisible in most editors)"
+        )
+    return 1, f"YAML error: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}"
 
 
 def atomic_write(path: Path, text: str) -> None:

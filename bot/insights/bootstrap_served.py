@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ruamel.yaml.error import YAMLError
-
 from bot.config import Settings
 from bot.content.intents import MAX_EXAMPLES_PER_INTENT, NAME_PATTERN, load_intents
 from bot.content.yaml_io import atomic_write
@@ -212,11 +210,6 @@ def _loads(text: str) -> int:
         trial.write_text(text, encoding="utf-8")
         try:
             intents = load_intents(scratch)
-        except YAMLError as exc:  # what the YAML reader refuses before parsing (a NUL, a C0 control)
-            problem = str(exc).replace(str(trial), INTENTS_FILE).splitlines()[0]
-            raise InvalidInputError(
-                "decisions", f"the reviewed drafts.yaml does not load: {problem}"
-            ) from None
         except IntentFileError as exc:
             where = f"line {exc.line}: " if exc.line else ""
             problem = exc.message.replace(str(trial), INTENTS_FILE)  # not the scratch copy's path
