@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bot.routing.calibration import base_model_id
+from bot.routing.calibration import same_model
 from bot.routing.state import RoutingState
 
 # A calibration other than the live one counts as the live confidence scale when this share of its
-# decisions' logged confidences are the live map's of their raw scores (a stray row, such as one written
-# by older code, must not drop a whole calibration; a different map agrees on far fewer, see on_live_scale).
+# decisions' logged confidences are the live map's of their raw scores (a stray row with another rounding
+# or map must not drop a whole calibration; a different map agrees on far fewer, see on_live_scale).
 AGREEING = 0.95
 
 
@@ -53,6 +53,5 @@ def on_live_scale(
         same_map = (checked > 0) & (agreed >= AGREEING * np.maximum(checked, 1))
         live = live | same_map[group]
     if len(models) == n:
-        model = base_model_id(state.model_id)
-        live &= np.array([base_model_id(m or "") == model for m in models], dtype=bool)
+        live &= np.array([same_model(m or "", state.model_id) for m in models], dtype=bool)
     return np.asarray(live, dtype=bool)

@@ -47,8 +47,8 @@ LEVEL = 0.90  # the interval's coverage
 # within two points of the traffic's changes the operating point by less than the estimate's own error.
 OFF_BY = 0.02
 # Off-topic requests near the folder's own topics (a bank's customer asking about a service it does not
-# list) score like in-scope ones, so the estimate does not see them: on BANKING77 train with half the
-# off-topic messages such siblings it reads about half the share (docs/evaluation.md). Lowering the share
+# list) score like in-scope ones, so the estimate does not see them and reads too low a share where they
+# are many (docs/evaluation.md, "Estimating the off-topic share (#31 item 3)"). Lowering the share
 # when it is really right makes the promise fail, so the advice asks for a lower share only when the
 # configured one is over this many times the interval's upper end.
 SIBLING_ROOM = 2.0

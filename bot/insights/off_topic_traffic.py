@@ -61,8 +61,9 @@ class OffTopicOut(BaseModel):
         description="'folder' (the `off_topic_share` key) or 'settings' (BOT_OOS_RATE)."
     )
     off: bool = Field(
-        description="The configured share lies below the interval by more than 2 points, or above it by "
-        "more than 2 points and twice its upper end (off-topic requests near the folder's topics go unseen)."
+        description=f"The configured share lies below the interval by more than {share_of.OFF_BY * 100:g} "
+        f"points, or above it by more than {share_of.OFF_BY * 100:g} points and {share_of.SIBLING_ROOM:g} times "
+        "its upper end (off-topic requests near the folder's topics go unseen)."
     )
     suggested: float | None = Field(description="The share to set (the estimate, within 0.01-0.9).")
     advice: str = Field(description="One sentence saying all of the above.")
@@ -230,14 +231,20 @@ def _first_candidate(candidates: Any) -> Mapping[str, Any] | None:
 def top_candidate(candidates: Any) -> str | None:
     """The first candidate's intent of a logged decision (a list of dicts, or its JSON text in a CSV
     export); None when there is none or it cannot be read (the estimate then counts it on its own)."""
-    first = _first_candidate(candidates)
-    intent = first.get("intent") if first is not None else None
-    return str(intent) if intent else None
+    return _intent_of(_first_candidate(candidates))
 
 
 def top_score(candidates: Any) -> float | None:
     """The first candidate's raw score of a logged decision; None when there is none or it is no number."""
-    first = _first_candidate(candidates)
+    return _score_of(_first_candidate(candidates))
+
+
+def _intent_of(first: Mapping[str, Any] | None) -> str | None:
+    intent = first.get("intent") if first is not None else None
+    return str(intent) if intent else None
+
+
+def _score_of(first: Mapping[str, Any] | None) -> float | None:
     score = first.get("score") if first is not None else None
     try:
         return float(score) if score is not None and not isinstance(score, bool) else None
@@ -299,18 +306,19 @@ def traffic_of(items: list[Mapping[str, Any]], where: str) -> Traffic:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: a 'confidence' is not a number ({exc})") from None
     reviewed = [item for item in items if item.get("review_verdict")]
+    firsts = [_first_candidate(item.get("candidates")) for item in kept]  # each row's JSON read once
     return Traffic(
         confidences,
         [str(item.get("calibration_id") or "") for item in kept],
         [item.get("intent") or None for item in kept],
         reviewed=len(reviewed),
         reviewed_off_topic=sum(1 for item in reviewed if not item.get("review_intent")),
-        tops=[top_candidate(item.get("candidates")) for item in kept],
+        tops=[_intent_of(first) for first in firsts],
         # a file without the column (hand-made, say) says nothing of the model: not that it is another one
         models=[str(item.get("model_id") or "") or None for item in kept]
         if any("model_id" in i for i in kept)
         else [],
-        top_scores=[top_score(item.get("candidates")) for item in kept],
+        top_scores=[_score_of(first) for first in firsts],
     )
 
 

@@ -95,7 +95,7 @@ def topic_day_counts(
     database: Database, since: datetime, until: datetime, threshold: float = NEGATIVE_THRESHOLD
 ) -> dict[TopicDay, Counts]:
     """Scored and negative messages per intent and UTC day in [since, until), counted by the database."""
-    rows = _counted(database, since, until, threshold, _utc_day(database.dialect.name))
+    rows = _counted(database, since, until, threshold, utc_stamp(database.dialect.name))
     return {
         TopicDay(intent, date.fromisoformat(str(d))): Counts(int(n), int(k or 0)) for intent, d, n, k in rows
     }
@@ -118,7 +118,9 @@ def topic_hour_counts(
     messages included: a surge baseline, cut into blocks of any window's length (`surge.blocks_of`)."""
     hours = int((until - since).total_seconds() // 3600)
     counts: dict[str, list[Counts]] = {}
-    for intent, at, n, k in _counted(database, since, until, threshold, _utc_hour(database.dialect.name)):
+    for intent, at, n, k in _counted(
+        database, since, until, threshold, utc_stamp(database.dialect.name, hour=True)
+    ):
         stamp = datetime.strptime(str(at)[:10], "%Y-%m-%d").replace(hour=int(str(at)[11:13]), tzinfo=UTC)
         index = int((stamp - since).total_seconds() // 3600)
         if 0 <= index < hours:
@@ -249,15 +251,10 @@ def hour_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _utc_day(dialect: str) -> sa.ColumnElement[str]:
-    """A decision's UTC day as 'YYYY-MM-DD' (as bot.insights.stats computes it for the traffic by day)."""
+def utc_stamp(dialect: str, *, hour: bool = False) -> sa.ColumnElement[str]:
+    """A decision's UTC day as 'YYYY-MM-DD', computed by the database, or with `hour` its UTC hour as
+    'YYYY-MM-DD HH' (the 11th character differs by backend, never read). SQLite keeps UTC text."""
     if dialect == "postgresql":
-        return sa.func.to_char(sa.func.timezone("UTC", col(DecisionLog.created_at)), "YYYY-MM-DD")
-    return sa.func.substr(sa.cast(col(DecisionLog.created_at), sa.String), 1, 10)
-
-
-def _utc_hour(dialect: str) -> sa.ColumnElement[str]:
-    """A decision's UTC hour as 'YYYY-MM-DD HH' (the 11th character differs by backend, never read)."""
-    if dialect == "postgresql":
-        return sa.func.to_char(sa.func.timezone("UTC", col(DecisionLog.created_at)), "YYYY-MM-DD HH24")
-    return sa.func.substr(sa.cast(col(DecisionLog.created_at), sa.String), 1, 13)
+        pattern = "YYYY-MM-DD HH24" if hour else "YYYY-MM-DD"
+        return sa.func.to_char(sa.func.timezone("UTC", col(DecisionLog.created_at)), pattern)
+    return sa.func.substr(sa.cast(col(DecisionLog.created_at), sa.String), 1, 13 if hour else 10)

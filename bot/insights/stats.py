@@ -15,7 +15,7 @@ from sqlalchemy import Engine as Database
 from sqlmodel import Session, col, select
 
 from bot.config_sentiment import SentimentSettings
-from bot.insights.sentiment import SentimentOut, sentiment_card
+from bot.insights.sentiment import SentimentOut, sentiment_card, utc_stamp
 from bot.routing.policy import ROUTES
 from bot.store.models import DecisionLog, Review
 
@@ -110,13 +110,6 @@ def window(days: int, now: datetime | None = None) -> tuple[datetime, datetime]:
 
 def _rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
-
-
-def _utc_day(dialect: str) -> sa.ColumnElement[str]:
-    """A decision's UTC day as 'YYYY-MM-DD', computed by the database."""
-    if dialect == "postgresql":
-        return sa.func.to_char(sa.func.timezone("UTC", col(DecisionLog.created_at)), "YYYY-MM-DD")
-    return sa.func.substr(sa.cast(col(DecisionLog.created_at), sa.String), 1, 10)  # SQLite keeps UTC text
 
 
 def _confidence_bin() -> sa.ColumnElement[int]:
@@ -224,7 +217,7 @@ def _window_rows(database: Database, since: datetime, until: datetime) -> _Windo
         col(DecisionLog.created_at) < until,
         bot_decisions(),
     )
-    day = _utc_day(database.dialect.name).label("day")
+    day = utc_stamp(database.dialect.name).label("day")
     count = sa.func.count().label("count")
     with Session(database) as session:
         by_day = session.execute(

@@ -32,13 +32,12 @@ from typing import Any
 
 from scipy.stats import betabinom
 
-from bot.config import Settings
-from bot.config_sentiment import MIN_BLOCKS
+from bot.config_sentiment import MIN_BLOCKS, SentimentSettings
 
 
 def _default(name: str) -> Any:
-    """A setting's default: the one place the tuned values are written is `bot.config.Settings`."""
-    return Settings.model_fields[name].default
+    """A setting's default: the one place the tuned values are written is `bot.config_sentiment`."""
+    return SentimentSettings.model_fields[name].default
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class SurgeRules:
     min_rise: float = _default("sentiment_min_rise")  # the window's share this many points over the baseline
     # the chance a steady topic's windows pass, per look, split equally between the windows tested
     p_value: float = _default("sentiment_p_value")
-    windows: tuple[int, ...] = tuple(_default("sentiment_window_hours"))  # hours, rolling up to now
+    windows: tuple[int, ...] = _default("sentiment_window_hours")  # hours, rolling up to now
     baseline_days: int = _default("sentiment_baseline_days")  # before the longest window
     # after a surge is found, the topic's windows are judged again only on hours this long after it
     rearm_hours: float = _default("sentiment_rearm_hours")
@@ -65,14 +64,14 @@ class SurgeRules:
         return self.rearm_hours + 2 * max(self.windows)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SurgeRules:
+    def from_settings(cls, settings: SentimentSettings) -> SurgeRules:
         """The rules a deployment set (validated by `Settings`)."""
         return cls(
             min_messages=settings.sentiment_min_messages,
             min_negative=settings.sentiment_min_negative,
             min_rise=settings.sentiment_min_rise,
             p_value=settings.sentiment_p_value,
-            windows=tuple(settings.sentiment_window_hours),
+            windows=settings.sentiment_window_hours,
             baseline_days=settings.sentiment_baseline_days,
             rearm_hours=settings.sentiment_rearm_hours,
         )
@@ -196,17 +195,18 @@ def judge_topic(
     return kept
 
 
-def rearmed_windows(windows: Sequence[int], since_found: float | None, rules: SurgeRules) -> tuple[int, ...]:
-    """The windows (hours) a topic is judged on at a look `since_found` hours after its last stored surge
-    was found (None: none stored): those whose hours all come at least `rules.rearm_hours` after it.
+def rearmed_windows(since_found: float | None, rules: SurgeRules) -> tuple[int, ...]:
+    """The windows (hours, of `rules.windows`) a topic is judged on at a look `since_found` hours after its
+    last stored surge was found (None: none stored): those whose hours all come at least
+    `rules.rearm_hours` after it.
 
     Why not every window once the re-arm time has passed: a window reaching back before it still holds
     the surge's later hours, which its alert already reported, and the baseline (ending a longest window
-    before the look) does not hold them yet; a surge of 6-12 hours then read as a new one a day later.
+    before the look) does not hold them yet, so a surge of 6-12 hours would read as a new one a day later.
     Judged only on hours after the re-arm time, a surge alerts again only if it is still there then."""
     if since_found is None:
-        return tuple(windows)
-    return tuple(size for size in windows if since_found - size >= rules.rearm_hours)
+        return tuple(rules.windows)
+    return tuple(size for size in rules.windows if since_found - size >= rules.rearm_hours)
 
 
 def outside_surges(hours: Sequence[Counts], found: Sequence[float], rules: SurgeRules) -> list[Counts]:

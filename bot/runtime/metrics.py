@@ -220,7 +220,8 @@ class Metrics:
         # database, so workers' values agree (livemax); surges are counted by the process that stored them
         self.negative_share = Gauge(
             "bot_sentiment_negative_share",
-            "Share of an intent's customer messages of the last 24 hours that read as negative.",
+            "Share of an intent's customer messages in the longest sentiment window (BOT_SENTIMENT_WINDOW_HOURS) "
+            "that read as negative.",
             ["intent"],
             registry=owner,
             multiprocess_mode="livemax",
@@ -290,8 +291,8 @@ class Metrics:
         self.webhook_outbox.labels("failed").set(failed)
 
     def observe_sentiment(self, shares: Mapping[str, float], names: frozenset[str]) -> None:
-        """Today's negative share per intent of the live folder (bounded labels); a named intent with no
-        scored message today reads 0, so yesterday's value does not linger."""
+        """The negative share per intent of the live folder (bounded labels) over the longest window; a named
+        intent with no scored message in it reads 0, so an old value does not linger."""
         for intent in names:
             self.negative_share.labels(intent).set(shares.get(intent, 0.0))
 

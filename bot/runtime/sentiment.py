@@ -143,7 +143,7 @@ class SentimentWatch:
         """The windows' counts without a topic's windows that reach back before its re-arm time."""
         kept = {size: dict(counts) for size, counts in windows.items()}
         for intent, times in found.items():
-            armed = rearmed_windows(self.rules.windows, (now - times[-1]) / timedelta(hours=1), self.rules)
+            armed = rearmed_windows((now - times[-1]) / timedelta(hours=1), self.rules)
             for size in set(self.rules.windows) - set(armed):
                 kept[size].pop(intent, None)
         return kept

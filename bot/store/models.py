@@ -108,7 +108,7 @@ class DecisionLog(SQLModel, table=True):
     # the HTTP request that made it (X-Request-Id, bot.api.request_id): the id its JSON log lines carry
     request_id: str | None = Field(default=None, max_length=128, index=True)
     # the message's anger score (bot.routing.tone; sentiment by topic counts it negative above
-    # bot.insights.sentiment.NEGATIVE_THRESHOLD); None for a clarify pick and for rows older than #32
+    # BOT_SENTIMENT_NEGATIVE_THRESHOLD); None for a clarify pick and for rows stored before it was kept
     anger: float | None = None
 
 

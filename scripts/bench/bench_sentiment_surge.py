@@ -125,7 +125,7 @@ class Detector:
         overall = base_k.sum() / base_m.sum() if base_m.sum() else 0.0
         blocks = {size: self._blocks(base_end, size, span // size) for size in rules.windows}
         windows = {size: self._sum(end - size, end) for size in rules.windows}
-        armed = {t: rearmed_windows(rules.windows, end - found[-1], rules) for t, found in self.found.items()}
+        armed = {t: rearmed_windows(end - found[-1], rules) for t, found in self.found.items()}
         possible = np.zeros(self.cum_m.shape[1], bool)
         for size, (m, k) in windows.items():
             could = _could_surge(m, k, base_m, base_k, overall, rules)

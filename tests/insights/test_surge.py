@@ -122,7 +122,7 @@ def test_each_window_tested_gets_its_share_of_the_budget() -> None:
 def test_a_topic_is_judged_again_only_on_hours_after_its_rearm_time(
     since_found: float | None, windows: tuple[int, ...], why: str
 ) -> None:
-    assert rearmed_windows((3, 24), since_found, SurgeRules(windows=(3, 24), rearm_hours=24)) == windows, why
+    assert rearmed_windows(since_found, SurgeRules(windows=(3, 24), rearm_hours=24)) == windows, why
 
 
 def test_a_surges_hours_are_left_out_of_its_topics_baseline() -> None:
@@ -177,7 +177,7 @@ def test_a_lasting_shift_alerts_at_most_three_times_in_two_weeks() -> None:
         baseline = {t: hs[start : end - longest] for t, hs in hours.items()}
         for topic, times in found.items():
             baseline[topic] = outside_surges(baseline[topic], [at - start for at in times], rules)
-            for size in set(rules.windows) - set(rearmed_windows(rules.windows, end - times[-1], rules)):
+            for size in set(rules.windows) - set(rearmed_windows(end - times[-1], rules)):
                 windows[size].pop(topic)
         for verdict in judge_all(windows, baseline, rules):
             if verdict.surge:
