@@ -265,8 +265,7 @@ def _draft(
         name=drafted.name,
         description=drafted.description,
         examples=tuple(
-            texts[p]
-            for p in pick_examples(order, sims, w, vectors, examples[0], examples[1], examples[2][order])
+            texts[p] for p in pick_examples(order, w, vectors, examples[0], examples[1], examples[2][order])
         ),
         answer=pick_answer(answered, encode),
         size=int(w.sum()),

@@ -20,15 +20,14 @@ EDGE = 0.95  # the `edge` picker's farthest quantile: members closer than 95% of
 
 def pick_examples(
     order: np.ndarray,
-    sims: np.ndarray,
     weights: np.ndarray,
     vectors: np.ndarray,
     wanted: int,
     picker: str,
     lead: np.ndarray,
 ) -> list[int]:
-    """Positions in `order` (members, most central first, with their `sims` to the centre and `weights`)
-    of the draft's examples: `wanted` of them, or all members when fewer are distinct enough."""
+    """Positions in `order` (members, most central first, with their `weights`) of the draft's examples:
+    `wanted` of them, or all members when fewer are distinct enough."""
     if picker == "boundary":
         return _boundary(order, vectors, wanted, lead)
     if picker == "central":
