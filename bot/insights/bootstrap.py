@@ -212,10 +212,14 @@ def cluster_history(
     if len(centroids):
         owner, closeness = assign(vectors, centroids, min_similarity)
     kept = [label for label in range(len(centroids)) if weights[owner == label].sum() >= size_needed]
-    # how much nearer each question is to its own draft than to the next one (the `boundary` picker's)
-    lead = closeness - runner_up(vectors, centroids[kept], _renumber(owner, kept))
-    shared = (vectors, weights, counted, encode, messages, (examples, picker, lead))
-    made = [_draft(np.flatnonzero(owner == label), *shared) for label in kept]
+    lead = None  # how much nearer each question is to its own draft than to the next one: only `boundary`
+    if picker == "boundary":  # reads it, and it costs a pass over every question and draft
+        lead = closeness - runner_up(vectors, centroids[kept], _renumber(owner, kept))
+    shared = (vectors, weights, counted, encode, messages)
+    made = [
+        _draft(np.flatnonzero(owner == label), *shared, wanted=examples, picker=picker, lead=lead)
+        for label in kept
+    ]
     made = _unique_names(sorted(made, key=lambda d: (-d.size, d.name)))
     covered = {i for d in made for i in d.members}
     drafted_answers = {d.answer for d in made if d.answer}  # a straggler of a draft: its answer is there
@@ -249,7 +253,10 @@ def _draft(
     counted: _Counted,
     encode: Callable[[list[str]], np.ndarray],
     messages: int,
-    examples: tuple[int, str, np.ndarray],
+    *,
+    wanted: int,
+    picker: str,
+    lead: np.ndarray | None,
 ) -> Draft:
     """A draft for the distinct questions `members`: centroid from all of them, central ones first."""
     centroid = discovery.centre(vectors[members], weights[members])
@@ -265,7 +272,8 @@ def _draft(
         name=drafted.name,
         description=drafted.description,
         examples=tuple(
-            texts[p] for p in pick_examples(order, w, vectors, examples[0], examples[1], examples[2][order])
+            texts[p]
+            for p in pick_examples(order, w, vectors, wanted, picker, None if lead is None else lead[order])
         ),
         answer=pick_answer(answered, encode),
         size=int(w.sum()),

@@ -24,11 +24,14 @@ def pick_examples(
     vectors: np.ndarray,
     wanted: int,
     picker: str,
-    lead: np.ndarray,
+    lead: np.ndarray | None,
 ) -> list[int]:
     """Positions in `order` (members, most central first, with their `weights`) of the draft's examples:
-    `wanted` of them, or all members when fewer are distinct enough."""
+    `wanted` of them, or all members when fewer are distinct enough. `lead` (how much nearer each member
+    is to its draft than to the next one) is read by the `boundary` picker only."""
     if picker == "boundary":
+        if lead is None:
+            raise ValueError("the boundary picker needs each member's lead over the nearest other draft")
         return _boundary(order, vectors, wanted, lead)
     if picker == "central":
         targets = [0.0] * wanted
