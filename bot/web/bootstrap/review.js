@@ -208,8 +208,8 @@ function startDraftsReview(data, server) {
     const mine = made;
     const found = reviewed();
     if (found.problems.length) return show(`Not made: ${found.problems.join("; ")}.`, "problem");
-    let text = yaml(found);
-    let count = found.examples.size;
+    let text;
+    let count;
     if (server) {
       show("Making…", "");
       try {
@@ -219,6 +219,9 @@ function startDraftsReview(data, server) {
         return;
       }
       if (mine !== made) return; // a decision changed while the server made it
+    } else {
+      text = yaml(found);
+      count = found.examples.size;
     }
     const result = document.getElementById("result");
     const download = document.getElementById("download");
