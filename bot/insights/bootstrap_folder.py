@@ -102,15 +102,11 @@ def share_of(uncovered: int, messages: int) -> float:
     return min(MAX_SHARE, round(uncovered / messages, 2)) if messages else 0.0
 
 
-def share_line(result: Result) -> str:
-    """The folder's `off_topic_share`: the history's messages in no draft stand for the traffic no draft
-    covers, so the folder's self-calibration plans for that share of out-of-scope messages rather than
-    BOT_OOS_RATE's 3% (docs/bootstrap.md, "What the drafted folder promises")."""
-    return uncovered_line(result.unassigned, result.messages, "in no draft")
-
-
 def uncovered_line(uncovered: int, messages: int, where: str) -> str:
-    """The `off_topic_share` line with the comment that says where its share comes from."""
+    """The `off_topic_share` line with the comment that says where its share comes from: the history's
+    messages `where` (in no draft) stand for the traffic no draft covers, so the folder's self-calibration
+    plans for that share of out-of-scope messages rather than BOT_OOS_RATE's 3% (docs/bootstrap.md, "What
+    the drafted folder promises")."""
     return (
         f"# {uncovered:,} of the {messages:,} messages in the history are {where}: "
         "as much of the traffic is likely not covered\n"
@@ -141,7 +137,11 @@ def write_folder(result: Result, out: Path, source: Source) -> list[Path]:
     written = [out / INTENTS_FILE, out / SUMMARY_FILE]
     body = "".join(intent_entry(d) + "\n" for d in result.drafts)
     (out / INTENTS_FILE).write_text(
-        _header(source, "Intents") + share_line(result) + "intents:\n" + body, encoding="utf-8"
+        _header(source, "Intents")
+        + uncovered_line(result.unassigned, result.messages, "in no draft")
+        + "intents:\n"
+        + body,
+        encoding="utf-8",
     )
     knowledge = out / KNOWLEDGE_FILE
     if result.knowledge:
