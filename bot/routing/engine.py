@@ -145,7 +145,7 @@ class Engine:
             source = extra_examples() if callable(extra_examples) else extra_examples
             extra = {k: list(v) for k, v in (source if source is not None else self.extra_examples).items()}
             using = self._model_named(model) if model is not None else self._model
-            base, state, operating_point = self._prepare(folder, extra, using)
+            base, state, operating_point = self._prepare(folder, extra, using, self._fit_inputs)
             intents, passages = state.intents, state.passages
             self._live = Live(using, state, operating_point)
             self._model = using
@@ -171,8 +171,10 @@ class Engine:
 
     def candidate(self, folder: Path) -> tuple[RoutingState, str]:
         """Build (not swap in) the state `load(folder)` would make, with the live learned examples, and
-        its operating point: what a routing diff or a shadow run compares against the live state."""
-        _base, state, operating_point = self._prepare(Path(folder), self.extra_examples, self._model)
+        its operating point: what a routing diff or a shadow run compares against the live state. It fits
+        with its own inputs, so the live version's stay kept for the next learned example."""
+        own = LastFitInputs()
+        _base, state, operating_point = self._prepare(Path(folder), self.extra_examples, self._model, own)
         return state, operating_point
 
     def _model_named(self, name: str) -> LoadedModel:
@@ -188,7 +190,7 @@ class Engine:
         return found
 
     def _prepare(
-        self, folder: Path, extra: Mapping[str, list[str]], model: LoadedModel
+        self, folder: Path, extra: Mapping[str, list[str]], model: LoadedModel, fit_inputs: LastFitInputs
     ) -> tuple[IntentSet, RoutingState, str]:
         """Read, validate, embed and calibrate a folder: its YAML intents, the state and the operating point."""
         base = load_intents(folder)
@@ -198,14 +200,14 @@ class Engine:
         state = self._build(intents, passages, calibration, load_tone(folder), model)
         if calibration is not None:
             return base, state, "calibration.yaml"
-        state, operating_point = self._self_calibrated(base, state, model)
+        state, operating_point = self._self_calibrated(base, state, model, fit_inputs)
         return base, state, operating_point
 
     def _self_calibrated(
-        self, base: IntentSet, state: RoutingState, model: LoadedModel
+        self, base: IntentSet, state: RoutingState, model: LoadedModel, fit_inputs: LastFitInputs
     ) -> tuple[RoutingState, str]:
         """`self_calibrated`, reading a folder version's evidence and YAML state once per model."""
-        inputs = self._fit_inputs.of(
+        inputs = fit_inputs.of(
             base, model, lambda: self._build(base, state.passages, None, state.tone_phrases, model)
         )
         return self_calibrated(base, state, model, inputs)
@@ -265,7 +267,7 @@ class Engine:
         )
         operating_point = live.operating_point
         if labelled is None:
-            rebuilt, operating_point = self._self_calibrated(base, rebuilt, live.model)
+            rebuilt, operating_point = self._self_calibrated(base, rebuilt, live.model, self._fit_inputs)
         self._live = Live(live.model, rebuilt, operating_point)
         self.extra_examples = extra
         return True
@@ -290,7 +292,7 @@ class Engine:
             live.state.tone_phrases,
             live.model,
         )
-        return self._self_calibrated(base, state, live.model)
+        return self._self_calibrated(base, state, live.model, self._fit_inputs)
 
     def _build(
         self,

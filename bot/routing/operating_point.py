@@ -44,7 +44,8 @@ class LastFitInputs:
 
     def of(self, base: IntentSet, model: LoadedModel, yaml_state: Callable[[], RoutingState]) -> FitInputs:
         """The inputs of `base` with `model`, kept from the last call when they are the same version's."""
-        last, key = self._last, (model.model_id, base.version)  # one read: a candidate may fit meanwhile
+        # one read: `Engine.with_learned` fits without the reload lock
+        last, key = self._last, (model.model_id, base.version)
         if last is None or last[0] != key:
             last = key, FitInputs(lambda: Evidence.of(model.settings.model, base, model.encoder), yaml_state)
             self._last = last
