@@ -60,8 +60,9 @@ def bootstrap(
             "--min-size", min=2, help="Messages a draft needs (default: 3, or 1 in 1,000 messages)."
         ),
     ] = None,
-    # 5: bot/insights/bootstrap.py's EXAMPLES (not imported here: it loads numpy and the clustering)
-    examples: Annotated[int, typer.Option("--examples", min=1, max=20, help="Examples per draft.")] = 5,
+    examples: Annotated[
+        int | None, typer.Option("--examples", min=1, max=20, help="Examples per draft (default: 5).")
+    ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, max=64, help="Encoder threads.")] = 2,
 ) -> None:
     """Draft an intents folder from past conversations: a draft intent per recurring question (name,
@@ -126,13 +127,13 @@ def _cluster(
     *,
     sample: int,
     min_size: int | None,
-    examples: int,
+    examples: int | None,
     threads: int,
 ) -> Result:
     """Encode with the configured model (a Rich progress bar on stderr) and draft."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from bot.insights.bootstrap import cluster_history, question_key
+    from bot.insights.bootstrap import EXAMPLES, cluster_history, question_key
     from bot.routing.encoders import make_encoder
     from bot.routing.index import limit_native_threads
 
@@ -152,5 +153,5 @@ def _cluster(
             progress=lambda n: bar.advance(task, n),
             sample=sample,
             min_size=min_size,
-            examples=examples,
+            examples=examples if examples is not None else EXAMPLES,
         )
