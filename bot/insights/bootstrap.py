@@ -29,10 +29,11 @@ from bot.insights.history import HistoryError
 
 # Tighter than discovery's 0.60/0.60: a history holds every topic, neighbours included (card arrival and
 # card delivery estimate), and a draft that mixes two teaches the router both, and makes the folder promise
-# a precision its answers do not have (the self-calibration cannot see a draft's mix). Chosen on BANKING77
-# train with scripts/experiments/tune_bootstrap.py --split (labels only to score; docs/evaluation.md,
-# "Drafting a folder from history (#32)"): distance 0.30 over 0.35 for the purity the promise needs, five
-# examples spread over the draft's messages (bootstrap_examples.py) rather than three central ones.
+# a precision its answers do not have (the self-calibration cannot see a draft's mix). Distance 0.30 is
+# tight enough that drafts are pure enough for the precision the folder promises; five examples spread over
+# a draft's messages (bootstrap_examples.py) let the self-calibration judge it on traffic like its own.
+# Chosen on BANKING77 train with scripts/experiments/tune_bootstrap.py --split (labels only to score); the
+# figures are in docs/evaluation.md, "Drafting a folder from history (#32)".
 DISTANCE = 0.3
 MIN_SIMILARITY = 0.7
 SAMPLE = 5000

@@ -4,10 +4,10 @@ The page reads DIR/drafts.json (re-read on every request, so a new `bot bootstra
 the next reload) and sends back only the reviewer's decisions (accept with a name, merge into, drop); the
 server makes the reviewed DIR/drafts.yaml from drafts.json with `bot bootstrap`'s own writer
 (bootstrap_folder.intent_entry), so one writer escapes customer text, and a decisions list stays small
-under the request guard's body limit where the file itself (about 0.75 KB a draft) would not. Nothing goes
-live from here: the folder must not be, hold or sit inside the one the server routes with (nor its
-shadow), the file is loaded as an intents folder before it replaces the old one whole, and a person still
-points BOT_INTENTS_DIR at the folder after `bot check`.
+under the request guard's body limit where the file itself would not. Nothing goes live from here: the
+folder must not be, hold or sit inside the one the server routes with (nor its shadow), the file is loaded
+as an intents folder before it replaces the old one whole, and a person still points BOT_INTENTS_DIR at
+the folder after `bot check`.
 """
 
 from __future__ import annotations
