@@ -275,7 +275,7 @@ def with_general(pseudo: PseudoQueries, state: RoutingState, off_topic: np.ndarr
     scoring = pseudo.scoring
     _, top, second = top_two(intent_scores(state, off_topic, scoring.raw()))
     top = np.where(np.isfinite(top), top, -1.0)
-    kept = top < cut
+    kept = ~covered(top, cut)
     conf = scoring.confidence(top[kept])
     return dataclasses.replace(
         pseudo,
@@ -291,9 +291,8 @@ def covered_cut(right_scores: np.ndarray) -> float | None:
     return float(np.quantile(right_scores, COVERED_QUANTILE)) if len(right_scores) else None
 
 
-def covered(top_scores: np.ndarray, right_scores: np.ndarray) -> np.ndarray:
-    """Which messages (by their top intent's raw score) the folder covers: those scoring at least
-    `covered_cut` of its in-scope pseudo-queries answered right (`right_scores`)."""
+def covered(top_scores: np.ndarray, cut: float | None) -> np.ndarray:
+    """Which messages (by their top intent's raw score) the folder covers: those scoring at least its
+    `covered_cut` (none without a cut)."""
     top = np.where(np.isfinite(top_scores), top_scores, -1.0)
-    cut = covered_cut(right_scores)
     return np.asarray(top >= cut) if cut is not None else np.zeros(len(top), dtype=bool)

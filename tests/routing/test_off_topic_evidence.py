@@ -12,7 +12,7 @@ import pytest
 from bot.config import Settings
 from bot.content.off_topic_set import off_topic_texts
 from bot.routing.promise import Outcome
-from bot.routing.pseudo_queries import FROZEN_BIAS, Evidence, covered, raw_pseudo_scores
+from bot.routing.pseudo_queries import FROZEN_BIAS, Evidence, covered, covered_cut, raw_pseudo_scores
 from bot.routing.scoring import intent_scores, top_two
 from bot.routing.self_calibration import cache_key
 from bot.routing.state import Scoring
@@ -61,7 +61,8 @@ def covered_lines(engine) -> dict[str, bool]:
     scored = raw_pseudo_scores(state, raw, evidence.query_rows(state))
     texts = list(off_topic_texts())
     _, top, _ = top_two(intent_scores(state, engine.encoder.encode(texts), raw))
-    return dict(zip(texts, covered(top, scored.score_in[scored.right]).tolist(), strict=True))
+    cut = covered_cut(scored.score_in[scored.right])
+    return dict(zip(texts, covered(top, cut).tolist(), strict=True))
 
 
 def test_what_the_folder_covers_is_not_counted_as_off_topic(tmp_path: Path, bundled_encoder) -> None:
