@@ -320,9 +320,7 @@ def cache_key(
                 settings.oos_siblings,
             ],
             "tolerance": TOLERANCE,
-            # a limit only when set, so the keys of fits without one stay what they were
-            "clarify": [CLARIFY_WORTH, CLARIFY_CAP, settings.max_clarify_options]
-            + ([settings.clarify_limit] if settings.clarify_limit is not None else []),
+            "clarify": [CLARIFY_WORTH, CLARIFY_CAP, settings.max_clarify_options, settings.clarify_limit],
             "target": settings.target_precision,
             "aggregation": [
                 settings.aggregation_weight,
