@@ -82,7 +82,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(chatwoot_connector.router)  # POST /v1/connectors/chatwoot (docs/chatwoot.md)
     app.include_router(webhook_admin.router)  # /v1/admin/webhooks (docs/webhooks.md)
-    app.include_router(bootstrap.router)  # /review/bootstrap, /v1/admin/bootstrap (docs/bootstrap.md)
+    app.include_router(bootstrap.router)  # /v1/admin/bootstrap, the drafts page's data (docs/bootstrap.md)
     if runtime.metrics is not None:
         app.include_router(metrics_router)  # GET /metrics (docs/monitoring.md)
     return app

@@ -1,6 +1,6 @@
 """The drafts page of `bot bootstrap` served by `bot serve` (docs/bootstrap.md, "Reviewing on the server").
 
-    GET  /review/bootstrap               the page (public, like the other pages: its data needs a key)
+    GET  /review/bootstrap               the page (public, served with the others by bot/api/widget.py)
     GET  /v1/admin/bootstrap             drafts.json of BOT_BOOTSTRAP_DIR, re-read on each request
     POST /v1/admin/bootstrap/made        the reviewed drafts.yaml the decisions make (nothing written)
     PUT  /v1/admin/bootstrap/reviewed    the same, saved as BOT_BOOTSTRAP_DIR/drafts.yaml
@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.deps import SettingsDep, require
-from bot.api.widget import PAGE_HEADERS, page
 from bot.insights.bootstrap_served import (
     MAX_DECISIONS,
     MAX_NAME_CHARS,
@@ -32,27 +30,7 @@ from bot.insights.bootstrap_served import (
     save_reviewed,
 )
 
-pages = APIRouter(tags=["pages"], include_in_schema=False)
-api = APIRouter(prefix="/v1/admin/bootstrap", tags=["admin"], dependencies=[Depends(require())])
-router = APIRouter()
-
-PAGE_FILES = {
-    "/review/bootstrap": "bootstrap/served.html",
-    "/review/bootstrap/review.js": "bootstrap/review.js",
-    "/review/bootstrap/served.js": "bootstrap/served.js",
-    "/review/bootstrap/bootstrap.css": "bootstrap/bootstrap.css",
-}
-
-
-def _send(relative: str) -> Any:
-    def send(request: Request) -> Response:
-        return page(request, relative, PAGE_HEADERS)
-
-    return send
-
-
-for _path, _relative in PAGE_FILES.items():
-    pages.add_api_route(_path, _send(_relative), methods=["GET", "HEAD"])
+router = APIRouter(prefix="/v1/admin/bootstrap", tags=["admin"], dependencies=[Depends(require())])
 
 
 class DraftsOut(BaseModel):
@@ -103,13 +81,13 @@ class ReviewedOut(BaseModel):
     next: str
 
 
-@api.get("", response_model=DraftsOut)
+@router.get("", response_model=DraftsOut)
 def drafts(settings: SettingsDep) -> DraftsOut:
     """The drafts `bot bootstrap` wrote into BOT_BOOTSTRAP_DIR (404 with what to do when there are none)."""
     return DraftsOut.model_validate(read_drafts(settings))
 
 
-@api.post("/made", response_model=MadeOut)
+@router.post("/made", response_model=MadeOut)
 def made(body: ReviewedIn, settings: SettingsDep) -> MadeOut:
     """The reviewed drafts.yaml the decisions make, checked to load as intents (422 with the reason
     otherwise, 409 when drafts.json changed since `version`); nothing is written."""
@@ -117,7 +95,7 @@ def made(body: ReviewedIn, settings: SettingsDep) -> MadeOut:
     return MadeOut(yaml=text, intents=count)
 
 
-@api.put("/reviewed", response_model=ReviewedOut)
+@router.put("/reviewed", response_model=ReviewedOut)
 def reviewed(body: ReviewedIn, settings: SettingsDep) -> ReviewedOut:
     """Make the reviewed drafts.yaml from the decisions and save it into the drafts folder (409 naming the
     folder when it cannot be written); nothing is loaded live."""
@@ -127,7 +105,3 @@ def reviewed(body: ReviewedIn, settings: SettingsDep) -> ReviewedOut:
         intents=count,
         next=f"bot check --intents {path.parent}, then point BOT_INTENTS_DIR at it to serve it",
     )
-
-
-router.include_router(pages)
-router.include_router(api)

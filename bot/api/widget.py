@@ -1,5 +1,5 @@
 """Every page the server sends, one way: the chat widget and its demo page, the agent console, the analysts'
-review, stats, versions and webhooks pages, and the icon.
+review, stats, versions and webhooks pages, `bot bootstrap`'s drafts page, and the icon.
 
 Each is a file under bot/web/ sent by `page`: typed by its extension, with an ETag (304 when the browser
 has it), `no-cache` unless said otherwise, and the headers of its kind below. The pages are public; the
@@ -88,6 +88,11 @@ PAGES: dict[str, tuple[str, dict[str, str]]] = {
     "/review/webhooks": ("review/webhooks.html", PAGE_HEADERS),
     "/review/webhooks/webhooks.js": ("review/webhooks.js", PAGE_HEADERS),
     "/review/webhooks/webhooks.css": ("review/webhooks.css", PAGE_HEADERS),
+    # `bot bootstrap`'s drafts, reviewed on the server (bot/api/bootstrap.py: its data, an admin key)
+    "/review/bootstrap": ("bootstrap/served.html", PAGE_HEADERS),
+    "/review/bootstrap/review.js": ("bootstrap/review.js", PAGE_HEADERS),
+    "/review/bootstrap/served.js": ("bootstrap/served.js", PAGE_HEADERS),
+    "/review/bootstrap/bootstrap.css": ("bootstrap/bootstrap.css", PAGE_HEADERS),
     # browsers ask for it on every page; without it each visit logs a 404
     "/favicon.ico": ("favicon.ico", ICON_HEADERS),
 }
