@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.routing.pseudo_queries import PseudoQueries, raw_pseudo_scores, with_general
+from bot.routing.pseudo_queries import PseudoQueries, raw_pseudo_scores
 from bot.routing.state import RoutingState, Scoring, intent_texts
 
 
@@ -51,12 +51,6 @@ def learned_queries(learned: Learned, scoring: Scoring) -> PseudoQueries:
     """The learned examples scored against the live folder, leave-one-out and with their intent removed,
     in the confidence map fitted on the YAML pseudo-queries."""
     return PseudoQueries.scored(raw_pseudo_scores(learned.state, scoring.raw(), learned.rows), scoring)
-
-
-def general_on(pseudo: PseudoQueries, learned: Learned, off_topic: np.ndarray | None) -> PseudoQueries:
-    """`pseudo` with the shipped off-topic messages scored against the live folder instead of the YAML one
-    (learned vectors answer more of them), covered ones left out by the YAML fit's cut."""
-    return with_general(pseudo, learned.state, off_topic)
 
 
 def reviewed_shares(

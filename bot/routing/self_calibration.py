@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from bot.config import Settings
 from bot.content.off_topic_set import off_topic_version
 from bot.routing.calibration import Calibration, content_id
-from bot.routing.learned import Learned, general_on, learned_queries, reviewed_shares
+from bot.routing.learned import Learned, learned_queries, reviewed_shares
 from bot.routing.promise import Outcome, Reviewed
 from bot.routing.pseudo_queries import (
     COVERED_QUANTILE,
@@ -50,6 +50,7 @@ from bot.routing.pseudo_queries import (
     PseudoBias,
     PseudoQueries,
     pseudo_queries,
+    with_general,
 )
 from bot.routing.state import RoutingState
 
@@ -172,11 +173,11 @@ def fit_self_calibration(
     if not can_fit(n_intents, state.owners[queries]):
         _log_too_small(n_intents, len(queries), settings)
         return None
-    pseudo = pseudo_queries(state, settings, queries, evidence.cross_fit, evidence.off_topic)
-    reviewed: PseudoQueries | None = None
-    if learned is not None:
-        pseudo = general_on(pseudo, learned, evidence.off_topic)
-        reviewed = learned_queries(learned, pseudo.scoring)
+    pseudo = pseudo_queries(state, settings, queries, evidence.cross_fit)
+    # the shipped off-topic messages against the folder that answers: the live one when it has learned
+    # examples (their vectors cover more of them), left out by the YAML fit's cut
+    pseudo = with_general(pseudo, learned.state if learned is not None else state, evidence.off_topic)
+    reviewed = learned_queries(learned, pseudo.scoring) if learned is not None else None
     rate, target = settings.oos_rate, settings.target_precision
     points = grid_points(
         pseudo, rate, bias, settings.max_clarify_options, settings.oos_siblings, reviewed=reviewed
