@@ -4,9 +4,9 @@ A learned example is a reviewed customer message made live without a YAML edit: 
 person's label, the best evidence a folder can have of what its operating point does. Each is scored
 against the live folder leave-one-out (in scope) and with its whole intent removed (a real request about a
 topic the folder lacks), in the confidence map fitted on the YAML pseudo-queries, and counted as it is (no
-bias factor) beside them (`bot.routing.promise.Reviewed`). Before, the point fitted on the YAML examples
-stayed in force while learned vectors made the folder more precise than it promised and left answers
-unanswered (docs/evaluation.md, "The learning curve").
+bias factor) beside them (`bot.routing.promise.Reviewed`). They refit the point because learned vectors
+make the folder more precise than a point fitted on its YAML examples alone promises, and such a point
+leaves messages unanswered that the folder would answer right (docs/evaluation.md, "The learning curve").
 """
 
 from __future__ import annotations

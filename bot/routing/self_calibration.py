@@ -22,8 +22,7 @@ Learned examples (reviewed customer messages made live without a YAML edit) are 
 and the best one: real messages with a person's label. A folder with some is refitted on its YAML
 examples (pseudo-queries, corrected by the bias factors) and its learned ones (scored against the live
 folder leave-one-out, and with their intent removed, as they are: no factor), each by its count
-(`Learned`, #31 item 4). Without that the point fitted on the YAML examples stayed in force while the
-learned ones made the folder more precise than it promised and left answers unanswered.
+(`Learned`, #31 item 4; why: `bot.routing.learned`).
 """
 
 from __future__ import annotations

@@ -22,15 +22,15 @@ MODEL_STEPS = 20
 FOLD_STEPS = 8
 SELF_TRAINING = TrainingConfig(max_steps=MODEL_STEPS, prototype_texts=3, mine_from_vectors=True)
 
-# What the background job costs on 2 idle cores with 2 threads (fitted to the whole job's time on four
-# folders of 340 to 14,000 texts, cautious on small ones; the figures: docs/evaluation.md "Bounded
-# self-training (#26)"): starting up, loading three models and exporting; one training step (16 intents x
-# 4 texts); one text encoded without training.
+# What the background job costs on 2 idle cores with 2 threads, fitted to whole jobs' times so that the
+# estimate `bot check` and /readyz announce holds from small folders to the limits: starting up, loading
+# the models and exporting; one training step; one text encoded without training (docs/evaluation.md,
+# Bounded self-training (#26)).
 JOB_SECONDS = 20.0
 STEP_SECONDS = 0.8
 ENCODE_SECONDS = 0.0019
-# 1 thread takes 2 ** 0.6 = 1.5x as long as 2 (measured 1.47x and 1.58x on the demo's job: not all of it is
-# parallel)
+# Fewer threads take longer, but less than in proportion: not all of the job is parallel (docs/evaluation.md,
+# Bounded self-training (#26)).
 THREAD_EXPONENT = 0.6
 
 
