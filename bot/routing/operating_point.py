@@ -5,6 +5,7 @@ real reviewed messages (`bot.routing.learned`), or the settings' defaults."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from bot.content.intents import IntentSet
@@ -20,19 +21,8 @@ class FitInputs:
     then kept: both are the same for every refit of that version with that model."""
 
     def __init__(self, evidence: Callable[[], Evidence], yaml_state: Callable[[], RoutingState]) -> None:
-        self._make_evidence, self._make_yaml_state = evidence, yaml_state
-        self._evidence: Evidence | None = None
-        self._yaml_state: RoutingState | None = None
-
-    def evidence(self) -> Evidence:
-        if self._evidence is None:
-            self._evidence = self._make_evidence()
-        return self._evidence
-
-    def yaml_state(self) -> RoutingState:
-        if self._yaml_state is None:
-            self._yaml_state = self._make_yaml_state()
-        return self._yaml_state
+        self.evidence = functools.cache(evidence)
+        self.yaml_state = functools.cache(yaml_state)
 
 
 class LastFitInputs:
