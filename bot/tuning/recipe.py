@@ -2,8 +2,7 @@
 
 `bot train`'s recipe (bot.tuning.training) with a cap (issue #26 item 5; chosen on BANKING77 train, the
 times and HWU64's figures in docs/evaluation.md "Bounded self-training (#26)"): at most MODEL_STEPS steps
-for the model (HWU64's 320 texts take 20 uncapped, the 82 demo intents' 410 texts 28, a 150-intent folder's
-1,400 texts 88) and FOLD_STEPS for each cross-fit fold model (they only score the examples they did not
+for the model (uncapped, its steps grow with the folder's texts) and FOLD_STEPS for each cross-fit fold model (they only score the examples they did not
 see, for self-calibration); prototypes (the intent vectors' start, the first epoch's hard negatives) from
 each intent's first texts (name, title, description: an intent's own words, whatever its examples);
 neighbours re-mined from the learned intent vectors rather than by encoding the whole folder once per
